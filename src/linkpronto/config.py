@@ -1,0 +1,397 @@
+"""Settings: flags > ``LINKPRONTO_<SECTION>_<KEY>`` env > ecosystem env > ``linkpronto.toml`` > defaults.
+
+All of it is decided in :func:`load_settings`; nothing else reads the environment for settings.
+The ecosystem's own variable names (``LIVEKIT_URL``, ``LIVEKIT_API_KEY``, ``LIVEKIT_API_SECRET``,
+``NGROK_AUTHTOKEN``, ``CLOUDFLARED_TOKEN``) count as env, below linkpronto's own names.
+Secrets are :class:`pydantic.SecretStr`: their ``repr`` is ``'**********'`` and no error prints them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import sys
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from linkpronto.errors import ConfigInvalid
+from linkpronto.i18n import Text
+
+CONFIG_FILE_NAME = "linkpronto.toml"
+ENV_PREFIX = "LINKPRONTO_"
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$", re.IGNORECASE)
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(value: object) -> float:
+    """``"24h"`` → 86400.0; numbers are seconds. Raises ``ValueError`` with the accepted forms."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 15m, 24h or 7d")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION_RE.match(value)):
+        unit = m.group(2).lower() if m.group(2) else None
+        seconds = float(m.group(1)) * _UNIT_S[unit]
+    else:
+        raise ValueError("expected a duration such as 30s, 15m, 24h or 7d")
+    if seconds <= 0:
+        raise ValueError("expected a duration greater than zero, such as 30s, 15m, 24h or 7d")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+PortOrZero = Annotated[int, Field(ge=0, le=65535)]
+
+TunnelProviderName = Literal["auto", "ngrok", "ngrok-agent", "cloudflared", "ssh", "static", "lan"]
+LivekitMode = Literal["local", "external", "cloud"]
+StackMode = Literal["always-on", "on-demand"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ServerSettings(_Section):
+    admin_port: Port = 7800
+    public_port: Port = 7801
+    data_dir: Path = Path(".linkpronto")
+    # Where the public listener binds. Empty: 0.0.0.0 for the `lan` provider (phones connect to it
+    # directly), 127.0.0.1 otherwise (only the tunnel reaches it).
+    public_bind: str = ""
+
+
+class LivekitSettings(_Section):
+    mode: LivekitMode = "local"
+    binary: str = ""
+    version: str = "1.9.11"
+    port: Port = 7880
+    tcp_port: Port = 7881
+    udp_port: Port = 7882
+    url: str = ""
+    api_key: str = ""
+    api_secret: SecretStr = SecretStr("")
+    node_ip: str = ""
+    turn_url: str = ""
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if v and not re.match(r"^(wss?|https?)://", v):
+            raise ValueError("expected a URL starting with ws://, wss://, http:// or https://")
+        return v.rstrip("/")
+
+
+class TunnelSettings(_Section):
+    provider: TunnelProviderName = "auto"
+    ngrok_authtoken: SecretStr = SecretStr("")
+    ngrok_domain: str = ""
+    ngrok_agent_api: str = "http://127.0.0.1:4040"
+    static_url: str = ""
+    cloudflared_token: SecretStr = SecretStr("")
+    cloudflared_hostname: str = ""
+    cloudflared_binary: str = ""
+    ssh_target: str = ""
+    ssh_identity: str = ""
+    ssh_remote_port: PortOrZero = 0
+    ssh_public_url: str = ""
+    ssh_forward_media: bool = False
+    ssh_options: list[str] = Field(default_factory=list)
+
+    @field_validator("static_url")
+    @classmethod
+    def _static_url(cls, v: str) -> str:
+        if v and not re.match(r"^https?://[^/\s]+", v):
+            raise ValueError("expected a URL such as https://consultas.example.com")
+        return v.rstrip("/")
+
+    @field_validator("ssh_target")
+    @classmethod
+    def _ssh_target(cls, v: str) -> str:
+        if v and not re.match(r"^([^@\s]+@)?[^@:\s]+(:\d{1,5})?$", v):
+            raise ValueError("expected user@host or user@host:port")
+        return v
+
+
+class AppSettings(_Section):
+    command: str = ""
+    port: PortOrZero = 0
+    link_path: str = "/c/{token}"
+    restart_on_url_change: bool = True
+    health_path: str = "/"
+
+    @field_validator("link_path")
+    @classmethod
+    def _link_path(cls, v: str) -> str:
+        if not v.startswith("/") or v.count("{token}") != 1:
+            raise ValueError("expected a path starting with / containing {token} once, e.g. /c/{token}")
+        return v
+
+    def argv(self) -> list[str]:
+        """The app command as an argv list (split once, here; never run through a shell)."""
+        return shlex.split(self.command, posix=sys.platform != "win32")
+
+
+class LinksSettings(_Section):
+    default_ttl: Duration = 24 * 3600.0
+    max_uses: Annotated[int, Field(ge=0)] = 0
+    join_token_ttl: Duration = 15 * 60.0
+
+
+class VerifySettings(_Section):
+    max_age: Duration = 10.0
+    interval: Duration = 30.0
+
+
+class StackSettings(_Section):
+    mode: StackMode = "always-on"
+    idle_timeout: Duration = 30 * 60.0
+    install: bool = True
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        case_sensitive=False,
+        extra="ignore",
+        validate_default=True,
+    )
+
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    livekit: LivekitSettings = Field(default_factory=LivekitSettings)
+    tunnel: TunnelSettings = Field(default_factory=TunnelSettings)
+    app: AppSettings = Field(default_factory=AppSettings)
+    links: LinksSettings = Field(default_factory=LinksSettings)
+    verify: VerifySettings = Field(default_factory=VerifySettings)
+    stack: StackSettings = Field(default_factory=StackSettings)
+
+    # The TOML document, set on a subclass by load_settings (a class-level input, not a setting).
+    toml_source_data: ClassVar[dict[str, Any]] = {}
+
+    # Set by load_settings: where the file came from (for messages), not a setting itself.
+    config_path: Path | None = Field(default=None, exclude=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_data = cls.toml_source_data
+        return (
+            init_settings,
+            env_settings,
+            _EcosystemEnvSource(settings_cls),
+            _DictSource(settings_cls, toml_data),
+        )
+
+    @property
+    def data_dir(self) -> Path:
+        return self.server.data_dir
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as JSON-able data with every secret shown as ``**********``."""
+        data: dict[str, Any] = self.model_dump(mode="json")
+        return data
+
+
+class _DictSource(PydanticBaseSettingsSource):
+    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._data = data
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+ECOSYSTEM_ENV: dict[str, tuple[str, str]] = {
+    "LIVEKIT_URL": ("livekit", "url"),
+    "LIVEKIT_API_KEY": ("livekit", "api_key"),
+    "LIVEKIT_API_SECRET": ("livekit", "api_secret"),
+    "NGROK_AUTHTOKEN": ("tunnel", "ngrok_authtoken"),
+    "CLOUDFLARED_TOKEN": ("tunnel", "cloudflared_token"),
+    "TUNNEL_TOKEN": ("tunnel", "cloudflared_token"),
+}
+
+
+class _EcosystemEnvSource(PydanticBaseSettingsSource):
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        out: dict[str, dict[str, Any]] = {}
+        for env_name, (section, key) in ECOSYSTEM_ENV.items():
+            value = os.environ.get(env_name)
+            if value:
+                out.setdefault(section, {}).setdefault(key, value)
+        return out
+
+
+SECRET_KEYS = frozenset({"livekit.api_secret", "tunnel.ngrok_authtoken", "tunnel.cloudflared_token"})
+
+
+def _allowed_for(loc: tuple[Any, ...], err: dict[str, Any]) -> str:
+    ctx = err.get("ctx") or {}
+    if "expected" in ctx:
+        return str(ctx["expected"])
+    msg = str(err.get("msg", ""))
+    return msg.removeprefix("Value error, ")
+
+
+def _invalid(exc: ValidationError, source_hint: str) -> ConfigInvalid:
+    parts_pt: list[str] = []
+    parts_en: list[str] = []
+    keys: list[str] = []
+    for err in exc.errors():
+        loc = tuple(str(x) for x in err["loc"])
+        key = ".".join(loc)
+        keys.append(key)
+        if err["type"] == "extra_forbidden":
+            parts_pt.append(f"chave desconhecida '{key}'")
+            parts_en.append(f"unknown key '{key}'")
+            continue
+        value = "**********" if key in SECRET_KEYS else repr(err.get("input"))
+        allowed = _allowed_for(loc, err)
+        parts_pt.append(f"'{key}' = {value} não é válido (permitido: {allowed})")
+        parts_en.append(f"'{key}' = {value} is not valid (allowed: {allowed})")
+    env_names = ", ".join(f"{ENV_PREFIX}{k.replace('.', '_').upper()}" for k in keys)
+    return ConfigInvalid(
+        Text("Configuração inválida: " + "; ".join(parts_pt), "Invalid configuration: " + "; ".join(parts_en)),
+        fix=Text(
+            f"Corrija {', '.join(keys)} em {source_hint}, na variável {env_names} ou na opção correspondente.",
+            f"Correct {', '.join(keys)} in {source_hint}, the variable {env_names} or the matching option.",
+        ),
+        keys=keys,
+    )
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigInvalid(
+            Text(f"O arquivo {path} não é TOML válido: {exc}", f"The file {path} is not valid TOML: {exc}"),
+            fix=Text("Corrija a sintaxe do arquivo (veja o README).", "Fix the file's syntax (see the README)."),
+        ) from exc
+    except OSError as exc:
+        raise ConfigInvalid(
+            Text(f"Não consegui ler {path}: {exc.strerror}", f"Could not read {path}: {exc.strerror}"),
+            fix=Text("Confira o caminho passado em --config.", "Check the path given to --config."),
+        ) from exc
+
+
+def load_settings(
+    config_file: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    """Build the settings once. ``overrides`` are the CLI flags as ``{section: {key: value}}``."""
+    base = cwd or Path.cwd()
+    path: Path | None
+    if config_file is not None:
+        path = config_file if config_file.is_absolute() else base / config_file
+        if not path.is_file():
+            raise ConfigInvalid(
+                Text(f"O arquivo de configuração {path} não existe.", f"The config file {path} does not exist."),
+                fix=Text("Confira o caminho passado em --config.", "Check the path given to --config."),
+            )
+    else:
+        candidate = base / CONFIG_FILE_NAME
+        path = candidate if candidate.is_file() else None
+    toml_data = read_toml(path) if path else {}
+    unknown = sorted(set(toml_data) - set(Settings.model_fields) - {"config_path"})
+    if unknown:
+        raise ConfigInvalid(
+            Text(
+                f"Seção desconhecida em {path}: {', '.join(unknown)}",
+                f"Unknown section in {path}: {', '.join(unknown)}",
+            ),
+            fix=Text(
+                "Use apenas as seções server, livekit, tunnel, app, links, verify e stack.",
+                "Use only the sections server, livekit, tunnel, app, links, verify and stack.",
+            ),
+        )
+    init: dict[str, Any] = {}
+    for section, values in (overrides or {}).items():
+        clean = {k: v for k, v in values.items() if v is not None}
+        if clean:
+            init[section] = clean
+    hint = str(path) if path else CONFIG_FILE_NAME
+    try:
+        settings = _with_file(toml_data)(**init)
+    except ValidationError as exc:
+        raise _invalid(exc, hint) from exc
+    if not settings.server.data_dir.is_absolute():
+        settings.server.data_dir = (base / settings.server.data_dir).resolve()
+    settings.config_path = path
+    if settings.server.admin_port == settings.server.public_port:
+        raise ConfigInvalid(
+            Text(
+                f"server.admin_port e server.public_port não podem ser iguais ({settings.server.admin_port}).",
+                f"server.admin_port and server.public_port cannot be the same ({settings.server.admin_port}).",
+            ),
+            fix=Text("Escolha duas portas diferentes.", "Choose two different ports."),
+        )
+    return settings
+
+
+def _with_file(toml_data: dict[str, Any]) -> type[Settings]:
+    """A Settings class whose lowest source (above defaults) is this TOML document."""
+    return type("Settings", (Settings,), {"toml_source_data": toml_data})
+
+
+class _ExplicitSettings(Settings):
+    """Settings from explicit values only: no env, no file."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def _validate(data: dict[str, Any]) -> Settings:
+    return _ExplicitSettings(**data)
+
+
+def defaults(data_dir: Path | None = None, **sections: dict[str, Any]) -> Settings:
+    """Settings from explicit values only (no env, no file): for tests and embedding."""
+    data: dict[str, Any] = {k: dict(v) for k, v in sections.items()}
+    if data_dir is not None:
+        data.setdefault("server", {})["data_dir"] = data_dir
+    try:
+        return _validate(data)
+    except ValidationError as exc:
+        raise _invalid(exc, "defaults()") from exc

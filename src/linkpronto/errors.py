@@ -1,0 +1,217 @@
+"""Every failure linkpronto reports, with a stable code, a plain message and a fix.
+
+The tree::
+
+    LinkprontoError                       code            (root; never raised itself)
+    ├── ConfigInvalid                     CONFIG_INVALID
+    ├── AlreadyRunning                    ALREADY_RUNNING
+    ├── PortInUse                         PORT_IN_USE
+    ├── BinaryNotFound                    BINARY_NOT_FOUND
+    ├── InstallFailed                     INSTALL_FAILED
+    ├── LivekitUnhealthy                  LIVEKIT_UNHEALTHY
+    ├── LivekitCrashLoop                  LIVEKIT_CRASH_LOOP
+    ├── InsecureLivekitKeys               INSECURE_LIVEKIT_KEYS
+    ├── TunnelError
+    │   ├── TunnelAuth                    TUNNEL_AUTH
+    │   ├── TunnelLimit                   TUNNEL_LIMIT
+    │   ├── TunnelUnreachable             TUNNEL_UNREACHABLE
+    │   └── TunnelUrlChanged              TUNNEL_URL_CHANGED
+    ├── AppUnhealthy                      APP_UNHEALTHY
+    ├── VerifyFailed                      VERIFY_FAILED
+    ├── VerifyTimeout                     VERIFY_TIMEOUT
+    ├── MediaSameNetworkOnly              MEDIA_SAME_NETWORK_ONLY
+    ├── CrashLoop                         <component>_CRASH_LOOP (generic supervised child)
+    ├── NotRunning                        NOT_RUNNING
+    └── LinkError
+        ├── LinkNotFound                  LINK_NOT_FOUND
+        └── LinkGone                      LINK_GONE (expired, revoked, used up)
+
+Libraries raise these; only the CLI turns them into exit codes, and only the web layer into HTTP
+answers. ``message`` and ``fix`` are :class:`~linkpronto.i18n.Text` (pt-BR and English). ``detail``
+is technical context (a log tail, a URL, an exit code) that must never contain a secret.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from linkpronto.i18n import Lang, Text
+
+
+class LinkprontoError(Exception):
+    code: ClassVar[str] = "LINKPRONTO_ERROR"
+    default_message: ClassVar[Text] = Text("Algo deu errado.", "Something went wrong.")
+    default_fix: ClassVar[Text | None] = None
+
+    def __init__(
+        self,
+        message: Text | None = None,
+        *,
+        fix: Text | None = None,
+        detail: str | None = None,
+        code: str | None = None,
+        **context: Any,
+    ) -> None:
+        self.text = message or self.default_message
+        self.fix_text = fix if fix is not None else self.default_fix
+        self.detail = detail
+        self.context = context
+        if code is not None:
+            self.code = code  # type: ignore[misc]  # instance override of the class default
+        super().__init__(self.text.en)
+
+    def message(self, lang: Lang | None = None) -> str:
+        return self.text.get(lang)
+
+    def fix(self, lang: Lang | None = None) -> str | None:
+        return self.fix_text.get(lang) if self.fix_text else None
+
+    def to_problem(self, lang: Lang | None = None) -> dict[str, Any]:
+        """The ``Problem`` shape of the contract: ``{code, message, fix}`` (+ ``detail`` when known)."""
+        out: dict[str, Any] = {"code": self.code, "message": self.message(lang), "fix": self.fix(lang)}
+        if self.detail:
+            out["detail"] = self.detail
+        return out
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.text.en}"
+
+
+class ConfigInvalid(LinkprontoError):
+    code = "CONFIG_INVALID"
+    default_fix = Text(
+        "Corrija o valor em linkpronto.toml, na variável de ambiente ou na opção da linha de comando.",
+        "Correct the value in linkpronto.toml, the environment variable or the command-line option.",
+    )
+
+
+class AlreadyRunning(LinkprontoError):
+    code = "ALREADY_RUNNING"
+
+
+class NotRunning(LinkprontoError):
+    code = "NOT_RUNNING"
+    default_message = Text("O linkpronto não está rodando.", "linkpronto is not running.")
+    default_fix = Text("Inicie com: linkpronto up", "Start it with: linkpronto up")
+
+
+class PortInUse(LinkprontoError):
+    code = "PORT_IN_USE"
+
+
+class BinaryNotFound(LinkprontoError):
+    code = "BINARY_NOT_FOUND"
+
+
+class InstallFailed(LinkprontoError):
+    code = "INSTALL_FAILED"
+
+
+class LivekitUnhealthy(LinkprontoError):
+    code = "LIVEKIT_UNHEALTHY"
+
+
+class LivekitCrashLoop(LinkprontoError):
+    code = "LIVEKIT_CRASH_LOOP"
+
+
+class CrashLoop(LinkprontoError):
+    """A supervised child failed too often; ``code`` is the component's own (e.g. ``APP_CRASH_LOOP``)."""
+
+    code = "CRASH_LOOP"
+
+
+class InsecureLivekitKeys(LinkprontoError):
+    code = "INSECURE_LIVEKIT_KEYS"
+
+
+class TunnelError(LinkprontoError):
+    code = "TUNNEL_UNREACHABLE"
+
+
+class TunnelAuth(TunnelError):
+    code = "TUNNEL_AUTH"
+
+
+class TunnelLimit(TunnelError):
+    code = "TUNNEL_LIMIT"
+
+
+class TunnelUnreachable(TunnelError):
+    code = "TUNNEL_UNREACHABLE"
+
+
+class TunnelUrlChanged(TunnelError):
+    code = "TUNNEL_URL_CHANGED"
+
+
+class AppUnhealthy(LinkprontoError):
+    code = "APP_UNHEALTHY"
+
+
+class VerifyFailed(LinkprontoError):
+    code = "VERIFY_FAILED"
+
+
+class VerifyTimeout(LinkprontoError):
+    code = "VERIFY_TIMEOUT"
+
+
+class MediaSameNetworkOnly(LinkprontoError):
+    code = "MEDIA_SAME_NETWORK_ONLY"
+
+
+class LinkError(LinkprontoError):
+    code = "LINK_ERROR"
+
+
+class LinkNotFound(LinkError):
+    code = "LINK_NOT_FOUND"
+    default_message = Text(
+        "Este link de consulta não existe. Confira se ele foi copiado inteiro.",
+        "This consultation link does not exist. Check that it was copied in full.",
+    )
+    default_fix = Text(
+        "Peça um novo link ao profissional.", "Ask the professional for a new link."
+    )
+
+
+class LinkGone(LinkError):
+    code = "LINK_GONE"
+
+    def __init__(self, reason: str, message: Text | None = None, **kw: Any) -> None:
+        self.reason = reason  # "expired" | "revoked" | "exhausted"
+        super().__init__(message or _GONE_TEXT.get(reason, _GONE_TEXT["expired"]), **kw)
+
+    default_fix = Text(
+        "Peça um novo link ao profissional.", "Ask the professional for a new link."
+    )
+
+
+_GONE_TEXT = {
+    "expired": Text("Este link de consulta expirou.", "This consultation link has expired."),
+    "revoked": Text("Este link de consulta foi cancelado.", "This consultation link was cancelled."),
+    "exhausted": Text(
+        "Este link de consulta já foi usado o número máximo de vezes.",
+        "This consultation link has already been used the maximum number of times.",
+    ),
+}
+
+ALL_CODES: tuple[str, ...] = (
+    "PORT_IN_USE",
+    "BINARY_NOT_FOUND",
+    "INSTALL_FAILED",
+    "LIVEKIT_UNHEALTHY",
+    "LIVEKIT_CRASH_LOOP",
+    "INSECURE_LIVEKIT_KEYS",
+    "TUNNEL_AUTH",
+    "TUNNEL_LIMIT",
+    "TUNNEL_UNREACHABLE",
+    "TUNNEL_URL_CHANGED",
+    "APP_UNHEALTHY",
+    "VERIFY_FAILED",
+    "VERIFY_TIMEOUT",
+    "MEDIA_SAME_NETWORK_ONLY",
+    "CONFIG_INVALID",
+    "ALREADY_RUNNING",
+)

@@ -1,0 +1,137 @@
+"""The one interface every tunnel provider implements.
+
+A provider points a public address at the public listener (``127.0.0.1:<public_port>``):
+``open()`` returns the public URL once it is known, ``close()`` tears everything down, and while open
+the provider reports :class:`TunnelEvent` s (``url_changed``, ``disconnected``, ``reconnected``) to
+the callback given at construction. ``describe()`` is the status block the dashboard and
+``linkpronto status`` show. Providers raise :class:`~linkpronto.errors.TunnelError` subclasses.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from linkpronto.components import iso, utcnow
+from linkpronto.errors import LinkprontoError
+from linkpronto.i18n import Text
+
+
+class TunnelState(enum.StrEnum):
+    CLOSED = "closed"
+    OPENING = "opening"
+    OPEN = "open"
+    DISCONNECTED = "disconnected"
+    RECONNECTING = "reconnecting"
+    FAILED = "failed"
+
+
+class TunnelEventKind(enum.StrEnum):
+    URL_CHANGED = "url_changed"
+    DISCONNECTED = "disconnected"
+    RECONNECTED = "reconnected"
+
+
+@dataclass(frozen=True, slots=True)
+class TunnelEvent:
+    kind: TunnelEventKind
+    url: str | None = None
+    old_url: str | None = None
+    detail: str = ""
+
+
+TunnelCallback = Callable[[TunnelEvent], None]
+
+
+@dataclass(slots=True)
+class TunnelStatus:
+    provider: str
+    state: TunnelState = TunnelState.CLOSED
+    public_url: str | None = None
+    detail: str = ""
+    last_error: LinkprontoError | None = None
+    reconnects: int = 0
+    since: datetime = field(default_factory=utcnow)
+    # One line on the provider's trade-off (fixed URL or not, account, warning page, media).
+    tradeoff: Text | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider,
+            "state": self.state.value,
+            "public_url": self.public_url,
+            "detail": self.detail,
+            "last_error": self.last_error.to_problem() if self.last_error else None,
+            "reconnects": self.reconnects,
+            "since": iso(self.since),
+            "tradeoff": self.tradeoff.get() if self.tradeoff else None,
+        }
+
+
+class TunnelProvider(abc.ABC):
+    """Base class: subclasses implement ``_open`` / ``_close`` and call ``_emit`` on events."""
+
+    name: str = "base"
+    tradeoff: Text = Text("", "")
+    #: True when the public URL is HTTPS (phones allow the camera only on secure pages).
+    https: bool = True
+
+    def __init__(self, local_port: int, on_event: TunnelCallback | None = None) -> None:
+        self.local_port = local_port
+        self._on_event = on_event
+        self._status = TunnelStatus(provider=self.name, tradeoff=self.tradeoff)
+
+    @property
+    def public_url(self) -> str | None:
+        return self._status.public_url
+
+    def describe(self) -> TunnelStatus:
+        return self._status
+
+    def set_callback(self, on_event: TunnelCallback | None) -> None:
+        self._on_event = on_event
+
+    async def open(self) -> str:
+        self._set(TunnelState.OPENING, "")
+        try:
+            url = await self._open()
+        except LinkprontoError as exc:
+            self._status.last_error = exc
+            self._set(TunnelState.FAILED, exc.message())
+            raise
+        self._status.public_url = url.rstrip("/")
+        self._set(TunnelState.OPEN, "")
+        return self._status.public_url
+
+    async def close(self) -> None:
+        try:
+            await self._close()
+        finally:
+            self._set(TunnelState.CLOSED, "")
+
+    @abc.abstractmethod
+    async def _open(self) -> str: ...
+
+    @abc.abstractmethod
+    async def _close(self) -> None: ...
+
+    # -- helpers for subclasses -------------------------------------------------------------
+    def _set(self, state: TunnelState, detail: str) -> None:
+        self._status.state = state
+        self._status.detail = detail
+        self._status.since = utcnow()
+
+    def _emit(self, event: TunnelEvent) -> None:
+        if event.kind is TunnelEventKind.URL_CHANGED and event.url:
+            self._status.public_url = event.url.rstrip("/")
+        elif event.kind is TunnelEventKind.DISCONNECTED:
+            self._set(TunnelState.DISCONNECTED, event.detail)
+        elif event.kind is TunnelEventKind.RECONNECTED:
+            self._status.reconnects += 1
+            self._set(TunnelState.OPEN, "")
+        if self._on_event is not None:
+            self._on_event(event)
