@@ -77,12 +77,18 @@ class ServerSettings(_Section):
     # Where the public listener binds. Empty: 0.0.0.0 for the `lan` provider (phones connect to it
     # directly), 127.0.0.1 otherwise (only the tunnel reaches it).
     public_bind: str = ""
+    # Empty: SQLite in data_dir. Any SQLAlchemy URL (e.g. postgresql+psycopg://...) for several instances.
+    database_url: SecretStr = SecretStr("")
+    # Where failed-join counters live: "memory://" for one instance, "redis://host:6379" for several.
+    rate_limit_storage: str = "memory://"
+    # Failed joins one client address may make before it gets 429.
+    join_failures_per_minute: Annotated[int, Field(ge=1)] = 10
 
 
 class LivekitSettings(_Section):
     mode: LivekitMode = "local"
     binary: str = ""
-    version: str = "1.9.11"
+    version: str = "1.13.9"
     port: Port = 7880
     tcp_port: Port = 7881
     udp_port: Port = 7882
@@ -165,6 +171,8 @@ class StackSettings(_Section):
     mode: StackMode = "always-on"
     idle_timeout: Duration = 30 * 60.0
     install: bool = True
+    # Base URL that replaces https://github.com for binary downloads (a company mirror, or tests).
+    download_mirror: str = ""
 
 
 class Settings(BaseSettings):
@@ -253,10 +261,12 @@ class _EcosystemEnvSource(PydanticBaseSettingsSource):
         return out
 
 
-SECRET_KEYS = frozenset({"livekit.api_secret", "tunnel.ngrok_authtoken", "tunnel.cloudflared_token"})
+SECRET_KEYS = frozenset(
+    {"livekit.api_secret", "tunnel.ngrok_authtoken", "tunnel.cloudflared_token", "server.database_url"}
+)
 
 
-def _allowed_for(loc: tuple[Any, ...], err: dict[str, Any]) -> str:
+def _allowed_for(loc: tuple[Any, ...], err: Any) -> str:
     ctx = err.get("ctx") or {}
     if "expected" in ctx:
         return str(ctx["expected"])
@@ -282,7 +292,9 @@ def _invalid(exc: ValidationError, source_hint: str) -> ConfigInvalid:
         parts_en.append(f"'{key}' = {value} is not valid (allowed: {allowed})")
     env_names = ", ".join(f"{ENV_PREFIX}{k.replace('.', '_').upper()}" for k in keys)
     return ConfigInvalid(
-        Text("Configuração inválida: " + "; ".join(parts_pt), "Invalid configuration: " + "; ".join(parts_en)),
+        Text(
+            "Configuração inválida: " + "; ".join(parts_pt), "Invalid configuration: " + "; ".join(parts_en)
+        ),
         fix=Text(
             f"Corrija {', '.join(keys)} em {source_hint}, na variável {env_names} ou na opção correspondente.",
             f"Correct {', '.join(keys)} in {source_hint}, the variable {env_names} or the matching option.",
@@ -298,7 +310,9 @@ def read_toml(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigInvalid(
             Text(f"O arquivo {path} não é TOML válido: {exc}", f"The file {path} is not valid TOML: {exc}"),
-            fix=Text("Corrija a sintaxe do arquivo (veja o README).", "Fix the file's syntax (see the README)."),
+            fix=Text(
+                "Corrija a sintaxe do arquivo (veja o README).", "Fix the file's syntax (see the README)."
+            ),
         ) from exc
     except OSError as exc:
         raise ConfigInvalid(
@@ -319,7 +333,9 @@ def load_settings(
         path = config_file if config_file.is_absolute() else base / config_file
         if not path.is_file():
             raise ConfigInvalid(
-                Text(f"O arquivo de configuração {path} não existe.", f"The config file {path} does not exist."),
+                Text(
+                    f"O arquivo de configuração {path} não existe.", f"The config file {path} does not exist."
+                ),
                 fix=Text("Confira o caminho passado em --config.", "Check the path given to --config."),
             )
     else:

@@ -171,9 +171,7 @@ class LinkNotFound(LinkError):
         "Este link de consulta não existe. Confira se ele foi copiado inteiro.",
         "This consultation link does not exist. Check that it was copied in full.",
     )
-    default_fix = Text(
-        "Peça um novo link ao profissional.", "Ask the professional for a new link."
-    )
+    default_fix = Text("Peça um novo link ao profissional.", "Ask the professional for a new link.")
 
 
 class LinkGone(LinkError):
@@ -183,9 +181,7 @@ class LinkGone(LinkError):
         self.reason = reason  # "expired" | "revoked" | "exhausted"
         super().__init__(message or _GONE_TEXT.get(reason, _GONE_TEXT["expired"]), **kw)
 
-    default_fix = Text(
-        "Peça um novo link ao profissional.", "Ask the professional for a new link."
-    )
+    default_fix = Text("Peça um novo link ao profissional.", "Ask the professional for a new link.")
 
 
 _GONE_TEXT = {

@@ -45,5 +45,5 @@ class Text:
         return self.get()
 
 
-def T(pt: str, en: str) -> Text:  # noqa: N802 - short constructor used in tables of messages
+def T(pt: str, en: str) -> Text:
     return Text(pt, en)

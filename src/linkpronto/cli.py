@@ -1,0 +1,347 @@
+"""The ``linkpronto`` command. The only place that turns errors into exit codes.
+
+Exit codes: 0 success, 1 error, 2 usage, 3 not ready (``status --wait-ready`` timed out, or a link
+could not be verified in time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+
+from linkpronto import console
+from linkpronto.config import Settings, load_settings
+from linkpronto.errors import LinkprontoError, NotRunning
+from linkpronto.i18n import Text
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_READY = 0, 1, 2, 3
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="linkpronto: links de consulta que funcionam — provados antes de serem enviados.",
+    pretty_exceptions_enable=False,
+)
+link_app = typer.Typer(no_args_is_help=True, help="Criar, listar e cancelar links de consulta.")
+app.add_typer(link_app, name="link")
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Arquivo linkpronto.toml.")]
+
+
+def _settings(config: Path | None, overrides: dict[str, dict[str, Any]] | None = None) -> Settings:
+    return load_settings(config, overrides)
+
+
+class AdminClient:
+    """Talks to a running orchestrator's admin API with the admin token."""
+
+    def __init__(self, settings: Settings) -> None:
+        from linkpronto.platform import read_orchestrator_info
+
+        info = read_orchestrator_info(settings.data_dir)
+        self.base = (info or {}).get("admin_url") or f"http://127.0.0.1:{settings.server.admin_port}"
+        token_path = settings.data_dir / "admin-token"
+        if not token_path.exists():
+            raise NotRunning(
+                fix=Text(
+                    f"Inicie com: linkpronto up (pasta de dados: {settings.data_dir})",
+                    f"Start it with: linkpronto up (data folder: {settings.data_dir})",
+                )
+            )
+        self.client = httpx.Client(
+            base_url=self.base,
+            headers={"Authorization": "Bearer " + token_path.read_text("ascii").strip()},
+            timeout=httpx.Timeout(75.0, connect=3.0),
+        )
+
+    def request(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        try:
+            return self.client.request(method, path, **kw)
+        except httpx.ConnectError as exc:
+            raise NotRunning() from exc
+        except httpx.TimeoutException as exc:
+            raise LinkprontoError(
+                Text("O linkpronto não respondeu a tempo.", "linkpronto did not answer in time."),
+                fix=Text("Veja 'linkpronto status'.", "See 'linkpronto status'."),
+                code="VERIFY_TIMEOUT",
+            ) from exc
+
+
+def _problem_exit(res: httpx.Response) -> None:
+    try:
+        body = res.json()
+    except ValueError:
+        body = {}
+    problem = body.get("error") if isinstance(body, dict) else None
+    if isinstance(problem, dict):
+        console.print_problem(problem)
+    else:
+        sys.stderr.write(f"error[HTTP_{res.status_code}]: {res.text[:300]}\n")
+    raise typer.Exit(EXIT_ERROR)
+
+
+# -- up -----------------------------------------------------------------------------------------------
+@app.command()
+def up(
+    config: ConfigOpt = None,
+    tunnel: Annotated[
+        str | None, typer.Option(help="auto|ngrok|ngrok-agent|cloudflared|ssh|static|lan")
+    ] = None,
+    livekit: Annotated[str | None, typer.Option(help="local|external|cloud")] = None,
+    app_cmd: Annotated[
+        str | None, typer.Option("--app", help='Comando do seu app, ex.: "npx next dev -p 3001"')
+    ] = None,
+    app_port: Annotated[int | None, typer.Option("--app-port")] = None,
+    link_path: Annotated[
+        str | None, typer.Option("--link-path", help="ex.: /consultations/client/{token}")
+    ] = None,
+    mode: Annotated[str | None, typer.Option(help="always-on|on-demand")] = None,
+    no_install: Annotated[bool, typer.Option("--no-install", help="Nunca baixar binários.")] = False,
+) -> None:
+    """Sobe tudo: LiveKit, túnel, seu app, e prova que os links funcionam."""
+    overrides: dict[str, dict[str, Any]] = {
+        "tunnel": {"provider": tunnel},
+        "livekit": {"mode": livekit},
+        "app": {"command": app_cmd, "port": app_port, "link_path": link_path},
+        "stack": {"mode": mode, "install": False if no_install else None},
+    }
+    settings = _settings(config, overrides)
+    from linkpronto.live import run_up
+
+    code = run_up(settings)
+    raise typer.Exit(code)
+
+
+# -- status -------------------------------------------------------------------------------------------
+@app.command()
+def status(
+    config: ConfigOpt = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    wait_ready: Annotated[float | None, typer.Option("--wait-ready", help="Espera até N segundos.")] = None,
+) -> None:
+    """Mostra o estado do linkpronto (e espera ficar pronto com --wait-ready)."""
+    client = AdminClient(_settings(config))
+    deadline = time.monotonic() + (wait_ready or 0)
+    while True:
+        res = client.request("GET", "/api/status")
+        if res.status_code != 200:
+            _problem_exit(res)
+        doc = res.json()
+        if wait_ready is None or doc.get("state") == "ready" or time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
+    if as_json:
+        console.print_json(doc)
+    else:
+        console.print_status(doc)
+    if wait_ready is not None and doc.get("state") != "ready":
+        raise typer.Exit(EXIT_NOT_READY)
+
+
+# -- links --------------------------------------------------------------------------------------------
+@link_app.command("create")
+def link_create(
+    professional: Annotated[str, typer.Option("--professional", help="ID do profissional.")],
+    client_id: Annotated[str | None, typer.Option("--client")] = None,
+    consultation_type: Annotated[str | None, typer.Option("--type")] = None,
+    expires_in: Annotated[str | None, typer.Option("--expires-in", help="ex.: 24h, 30m")] = None,
+    max_uses: Annotated[int | None, typer.Option("--max-uses")] = None,
+    wait: Annotated[float, typer.Option("--wait", help="Segundos esperando a verificação.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Cria um link de consulta verificado."""
+    from linkpronto.config import parse_duration
+
+    body: dict[str, Any] = {"professional_id": professional, "wait_s": min(max(wait, 0), 60)}
+    if client_id:
+        body["client_id"] = client_id
+    if consultation_type:
+        body["consultation_type"] = consultation_type
+    if expires_in:
+        try:
+            body["expires_in_s"] = parse_duration(expires_in)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--expires-in") from exc
+    if max_uses is not None:
+        body["max_uses"] = max_uses
+    client = AdminClient(_settings(config))
+    res = client.request("POST", "/api/consultation-links", json=body)
+    if res.status_code not in (201, 202):
+        _problem_exit(res)
+    doc = res.json()
+    if as_json:
+        console.print_json(doc)
+    else:
+        console.print_link(doc)
+    if res.status_code != 201:
+        raise typer.Exit(EXIT_NOT_READY)
+
+
+@link_app.command("list")
+def link_list(as_json: Annotated[bool, typer.Option("--json")] = False, config: ConfigOpt = None) -> None:
+    """Lista os links."""
+    client = AdminClient(_settings(config))
+    res = client.request("GET", "/api/consultation-links")
+    if res.status_code != 200:
+        _problem_exit(res)
+    doc = res.json()
+    if as_json:
+        console.print_json(doc)
+    else:
+        console.print_links(doc["items"])
+
+
+@link_app.command("revoke")
+def link_revoke(
+    link_id: Annotated[str, typer.Argument(help="ID do link (lk_...).")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Cancela um link e tira da sala quem estiver nela."""
+    client = AdminClient(_settings(config))
+    res = client.request("DELETE", f"/api/consultation-links/{link_id}")
+    if res.status_code != 200:
+        _problem_exit(res)
+    if as_json:
+        console.print_json(res.json())
+    else:
+        console.out.print(Text(f"Link {link_id} cancelado.", f"Link {link_id} revoked.").get())
+
+
+# -- down ---------------------------------------------------------------------------------------------
+@app.command()
+def down(config: ConfigOpt = None, timeout: float = 20.0) -> None:
+    """Para o linkpronto e tudo o que ele iniciou."""
+    settings = _settings(config)
+    client = AdminClient(settings)
+    client.request("POST", "/api/shutdown")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            client.client.get("/api/status", timeout=1)
+        except httpx.HTTPError:
+            console.out.print(Text("linkpronto parado.", "linkpronto stopped.").get())
+            return
+        time.sleep(0.2)
+    raise LinkprontoError(
+        Text("O linkpronto não parou a tempo.", "linkpronto did not stop in time."),
+        fix=Text("Feche a janela onde ele roda (Ctrl+C).", "Close the window where it runs (Ctrl+C)."),
+        code="NOT_STOPPED",
+    )
+
+
+# -- env ----------------------------------------------------------------------------------------------
+@app.command()
+def env(
+    fmt: Annotated[str, typer.Option("--format", help="dotenv|json")] = "dotenv",
+    write: Annotated[
+        Path | None, typer.Option("--write", help="Grava num arquivo (ex.: .env.local).")
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Variáveis para o seu app (endereço público atual, URL do LiveKit, acesso à API)."""
+    if fmt not in ("dotenv", "json"):
+        raise typer.BadParameter("use dotenv or json", param_hint="--format")
+    settings = _settings(config)
+    client = AdminClient(settings)
+    res = client.request("GET", "/api/status")
+    if res.status_code != 200:
+        _problem_exit(res)
+    st = res.json()
+    token = (settings.data_dir / "admin-token").read_text("ascii").strip()
+    values = {
+        "NEXT_PUBLIC_SITE_URL": st.get("public_url") or "",
+        "NEXT_PUBLIC_LIVEKIT_URL": st.get("livekit_url") or "",
+        "LINKPRONTO_ADMIN_URL": client.base,
+        "LINKPRONTO_ADMIN_TOKEN": token if write else "**********",
+    }
+    if fmt == "json":
+        text = json.dumps(values, indent=2) + "\n"
+    else:
+        text = "".join(f"{k}={v}\n" for k, v in values.items())
+    if write:
+        from linkpronto.keys import write_private
+
+        write_private(write, text.encode("utf-8"))
+        console.say(Text(f"Gravado em {write}", f"Written to {write}").get())
+    else:
+        sys.stdout.write(text)
+
+
+# -- install ------------------------------------------------------------------------------------------
+@app.command()
+def install(
+    what: Annotated[str, typer.Argument(help="livekit | cloudflared")],
+    version: Annotated[str | None, typer.Option("--version")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Baixa e verifica o livekit-server ou o cloudflared oficiais."""
+    settings = _settings(config)
+    from linkpronto.live import install_binary
+
+    if what not in ("livekit", "cloudflared"):
+        raise typer.BadParameter("use livekit or cloudflared", param_hint="WHAT")
+    path = install_binary(settings, what, version)
+    console.out.print(Text(f"Instalado: {path}", f"Installed: {path}").get())
+
+
+# -- doctor -------------------------------------------------------------------------------------------
+@app.command()
+def doctor(
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    project: Annotated[Path | None, typer.Option("--project", help="Pasta do seu app Next.js.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Confere binários, portas, chaves, túnel e o seu projeto Next.js — cada item com a correção."""
+    from linkpronto.doctor import run_doctor
+
+    settings = _settings(config)
+    report = run_doctor(settings, project or Path.cwd())
+    if as_json:
+        console.print_json(report)
+    else:
+        console.print_doctor(report)
+    if not report["ok"]:
+        raise typer.Exit(EXIT_ERROR)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        app(args=argv, standalone_mode=False)
+    except LinkprontoError as exc:
+        console.print_error(exc)
+        sys.exit(EXIT_ERROR)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.BadParameter, typer.Abort) as exc:
+        _usage(exc)
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(EXIT_USAGE)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(130)
+        raise
+    sys.exit(EXIT_OK)
+
+
+def _usage(exc: Exception) -> None:
+    import click
+
+    if isinstance(exc, click.exceptions.ClickException):
+        exc.show()
+    sys.exit(EXIT_USAGE)
+
+
+def run_async(coro: Any) -> Any:
+    return asyncio.run(coro)

@@ -1,0 +1,188 @@
+"""Everything linkpronto prints to a terminal, in one place (rich)."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from typing import Any
+
+import segno
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+from rich.text import Text as RichText
+
+from linkpronto.errors import LinkprontoError
+from linkpronto.i18n import T
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+STATE_STYLE = {
+    "ready": "bold green",
+    "adopted": "green",
+    "external": "green",
+    "open": "green",
+    "starting": "yellow",
+    "verifying": "yellow",
+    "opening": "yellow",
+    "restarting": "yellow",
+    "backoff": "yellow",
+    "reconnecting": "yellow",
+    "degraded": "bold yellow",
+    "unhealthy": "red",
+    "disconnected": "red",
+    "failed": "bold red",
+    "stopped": "dim",
+    "closed": "dim",
+}
+
+
+def print_json(doc: Any) -> None:
+    """One JSON document on stdout, nothing else (``--json``)."""
+    sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
+    sys.stdout.flush()
+
+
+def print_error(exc: LinkprontoError) -> None:
+    """``error[CODE]: message`` then ``fix: ...`` on stderr (CONTRACT.md)."""
+    sys.stderr.write(f"error[{exc.code}]: {exc.message()}\n")
+    fix = exc.fix()
+    if fix:
+        sys.stderr.write(f"fix: {fix}\n")
+    sys.stderr.flush()
+
+
+def print_problem(problem: dict[str, Any]) -> None:
+    sys.stderr.write(f"error[{problem.get('code')}]: {problem.get('message')}\n")
+    if problem.get("fix"):
+        sys.stderr.write(f"fix: {problem['fix']}\n")
+    sys.stderr.flush()
+
+
+def qr_text(url: str) -> str:
+    buf = io.StringIO()
+    segno.make_qr(url, error="l").terminal(out=buf, compact=True, border=2)
+    return buf.getvalue()
+
+
+def _styled(state: str) -> RichText:
+    return RichText(state, style=STATE_STYLE.get(state, ""))
+
+
+def status_renderable(status: dict[str, Any]) -> Group:
+    """The live status table of ``linkpronto up`` and ``linkpronto status``."""
+    head = Table.grid(padding=(0, 1))
+    head.add_row(T("Estado", "State").get() + ":", _styled(status.get("state", "?")))
+    if status.get("reason"):
+        head.add_row("", RichText(str(status["reason"]), style="dim"))
+    head.add_row(T("Endereço público", "Public address").get() + ":", str(status.get("public_url") or "—"))
+    head.add_row("Admin:", str(status.get("admin_url") or "—"))
+    media = status.get("media") or {}
+    head.add_row(
+        T("Vídeo", "Media").get() + ":", f"{media.get('reach', 'unknown')} {media.get('detail', '')}"
+    )
+
+    table = Table(show_header=True, header_style="bold", expand=False, box=None, pad_edge=False)
+    table.add_column(T("Etapa", "Step").get())
+    table.add_column(T("Estado", "State").get())
+    table.add_column("ms", justify="right")
+    table.add_column(T("Detalhe", "Detail").get(), overflow="fold")
+    for name, comp in (status.get("components") or {}).items():
+        pid = f" pid {comp['pid']}" if comp.get("pid") else ""
+        restarts = f" ↻{comp['restarts']}" if comp.get("restarts") else ""
+        table.add_row(name, _styled(comp.get("state", "?")), "", f"{comp.get('detail', '')}{pid}{restarts}")
+    for check in (status.get("verification") or {}).get("checks", []):
+        state = "ok" if check.get("ok") else ("info" if not check.get("required", True) else "fail")
+        style = {"ok": "green", "fail": "red", "info": "yellow"}[state]
+        detail = check.get("detail", "")
+        if not check.get("ok") and check.get("fix"):
+            detail += f"\n→ {check['fix']}"
+        table.add_row(
+            f"✓ {check['name']}" if check.get("ok") else f"✗ {check['name']}",
+            RichText(state, style=style),
+            f"{check.get('duration_ms', 0):.0f}",
+            detail,
+        )
+    parts: list[Any] = [head, table]
+    for p in status.get("problems") or []:
+        parts.append(
+            RichText(f"error[{p.get('code')}]: {p.get('message')}\n  fix: {p.get('fix') or '—'}", style="red")
+        )
+    return Group(*parts)
+
+
+def ready_panel(public_url: str) -> Panel:
+    body = RichText(qr_text(public_url) + "\n" + public_url)
+    return Panel(
+        body, title=T("Pronto — aponte a câmera do celular", "Ready — point your phone's camera").get()
+    )
+
+
+def print_status(status: dict[str, Any]) -> None:
+    out.print(status_renderable(status))
+
+
+def print_link(doc: dict[str, Any]) -> None:
+    url = doc.get("url")
+    if url:
+        out.print(qr_text(url), end="")
+        out.print(f"[bold]{url}[/bold]")
+        out.print(T("Expira em", "Expires at").get() + f": {doc.get('expires_at')}")
+    else:
+        out.print(
+            T(
+                f"Link {doc.get('id')} em preparação ({doc.get('status')}); ele ficará pronto sozinho.",
+                f"Link {doc.get('id')} is preparing ({doc.get('status')}); it will become ready by itself.",
+            ).get()
+        )
+
+
+def print_links(items: list[dict[str, Any]]) -> None:
+    table = Table(show_header=True, header_style="bold")
+    for col in (
+        "id",
+        "status",
+        T("profissional", "professional").get(),
+        T("expira", "expires").get(),
+        "uses",
+        "url",
+    ):
+        table.add_column(col, overflow="fold")
+    for i in items:
+        uses = f"{i['uses']}/{i['max_uses'] or '∞'}"
+        flag = " ⚠" if i.get("sent_with_old_address") else ""
+        table.add_row(
+            i["id"],
+            _styled(i["status"]),
+            i["professional_id"],
+            str(i["expires_at"]),
+            uses,
+            f"{i.get('url') or '—'}{flag}",
+        )
+    out.print(table)
+
+
+def say(message: str, style: str = "") -> None:
+    err.print(message, style=style)
+
+
+def download_progress(description: str) -> Progress:
+    return Progress(
+        TextColumn(description),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+    )

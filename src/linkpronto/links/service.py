@@ -1,0 +1,272 @@
+"""Operations on consultation links, independent of HTTP.
+
+The service issues links (token from :mod:`secrets`, stored hashed and encrypted), renders the
+contract's **Link** document, counts joins atomically and mints the patient's LiveKit token. What
+it needs from the running stack — the current public base URL, the LiveKit URL the browser should
+use, LiveKit credentials and a way to remove a room's participants — comes in as callables, so the
+service knows nothing about tunnels or processes.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import urllib.parse
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+import segno
+
+from linkpronto import keys
+from linkpronto.components import iso
+from linkpronto.errors import LinkGone, LinkNotFound
+from linkpronto.i18n import Lang, Text
+from linkpronto.links.store import LinkRow, LinkStore, StoredStatus
+from linkpronto.livekit import tokens
+
+
+class LinkStatus:
+    PREPARING = "preparing"
+    READY = "ready"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    EXHAUSTED = "exhausted"
+    ALL = (PREPARING, READY, FAILED, EXPIRED, REVOKED, EXHAUSTED)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class JoinGrant:
+    livekit_url: str
+    access_token: str
+    room: str
+    identity: str
+    expires_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "livekit_url": self.livekit_url,
+            "access_token": self.access_token,
+            "room": self.room,
+            "identity": self.identity,
+            "expires_at": iso(self.expires_at),
+        }
+
+
+@dataclass(frozen=True)
+class Credentials:
+    api_key: str
+    api_secret: str
+    livekit_url: str  # what a browser connects to (same-origin wss:// or the cloud URL)
+
+
+SHORT_MESSAGE = Text(
+    "Olá! Este é o link da sua consulta online: {url}\nAbra no celular ou computador e permita câmera e microfone.",
+    "Hello! Here is the link to your online consultation: {url}\nOpen it on your phone or computer and allow "
+    "camera and microphone.",
+)
+
+
+@lru_cache(maxsize=256)
+def qr_svg(url: str) -> str:
+    """The QR code of ``url`` as inline SVG markup, made locally (the link never leaves the machine)."""
+    qr = segno.make_qr(url, error="m", mask=0)
+    return str(qr.svg_inline(scale=4, border=2, title="QR"))
+
+
+def qr_data_uri(url: str) -> str:
+    qr = segno.make_qr(url, error="m", mask=0)
+    return str(qr.svg_data_uri(scale=4, border=2))
+
+
+def whatsapp_url(url: str, lang: Lang | None = None) -> str:
+    text = SHORT_MESSAGE.format(url=url).get(lang)
+    return "https://wa.me/?text=" + urllib.parse.quote(text)
+
+
+class LinkService:
+    def __init__(
+        self,
+        store: LinkStore,
+        secrets_: keys.InstanceSecrets,
+        *,
+        link_path: str,
+        default_ttl_s: float,
+        default_max_uses: int,
+        join_token_ttl_s: float,
+        public_base: Callable[[], str | None],
+        credentials: Callable[[], Credentials | None],
+        remove_participants: Callable[[str], Awaitable[int]] | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.store = store
+        self.secrets = secrets_
+        self.link_path = link_path
+        self.default_ttl_s = default_ttl_s
+        self.default_max_uses = default_max_uses
+        self.join_token_ttl_s = join_token_ttl_s
+        self.public_base = public_base
+        self.credentials = credentials
+        self.remove_participants = remove_participants
+        self.clock = clock
+
+    # -- documents ------------------------------------------------------------------------------
+    def status_of(self, row: LinkRow, now: datetime | None = None) -> str:
+        now = now or self.clock()
+        if row.status == StoredStatus.REVOKED.value:
+            return LinkStatus.REVOKED
+        if row.status == StoredStatus.FAILED.value:
+            return LinkStatus.FAILED
+        if row.expires_at <= now:
+            return LinkStatus.EXPIRED
+        if row.status == StoredStatus.PREPARING.value:
+            return LinkStatus.PREPARING
+        if row.max_uses and row.uses >= row.max_uses:
+            return LinkStatus.EXHAUSTED
+        return LinkStatus.READY
+
+    def url_for(self, row: LinkRow, base: str | None = None) -> str | None:
+        base = base if base is not None else self.public_base()
+        token = self.secrets.decrypt_token(row.token_enc)
+        if not base or token is None:
+            return None
+        return base.rstrip("/") + self.link_path.replace("{token}", token)
+
+    def to_json(self, row: LinkRow, *, lang: Lang | None = None) -> dict[str, Any]:
+        now = self.clock()
+        status = self.status_of(row, now)
+        base = self.public_base()
+        ever_ready = row.verified_at is not None
+        url = self.url_for(row, base) if ever_ready else None
+        sent_old = bool(ever_ready and row.sent_base_url and base and row.sent_base_url != base)
+        doc: dict[str, Any] = {
+            "id": row.id,
+            "status": status,
+            "url": url,
+            "professional_id": row.professional_id,
+            "client_id": row.client_id,
+            "consultation_type": row.consultation_type,
+            "room": row.room,
+            "created_at": iso(row.created_at),
+            "expires_at": iso(row.expires_at),
+            "max_uses": row.max_uses,
+            "uses": row.uses,
+            "verified_at": iso(row.verified_at),
+            "public_base_url": base if ever_ready else None,
+            "sent_base_url": row.sent_base_url,
+            "sent_with_old_address": sent_old,
+            "checks": json.loads(row.checks_json) if row.checks_json else [],
+            "device_check": json.loads(row.device_check_json) if row.device_check_json else None,
+            "error": json.loads(row.failure_json) if row.failure_json else None,
+            "qr_svg_url": f"/api/consultation-links/{row.id}/qr.svg" if url else None,
+            "whatsapp_url": whatsapp_url(url, lang) if url else None,
+        }
+        return doc
+
+    # -- operations -------------------------------------------------------------------------------
+    def create(
+        self,
+        *,
+        professional_id: str,
+        client_id: str | None = None,
+        consultation_type: str | None = None,
+        expires_in_s: float | None = None,
+        max_uses: int | None = None,
+    ) -> tuple[LinkRow, str]:
+        """Issue a link in ``preparing``; returns the row and the token (the only time it is plain)."""
+        now = self.clock()
+        token = keys.new_token()
+        row = LinkRow(
+            id="lk_" + secrets.token_hex(8),
+            token_hash=keys.token_hash(token),
+            token_enc=self.secrets.encrypt_token(token),
+            professional_id=professional_id,
+            client_id=client_id,
+            consultation_type=consultation_type,
+            room="consulta-" + secrets.token_hex(8),
+            status=StoredStatus.PREPARING.value,
+            created_at=now,
+            expires_at=now + timedelta(seconds=expires_in_s or self.default_ttl_s),
+            max_uses=self.default_max_uses if max_uses is None else max_uses,
+            uses=0,
+        )
+        self.store.insert(row)
+        return row, token
+
+    def get(self, link_id: str) -> LinkRow:
+        row = self.store.get(link_id)
+        if row is None:
+            raise LinkNotFound()
+        return row
+
+    def token_of(self, row: LinkRow) -> str | None:
+        return self.secrets.decrypt_token(row.token_enc)
+
+    def resolve(self, token: str) -> tuple[LinkRow | None, str]:
+        """The link behind a token and its status (``not_found`` when unknown). No side effect."""
+        row = self.store.by_token_hash(keys.token_hash(token))
+        if row is None:
+            return None, "not_found"
+        return row, self.status_of(row)
+
+    def join(self, token: str, display_name: str | None) -> JoinGrant:
+        creds = self.credentials()
+        digest = keys.token_hash(token)
+        now = self.clock()
+        if creds is None:
+            from linkpronto.errors import LivekitUnhealthy
+
+            raise LivekitUnhealthy(
+                Text("O servidor de vídeo ainda não está pronto.", "The video server is not ready yet."),
+                fix=Text("Aguarde alguns segundos e tente de novo.", "Wait a few seconds and try again."),
+            )
+        result = self.store.use(digest, now)
+        if result.row is None:
+            raise LinkNotFound()
+        if not result.ok:
+            status = self.status_of(result.row, now)
+            if status == LinkStatus.PREPARING:
+                raise LinkNotFound()
+            raise LinkGone(status if status in ("expired", "revoked", "exhausted") else "revoked")
+        row = result.row
+        ttl = timedelta(seconds=min(self.join_token_ttl_s, max(1.0, (row.expires_at - now).total_seconds())))
+        identity = tokens.opaque_identity("p")
+        name = (display_name or "").strip()[:80] or None
+        jwt = tokens.join_token(
+            creds.api_key, creds.api_secret, room=row.room, identity=identity, name=name, ttl=ttl
+        )
+        return JoinGrant(creds.livekit_url, jwt, row.room, identity, now + ttl)
+
+    def host_token(self, link_id: str, name: str | None = None) -> dict[str, Any]:
+        row = self.get(link_id)
+        creds = self.credentials()
+        if creds is None:
+            from linkpronto.errors import LivekitUnhealthy
+
+            raise LivekitUnhealthy(
+                Text("O servidor de vídeo ainda não está pronto.", "The video server is not ready yet."),
+                fix=Text("Aguarde alguns segundos e tente de novo.", "Wait a few seconds and try again."),
+            )
+        identity = tokens.opaque_identity("h")
+        jwt = tokens.host_token(creds.api_key, creds.api_secret, room=row.room, identity=identity, name=name)
+        return {"livekit_url": creds.livekit_url, "access_token": jwt, "room": row.room, "identity": identity}
+
+    async def revoke(self, link_id: str) -> LinkRow:
+        row = self.store.revoke(link_id, self.clock())
+        if row is None:
+            raise LinkNotFound()
+        if self.remove_participants is not None:
+            await self.remove_participants(row.room)
+        return row
+
+    def record_device_check(self, token: str, result: dict[str, Any]) -> bool:
+        result = dict(result)
+        result["received_at"] = iso(self.clock())
+        return self.store.set_device_check(keys.token_hash(token), result)

@@ -1,0 +1,115 @@
+"""Glue between the CLI and the orchestrator: run ``up`` with a live status view, install binaries."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.live import Live
+
+from linkpronto import console
+from linkpronto.config import Settings
+from linkpronto.i18n import Text
+from linkpronto.orchestrator import Running, serve
+
+REFRESH_S = 0.5
+
+
+def run_up(settings: Settings) -> int:
+    return asyncio.run(_up(settings))
+
+
+async def _up(settings: Settings) -> int:
+    started: asyncio.Future[Running] = asyncio.get_running_loop().create_future()
+
+    def on_started(running: Running) -> None:
+        if not started.done():
+            started.set_result(running)
+
+    server = asyncio.create_task(
+        serve(settings, install_allowed=settings.stack.install, on_started=on_started)
+    )
+    waiter = asyncio.ensure_future(started)
+    pending: list[asyncio.Future[Any]] = [server, waiter]
+    done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+    if server in done:
+        waiter.cancel()
+        return server.result()  # raises the LinkprontoError that stopped it
+    running = waiter.result()
+    console.say(
+        Text(
+            f"linkpronto no ar.\n  Painel (só neste computador): {running.admin_url}\n"
+            f"  Escuta pública: porta {running.public_port}\n  Token de admin: {running.admin_token_path}\n"
+            "  Ctrl+C para parar.",
+            f"linkpronto is up.\n  Dashboard (this computer only): {running.admin_url}\n"
+            f"  Public listener: port {running.public_port}\n  Admin token: {running.admin_token_path}\n"
+            "  Ctrl+C to stop.",
+        ).get()
+    )
+    shown_ready_url: str | None = None
+    interactive = sys.stdout.isatty()
+    if interactive:
+        with Live(
+            console.status_renderable(running.stack.status_json()),
+            console=console.out,
+            transient=False,
+            refresh_per_second=4,
+        ) as live:
+            while not server.done():
+                status = running.stack.status_json()
+                live.update(console.status_renderable(status))
+                url = status.get("public_url")
+                if status.get("state") == "ready" and url and url != shown_ready_url:
+                    shown_ready_url = url
+                    live.console.print(console.ready_panel(url))
+                await asyncio.wait({server}, timeout=REFRESH_S)
+    else:
+        last = ""
+        while not server.done():
+            status = running.stack.status_json()
+            line = f"state={status['state']} public_url={status.get('public_url')} reason={status.get('reason', '')}"
+            if line != last:
+                console.say(line)
+                last = line
+            url = status.get("public_url")
+            if status.get("state") == "ready" and url and url != shown_ready_url:
+                shown_ready_url = url
+                console.out.print(console.ready_panel(url))
+            await asyncio.wait({server}, timeout=REFRESH_S)
+    return server.result()
+
+
+def install_binary(settings: Settings, what: str, version: str | None) -> Path:
+    bin_dir = settings.data_dir / "bin"
+
+    async def go() -> Path:
+        with console.download_progress(what) as progress:
+            task = progress.add_task(what, total=None)
+
+            def cb(done: int, total: int | None) -> None:
+                progress.update(task, completed=done, total=total)
+
+            if what == "livekit":
+                from linkpronto.install.livekit import DEFAULT_BASE_URL, install_livekit
+
+                base = _mirror(settings, DEFAULT_BASE_URL)
+                return await install_livekit(
+                    bin_dir, version or settings.livekit.version, base_url=base, progress=cb
+                )
+            from linkpronto.install.cloudflared import DEFAULT_BASE_URL as CF_BASE
+            from linkpronto.install.cloudflared import install_cloudflared
+
+            return await install_cloudflared(
+                bin_dir, version or "latest", base_url=_mirror(settings, CF_BASE), progress=cb
+            )
+
+    return asyncio.run(go())
+
+
+def _mirror(settings: Settings, default: str) -> str:
+    mirror = settings.stack.download_mirror.rstrip("/")
+    if not mirror:
+        return default
+    return default.replace("https://github.com", mirror)

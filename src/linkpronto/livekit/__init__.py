@@ -1,0 +1,1 @@
+"""LiveKit: access tokens, RoomService calls and the media-server component (local, external, cloud)."""

@@ -1,0 +1,199 @@
+"""LiveKit that someone else runs: ``external`` (e.g. Docker, another machine) and ``cloud``.
+
+Neither is started nor stopped by linkpronto; both are components whose state follows a health
+check (``GET /`` answers ``OK`` — not on LiveKit Cloud — and ``/rtc/validate`` accepts a probe token
+signed with the configured key pair). :class:`RoomAdmin` wraps the RoomService calls linkpronto
+makes through ``livekit-api``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Literal
+
+import aiohttp
+import httpx
+from livekit import api as lkapi
+
+from linkpronto.components import ComponentState, ComponentStatus, Observable, utcnow
+from linkpronto.errors import LivekitUnhealthy
+from linkpronto.i18n import Text
+from linkpronto.livekit import tokens
+
+log = logging.getLogger(__name__)
+
+HEALTH_INTERVAL_S = 2.0
+HEALTH_TIMEOUT_S = 3.0
+
+
+def http_base(url: str) -> str:
+    """``wss://x.livekit.cloud`` → ``https://x.livekit.cloud`` (what HTTP clients talk to)."""
+    if url.startswith("wss://"):
+        return "https://" + url[len("wss://") :]
+    if url.startswith("ws://"):
+        return "http://" + url[len("ws://") :]
+    return url.rstrip("/")
+
+
+def ws_base(url: str) -> str:
+    if url.startswith("https://"):
+        return "wss://" + url[len("https://") :]
+    if url.startswith("http://"):
+        return "ws://" + url[len("http://") :]
+    return url.rstrip("/")
+
+
+async def check_livekit(
+    client: httpx.AsyncClient, base_url: str, api_key: str, api_secret: str, *, expect_root_ok: bool = True
+) -> tuple[bool, str]:
+    """Does LiveKit at ``base_url`` answer and accept our key pair? Returns ``(ok, detail)``."""
+    base = http_base(base_url)
+    try:
+        if expect_root_ok:
+            root = await client.get(base + "/", timeout=HEALTH_TIMEOUT_S)
+            if root.status_code != 200 or root.text.strip() != "OK":
+                return False, f"GET / answered {root.status_code}"
+        probe = tokens.probe_token(api_key, api_secret)
+        res = await client.get(
+            base + "/rtc/validate", params={"access_token": probe}, timeout=HEALTH_TIMEOUT_S
+        )
+    except httpx.HTTPError as exc:
+        return False, f"{type(exc).__name__} at {base}"
+    if res.status_code == 401:
+        return False, "LiveKit refused our API key/secret (401)"
+    if res.status_code != 200:
+        return False, f"/rtc/validate answered {res.status_code}"
+    return True, "OK"
+
+
+class RemoteLivekit(Observable):
+    """A LiveKit server that runs elsewhere; ready while its health check passes."""
+
+    def __init__(
+        self,
+        mode: Literal["external", "cloud"],
+        url: str,
+        api_key: str,
+        api_secret: str,
+        *,
+        interval_s: float = HEALTH_INTERVAL_S,
+    ) -> None:
+        super().__init__()
+        self.name = "livekit"
+        self.mode = mode
+        self.url = url.rstrip("/")
+        self.api_key = api_key
+        self._secret = api_secret
+        self.interval_s = interval_s
+        self._status = ComponentStatus(detail="not checked yet")
+        self._task: asyncio.Task[None] | None = None
+        self._client: httpx.AsyncClient | None = None
+        self._wake = asyncio.Event()
+
+    def status(self) -> ComponentStatus:
+        return self._status
+
+    async def start(self) -> None:
+        if self._task is not None:
+            return
+        self._client = httpx.AsyncClient()
+        self._set(ComponentState.STARTING, f"checking {self.mode} LiveKit at {self.url}")
+        await self.check_now()
+        self._task = asyncio.create_task(self._loop(), name="livekit-health")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+        self._set(ComponentState.STOPPED, "")
+
+    async def check_now(self) -> bool:
+        assert self._client is not None
+        ok, detail = await check_livekit(
+            self._client, self.url, self.api_key, self._secret, expect_root_ok=self.mode != "cloud"
+        )
+        if ok:
+            if self._status.state is not ComponentState.EXTERNAL:
+                self._set(ComponentState.EXTERNAL, f"{self.mode} LiveKit at {self.url} answers")
+        else:
+            err = LivekitUnhealthy(
+                Text(
+                    f"O LiveKit em {self.url} não está respondendo como esperado: {detail}.",
+                    f"LiveKit at {self.url} is not answering as expected: {detail}.",
+                ),
+                fix=Text(
+                    "Confira se o servidor LiveKit está rodando e se LIVEKIT_URL, LIVEKIT_API_KEY e "
+                    "LIVEKIT_API_SECRET estão corretos.",
+                    "Check that the LiveKit server is running and that LIVEKIT_URL, LIVEKIT_API_KEY and "
+                    "LIVEKIT_API_SECRET are right.",
+                ),
+                detail=detail,
+            )
+            if self._status.state is not ComponentState.UNHEALTHY or self._status.detail != err.message():
+                self._set(ComponentState.UNHEALTHY, err.message(), err)
+        return ok
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    async def _loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval_s)
+            self._wake.clear()
+            await self.check_now()
+
+    def _set(self, state: ComponentState, detail: str, error: LivekitUnhealthy | None = None) -> None:
+        self._status = ComponentStatus(
+            state=state, detail=detail, pid=None, restarts=0, since=utcnow(), error=error
+        )
+        self._notify()
+
+
+class RoomAdmin:
+    """RoomService calls (remove participants, count them) through ``livekit-api``."""
+
+    def __init__(self, url: str, api_key: str, api_secret: str) -> None:
+        self.url = http_base(url)
+        self.api_key = api_key
+        self._secret = api_secret
+
+    def _api(self) -> lkapi.LiveKitAPI:
+        return lkapi.LiveKitAPI(
+            self.url, self.api_key, self._secret, timeout=aiohttp.ClientTimeout(total=5), failover=False
+        )
+
+    async def remove_all(self, room: str) -> int:
+        """Remove everyone from ``room``; returns how many were removed (0 when LiveKit is down)."""
+        client = self._api()
+        removed = 0
+        try:
+            res = await client.room.list_participants(lkapi.ListParticipantsRequest(room=room))
+            for p in res.participants:
+                await client.room.remove_participant(
+                    lkapi.RoomParticipantIdentity(room=room, identity=p.identity)
+                )
+                removed += 1
+        except (lkapi.TwirpError, aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("could not remove participants of a revoked link's room: %s", type(exc).__name__)
+        finally:
+            await client.aclose()
+        return removed
+
+    async def total_participants(self) -> int | None:
+        """Participants across all rooms (for on-demand idle stop); None when LiveKit is unreachable."""
+        client = self._api()
+        try:
+            res = await client.room.list_rooms(lkapi.ListRoomsRequest())
+            return sum(r.num_participants for r in res.rooms)
+        except (lkapi.TwirpError, aiohttp.ClientError, TimeoutError):
+            return None
+        finally:
+            await client.aclose()

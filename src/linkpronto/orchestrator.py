@@ -1,0 +1,238 @@
+"""``linkpronto up``: one process, one event loop, two listeners and the stack.
+
+Order matters and is the point: the public listener is serving before the tunnel opens (so the
+tunnel never points at nothing — ngrok's ERR_NGROK_8012), LiveKit is ready before links are, and
+nothing is ``ready`` until the verification ladder passed through the public address.
+Signal handlers only set a flag; a second Ctrl+C forces the exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+
+from linkpronto import keys
+from linkpronto.config import Settings
+from linkpronto.errors import LinkprontoError, PortInUse
+from linkpronto.i18n import Text
+from linkpronto.links.store import LinkStore, sqlite_url
+from linkpronto.stack import Stack
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE_S = 10.0
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the orchestrator owns signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Any:
+        yield
+
+
+def public_bind_address(settings: Settings) -> str:
+    if settings.server.public_bind:
+        return settings.server.public_bind
+    return "0.0.0.0" if settings.tunnel.provider in ("lan", "auto") else "127.0.0.1"
+
+
+def bind_socket(host: str, port: int, what: str) -> socket.socket:
+    """Bind now, so a port conflict is reported before anything else starts."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if sys.platform != "win32":
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise port_in_use(port, what) from exc
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def port_in_use(port: int, what: str) -> PortInUse:
+    from linkpronto.platform import port_holder
+
+    holder = port_holder(port)
+    who = f"{holder[1]} (PID {holder[0]})" if holder else "outro programa / another program"
+    return PortInUse(
+        Text(
+            f"A porta {port} ({what}) já está em uso por {who}.",
+            f"Port {port} ({what}) is already in use by {who}.",
+        ),
+        fix=Text(
+            f"Feche esse programa ou escolha outra porta (por exemplo LINKPRONTO_SERVER_{what.upper()}_PORT).",
+            f"Close that program or choose another port (for example LINKPRONTO_SERVER_{what.upper()}_PORT).",
+        ),
+        port=port,
+        holder=holder,
+    )
+
+
+@dataclass
+class Running:
+    """What ``up`` hands to the console while it runs."""
+
+    stack: Stack
+    admin_url: str
+    public_port: int
+    admin_token_path: str
+
+
+async def serve(
+    settings: Settings,
+    *,
+    install_allowed: bool = True,
+    on_started: Callable[[Running], None] | None = None,
+    stop_event: asyncio.Event | None = None,
+    handle_signals: bool = True,
+) -> int:
+    """Run until a signal, ``POST /api/shutdown`` or ``stop_event``; returns the exit code."""
+    from linkpronto.gateway.app_proxy import AppProxy
+    from linkpronto.gateway.rtc import RtcProxy
+    from linkpronto.platform import orchestrator_lock, write_orchestrator_info
+    from linkpronto.web.admin import build_admin_app
+    from linkpronto.web.public import PublicDeps, build_public_app
+
+    data_dir = settings.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    stop = stop_event or asyncio.Event()
+    with orchestrator_lock(data_dir):
+        admin_sock = bind_socket("127.0.0.1", settings.server.admin_port, "admin")
+        try:
+            public_sock = bind_socket(public_bind_address(settings), settings.server.public_port, "public")
+        except PortInUse:
+            admin_sock.close()
+            raise
+        secrets_ = keys.load_or_create(data_dir)
+        db_url = settings.server.database_url.get_secret_value() or sqlite_url(data_dir)
+        store = LinkStore(db_url)
+        admin_port = admin_sock.getsockname()[1]
+        admin_url = f"http://127.0.0.1:{admin_port}"
+        stack = Stack(settings, secrets_, store, admin_url=admin_url, install_allowed=install_allowed)
+        rtc = RtcProxy(lambda: stack.livekit_local_url) if settings.livekit.mode != "cloud" else None
+        has_app = bool(settings.app.command or settings.app.port)
+        app_proxy = AppProxy(lambda: stack.app_url, lambda: stack.public_url) if has_app else None
+
+        def trust_forwarded() -> bool:
+            t = stack.tunnel
+            return t is not None and t.name in ("ngrok", "ngrok-agent", "cloudflared", "static")
+
+        public_app = build_public_app(PublicDeps(stack, rtc, app_proxy, trust_forwarded))
+
+        async def request_stop() -> None:
+            stop.set()
+
+        admin_app = build_admin_app(stack, port_getter=lambda: admin_port, shutdown=request_stop)
+        servers = [
+            _EmbeddedServer(
+                uvicorn.Config(
+                    admin_app,
+                    log_level="warning",
+                    access_log=False,
+                    lifespan="off",
+                    ws="none",
+                    timeout_graceful_shutdown=2,
+                )
+            ),
+            _EmbeddedServer(
+                uvicorn.Config(
+                    public_app,
+                    log_level="warning",
+                    access_log=False,  # request paths carry link tokens: never logged
+                    lifespan="off",
+                    ws="websockets-sansio",
+                    proxy_headers=False,
+                    timeout_graceful_shutdown=2,
+                )
+            ),
+        ]
+        tasks = [
+            asyncio.create_task(servers[0].serve(sockets=[admin_sock]), name="admin-listener"),
+            asyncio.create_task(servers[1].serve(sockets=[public_sock]), name="public-listener"),
+        ]
+        restore = _install_signal_handlers(stop) if handle_signals else (lambda: None)
+        try:
+            deadline = time.monotonic() + 10
+            while not all(s.started for s in servers):
+                if any(t.done() for t in tasks) or time.monotonic() > deadline:
+                    raise LinkprontoError(
+                        Text("Os servidores HTTP não iniciaram.", "The HTTP listeners did not start."),
+                        code="LISTENER_FAILED",
+                    )
+                await asyncio.sleep(0.01)
+            write_orchestrator_info(
+                data_dir,
+                {
+                    "pid": os.getpid(),
+                    "admin_url": admin_url,
+                    "public_port": public_sock.getsockname()[1],
+                    "started_at": time.time(),
+                },
+            )
+            if settings.stack.mode == "always-on":
+                await stack.start()
+            if on_started is not None:
+                on_started(
+                    Running(stack, admin_url, public_sock.getsockname()[1], str(data_dir / "admin-token"))
+                )
+            await stop.wait()
+        finally:
+            restore()
+            try:
+                await asyncio.wait_for(stack.aclose(), SHUTDOWN_GRACE_S)
+            except TimeoutError:
+                log.warning("stack did not stop within %.0f s", SHUTDOWN_GRACE_S)
+            for s in servers:
+                s.should_exit = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 5)
+            for closer in (rtc, app_proxy):
+                if closer is not None:
+                    with contextlib.suppress(Exception):
+                        await closer.aclose()  # type: ignore[attr-defined]
+            store.close()
+            with contextlib.suppress(OSError):
+                (data_dir / "orchestrator.json").unlink()
+    return 0
+
+
+def _install_signal_handlers(stop: asyncio.Event) -> Callable[[], None]:
+    """Ctrl+C / SIGTERM / console close set ``stop``; a second one exits at once."""
+    loop = asyncio.get_running_loop()
+    hits = {"n": 0}
+
+    def handler(signum: int, frame: object) -> None:
+        hits["n"] += 1
+        if hits["n"] > 1:
+            os._exit(130)
+        loop.call_soon_threadsafe(stop.set)
+
+    names = ["SIGINT", "SIGTERM", "SIGBREAK", "SIGHUP"]
+    previous: list[tuple[int, Any]] = []
+    for name in names:
+        sig = getattr(signal, name, None)
+        if sig is None:
+            continue
+        with contextlib.suppress(ValueError, OSError):
+            previous.append((sig, signal.signal(sig, handler)))
+
+    def restore() -> None:
+        for sig, old in previous:
+            with contextlib.suppress(ValueError, OSError):
+                signal.signal(sig, old)
+
+    return restore

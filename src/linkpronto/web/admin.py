@@ -1,0 +1,304 @@
+"""The admin listener (``127.0.0.1:<admin_port>``): the dashboard and the API of CONTRACT.md.
+
+A request is served only when its ``Host`` is this listener's own (``127.0.0.1:<port>`` or
+``localhost:<port>``: DNS-rebinding pages are refused) and it carries the admin bearer token, or
+comes from the dashboard itself (header ``X-Linkpronto: 1``, which a cross-origin page cannot send
+without a CORS preflight we never grant, and no foreign ``Origin``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.staticfiles import StaticFiles
+
+from linkpronto.errors import LinkNotFound, LinkprontoError
+from linkpronto.i18n import Text
+from linkpronto.links.service import LinkStatus, qr_data_uri, qr_svg
+from linkpronto.stack import STATUS_HEARTBEAT_S, Stack, StackState
+from linkpronto.web.common import error_response, request_lang
+
+SSE_HEARTBEAT_S = STATUS_HEARTBEAT_S
+DASHBOARD_HEADER = "x-linkpronto"
+
+
+class CreateLink(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    professional_id: str = Field(min_length=1, max_length=200)
+    client_id: str | None = Field(default=None, max_length=200)
+    consultation_type: str | None = Field(default=None, max_length=100)
+    expires_in_s: float | None = Field(default=None, gt=0, le=90 * 86400)
+    max_uses: int | None = Field(default=None, ge=0, le=1000)
+    wait_s: float = Field(default=20, ge=0, le=60)
+
+
+class GenerateToken(BaseModel):
+    """The user's existing route's body (camelCase)."""
+
+    model_config = ConfigDict(extra="ignore")
+    professionalId: str = Field(min_length=1, max_length=200)
+    clientId: str | None = Field(default=None, max_length=200)
+    consultationType: str | None = Field(default=None, max_length=100)
+    expiresInS: float | None = Field(default=None, gt=0, le=90 * 86400)
+    waitS: float = Field(default=20, ge=0, le=60)
+
+
+def _field_errors(exc: RequestValidationError) -> tuple[list[str], list[dict[str, Any]]]:
+    names: list[str] = []
+    details: list[dict[str, Any]] = []
+    for e in exc.errors():
+        loc = [str(x) for x in e.get("loc", ()) if x != "body"]
+        name = ".".join(loc) or "body"
+        names.append(name)
+        details.append({"field": name, "message": str(e.get("msg", ""))})
+    return names, details
+
+
+def build_admin_app(
+    stack: Stack,
+    *,
+    port_getter: Callable[[], int],
+    shutdown: Callable[[], Awaitable[None]] | None = None,
+) -> FastAPI:
+    app = FastAPI(title="linkpronto admin", docs_url=None, redoc_url=None, openapi_url=None)
+    token = stack.secrets.admin_token.encode("utf-8")
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        port = port_getter()
+        host = request.headers.get("host", "")
+        if host not in (f"127.0.0.1:{port}", f"localhost:{port}"):
+            return JSONResponse(
+                {"error": {"code": "FORBIDDEN_HOST", "message": "forbidden", "fix": None}}, 403
+            )
+        path = request.url.path
+        if path.startswith("/api/"):
+            auth = request.headers.get("authorization", "")
+            if auth.lower().startswith("bearer "):
+                if hmac.compare_digest(auth[7:].strip().encode("utf-8"), token):
+                    return await call_next(request)
+                return JSONResponse(
+                    {"error": {"code": "UNAUTHORIZED", "message": "bad token", "fix": None}}, 401
+                )
+            origin = request.headers.get("origin")
+            if request.headers.get(DASHBOARD_HEADER) == "1":
+                if origin is None or origin == f"http://{host}":
+                    return await call_next(request)
+                return JSONResponse(
+                    {"error": {"code": "FORBIDDEN_ORIGIN", "message": "forbidden", "fix": None}}, 403
+                )
+            return JSONResponse(
+                {
+                    "error": {
+                        "code": "UNAUTHORIZED",
+                        "message": "admin token required",
+                        "fix": f"Send 'Authorization: Bearer <token>' with the token in "
+                        f"{stack.settings.data_dir / 'admin-token'}",
+                    }
+                },
+                401,
+            )
+        response = await call_next(request)
+        response.headers.setdefault("Cache-Control", "no-store")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        names, details = _field_errors(exc)
+        lang = request_lang(request)
+        text = Text(
+            "Campos inválidos: " + "; ".join(f"{d['field']} ({d['message']})" for d in details),
+            "Invalid fields: " + "; ".join(f"{d['field']} ({d['message']})" for d in details),
+        )
+        err = LinkprontoError(
+            text,
+            fix=Text("Corrija os campos: " + ", ".join(names), "Correct the fields: " + ", ".join(names)),
+            code="INVALID_REQUEST",
+        )
+        body = {"error": err.to_problem(lang), "fields": details}
+        return JSONResponse(body, status_code=422)
+
+    @app.exception_handler(LinkNotFound)
+    async def link_not_found(request: Request, exc: LinkNotFound) -> JSONResponse:
+        return error_response(exc, 404, request_lang(request))
+
+    # -- status -------------------------------------------------------------------------------------
+    @app.get("/api/status")
+    async def status(request: Request) -> JSONResponse:
+        return JSONResponse(stack.status_json(request_lang(request)))
+
+    @app.get("/api/status/stream")
+    async def status_stream(request: Request) -> StreamingResponse:
+        lang = request_lang(request)
+
+        async def events() -> AsyncIterator[bytes]:
+            q = stack.subscribe_status()
+            try:
+                yield _sse(stack.status_json(lang))
+                while True:
+                    try:
+                        await asyncio.wait_for(q.get(), SSE_HEARTBEAT_S)
+                    except TimeoutError:
+                        pass
+                    # Re-render in the client's language (the queued document is only the trigger).
+                    yield _sse(stack.status_json(lang))
+            finally:
+                stack.unsubscribe_status(q)
+
+        return StreamingResponse(
+            events(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    # -- links --------------------------------------------------------------------------------------
+    async def _create(body: CreateLink) -> tuple[Any, str]:
+        return await stack.create_link(
+            professional_id=body.professional_id,
+            client_id=body.client_id,
+            consultation_type=body.consultation_type,
+            expires_in_s=body.expires_in_s,
+            max_uses=body.max_uses,
+            wait_s=body.wait_s,
+        )
+
+    @app.post("/api/consultation-links")
+    async def create_link(body: CreateLink, request: Request) -> Response:
+        lang = request_lang(request)
+        try:
+            row, _token = await _create(body)
+        except LinkprontoError as exc:
+            return error_response(exc, 503, lang)
+        doc = stack.links.to_json(row, lang=lang)
+        if doc["status"] == LinkStatus.READY:
+            return JSONResponse(doc, status_code=201)
+        return JSONResponse(doc, status_code=202, headers={"Location": f"/api/consultation-links/{row.id}"})
+
+    @app.get("/api/consultation-links")
+    async def list_links(
+        request: Request,
+        professional_id: str | None = Query(default=None),
+        status: str | None = Query(default=None),
+    ) -> JSONResponse:
+        lang = request_lang(request)
+        rows = await asyncio.to_thread(stack.store.list_links, professional_id=professional_id)
+        items = [stack.links.to_json(r, lang=lang) for r in rows]
+        if status:
+            wanted = set(status.split(","))
+            items = [i for i in items if i["status"] in wanted]
+        return JSONResponse({"items": items})
+
+    @app.get("/api/consultation-links/{link_id}")
+    async def get_link(link_id: str, request: Request) -> JSONResponse:
+        row = await asyncio.to_thread(stack.links.get, link_id)
+        return JSONResponse(stack.links.to_json(row, lang=request_lang(request)))
+
+    @app.get("/api/consultation-links/{link_id}/qr.svg")
+    async def link_qr(link_id: str) -> Response:
+        row = await asyncio.to_thread(stack.links.get, link_id)
+        url = stack.links.url_for(row) if row.verified_at else None
+        if url is None:
+            return Response(status_code=404)
+        return Response(qr_svg(url), media_type="image/svg+xml")
+
+    @app.delete("/api/consultation-links/{link_id}")
+    async def revoke_link(link_id: str, request: Request) -> JSONResponse:
+        row = await stack.links.revoke(link_id)
+        return JSONResponse(stack.links.to_json(row, lang=request_lang(request)))
+
+    @app.post("/api/consultation-links/{link_id}/host-token")
+    async def host_token(link_id: str, request: Request) -> JSONResponse:
+        try:
+            doc = await asyncio.to_thread(stack.links.host_token, link_id)
+        except LinkNotFound:
+            raise
+        except LinkprontoError as exc:
+            return error_response(exc, 503, request_lang(request))
+        return JSONResponse(doc)
+
+    @app.post("/api/generate-consultation-token")
+    async def generate(body: GenerateToken, request: Request) -> Response:
+        lang = request_lang(request)
+        try:
+            row, token = await stack.create_link(
+                professional_id=body.professionalId,
+                client_id=body.clientId,
+                consultation_type=body.consultationType,
+                expires_in_s=body.expiresInS,
+                max_uses=None,
+                wait_s=body.waitS,
+            )
+        except LinkprontoError as exc:
+            problem = exc.to_problem(lang)
+            return JSONResponse({"success": False, "error": problem}, status_code=503)
+        doc = stack.links.to_json(row, lang=lang)
+        ready = doc["status"] == LinkStatus.READY
+        url = doc["url"] if ready else None
+        from linkpronto.links.service import SHORT_MESSAGE
+
+        out = {
+            "success": True,
+            "token": token if ready else None,
+            "consultationUrl": url,
+            "qrCode": qr_data_uri(url) if url else None,
+            "whatsappDeepLink": doc["whatsapp_url"] if ready else None,
+            "shortMessage": SHORT_MESSAGE.format(url=url).get(lang) if url else None,
+            "expiresAt": doc["expires_at"],
+            "createdAt": doc["created_at"],
+            "status": doc["status"],
+            "verifiedAt": doc["verified_at"],
+            "linkId": row.id,
+        }
+        headers = {} if ready else {"Location": f"/api/consultation-links/{row.id}"}
+        return JSONResponse(out, status_code=200 if ready else 202, headers=headers)
+
+    # -- stack control ------------------------------------------------------------------------------
+    @app.post("/api/stack/start")
+    async def stack_start(request: Request) -> JSONResponse:
+        if stack.state is StackState.FAILED:
+            await stack.stop()
+        await stack.start()
+        return JSONResponse(stack.status_json(request_lang(request)), status_code=202)
+
+    @app.post("/api/stack/stop")
+    async def stack_stop(request: Request) -> JSONResponse:
+        await stack.stop()
+        return JSONResponse(stack.status_json(request_lang(request)))
+
+    @app.post("/api/shutdown")
+    async def shutdown_route() -> JSONResponse:
+        if shutdown is not None:
+            asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(shutdown()))
+        return JSONResponse({"ok": True}, status_code=202)
+
+    # -- pages --------------------------------------------------------------------------------------
+    @app.get("/")
+    async def dashboard(request: Request) -> HTMLResponse:
+        from linkpronto.web import pages
+
+        return HTMLResponse(pages.dashboard_html(request_lang(request)))
+
+    @app.get("/call/{link_id}")
+    async def call_page(link_id: str, request: Request) -> HTMLResponse:
+        from linkpronto.web import pages
+
+        return HTMLResponse(pages.call_html(link_id, request_lang(request)))
+
+    from linkpronto.web.assets import STATIC_DIR
+
+    app.mount("/_linkpronto/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
+    return app
+
+
+def _sse(doc: dict[str, Any]) -> bytes:
+    return ("event: status\ndata: " + json.dumps(doc, separators=(",", ":")) + "\n\n").encode("utf-8")

@@ -1,0 +1,267 @@
+"""The public listener: the only socket a tunnel ever points at.
+
+Routes (CONTRACT.md): the patient page at the link path, ``/api/public/*``, the instance probe,
+``/healthz``, static assets under ``/_linkpronto/static``, LiveKit signalling under ``/rtc`` (local
+and external modes) and, when an app is configured, everything else proxied to it. Admin paths
+answer 404 here, always — the admin API lives on another socket and is never reachable from here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+from limits import RateLimitItemPerMinute, storage, strategies
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from linkpronto.errors import LinkGone, LinkNotFound, LinkprontoError, LivekitUnhealthy
+from linkpronto.i18n import Text
+from linkpronto.stack import Stack
+from linkpronto.verify import LINK_PROBE_TOKEN, PROBE_PATH
+from linkpronto.web.common import client_address, error_response, request_lang
+
+log = logging.getLogger(__name__)
+
+PAGE_HEADERS = {
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Robots-Tag": "noindex",
+    "X-Content-Type-Options": "nosniff",
+    "Permissions-Policy": "camera=(self), microphone=(self)",
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self' wss: ws: https:; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+}
+ADMIN_PREFIXES = ("/api/",)
+OWN_PREFIXES = ("/api/public/", "/.well-known/linkpronto/", "/_linkpronto/", "/c/")
+OWN_PATHS = frozenset({"/healthz"})
+MAX_BODY = 64 * 1024
+GoneState = Literal["expired", "revoked", "exhausted"]
+GONE_STATES = ("expired", "revoked", "exhausted")
+
+
+@dataclass
+class PublicDeps:
+    stack: Stack
+    rtc_proxy: ASGIApp | None
+    app_proxy: ASGIApp | None
+    trust_forwarded: Callable[[], bool]
+
+
+class FailureLimiter:
+    """Failed joins per client address, with the ``limits`` library (memory or Redis storage)."""
+
+    def __init__(self, storage_uri: str, per_minute: int) -> None:
+        self.item = RateLimitItemPerMinute(per_minute)
+        self.limiter = strategies.MovingWindowRateLimiter(storage.storage_from_string(storage_uri))
+
+    def blocked(self, key: str) -> bool:
+        return not self.limiter.test(self.item, key)
+
+    def fail(self, key: str) -> None:
+        self.limiter.hit(self.item, key)
+
+
+def _link_path_regex(template: str) -> re.Pattern[str]:
+    head, _, tail = template.partition("{token}")
+    return re.compile("^" + re.escape(head) + r"(?P<token>[A-Za-z0-9_\-]{1,200})" + re.escape(tail) + "$")
+
+
+def build_public_app(deps: PublicDeps) -> ASGIApp:
+    stack = deps.stack
+    settings = stack.settings
+    limiter = FailureLimiter(settings.server.rate_limit_storage, settings.server.join_failures_per_minute)
+    link_re = _link_path_regex(settings.app.link_path)
+    default_re = _link_path_regex("/c/{token}")
+    serve_link_path = not settings.app.command
+
+    def addr(request: Request) -> str:
+        if deps.trust_forwarded():
+            return client_address(request)
+        return request.client.host if request.client else "unknown"
+
+    def too_many(request: Request) -> JSONResponse:
+        err = LinkprontoError(
+            Text("Muitas tentativas com links inválidos.", "Too many attempts with invalid links."),
+            fix=Text(
+                "Aguarde um minuto e abra o link recebido de novo.",
+                "Wait a minute and open the link you received again.",
+            ),
+            code="RATE_LIMITED",
+        )
+        return error_response(err, 429, request_lang(request))
+
+    async def patient_page(request: Request, token: str) -> Response:
+        from linkpronto.web import pages
+
+        lang = request_lang(request)
+        if token == LINK_PROBE_TOKEN:  # the verification ladder's own request
+            html = pages.patient_html(state="not_found", consultation_type=None, lang=lang)
+            return HTMLResponse(html, status_code=404, headers=PAGE_HEADERS)
+        key = addr(request)
+        if limiter.blocked(key):
+            return too_many(request)
+        row, state = await asyncio.to_thread(stack.links.resolve, token)
+        if row is None or state in ("preparing", "failed"):
+            limiter.fail(key)
+            html = pages.patient_html(state="not_found", consultation_type=None, lang=lang)
+            return HTMLResponse(html, status_code=404, headers=PAGE_HEADERS)
+        if state in GONE_STATES:
+            gone = cast(GoneState, state)
+            html = pages.patient_html(state=gone, consultation_type=row.consultation_type, lang=lang)
+            return HTMLResponse(html, status_code=410, headers=PAGE_HEADERS)
+        html = pages.patient_html(state="ok", consultation_type=row.consultation_type, lang=lang)
+        return HTMLResponse(html, headers=PAGE_HEADERS)
+
+    async def link_route(request: Request) -> Response:
+        path = request.url.path
+        m = default_re.match(path) or (link_re.match(path) if serve_link_path else None)
+        if m is None:
+            return PlainTextResponse("Not Found", status_code=404)
+        return await patient_page(request, m.group("token"))
+
+    async def read_json(request: Request) -> dict[str, Any] | None:
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return None
+        try:
+            import json
+
+            data = json.loads(body or b"{}")
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+
+    def bad_request(request: Request, field: str) -> JSONResponse:
+        err = LinkprontoError(
+            Text(f"Campo inválido ou ausente: {field}", f"Missing or invalid field: {field}"),
+            fix=Text("Abra o link recebido de novo.", "Open the link you received again."),
+            code="INVALID_REQUEST",
+        )
+        return error_response(err, 422, request_lang(request))
+
+    async def join(request: Request) -> Response:
+        lang = request_lang(request)
+        key = addr(request)
+        if limiter.blocked(key):
+            return too_many(request)
+        data = await read_json(request)
+        if data is None:
+            return bad_request(request, "body")
+        token = data.get("token")
+        name = data.get("display_name")
+        if not isinstance(token, str) or not token or len(token) > 200:
+            return bad_request(request, "token")
+        if name is not None and not isinstance(name, str):
+            return bad_request(request, "display_name")
+        try:
+            grant = await asyncio.to_thread(stack.links.join, token, name)
+        except LinkNotFound as exc:
+            limiter.fail(key)
+            return error_response(exc, 404, lang)
+        except LinkGone as exc:
+            limiter.fail(key)
+            return error_response(exc, 410, lang)
+        except LivekitUnhealthy as exc:
+            return error_response(exc, 503, lang)
+        stack.touch()
+        return JSONResponse(grant.to_json(), headers={"Cache-Control": "no-store"})
+
+    async def device_check(request: Request) -> Response:
+        key = addr(request)
+        if limiter.blocked(key):
+            return too_many(request)
+        data = await read_json(request)
+        if data is None:
+            return bad_request(request, "body")
+        token, result = data.get("token"), data.get("result")
+        if not isinstance(token, str) or not token:
+            return bad_request(request, "token")
+        if not isinstance(result, dict):
+            return bad_request(request, "result")
+        ok = await asyncio.to_thread(stack.links.record_device_check, token, result)
+        if not ok:
+            limiter.fail(key)
+            return error_response(LinkNotFound(), 404, request_lang(request))
+        stack.poke()
+        return Response(status_code=204)
+
+    async def runtime_config(request: Request) -> Response:
+        return JSONResponse(
+            {"site_url": stack.public_url, "livekit_url": stack.livekit_browser_url},
+            headers={"Cache-Control": "no-store"},
+        )
+
+    async def probe(request: Request) -> Response:
+        nonce = request.query_params.get("nonce", "")
+        if not nonce or len(nonce) > 128:
+            return PlainTextResponse("nonce required", status_code=400)
+        return JSONResponse(
+            {"instance": stack.secrets.instance_id, "nonce": nonce, "mac": stack.secrets.probe_mac(nonce)},
+            headers={"Cache-Control": "no-store"},
+        )
+
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok", headers={"Cache-Control": "no-store"})
+
+    async def not_found(request: Request) -> Response:
+        return PlainTextResponse("Not Found", status_code=404)
+
+    from linkpronto.web.assets import STATIC_DIR
+
+    routes = [
+        Route("/healthz", healthz),
+        Route(PROBE_PATH, probe),
+        Route("/api/public/join", join, methods=["POST"]),
+        Route("/api/public/device-check", device_check, methods=["POST"]),
+        Route("/api/public/runtime-config", runtime_config),
+        Mount("/_linkpronto/static", app=StaticFiles(directory=STATIC_DIR, check_dir=False)),
+        Route("/{path:path}", link_route, methods=["GET", "HEAD"]),
+        Route("/{path:path}", not_found, methods=["POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
+    ]
+    own = Starlette(routes=routes)
+
+    def is_own(path: str) -> bool:
+        if path in OWN_PATHS or path.startswith(OWN_PREFIXES):
+            return True
+        return serve_link_path and link_re.match(path) is not None
+
+    async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await own(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+        if path == "/rtc" or path.startswith("/rtc/"):
+            if deps.rtc_proxy is not None:
+                await deps.rtc_proxy(scope, receive, send)
+                return
+        elif is_own(path):
+            await own(scope, receive, send)
+            return
+        elif path.startswith(ADMIN_PREFIXES) or path in ("/api",):
+            pass  # admin paths never exist here, with or without an app
+        elif deps.app_proxy is not None:
+            await deps.app_proxy(scope, receive, send)
+            return
+        elif path == "/":
+            # No app: the root explains what this address is, without revealing anything.
+            if scope["type"] == "http":
+                await PlainTextResponse("linkpronto")(scope, receive, send)
+                return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        await PlainTextResponse("Not Found", status_code=404)(scope, receive, send)
+
+    return dispatch

@@ -1,0 +1,28 @@
+"""Fixtures shared by every test package: the LiveKit test double, and CI strictness."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from doubles.livekit_server import RunningDouble, run_double
+from helpers.lp import TEST_KEY, TEST_SECRET
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require(condition: bool, what: str) -> None:
+    """Skip locally when a component is missing; in CI (CI=true) a missing component is a failure."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"missing in CI: {what}")
+    pytest.skip(f"missing: {what}")
+
+
+@pytest.fixture(scope="session")
+def livekit_double() -> Iterator[RunningDouble]:
+    with run_double({TEST_KEY: TEST_SECRET}) as double:
+        yield double

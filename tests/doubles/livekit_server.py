@@ -1,0 +1,564 @@
+"""A test double of livekit-server: it imitates livekit-server's HTTP surface, written from LiveKit's
+documentation (docs.livekit.io: self-hosting config and flags, the signalling connection, the Twirp
+RoomService API and its access-token grants). It is a test double, not LiveKit: there is no media and
+no WebRTC, and nothing is persisted.
+
+Imitated:
+- ``GET /`` answers ``OK`` (the health check).
+- ``GET /rtc/validate`` and ``/rtc/v1/validate`` answer ``success`` when the access token (query
+  ``access_token`` or ``Authorization: Bearer``) is HS256-signed by one of the keys (``iss`` = API key),
+  is within its validity (60 s leeway, like the server's JWT library) and grants ``video.roomJoin`` with
+  a room; otherwise 401 (400 for an empty identity) with the reason as plain text.
+- WebSocket ``/rtc`` and ``/rtc/v1`` (livekit-client 2.17+): the same checks, refused with an HTTP error
+  before the upgrade; once accepted, a binary ``SignalResponse{join}``, ``pong``/``pong_resp`` answers to
+  pings, and the participant is registered until the socket closes.
+- Twirp ``POST /twirp/livekit.RoomService/{CreateRoom,ListRooms,DeleteRoom,ListParticipants,
+  GetParticipant,RemoveParticipant}`` in ``application/protobuf`` or ``application/json``, with the
+  grants livekit-server checks (roomList; roomCreate for CreateRoom/DeleteRoom; roomAdmin on that room
+  for the others). Removed participants get a ``leave`` and a close 1000. Rooms live until deleted.
+
+Test-only extras: ``GET /_double/state``, ``POST /_double/reset``, and ``lp_echo=1`` on a WebSocket URL
+(no token needed): every frame is echoed, the client's close code is returned, and a text frame
+``lp_close:CODE[:REASON]`` makes the double close with that code.
+
+Run: ``python tests/doubles/livekit_server.py [--config FILE.yaml] [--port N] [--bind ADDR] [--keys "K: S"]``
+(``--port 0`` picks a free port; it is printed in the ``starting LiveKit server`` line). Default bind is
+127.0.0.1 (livekit-server binds every interface). In tests use :func:`run_double`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import datetime
+import json
+import logging
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import jwt
+import uvicorn
+import yaml
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError, Message
+from livekit.protocol import models, rtc
+from livekit.protocol import room as room_pb
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+SERVER_VERSION = "1.9.0"
+PROTOCOL_VERSION = 16
+JWT_LEEWAY_S = 60  # go-jose's DefaultLeeway, which livekit-server's token verification uses
+PING_INTERVAL_S, PING_TIMEOUT_S = 5, 15
+DEFAULT_PORT = 7880
+START_MARKER = "starting LiveKit server"
+CORS = {"Access-Control-Allow-Origin": "*"}
+# Sending on a socket the peer already closed: Starlette raises RuntimeError, uvicorn an OSError.
+_SEND_ERRORS = (RuntimeError, OSError, WebSocketDisconnect)
+
+
+class Refusal(Exception):
+    """A request livekit-server would refuse: HTTP status, plain message, Twirp code."""
+
+    def __init__(self, status: int, message: str, code: str = "unauthenticated") -> None:
+        super().__init__(message)
+        self.status, self.message, self.code = status, message, code
+
+
+def _sid(prefix: str) -> str:
+    return prefix + secrets.token_urlsafe(9).replace("-", "x").replace("_", "y")
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def token_from(headers: Mapping[str, str], query: Mapping[str, str]) -> str:
+    auth = headers.get("authorization", "")
+    if auth:
+        if not auth.startswith("Bearer "):
+            raise Refusal(401, "invalid authorization header. Must start with Bearer ")
+        return auth[len("Bearer ") :]
+    token = query.get("access_token", "")
+    if not token:
+        raise Refusal(401, "permissions denied")
+    return token
+
+
+def verify_token(keys: Mapping[str, str], token: str) -> dict[str, Any]:
+    """Claims of a token signed by one of ``keys`` (``iss`` names the key), or Refusal(401)."""
+    try:
+        unverified = jwt.decode(token, options={"verify_signature": False})
+    except jwt.InvalidTokenError as exc:
+        raise Refusal(401, "invalid authorization token") from exc
+    api_key = unverified.get("iss")
+    secret = keys.get(api_key) if isinstance(api_key, str) else None
+    if secret is None:
+        raise Refusal(401, f"invalid API key: {api_key}")
+    try:
+        claims: dict[str, Any] = jwt.decode(token, secret, algorithms=["HS256"], leeway=JWT_LEEWAY_S)
+    except jwt.InvalidTokenError as exc:
+        raise Refusal(401, f"invalid token: {exc}") from exc
+    return claims
+
+
+@dataclasses.dataclass(eq=False)
+class Participant:
+    sid: str
+    room: str
+    identity: str
+    name: str
+    joined_at: int
+    websocket: WebSocket | None = None
+
+    def info(self) -> models.ParticipantInfo:
+        return models.ParticipantInfo(
+            sid=self.sid, identity=self.identity, name=self.name, joined_at=self.joined_at,
+            state=models.ParticipantInfo.ACTIVE,
+        )
+
+
+class LiveKitDouble:
+    """The double's whole state and its ASGI app (``.app``). One per server; no globals."""
+
+    def __init__(self, keys: Mapping[str, str]) -> None:
+        self.keys = dict(keys)
+        self.node_id = _sid("ND_")
+        self.rooms: dict[str, models.Room] = {}
+        self.participants: dict[str, Participant] = {}  # by sid
+        self.calls: list[dict[str, Any]] = []
+        self.validate_calls = 0
+        self.ws_connections = 0
+        self.ws_requests: deque[dict[str, Any]] = deque(maxlen=100)
+        self.app = Starlette(routes=[
+            Route("/", self.health),
+            Route("/rtc/validate", self.validate),
+            Route("/rtc/v1/validate", self.validate),
+            WebSocketRoute("/rtc", self.signal),
+            WebSocketRoute("/rtc/v1", self.signal),
+            Route("/twirp/livekit.RoomService/{method}", self.twirp, methods=["POST"]),
+            Route("/_double/state", self.state),
+            Route("/_double/reset", self.reset, methods=["POST"]),
+        ])
+        self.app.state.double = self
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "participants": [
+                {"room": p.room, "identity": p.identity, "name": p.name, "sid": p.sid}
+                for p in self.participants.values()
+            ],
+            "rooms": sorted(self.rooms),
+            "calls": list(self.calls),
+            "ws_connections": self.ws_connections,
+            "ws_open": sum(1 for p in self.participants.values() if p.websocket is not None),
+            "ws_requests": list(self.ws_requests),
+            "validate_calls": self.validate_calls,
+        }
+
+    # --- HTTP ------------------------------------------------------------------------------
+    async def health(self, request: Request) -> Response:
+        return PlainTextResponse("OK")
+
+    async def state(self, request: Request) -> Response:
+        return JSONResponse(self.snapshot())
+
+    async def reset(self, request: Request) -> Response:
+        self.calls.clear()
+        self.ws_requests.clear()
+        self.validate_calls = self.ws_connections = 0
+        return JSONResponse(self.snapshot())
+
+    def join_claims(self, headers: Mapping[str, str], query: Mapping[str, str]) -> tuple[str, str, str]:
+        """(room, identity, name) for a join, with livekit-server's checks."""
+        claims = verify_token(self.keys, token_from(headers, query))
+        video = claims.get("video")
+        if not isinstance(video, dict) or not video.get("roomJoin"):
+            raise Refusal(401, "permissions denied")
+        identity = str(claims.get("sub") or "")
+        if not identity:
+            raise Refusal(400, "participant identity cannot be empty")
+        room = str(video.get("room") or query.get("room") or "")
+        if not room:
+            raise Refusal(401, "permissions denied: no room in token")
+        return room, identity, str(claims.get("name") or "")
+
+    async def validate(self, request: Request) -> Response:
+        self.validate_calls += 1
+        try:
+            self.join_claims(request.headers, request.query_params)
+        except Refusal as refusal:
+            return PlainTextResponse(refusal.message, status_code=refusal.status, headers=CORS)
+        return PlainTextResponse("success", headers=CORS)
+
+    # --- signalling WebSocket --------------------------------------------------------------------
+    async def signal(self, ws: WebSocket) -> None:
+        self.ws_requests.append({"path": ws.url.path, "query": dict(ws.query_params)})
+        if ws.query_params.get("lp_echo") == "1":
+            await self._echo(ws)
+            return
+        try:
+            room, identity, name = self.join_claims(ws.headers, ws.query_params)
+        except Refusal as refusal:
+            await ws.send_denial_response(PlainTextResponse(refusal.message, status_code=refusal.status))
+            return
+        await ws.accept()
+        self.ws_connections += 1
+        for old in [p for p in self.participants.values() if (p.room, p.identity) == (room, identity)]:
+            await self._kick(old, models.DisconnectReason.DUPLICATE_IDENTITY)
+        room_info = self._room(room)
+        me = Participant(_sid("PA_"), room, identity, name, int(time.time()), ws)
+        others = [p.info() for p in self.participants.values() if p.room == room]
+        self.participants[me.sid] = me
+        join = rtc.JoinResponse(
+            room=room_info, participant=me.info(), other_participants=others,
+            server_version=SERVER_VERSION, subscriber_primary=True,
+            ping_interval=PING_INTERVAL_S, ping_timeout=PING_TIMEOUT_S,
+            server_info=models.ServerInfo(
+                edition=models.ServerInfo.Standard, version=SERVER_VERSION,
+                protocol=PROTOCOL_VERSION, node_id=self.node_id,
+            ),
+        )
+        join.room.num_participants = len(others) + 1
+        try:
+            await ws.send_bytes(rtc.SignalResponse(join=join).SerializeToString())
+            while (message := await ws.receive())["type"] != "websocket.disconnect":
+                if message.get("bytes"):
+                    await self._answer(ws, message["bytes"])
+        except _SEND_ERRORS:
+            pass  # the peer went away (or the double closed it); unregistering below is all there is to do
+        finally:
+            self.participants.pop(me.sid, None)
+
+    async def _answer(self, ws: WebSocket, data: bytes) -> None:
+        request = rtc.SignalRequest()
+        try:
+            request.ParseFromString(data)
+        except DecodeError:
+            return
+        kind = request.WhichOneof("message")
+        if kind == "ping":
+            await ws.send_bytes(rtc.SignalResponse(pong=_now_ms()).SerializeToString())
+        elif kind == "ping_req":
+            pong = rtc.Pong(last_ping_timestamp=request.ping_req.timestamp, timestamp=_now_ms())
+            await ws.send_bytes(rtc.SignalResponse(pong_resp=pong).SerializeToString())
+
+    async def _echo(self, ws: WebSocket) -> None:
+        await ws.accept()
+        self.ws_connections += 1
+        with contextlib.suppress(*_SEND_ERRORS):
+            while (message := await ws.receive())["type"] != "websocket.disconnect":
+                text = message.get("text")
+                if text is not None and text.startswith("lp_close:"):
+                    code, _, reason = text[len("lp_close:") :].partition(":")
+                    await ws.close(int(code), reason)
+                    return
+                if text is not None:
+                    await ws.send_text(text)
+                else:
+                    await ws.send_bytes(message.get("bytes") or b"")
+
+    async def _kick(self, participant: Participant, reason: int) -> None:
+        """What livekit-server does on removal: a ``leave``, then close 1000."""
+        self.participants.pop(participant.sid, None)
+        ws, participant.websocket = participant.websocket, None
+        if ws is None:
+            return
+        leave = rtc.LeaveRequest(can_reconnect=False, reason=reason, action=rtc.LeaveRequest.DISCONNECT)  # type: ignore[arg-type]
+        with contextlib.suppress(*_SEND_ERRORS):
+            await ws.send_bytes(rtc.SignalResponse(leave=leave).SerializeToString())
+            await ws.close(1000)
+
+    def _room(self, name: str) -> models.Room:
+        if name not in self.rooms:
+            now = int(time.time())
+            self.rooms[name] = models.Room(
+                sid=_sid("RM_"), name=name, creation_time=now, creation_time_ms=now * 1000,
+                empty_timeout=300, departure_timeout=20,
+            )
+        room = models.Room()
+        room.CopyFrom(self.rooms[name])
+        room.num_participants = sum(1 for p in self.participants.values() if p.room == name)
+        return room
+
+    # --- Twirp RoomService -------------------------------------------------------------------
+    async def twirp(self, request: Request) -> Response:
+        method = request.path_params["method"]
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        call: dict[str, Any] = {"method": method, "room": "", "identity": "", "status": 200}
+        self.calls.append(call)
+        try:
+            handler, request_class, permission = self._methods()[method]
+        except KeyError:
+            return self._twirp_error(call, Refusal(404, f"no handler for method {method}", "bad_route"))
+        if media_type not in ("application/json", "application/protobuf"):
+            refusal = Refusal(404, f"unexpected Content-Type: {media_type}", "bad_route")
+            return self._twirp_error(call, refusal)
+        body = await request.body()
+        message = request_class()
+        try:
+            if media_type == "application/json":
+                json_format.Parse(body or b"{}", message, ignore_unknown_fields=True)
+            else:
+                message.ParseFromString(body)
+        except (DecodeError, json_format.ParseError) as exc:
+            return self._twirp_error(call, Refusal(400, f"failed to parse request: {exc}", "malformed"))
+        room = str(getattr(message, "room", "") or getattr(message, "name", ""))
+        call.update(room=room, identity=str(getattr(message, "identity", "")))
+        try:
+            claims = verify_token(self.keys, token_from(request.headers, request.query_params))
+            video = claims.get("video")
+            video = video if isinstance(video, dict) else {}
+            allowed = bool(video.get(permission)) and (permission != "roomAdmin" or video.get("room") == room)
+            if not allowed:
+                raise Refusal(401, "permissions denied")
+            answer = await handler(message)
+        except Refusal as refusal:
+            return self._twirp_error(call, refusal)
+        if media_type == "application/json":
+            text = json_format.MessageToJson(
+                answer, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+            )
+            return Response(text, media_type="application/json")
+        return Response(answer.SerializeToString(), media_type="application/protobuf")
+
+    def _twirp_error(self, call: dict[str, Any], refusal: Refusal) -> Response:
+        call["status"] = refusal.status
+        return JSONResponse({"code": refusal.code, "msg": refusal.message}, status_code=refusal.status)
+
+    def _methods(self) -> dict[str, tuple[Callable[[Any], Any], type[Message], str]]:
+        return {
+            "CreateRoom": (self._create_room, room_pb.CreateRoomRequest, "roomCreate"),
+            "ListRooms": (self._list_rooms, room_pb.ListRoomsRequest, "roomList"),
+            "DeleteRoom": (self._delete_room, room_pb.DeleteRoomRequest, "roomCreate"),
+            "ListParticipants": (self._list_participants, room_pb.ListParticipantsRequest, "roomAdmin"),
+            "GetParticipant": (self._get_participant, room_pb.RoomParticipantIdentity, "roomAdmin"),
+            "RemoveParticipant": (self._remove_participant, room_pb.RoomParticipantIdentity, "roomAdmin"),
+        }
+
+    async def _create_room(self, req: room_pb.CreateRoomRequest) -> models.Room:
+        return self._room(req.name)
+
+    async def _list_rooms(self, req: room_pb.ListRoomsRequest) -> room_pb.ListRoomsResponse:
+        names = [n for n in self.rooms if not req.names or n in req.names]
+        return room_pb.ListRoomsResponse(rooms=[self._room(n) for n in names])
+
+    async def _delete_room(self, req: room_pb.DeleteRoomRequest) -> room_pb.DeleteRoomResponse:
+        if req.room not in self.rooms:
+            raise Refusal(404, "room not found", "not_found")
+        for p in [p for p in self.participants.values() if p.room == req.room]:
+            await self._kick(p, models.DisconnectReason.ROOM_DELETED)
+        del self.rooms[req.room]
+        return room_pb.DeleteRoomResponse()
+
+    async def _list_participants(self, req: room_pb.ListParticipantsRequest) -> Message:
+        infos = [p.info() for p in self.participants.values() if p.room == req.room]
+        return room_pb.ListParticipantsResponse(participants=infos)
+
+    def _find(self, room: str, identity: str) -> Participant:
+        for p in self.participants.values():
+            if (p.room, p.identity) == (room, identity):
+                return p
+        raise Refusal(404, "participant not found", "not_found")
+
+    async def _get_participant(self, req: room_pb.RoomParticipantIdentity) -> models.ParticipantInfo:
+        return self._find(req.room, req.identity).info()
+
+    async def _remove_participant(self, req: room_pb.RoomParticipantIdentity) -> Message:
+        await self._kick(self._find(req.room, req.identity), models.DisconnectReason.PARTICIPANT_REMOVED)
+        return room_pb.RemoveParticipantResponse()
+
+
+def build_app(keys: dict[str, str]) -> Starlette:
+    """The double as an ASGI app for in-process use; its state is ``app.state.double`` (LiveKitDouble)."""
+    return LiveKitDouble(keys).app
+
+
+# --- command line, like livekit-server's ---------------------------------------------------------
+def _parse_keys(text: str) -> dict[str, str]:
+    loaded = yaml.safe_load(text) if text.strip() else {}
+    if not isinstance(loaded, dict):
+        raise SystemExit(f"keys must be 'KEY: SECRET' lines, got {text!r}")
+    return {str(k): str(v) for k, v in loaded.items()}
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises the signal after shutdown (exit -15); livekit-server exits 0 instead."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        def stop(signum: int, frame: FrameType | None) -> None:
+            self.force_exit = self.should_exit
+            self.should_exit = True
+
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="livekit-server test double")
+    parser.add_argument("--config")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--bind", action="append")
+    parser.add_argument("--keys")
+    parser.add_argument("--dev", action="store_true")
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        print(f"livekit-server double: ignoring {unknown}", file=sys.stderr)
+    conf: dict[str, Any] = {}
+    if args.config:
+        conf = yaml.safe_load(Path(args.config).read_text(encoding="utf-8")) or {}
+    keys = {str(k): str(v) for k, v in (conf.get("keys") or {}).items()}
+    keys.update(_parse_keys(args.keys if args.keys is not None else os.environ.get("LIVEKIT_KEYS", "")))
+    if args.dev and not keys:
+        keys = {"devkey": "secret"}
+    if not keys:
+        print("one of key-file or keys must be provided in order to support a secure installation",
+              file=sys.stderr)
+        return 1
+    port = args.port if args.port is not None else int(conf.get("port", DEFAULT_PORT))
+    binds = args.bind or conf.get("bind_addresses") or ["127.0.0.1"]
+    sockets: list[socket.socket] = []
+    for address in binds:
+        sock = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM)
+        if sys.platform != "win32":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((address, port))
+        except OSError as exc:
+            print(f"listen tcp {address}:{port}: bind: {exc.strerror}", file=sys.stderr)
+            return 1
+        sock.listen(128)
+        port = sock.getsockname()[1]  # --port 0: every address shares the first one's port
+        sockets.append(sock)
+    double = LiveKitDouble(keys)
+    rtc_conf = conf.get("rtc") or {}
+    fields = {
+        "portHttp": port, "nodeID": double.node_id, "nodeIP": rtc_conf.get("node_ip", "127.0.0.1"),
+        "version": SERVER_VERSION, "bindAddresses": binds,
+        "rtc.portTCP": rtc_conf.get("tcp_port", 7881), "rtc.portUDP": rtc_conf.get("udp_port", 7882),
+    }
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    print(f"{stamp}\tINFO\tlivekit\tservice/server.go\t{START_MARKER}\t{json.dumps(fields)}", flush=True)
+    # uvicorn logs a denial response (401 before the upgrade) as an error; it is the intended answer.
+    logging.getLogger("uvicorn.error").addFilter(
+        lambda record: "without completing handshake" not in record.getMessage()
+    )
+    config = uvicorn.Config(double.app, log_level="warning", access_log=False, lifespan="off",
+                            timeout_graceful_shutdown=2)
+    asyncio.run(_Server(config).serve(sockets=sockets))
+    return 0
+
+
+# --- helper for tests ----------------------------------------------------------------------------
+class DoubleStartError(RuntimeError):
+    pass
+
+
+@dataclasses.dataclass
+class RunningDouble:
+    port: int
+    process: subprocess.Popen[str]
+    output: deque[str]  # the last lines of stdout+stderr
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def state(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self.url}/_double/state", timeout=5) as response:
+            result: dict[str, Any] = json.load(response)
+            return result
+
+    def reset(self) -> None:
+        request = urllib.request.Request(f"{self.url}/_double/reset", data=b"", method="POST")
+        with urllib.request.urlopen(request, timeout=5):
+            pass
+
+
+@contextlib.contextmanager
+def run_double(
+    keys: dict[str, str], port: int | None = None, extra_args: Sequence[str] = (), *,
+    startup_timeout: float = 10.0,
+) -> Iterator[RunningDouble]:
+    """Run the double as a child process on 127.0.0.1 (a free port when ``port`` is None) until
+    ``GET /`` answers OK; stop it (terminate, wait, kill) on exit."""
+    argv = [sys.executable, "-u", str(Path(__file__).resolve()), "--port", str(port or 0),
+            "--bind", "127.0.0.1"]
+    if keys:
+        argv += ["--keys", yaml.safe_dump(keys, default_flow_style=False)]
+    process = subprocess.Popen([*argv, *extra_args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, encoding="utf-8")
+    output: deque[str] = deque(maxlen=500)
+    found: list[int] = []
+    started = threading.Event()
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            output.append(line.rstrip("\n"))
+            if START_MARKER in line and not found:
+                found.append(int(json.loads(line.split("\t")[-1])["portHttp"]))
+                started.set()
+        started.set()
+
+    reader = threading.Thread(target=pump, name="livekit-double-output", daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + startup_timeout
+        if not started.wait(timeout=startup_timeout) or not found:
+            raise DoubleStartError("livekit double did not start:\n" + "\n".join(output))
+        double = RunningDouble(found[0], process, output)
+        while not _answers_ok(double.url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise DoubleStartError("livekit double is not answering:\n" + "\n".join(output))
+            time.sleep(0.02)
+        yield double
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+        reader.join(timeout=5)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def _answers_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/", timeout=1) as response:
+            return bool(response.read() == b"OK")
+    except OSError:
+        return False
+
+
+if __name__ == "__main__":
+    sys.exit(main())

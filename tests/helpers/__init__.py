@@ -1,0 +1,1 @@
+"""Shared test helpers (not fixtures): free ports, a switchable TCP relay, running linkpronto in-process."""

@@ -1,0 +1,100 @@
+"""Run linkpronto's orchestrator in-process (real listeners on real ports) for tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from helpers.net import free_port
+from linkpronto.config import Settings, defaults
+from linkpronto.keys import InstanceSecrets, load_or_create
+from linkpronto.orchestrator import Running, serve
+
+TEST_KEY = "LPtestkey"
+TEST_SECRET = "s3cr3t-" + "x" * 40  # ≥ 32 characters: accepted even when exposed
+
+
+@dataclass
+class LP:
+    settings: Settings
+    running: Running
+    admin: httpx.AsyncClient
+    public: httpx.AsyncClient
+    secrets: InstanceSecrets
+    stop_event: asyncio.Event
+
+    @property
+    def stack(self) -> Any:
+        return self.running.stack
+
+    async def wait_state(self, state: str, timeout: float = 10.0) -> dict[str, Any]:
+        deadline = asyncio.get_running_loop().time() + timeout
+        doc: dict[str, Any] = {}
+        while asyncio.get_running_loop().time() < deadline:
+            doc = (await self.admin.get("/api/status")).json()
+            if doc["state"] == state:
+                return doc
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"state {state!r} not reached; last status: {json.dumps(doc)[:2000]}")
+
+    async def wait_link(self, link_id: str, status: str, timeout: float = 10.0) -> dict[str, Any]:
+        deadline = asyncio.get_running_loop().time() + timeout
+        doc: dict[str, Any] = {}
+        while asyncio.get_running_loop().time() < deadline:
+            doc = (await self.admin.get(f"/api/consultation-links/{link_id}")).json()
+            if doc["status"] == status:
+                return doc
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"link status {status!r} not reached; last: {doc}")
+
+
+def settings_for(
+    data_dir: Path,
+    *,
+    livekit_url: str,
+    static_url: str | None = None,
+    public_port: int | None = None,
+    **sections: dict[str, Any],
+) -> Settings:
+    public_port = public_port or free_port()
+    server = {"admin_port": free_port(), "public_port": public_port, "data_dir": data_dir}
+    server.update(sections.pop("server", {}))
+    livekit = {"mode": "external", "url": livekit_url, "api_key": TEST_KEY, "api_secret": TEST_SECRET}
+    livekit.update(sections.pop("livekit", {}))
+    tunnel = {"provider": "static", "static_url": static_url or f"http://127.0.0.1:{public_port}"}
+    tunnel.update(sections.pop("tunnel", {}))
+    verify = {"max_age": "10s", "interval": "30s"}
+    verify.update(sections.pop("verify", {}))
+    return defaults(server=server, livekit=livekit, tunnel=tunnel, verify=verify, **sections)
+
+
+@contextlib.asynccontextmanager
+async def run_lp(settings: Settings) -> AsyncIterator[LP]:
+    stop = asyncio.Event()
+    started: asyncio.Future[Running] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(
+        serve(settings, on_started=started.set_result, stop_event=stop, handle_signals=False)
+    )
+    done, _ = await asyncio.wait([task, started], timeout=15, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        task.result()
+    running = started.result()
+    secrets = load_or_create(settings.data_dir)
+    admin = httpx.AsyncClient(
+        base_url=running.admin_url, headers={"Authorization": f"Bearer {secrets.admin_token}"}, timeout=30
+    )
+    public = httpx.AsyncClient(base_url=f"http://127.0.0.1:{running.public_port}", timeout=30)
+    try:
+        yield LP(settings, running, admin, public, secrets, stop)
+    finally:
+        stop.set()
+        await admin.aclose()
+        await public.aclose()
+        await asyncio.wait_for(task, 20)
