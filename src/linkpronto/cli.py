@@ -127,10 +127,17 @@ def status(
     wait_ready: Annotated[float | None, typer.Option("--wait-ready", help="Espera até N segundos.")] = None,
 ) -> None:
     """Mostra o estado do linkpronto (e espera ficar pronto com --wait-ready)."""
-    client = AdminClient(_settings(config))
+    settings = _settings(config)
     deadline = time.monotonic() + (wait_ready or 0)
     while True:
-        res = client.request("GET", "/api/status")
+        try:
+            res = AdminClient(settings).request("GET", "/api/status")
+        except NotRunning:
+            # --wait-ready also waits for an `up` that is still starting.
+            if wait_ready is None or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)
+            continue
         if res.status_code != 200:
             _problem_exit(res)
         doc = res.json()
@@ -315,7 +322,8 @@ def doctor(
 
 def main(argv: list[str] | None = None) -> None:
     try:
-        app(args=argv, standalone_mode=False)
+        # With standalone_mode=False, click returns the code of a typer.Exit instead of raising it.
+        rc = app(args=argv, standalone_mode=False)
     except LinkprontoError as exc:
         console.print_error(exc)
         sys.exit(EXIT_ERROR)
@@ -332,7 +340,7 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(exc, click.exceptions.Abort):
             sys.exit(130)
         raise
-    sys.exit(EXIT_OK)
+    sys.exit(rc if isinstance(rc, int) else EXIT_OK)
 
 
 def _usage(exc: Exception) -> None:

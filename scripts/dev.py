@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Set everything up, then run linkpronto or its tests — the README's two Quick-start commands.
+
+    python3 scripts/dev.py up   [linkpronto up options...]
+    python3 scripts/dev.py test [pytest options...]
+    python3 scripts/dev.py setup
+
+Windows (PowerShell): ``py scripts\\dev.py up`` / ``py scripts\\dev.py test``.
+
+Set-up is idempotent and quick when nothing changed: a virtual environment in ``.venv`` with
+linkpronto and its test tools, ``npm install`` for the pages' ``livekit-client`` (served by
+linkpronto itself, never from a CDN), and — for the tests, on Debian/Ubuntu as root — Debian's
+``chromium``, ``openssh-server``, ``caddy`` and ``wrk``. Uses only the standard library.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv"
+IS_WINDOWS = sys.platform == "win32"
+BIN = VENV / ("Scripts" if IS_WINDOWS else "bin")
+PY = BIN / ("python.exe" if IS_WINDOWS else "python")
+STAMP = VENV / ".linkpronto-setup"
+TEST_DEBS = {"chromium": "/usr/bin/chromium", "openssh-server": "/usr/sbin/sshd", "caddy": "/usr/bin/caddy", "wrk": "/usr/bin/wrk"}
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def say(msg: str) -> None:
+    print(f"[dev] {msg}", flush=True)
+
+
+def run(argv: list[str], **kw: object) -> None:
+    say(" ".join(argv))
+    subprocess.run(argv, check=True, cwd=ROOT, **kw)  # type: ignore[call-overload]
+
+
+def _fingerprint(with_tests: bool) -> str:
+    h = hashlib.sha256()
+    for name in ("pyproject.toml", "package.json", "package-lock.json"):
+        p = ROOT / name
+        if p.exists():
+            h.update(p.read_bytes())
+    h.update(b"tests" if with_tests else b"run")
+    return h.hexdigest()
+
+
+def setup_python(with_tests: bool) -> None:
+    if not PY.exists():
+        say("creating .venv")
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    fp = _fingerprint(with_tests)
+    if STAMP.exists() and STAMP.read_text() == fp:
+        return
+    run([str(PY), "-m", "pip", "install", "-q", "--upgrade", "pip"])
+    target = ".[test]" if with_tests else "."
+    run([str(PY), "-m", "pip", "install", "-q", "-e", target])
+    STAMP.write_text(fp)
+
+
+def setup_assets() -> None:
+    npm = shutil.which("npm")
+    vendor = ROOT / "src" / "linkpronto" / "web" / "static" / "vendor"
+    if npm is None:
+        if IN_CI:
+            raise SystemExit("npm is required (Node.js 20+): https://nodejs.org")
+        say("npm not found: the pages will say that livekit-client is missing. Install Node.js 20+.")
+        return
+    if not (ROOT / "node_modules" / "livekit-client").exists():
+        run([npm, "ci" if (ROOT / "package-lock.json").exists() else "install", "--no-audit", "--no-fund"])
+    if not any(vendor.glob("livekit-client*.js")):
+        run([str(PY), "-m", "linkpronto.web.assets"])
+
+
+def setup_test_system() -> None:
+    """Debian packages the tests drive for real (a real browser, a real sshd, caddy and wrk)."""
+    missing = [pkg for pkg, path in TEST_DEBS.items() if not Path(path).exists()]
+    if not missing:
+        return
+    apt = shutil.which("apt-get")
+    if IS_WINDOWS or apt is None or (hasattr(os, "geteuid") and os.geteuid() != 0):
+        msg = f"missing system packages for the tests: {', '.join(missing)} (Debian: apt-get install {' '.join(missing)})"
+        if IN_CI:
+            raise SystemExit(msg)
+        say(msg + " — the tests that need them will be skipped")
+        return
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    run([apt, "update", "-qq"], env=env)
+    run([apt, "install", "-y", "-qq", "--no-install-recommends", *missing], env=env)
+
+
+def setup(with_tests: bool) -> None:
+    setup_python(with_tests)
+    setup_assets()
+    if with_tests:
+        setup_test_system()
+
+
+def cmd_up(args: list[str]) -> int:
+    setup(with_tests=False)
+    exe = BIN / ("linkpronto.exe" if IS_WINDOWS else "linkpronto")
+    return subprocess.call([str(exe), "up", *args], cwd=Path.cwd())
+
+
+def cmd_test(args: list[str]) -> int:
+    setup(with_tests=True)
+    steps = [
+        [str(PY), "-m", "ruff", "check", "src", "tests", "bench", "scripts"],
+        [str(PY), "-m", "mypy", "--platform", "linux"],
+        [str(PY), "-m", "mypy", "--platform", "win32"],
+    ]
+    for step in steps:
+        say(" ".join(step[2:]))
+        if subprocess.call(step, cwd=ROOT) != 0:
+            return 1
+    return subprocess.call([str(PY), "-m", "pytest", "-q", *args], cwd=ROOT)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in ("up", "test", "setup"):
+        print(__doc__)
+        return 2
+    cmd, rest = argv[0], argv[1:]
+    if cmd == "setup":
+        setup(with_tests="--tests" in rest)
+        return 0
+    return cmd_up(rest) if cmd == "up" else cmd_test(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
