@@ -1,0 +1,352 @@
+"""LiveKit ``local`` mode: find ``livekit-server``, write its config, run it under the supervisor.
+
+* Binary: ``livekit.binary`` from the settings → ``livekit-server`` on PATH →
+  ``<data_dir>/bin/livekit-server[.exe]``; when missing and ``install_allowed``, it is installed
+  there (``linkpronto.install``, checksum-verified, progress to ``progress``); otherwise
+  :class:`~linkpronto.errors.BinaryNotFound` whose fix is ``linkpronto install livekit``.
+* Config: ``<data_dir>/livekit.yaml`` (owner-only: it holds the secret) with the key pair,
+  ``port``, ``rtc.tcp_port``, ``rtc.udp_port`` (one UDP mux port), ``rtc.node_ip`` = this machine's LAN
+  address (``livekit.node_ip`` overrides), ``rtc.use_external_ip: false`` and ``bind_addresses``.
+  ``bind_addresses`` only concerns the HTTP/WebSocket port (signalling and the Twirp API); the
+  ICE/TCP and UDP media ports listen on every interface and advertise ``node_ip``. So the
+  signalling port binds ``127.0.0.1`` whenever a tunnel carries signalling (the gateway proxies
+  ``/rtc`` and nothing else), and every interface only for the ``lan`` provider; media stays
+  reachable on the LAN either way.
+* Ready when ``GET /`` answers ``OK`` **and** ``/rtc/validate`` accepts a probe token signed with our
+  key pair; a server already on the port that passes the same check is adopted, anything else is
+  ``PORT_IN_USE``. A crash loop is ``LIVEKIT_CRASH_LOOP``. The secret never appears in captured
+  output.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from linkpronto import platform
+from linkpronto.components import ComponentState, ComponentStatus, Observable
+from linkpronto.config import Settings
+from linkpronto.errors import BinaryNotFound, ConfigInvalid, InsecureLivekitKeys, LinkprontoError
+from linkpronto.i18n import Text
+from linkpronto.install.common import ProgressCallback
+from linkpronto.livekit.tokens import probe_token
+from linkpronto.supervise import CustomProbe, ManagedProcess, ProbeResult, ProcessSpec, RestartPolicy
+from linkpronto.supervise.probes import new_client
+
+log = logging.getLogger(__name__)
+
+Installer = Callable[[Path, str], Awaitable[Path]]
+"""``(bin_dir, version) -> installed path``; :func:`linkpronto.install.install_livekit` by default."""
+
+BINARY = "livekit-server"
+CONFIG_FILE = "livekit.yaml"
+MIN_SECRET_LENGTH = 32
+INSECURE_PAIRS = frozenset({("devkey", "secret")})
+READY_PERIOD_S = 0.1
+HEALTH_PERIOD_S = 2.0
+CHECK_TIMEOUT_S = 2.0
+INSTALL_FIX = Text(
+    "Instale o LiveKit com: linkpronto install livekit (ou deixe o 'linkpronto up' instalar sozinho).",
+    "Install LiveKit with: linkpronto install livekit (or let 'linkpronto up' install it by itself).",
+)
+
+
+def check_livekit_keys(api_key: str, api_secret: str, tunnel_provider: str) -> None:
+    """Refuse keys anyone could guess whenever LiveKit is reachable beyond this network.
+
+    ``devkey``/``secret`` (what ``livekit-server --dev`` uses) or a secret under 32 characters raise
+    :class:`InsecureLivekitKeys` unless ``tunnel_provider`` is ``lan``. An empty key or secret is
+    :class:`ConfigInvalid` in every mode (LiveKit would not start, or would refuse every token).
+    """
+    if not api_key or not api_secret:
+        raise ConfigInvalid(
+            Text("A chave ou o segredo da API do LiveKit está vazio.", "The LiveKit API key or secret is empty."),
+            fix=Text(
+                "No modo local, apague os valores de livekit.api_key/api_secret para o linkpronto gerar um par "
+                "forte; nos outros modos, informe LIVEKIT_API_KEY e LIVEKIT_API_SECRET.",
+                "In local mode, clear livekit.api_key/api_secret so linkpronto generates a strong pair; in "
+                "the other modes, set LIVEKIT_API_KEY and LIVEKIT_API_SECRET.",
+            ),
+        )
+    if tunnel_provider == "lan":
+        return
+    if (api_key, api_secret) in INSECURE_PAIRS:
+        reason = Text("o par devkey/secret é público (é o do modo --dev)",
+                      "the devkey/secret pair is public (it is --dev mode's)")
+    elif len(api_secret) < MIN_SECRET_LENGTH:
+        reason = Text(f"o segredo tem {len(api_secret)} caracteres (mínimo {MIN_SECRET_LENGTH})",
+                      f"the secret has {len(api_secret)} characters (minimum {MIN_SECRET_LENGTH})")
+    else:
+        return
+    raise InsecureLivekitKeys(
+        Text(
+            f"As chaves do LiveKit não são seguras para uso pela internet: {reason.pt}. Com o túnel "
+            f"'{tunnel_provider}', qualquer pessoa poderia criar acessos às salas.",
+            f"The LiveKit keys are not safe to use over the internet: {reason.en}. With the "
+            f"'{tunnel_provider}' tunnel, anyone could mint access to the rooms.",
+        ),
+        fix=Text(
+            "No modo local, apague livekit.api_key e livekit.api_secret para o linkpronto gerar um par forte. "
+            "Com um LiveKit próprio, gere um par com 'livekit-server generate-keys' e configure-o nele e em "
+            "LIVEKIT_API_KEY/LIVEKIT_API_SECRET. Só para testes na mesma rede Wi-Fi: --tunnel lan.",
+            "In local mode, clear livekit.api_key and livekit.api_secret so linkpronto generates a strong pair. "
+            "With your own LiveKit, make a pair with 'livekit-server generate-keys' and set it there and in "
+            "LIVEKIT_API_KEY/LIVEKIT_API_SECRET. For same-Wi-Fi tests only: --tunnel lan.",
+        ),
+        tunnel_provider=tunnel_provider,
+    )
+
+
+def find_livekit_binary(
+    settings: Settings, data_dir: Path, which: Callable[[str], str | None] = shutil.which
+) -> Path:
+    """``livekit.binary`` → PATH → ``<data_dir>/bin``; :class:`BinaryNotFound` when none exists."""
+    configured = settings.livekit.binary
+    if configured:
+        path = Path(configured).expanduser()
+        if path.is_file():
+            return path
+        found = which(configured)
+        if found:
+            return Path(found)
+        raise BinaryNotFound(
+            Text(f"O programa do LiveKit indicado em livekit.binary não existe: {configured}",
+                 f"The LiveKit program set in livekit.binary does not exist: {configured}"),
+            fix=Text(
+                "Corrija livekit.binary (ou apague-o) e instale com: linkpronto install livekit",
+                "Correct livekit.binary (or clear it) and install with: linkpronto install livekit",
+            ),
+            program=configured,
+        )
+    found = which(BINARY)
+    if found:
+        return Path(found)
+    local = data_dir / "bin" / platform.executable_name(BINARY)
+    if local.is_file():
+        return local
+    raise BinaryNotFound(
+        Text(
+            f"O servidor de vídeo (livekit-server) não está instalado: não está no PATH nem em {local.parent}.",
+            f"The video server (livekit-server) is not installed: it is neither on PATH nor in {local.parent}.",
+        ),
+        fix=INSTALL_FIX,
+        program=BINARY,
+    )
+
+
+def bind_addresses(tunnel_provider: str) -> list[str]:
+    """Where the signalling port listens: loopback when a tunnel (via the gateway) carries it."""
+    return ["0.0.0.0"] if tunnel_provider == "lan" else ["127.0.0.1"]
+
+
+def render_config(settings: Settings, api_key: str, api_secret: str, node_ip: str) -> dict[str, Any]:
+    lk = settings.livekit
+    return {
+        "port": lk.port,
+        "bind_addresses": bind_addresses(settings.tunnel.provider),
+        "rtc": {
+            "tcp_port": lk.tcp_port,
+            "udp_port": lk.udp_port,
+            "use_external_ip": False,
+            "node_ip": node_ip,
+        },
+        "keys": {api_key: api_secret},
+        "logging": {"level": "info"},
+    }
+
+
+def write_config(path: Path, config: dict[str, Any]) -> Path:
+    platform.write_private(path, yaml.safe_dump(config, sort_keys=False).encode("utf-8"))
+    return path
+
+
+async def livekit_health(client: httpx.AsyncClient, base_url: str, api_key: str, api_secret: str,
+                         timeout_s: float = CHECK_TIMEOUT_S) -> ProbeResult:
+    """LiveKit answers ``GET /`` with ``OK`` and ``/rtc/validate`` accepts a token of our key pair.
+
+    Network errors raise (``httpx.HTTPError``); a wrong answer is a failed :class:`ProbeResult`.
+    Usable for any mode (local, external) by the verification ladder as well.
+    """
+    base = base_url.rstrip("/")
+    root = await client.get(f"{base}/", timeout=timeout_s)
+    if root.status_code != 200 or root.text.strip() != "OK":
+        return ProbeResult(False, f"GET / answered {root.status_code} {root.text[:40]!r}, expected 200 'OK'")
+    validate = await client.get(f"{base}/rtc/validate", params={"access_token": probe_token(api_key, api_secret)},
+                                timeout=timeout_s)
+    if validate.status_code != 200:
+        reason = validate.text.strip()[:120]
+        return ProbeResult(False, f"/rtc/validate refused a token signed with our key ({validate.status_code}: "
+                                  f"{reason})")
+    return ProbeResult(True, "GET / is OK and /rtc/validate accepts our key")
+
+
+class LocalLivekit(Observable):
+    """The ``livekit`` component in ``local`` mode (implements :class:`~linkpronto.components.Component`)."""
+
+    name = "livekit"
+
+    def __init__(
+        self,
+        settings: Settings,
+        api_key: str,
+        api_secret: str,
+        data_dir: Path | None = None,
+        *,
+        on_line: Callable[[str], None] | None = None,
+        which: Callable[[str], str | None] = shutil.which,
+        restart: RestartPolicy | None = None,
+        install_allowed: bool = False,
+        installer: Installer | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        super().__init__()
+        self._restart = restart or RestartPolicy()
+        self.install_allowed = install_allowed
+        self._installer = installer
+        self._progress = progress
+        self._installing: str | None = None
+        self.settings = settings
+        self.data_dir = data_dir if data_dir is not None else settings.data_dir
+        self._api_key = api_key
+        self._api_secret = api_secret
+        self._on_line = on_line
+        self._which = which
+        self._process: ManagedProcess | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._client: httpx.AsyncClient | None = None
+        self._error: LinkprontoError | None = None
+        self.binary: Path | None = None
+
+    @property
+    def port(self) -> int:
+        return self.settings.livekit.port
+
+    @property
+    def url(self) -> str:
+        """Local HTTP base (the gateway proxies ``/rtc`` here; the browser never sees it)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    @property
+    def config_path(self) -> Path:
+        return self.data_dir / CONFIG_FILE
+
+    @property
+    def process(self) -> ManagedProcess | None:
+        return self._process
+
+    def spec(self, binary: Path) -> ProcessSpec:
+        check = CustomProbe(self.check, "GET / and /rtc/validate", period_s=READY_PERIOD_S,
+                            timeout_s=CHECK_TIMEOUT_S)
+        health = CustomProbe(self.check, "GET / and /rtc/validate", period_s=HEALTH_PERIOD_S,
+                             timeout_s=CHECK_TIMEOUT_S, failure_threshold=3)
+        return ProcessSpec(
+            name=self.name,
+            argv=(str(binary), "--config", str(self.config_path)),
+            readiness=check,
+            liveness=health,
+            restart=self._restart,
+            error_code="LIVEKIT_CRASH_LOOP",
+            port=self.port,
+            port_setting="livekit.port",
+            redact=(self._api_secret,),
+        )
+
+    async def check(self) -> ProbeResult:
+        if self._client is None:
+            self._client = new_client()
+        return await livekit_health(self._client, self.url, self._api_key, self._api_secret)
+
+    async def is_ours(self) -> bool:
+        """Adoption: whatever answers on the port accepts tokens signed with our key pair."""
+        try:
+            return (await self.check()).ok
+        except (httpx.HTTPError, OSError):
+            return False
+
+    def prepare(self, binary: Path | None = None) -> tuple[Path, Path]:
+        """Check the keys, find the binary and write the config; raises before anything runs."""
+        check_livekit_keys(self._api_key, self._api_secret, self.settings.tunnel.provider)
+        if binary is None:
+            binary = find_livekit_binary(self.settings, self.data_dir, self._which)
+        node_ip = self.settings.livekit.node_ip or platform.lan_address()
+        config = render_config(self.settings, self._api_key, self._api_secret, node_ip)
+        return binary, write_config(self.config_path, config)
+
+    async def ensure_binary(self) -> Path:
+        """The binary; installs it into ``<data_dir>/bin`` when missing and ``install_allowed``.
+
+        Raises :class:`BinaryNotFound` (install not allowed, or ``livekit.binary`` points nowhere)
+        or :class:`~linkpronto.errors.InstallFailed` (the download or its checksum failed).
+        """
+        try:
+            return find_livekit_binary(self.settings, self.data_dir, self._which)
+        except BinaryNotFound:
+            if not self.install_allowed or self.settings.livekit.binary:
+                raise
+        version = self.settings.livekit.version
+        self._installing = version
+        self._notify()
+        log.info("livekit-server not found: installing %s into %s", version, self.data_dir / "bin")
+        try:
+            if self._installer is not None:
+                return await self._installer(self.data_dir / "bin", version)
+            from linkpronto.install import install_livekit
+
+            return await install_livekit(self.data_dir / "bin", version, progress=self._progress)
+        finally:
+            self._installing = None
+
+    async def start(self) -> None:
+        if self._process is not None and self._process.state.value not in ("stopped", "failed"):
+            return
+        self._error = None
+        try:
+            check_livekit_keys(self._api_key, self._api_secret, self.settings.tunnel.provider)
+            binary, _ = self.prepare(await self.ensure_binary())
+        except LinkprontoError as exc:
+            self._error = exc
+            self._notify()
+            raise
+        self.binary = binary
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        self._process = ManagedProcess(self.spec(binary), on_line=self._on_line, adopt=self.is_ours)
+        self._unsubscribe = self._process.subscribe(self._notify)
+        await self._process.start()
+
+    async def stop(self) -> None:
+        if self._process is not None:
+            await self._process.stop()
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def restart(self) -> None:
+        if self._process is not None:
+            await self._process.restart()
+
+    async def wait_ready(self, timeout: float) -> bool:  # noqa: ASYNC109 - same API as ManagedProcess
+        return self._process is not None and await self._process.wait_ready(timeout)
+
+    def status(self) -> ComponentStatus:
+        if self._installing is not None:
+            return ComponentStatus(state=ComponentState.STARTING,
+                                   detail=f"installing livekit-server {self._installing}")
+        if self._process is not None and self._error is None:
+            return self._process.status()
+        if self._error is not None:
+            return ComponentStatus(state=ComponentState.FAILED, detail=self._error.text.en, error=self._error)
+        return ComponentStatus(state=ComponentState.STOPPED, detail="not started")
+
+    def log_tail(self) -> list[str]:
+        return self._process.log_tail() if self._process is not None else []

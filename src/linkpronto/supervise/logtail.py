@@ -1,0 +1,75 @@
+"""A child's output, line by line: redacted, bounded, handed to a callback and to a log-line probe."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections import deque
+from collections.abc import Callable, Iterable
+
+from linkpronto.supervise.spec import REDACTED
+
+log = logging.getLogger(__name__)
+
+MAX_LINE_BYTES = 16 * 1024  # a longer "line" is cut: the tail stays bounded whatever the child writes
+CHUNK_BYTES = 64 * 1024
+
+
+class Redactor:
+    def __init__(self, secrets: Iterable[str]) -> None:
+        # Longest first, so a secret that contains another is replaced whole.
+        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        return text
+
+
+class OutputTail:
+    """Keeps the last ``maxlen`` redacted lines and dispatches each line as it arrives."""
+
+    def __init__(
+        self,
+        maxlen: int,
+        redact: Iterable[str] = (),
+        on_line: Callable[[str], None] | None = None,
+    ) -> None:
+        self.lines: deque[str] = deque(maxlen=maxlen)
+        self._redact = Redactor(redact)
+        self._on_line = on_line
+        self._pattern: re.Pattern[str] | None = None
+        self._matched: asyncio.Event | None = None
+
+    def watch(self, pattern: re.Pattern[str] | None) -> asyncio.Event:
+        """Start a new run: the returned event is set when a line matches ``pattern``."""
+        self._pattern = pattern
+        self._matched = asyncio.Event()
+        return self._matched
+
+    def feed(self, raw: bytes) -> None:
+        text = self._redact(raw.decode("utf-8", errors="replace").rstrip("\r"))
+        self.lines.append(text)
+        if self._pattern is not None and self._matched is not None and self._pattern.search(text):
+            self._matched.set()
+        if self._on_line is not None:
+            try:
+                self._on_line(text)
+            except Exception:  # a faulty callback must not stop the reading (or block the child)
+                log.exception("on_line callback failed")
+
+    async def pump(self, stream: asyncio.StreamReader) -> None:
+        """Read ``stream`` to its end, feeding complete lines (and the unterminated last one)."""
+        pending = b""
+        while chunk := await stream.read(CHUNK_BYTES):
+            pending += chunk
+            *complete, pending = pending.split(b"\n")
+            for line in complete:
+                self.feed(line[:MAX_LINE_BYTES])
+            if len(pending) > MAX_LINE_BYTES:
+                self.feed(pending[:MAX_LINE_BYTES])
+                pending = b""
+        if pending:
+            self.feed(pending)
