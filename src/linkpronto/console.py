@@ -186,3 +186,19 @@ def download_progress(description: str) -> Progress:
         console=err,
         transient=False,
     )
+
+
+DOCTOR_STYLE = {"ok": ("✓", "green"), "info": ("i", "cyan"), "warn": ("!", "yellow"), "error": ("✗", "bold red")}
+
+
+def print_doctor(report: dict[str, Any]) -> None:
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(width=2)
+    table.add_column(overflow="fold")
+    for c in report["checks"]:
+        mark, style = DOCTOR_STYLE[c["level"]]
+        body = c["message"] + (f"\n  → {c['fix']}" if c.get("fix") and c["level"] != "ok" else "")
+        table.add_row(RichText(mark, style=style), body)
+    out.print(table)
+    verdict = T("Tudo certo.", "All good.") if report["ok"] else T("Há problemas a corrigir.", "There are problems to fix.")
+    out.print(verdict.get(), style="green" if report["ok"] else "bold red")

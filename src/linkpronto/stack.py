@@ -31,7 +31,6 @@ import httpx
 from linkpronto.components import Component, ComponentState, ComponentStatus, iso, utcnow
 from linkpronto.config import Settings
 from linkpronto.errors import (
-    InsecureLivekitKeys,
     LinkprontoError,
     TunnelError,
     TunnelUrlChanged,
@@ -41,6 +40,7 @@ from linkpronto.i18n import Lang, Text
 from linkpronto.keys import InstanceSecrets
 from linkpronto.links.service import Credentials, LinkService
 from linkpronto.links.store import LinkRow, LinkStore
+from linkpronto.livekit.local import check_livekit_keys
 from linkpronto.livekit.remote import RemoteLivekit, RoomAdmin, ws_base
 from linkpronto.verify import Ladder, LadderInput, LadderResult, assess_media
 
@@ -52,8 +52,6 @@ log = logging.getLogger(__name__)
 STATUS_HEARTBEAT_S = 15.0
 TUNNEL_RETRY_INITIAL_S = 1.0
 TUNNEL_RETRY_MAX_S = 30.0
-DEV_KEYS = {("devkey", "secret")}
-MIN_SECRET_LEN = 32
 
 
 class StackState(enum.StrEnum):
@@ -63,27 +61,6 @@ class StackState(enum.StrEnum):
     READY = "ready"
     DEGRADED = "degraded"
     FAILED = "failed"
-
-
-def check_livekit_keys(api_key: str, api_secret: str, tunnel_provider: str) -> None:
-    """Refuse LiveKit's public dev key pair, or a short secret, whenever signalling is exposed."""
-    if tunnel_provider == "lan":
-        return
-    if (api_key, api_secret) in DEV_KEYS or len(api_secret) < MIN_SECRET_LEN:
-        raise InsecureLivekitKeys(
-            Text(
-                "As chaves do LiveKit são inseguras (o par público devkey/secret ou um segredo com menos "
-                f"de {MIN_SECRET_LEN} caracteres). Exposto pelo túnel, qualquer pessoa poderia criar salas.",
-                "The LiveKit keys are insecure (the public devkey/secret pair or a secret shorter than "
-                f"{MIN_SECRET_LEN} characters). Exposed through the tunnel, anyone could create rooms.",
-            ),
-            fix=Text(
-                "Use --livekit local (o linkpronto gera chaves fortes) ou configure LIVEKIT_API_KEY e "
-                f"LIVEKIT_API_SECRET com um segredo de {MIN_SECRET_LEN}+ caracteres no seu servidor LiveKit.",
-                "Use --livekit local (linkpronto generates strong keys) or set LIVEKIT_API_KEY and "
-                f"LIVEKIT_API_SECRET to a {MIN_SECRET_LEN}+ character secret on your LiveKit server.",
-            ),
-        )
 
 
 @dataclass

@@ -1,0 +1,174 @@
+"""Benchmark: issuing and joining links, against a baseline measured in the same run.
+
+Runs ``linkpronto up`` as a real process (LiveKit = the test double, tunnel = static pointing at
+the public listener, verification kept fresh so no probe runs per request), then measures with one
+client process:
+
+- latency (sequential, ≥ 2,000 requests each): ``POST /api/consultation-links``,
+  ``POST /api/public/join`` and the baseline ``GET /healthz``: p50, p90, p99, max (ms);
+- throughput (``wrk -t2 -c16 -d5s`` when wrk is installed, else 16 concurrent httpx clients) of the
+  same three, and each one's ratio to the baseline.
+
+Prints one JSON document. Targets on a 2-core machine: create p50 ≤ 5 ms, p99 ≤ 20 ms; join ≥ 500/s.
+Usage: python bench/links.py [--requests 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from doubles.livekit_server import run_double  # noqa: E402
+from helpers.lp import TEST_KEY, TEST_SECRET  # noqa: E402
+from helpers.net import free_port  # noqa: E402
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    s = sorted(samples)
+
+    def q(p: float) -> float:
+        return round(s[min(len(s) - 1, int(p * len(s)))] * 1000, 3)
+
+    return {"n": len(s), "p50_ms": q(0.50), "p90_ms": q(0.90), "p99_ms": q(0.99), "max_ms": round(s[-1] * 1000, 3),
+            "mean_ms": round(statistics.fmean(s) * 1000, 3)}
+
+
+async def latency(client: httpx.AsyncClient, method: str, url: str, n: int, body: Any = None) -> dict[str, float]:
+    samples: list[float] = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        res = await client.request(method, url, json=body)
+        samples.append(time.perf_counter() - t0)
+        if res.status_code >= 300:
+            raise SystemExit(f"{method} {url} answered {res.status_code}: {res.text[:300]}")
+    return percentiles(samples)
+
+
+def wrk(url: str, method: str, body: str | None, headers: dict[str, str], seconds: int) -> float | None:
+    exe = shutil.which("wrk")
+    if exe is None:
+        return None
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
+        fh.write(f"wrk.method = {json.dumps(method)}\n")
+        if body is not None:
+            fh.write(f"wrk.body = {json.dumps(body)}\n")
+        for k, v in headers.items():
+            fh.write(f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}\n")
+        script = fh.name
+    try:
+        out = subprocess.run(
+            [exe, "-t2", "-c16", f"-d{seconds}s", "-s", script, url], capture_output=True, text=True, timeout=seconds + 30
+        ).stdout
+    finally:
+        os.unlink(script)
+    for line in out.splitlines():
+        if line.startswith("Requests/sec:"):
+            return float(line.split()[1])
+    raise SystemExit("wrk output not understood:\n" + out)
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--requests", type=int, default=2000)
+    ap.add_argument("--seconds", type=int, default=5)
+    args = ap.parse_args()
+    n = max(args.requests, 2000)
+    tmp = Path(tempfile.mkdtemp(prefix="lp-bench-"))
+    public_port, admin_port = free_port(), free_port()
+    with run_double({TEST_KEY: TEST_SECRET}) as double:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("LINKPRONTO_", "LIVEKIT_"))}
+        env.update(
+            LINKPRONTO_SERVER_DATA_DIR=str(tmp / "data"),
+            LINKPRONTO_SERVER_ADMIN_PORT=str(admin_port),
+            LINKPRONTO_SERVER_PUBLIC_PORT=str(public_port),
+            LINKPRONTO_SERVER_JOIN_FAILURES_PER_MINUTE="100000",
+            LINKPRONTO_TUNNEL_PROVIDER="static",
+            LINKPRONTO_TUNNEL_STATIC_URL=f"http://127.0.0.1:{public_port}",
+            LINKPRONTO_LIVEKIT_MODE="external",
+            LIVEKIT_URL=double.url,
+            LIVEKIT_API_KEY=TEST_KEY,
+            LIVEKIT_API_SECRET=TEST_SECRET,
+            # Keep verification fresh for the whole run: we measure issuing, not probing.
+            LINKPRONTO_VERIFY_MAX_AGE="10m",
+            LINKPRONTO_VERIFY_INTERVAL="5m",
+        )
+        proc = subprocess.Popen([sys.executable, "-m", "linkpronto", "up"], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:
+            token_file = tmp / "data" / "admin-token"
+            admin_url = f"http://127.0.0.1:{admin_port}"
+            public_url = f"http://127.0.0.1:{public_port}"
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if token_file.exists():
+                        h = {"Authorization": "Bearer " + token_file.read_text().strip()}
+                        st = httpx.get(admin_url + "/api/status", headers=h, timeout=2).json()
+                        if st["state"] == "ready":
+                            break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise SystemExit("linkpronto did not become ready")
+                await asyncio.sleep(0.1)
+            limits = httpx.Limits(max_keepalive_connections=32)
+            async with httpx.AsyncClient(headers=h, limits=limits, timeout=30) as c:
+                link = (await c.post(admin_url + "/api/consultation-links", json={"professional_id": "bench"})).json()
+                token = link["url"].rsplit("/", 1)[1]
+                for _ in range(200):  # warm-up
+                    await c.get(public_url + "/healthz")
+                res: dict[str, Any] = {"requests": n}
+                res["healthz_latency"] = await latency(c, "GET", public_url + "/healthz", n)
+                res["create_latency"] = await latency(
+                    c, "POST", admin_url + "/api/consultation-links", n, {"professional_id": "bench", "wait_s": 0}
+                )
+                res["join_latency"] = await latency(c, "POST", public_url + "/api/public/join", n, {"token": token})
+            body_join = json.dumps({"token": token})
+            body_create = json.dumps({"professional_id": "bench", "wait_s": 0})
+            jh = {"Content-Type": "application/json"}
+            rps = {
+                "healthz": wrk(public_url + "/healthz", "GET", None, {}, args.seconds),
+                "create": wrk(admin_url + "/api/consultation-links", "POST", body_create, {**h, **jh}, args.seconds),
+                "join": wrk(public_url + "/api/public/join", "POST", body_join, jh, args.seconds),
+            }
+            res["throughput_rps"] = rps
+            res["throughput_tool"] = "wrk -t2 -c16" if rps["healthz"] else "unavailable (install wrk)"
+            base = res["healthz_latency"]["p50_ms"]
+            res["ratios_vs_healthz"] = {
+                "create_p50": round(res["create_latency"]["p50_ms"] / base, 2),
+                "join_p50": round(res["join_latency"]["p50_ms"] / base, 2),
+                "create_rps": round(rps["create"] / rps["healthz"], 3) if rps["healthz"] and rps["create"] else None,
+                "join_rps": round(rps["join"] / rps["healthz"], 3) if rps["healthz"] and rps["join"] else None,
+            }
+            res["targets"] = {
+                "create_p50_le_5ms": res["create_latency"]["p50_ms"] <= 5,
+                "create_p99_le_20ms": res["create_latency"]["p99_ms"] <= 20,
+                "join_ge_500_per_s": (rps["join"] or 0) >= 500,
+            }
+            print(json.dumps(res, indent=2))
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

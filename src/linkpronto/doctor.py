@@ -1,0 +1,402 @@
+"""``linkpronto doctor``: everything that can be checked before ``up``, each with its fix.
+
+Checks binaries, ports, LiveKit keys, tunnel credentials, the page assets, the user's Next.js
+project (``allowedDevOrigins``, build-time ``NEXT_PUBLIC_*`` URLs) and, on Windows, the firewall
+rules phones on the Wi-Fi need for media. Returns data; :mod:`linkpronto.console` prints it.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from linkpronto.config import Settings
+from linkpronto.errors import ConfigInvalid, InsecureLivekitKeys
+from linkpronto.i18n import Text
+
+Level = Literal["ok", "info", "warn", "error"]
+NEXT_CONFIG_NAMES = ("next.config.js", "next.config.mjs", "next.config.ts", "next.config.cjs")
+SOURCE_DIRS = ("pages", "src", "app", "components", "lib", "utils", "hooks")
+SOURCE_EXT = {".js", ".jsx", ".ts", ".tsx", ".mjs", ".cjs"}
+BUILD_TIME_URLS = ("NEXT_PUBLIC_SITE_URL", "NEXT_PUBLIC_LIVEKIT_URL")
+MAX_SCANNED_FILES = 2000
+
+
+@dataclass(frozen=True)
+class Finding:
+    name: str
+    level: Level
+    message: Text
+    fix: Text | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "level": self.level,
+            "ok": self.level in ("ok", "info"),
+            "message": self.message.get(),
+            "fix": self.fix.get() if self.fix else None,
+        }
+
+
+def _binary(settings: Settings, stem: str, configured: str) -> Path | None:
+    exe = stem + (".exe" if sys.platform == "win32" else "")
+    if configured:
+        p = Path(configured)
+        return p if p.exists() else None
+    found = shutil.which(stem)
+    if found:
+        return Path(found)
+    local = settings.data_dir / "bin" / exe
+    return local if local.exists() else None
+
+
+def check_binaries(settings: Settings) -> list[Finding]:
+    out: list[Finding] = []
+    if settings.livekit.mode == "local":
+        p = _binary(settings, "livekit-server", settings.livekit.binary)
+        if p:
+            out.append(Finding("livekit-server", "ok", Text(f"livekit-server: {p}", f"livekit-server: {p}")))
+        elif settings.stack.install:
+            out.append(
+                Finding(
+                    "livekit-server",
+                    "info",
+                    Text(
+                        "livekit-server não está instalado; o 'linkpronto up' vai baixá-lo e verificá-lo sozinho.",
+                        "livekit-server is not installed; 'linkpronto up' will download and verify it by itself.",
+                    ),
+                    Text("Ou instale agora: linkpronto install livekit", "Or install it now: linkpronto install livekit"),
+                )
+            )
+        else:
+            out.append(
+                Finding(
+                    "livekit-server",
+                    "error",
+                    Text("livekit-server não encontrado.", "livekit-server not found."),
+                    Text("Rode: linkpronto install livekit", "Run: linkpronto install livekit"),
+                )
+            )
+    if settings.tunnel.provider in ("auto", "cloudflared"):
+        p = _binary(settings, "cloudflared", settings.tunnel.cloudflared_binary)
+        level: Level = "ok" if p else ("info" if settings.stack.install else "warn")
+        out.append(
+            Finding(
+                "cloudflared",
+                level,
+                Text(f"cloudflared: {p}", f"cloudflared: {p}")
+                if p
+                else Text(
+                    "cloudflared não está instalado (o 'up' baixa quando precisar).",
+                    "cloudflared is not installed ('up' downloads it when needed).",
+                ),
+                None if p else Text("Ou instale agora: linkpronto install cloudflared", "Or now: linkpronto install cloudflared"),
+            )
+        )
+    if settings.tunnel.provider == "ssh" and not shutil.which("ssh"):
+        out.append(
+            Finding(
+                "ssh",
+                "error",
+                Text("O cliente ssh não foi encontrado.", "The ssh client was not found."),
+                Text(
+                    "Windows 10/11: Configurações > Aplicativos > Recursos opcionais > Cliente OpenSSH.",
+                    "Windows 10/11: Settings > Apps > Optional features > OpenSSH Client.",
+                ),
+            )
+        )
+    return out
+
+
+def _port_free(port: int, udp: bool = False) -> bool:
+    kind = socket.SOCK_DGRAM if udp else socket.SOCK_STREAM
+    with socket.socket(socket.AF_INET, kind) as s:
+        try:
+            s.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+    return True
+
+
+def check_ports(settings: Settings, running: bool) -> list[Finding]:
+    from linkpronto.platform import port_holder
+
+    out: list[Finding] = []
+    wanted: list[tuple[str, int, bool]] = [
+        ("server.admin_port", settings.server.admin_port, False),
+        ("server.public_port", settings.server.public_port, False),
+    ]
+    if settings.livekit.mode == "local":
+        wanted += [
+            ("livekit.port", settings.livekit.port, False),
+            ("livekit.tcp_port", settings.livekit.tcp_port, False),
+            ("livekit.udp_port", settings.livekit.udp_port, True),
+        ]
+    for key, port, udp in wanted:
+        if _port_free(port, udp):
+            out.append(Finding(key, "ok", Text(f"Porta {port} livre.", f"Port {port} is free.")))
+            continue
+        if running:
+            out.append(
+                Finding(key, "info", Text(f"Porta {port} em uso (linkpronto rodando).", f"Port {port} in use (linkpronto is running)."))
+            )
+            continue
+        holder = port_holder(port) if not udp else None
+        who = f"{holder[1]} (PID {holder[0]})" if holder else "?"
+        out.append(
+            Finding(
+                key,
+                "error",
+                Text(f"Porta {port} ocupada por {who}.", f"Port {port} is taken by {who}."),
+                Text(
+                    f"Feche esse programa ou mude {key} (LINKPRONTO_{key.replace('.', '_').upper()}).",
+                    f"Close that program or change {key} (LINKPRONTO_{key.replace('.', '_').upper()}).",
+                ),
+            )
+        )
+    return out
+
+
+def check_keys(settings: Settings) -> list[Finding]:
+    from linkpronto.livekit.local import check_livekit_keys
+
+    lk = settings.livekit
+    if lk.mode == "local" and not lk.api_key:
+        return [Finding("livekit.keys", "ok", Text("Chaves do LiveKit geradas pelo linkpronto.", "LiveKit keys generated by linkpronto."))]
+    out: list[Finding] = []
+    if lk.mode in ("external", "cloud") and not (lk.url and lk.api_key and lk.api_secret.get_secret_value()):
+        out.append(
+            Finding(
+                "livekit.keys",
+                "error",
+                Text(
+                    f"O modo {lk.mode} precisa de LIVEKIT_URL, LIVEKIT_API_KEY e LIVEKIT_API_SECRET.",
+                    f"The {lk.mode} mode needs LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET.",
+                ),
+                Text(
+                    "Defina as três variáveis (no LiveKit Cloud: Settings > Keys).",
+                    "Set the three variables (on LiveKit Cloud: Settings > Keys).",
+                ),
+            )
+        )
+        return out
+    try:
+        check_livekit_keys(lk.api_key, lk.api_secret.get_secret_value(), settings.tunnel.provider)
+    except (InsecureLivekitKeys, ConfigInvalid) as exc:
+        out.append(Finding("livekit.keys", "error", exc.text, exc.fix_text))
+    else:
+        out.append(Finding("livekit.keys", "ok", Text("Chaves do LiveKit aceitáveis.", "LiveKit keys are acceptable.")))
+    return out
+
+
+def check_tunnel(settings: Settings) -> list[Finding]:
+    t = settings.tunnel
+    p = t.provider
+    out: list[Finding] = []
+    if p == "ngrok" and not t.ngrok_authtoken.get_secret_value():
+        out.append(
+            Finding(
+                "tunnel.ngrok",
+                "error",
+                Text("O ngrok precisa de um authtoken.", "ngrok needs an authtoken."),
+                Text(
+                    "Defina NGROK_AUTHTOKEN (dashboard.ngrok.com > Your Authtoken) ou use --tunnel cloudflared.",
+                    "Set NGROK_AUTHTOKEN (dashboard.ngrok.com > Your Authtoken) or use --tunnel cloudflared.",
+                ),
+            )
+        )
+    if p == "ssh" and not t.ssh_target:
+        out.append(
+            Finding(
+                "tunnel.ssh",
+                "error",
+                Text("O túnel ssh precisa de tunnel.ssh_target.", "The ssh tunnel needs tunnel.ssh_target."),
+                Text("Ex.: ssh_target = \"usuario@meu-vps.com\"", 'E.g. ssh_target = "user@my-vps.com"'),
+            )
+        )
+    if p == "static" and not t.static_url:
+        out.append(
+            Finding(
+                "tunnel.static",
+                "error",
+                Text("O provedor static precisa de tunnel.static_url.", "The static provider needs tunnel.static_url."),
+                Text("Ex.: static_url = \"https://consultas.suaclinica.com.br\"", 'E.g. static_url = "https://consultas.yourclinic.com"'),
+            )
+        )
+    if p == "lan" or (p == "static" and t.static_url.startswith("http://")):
+        out.append(
+            Finding(
+                "https",
+                "warn",
+                Text(
+                    "Sem HTTPS, celulares não liberam câmera e microfone.",
+                    "Without HTTPS, phones will not allow camera and microphone.",
+                ),
+                Text("Use --tunnel cloudflared (HTTPS sem conta) ou ngrok.", "Use --tunnel cloudflared (HTTPS, no account) or ngrok."),
+            )
+        )
+    try:
+        from linkpronto.tunnels import describe_providers
+
+        for name, line in describe_providers().items():
+            out.append(Finding(f"tunnel.option.{name}", "info", line))
+    except ImportError:
+        pass
+    return out
+
+
+def check_assets() -> list[Finding]:
+    from linkpronto.web.assets import vendor_ready
+
+    if vendor_ready():
+        return [Finding("assets", "ok", Text("livekit-client pronto para as páginas.", "livekit-client ready for the pages."))]
+    return [
+        Finding(
+            "assets",
+            "error",
+            Text(
+                "O livekit-client das páginas não está instalado.",
+                "The pages' livekit-client is not installed.",
+            ),
+            Text(
+                "Rode: npm install && python -m linkpronto.web.assets (ou python scripts/dev.py setup)",
+                "Run: npm install && python -m linkpronto.web.assets (or python scripts/dev.py setup)",
+            ),
+        )
+    ]
+
+
+def _iter_sources(project: Path) -> list[Path]:
+    files: list[Path] = []
+    for d in SOURCE_DIRS:
+        base = project / d
+        if not base.is_dir():
+            continue
+        for p in base.rglob("*"):
+            if "node_modules" in p.parts or ".next" in p.parts:
+                continue
+            if p.suffix in SOURCE_EXT and p.is_file():
+                files.append(p)
+                if len(files) >= MAX_SCANNED_FILES:
+                    return files
+    return files
+
+
+def check_next_project(settings: Settings, project: Path) -> list[Finding]:
+    config = next((project / n for n in NEXT_CONFIG_NAMES if (project / n).is_file()), None)
+    if config is None:
+        return [
+            Finding(
+                "nextjs",
+                "info",
+                Text(f"Nenhum projeto Next.js em {project}.", f"No Next.js project in {project}."),
+                Text("Rode 'linkpronto doctor --project CAMINHO' para conferir o seu app.", "Run 'linkpronto doctor --project PATH' to check your app."),
+            )
+        ]
+    out: list[Finding] = []
+    text = config.read_text("utf-8", errors="replace")
+    if "allowedDevOrigins" not in text:
+        out.append(
+            Finding(
+                "nextjs.allowedDevOrigins",
+                "warn",
+                Text(
+                    f"{config.name} não tem allowedDevOrigins: pelo túnel, o 'next dev' 16 bloqueia /_next/* e a "
+                    "página carrega mas não fica interativa.",
+                    f"{config.name} has no allowedDevOrigins: through a tunnel, 'next dev' 16 blocks /_next/* and the "
+                    "page loads but never becomes interactive.",
+                ),
+                Text(
+                    "Rode o app pelo linkpronto (linkpronto up --app \"npx next dev -p 3001\" --app-port 3001): o "
+                    "gateway reescreve Host/Origin e nada precisa mudar. Sem o linkpronto, adicione o host do túnel "
+                    "em allowedDevOrigins.",
+                    "Run the app through linkpronto (linkpronto up --app \"npx next dev -p 3001\" --app-port 3001): the "
+                    "gateway rewrites Host/Origin and nothing needs to change. Without linkpronto, add the tunnel host "
+                    "to allowedDevOrigins.",
+                ),
+            )
+        )
+    else:
+        out.append(Finding("nextjs.allowedDevOrigins", "ok", Text("allowedDevOrigins definido.", "allowedDevOrigins is set.")))
+    users: dict[str, list[str]] = {name: [] for name in BUILD_TIME_URLS}
+    pattern = re.compile("|".join(BUILD_TIME_URLS))
+    for f in _iter_sources(project):
+        try:
+            content = f.read_text("utf-8", errors="replace")
+        except OSError:
+            continue
+        for m in set(pattern.findall(content)):
+            users[m].append(str(f.relative_to(project)))
+    for name, files in users.items():
+        if not files:
+            continue
+        out.append(
+            Finding(
+                f"nextjs.{name}",
+                "warn",
+                Text(
+                    f"{name} é fixado no build e usado em {', '.join(sorted(files)[:5])}: muda a cada novo túnel.",
+                    f"{name} is baked in at build time and used in {', '.join(sorted(files)[:5])}: it changes with every tunnel.",
+                ),
+                Text(
+                    "Leia a URL em tempo de execução: fetch('/api/public/runtime-config') → {site_url, livekit_url} "
+                    "(ou deixe o linkpronto reiniciar o app com a variável nova: --app).",
+                    "Read the URL at run time: fetch('/api/public/runtime-config') → {site_url, livekit_url} "
+                    "(or let linkpronto restart the app with the new variable: --app).",
+                ),
+            )
+        )
+    return out
+
+
+def check_firewall(settings: Settings) -> list[Finding]:
+    if sys.platform != "win32" or settings.livekit.mode != "local":
+        return []
+    lk = settings.livekit
+    cmd = (
+        f'New-NetFirewallRule -DisplayName "LiveKit media" -Direction Inbound -Protocol UDP -LocalPort {lk.udp_port} '
+        f'-Action Allow; New-NetFirewallRule -DisplayName "LiveKit ICE/TCP" -Direction Inbound -Protocol TCP '
+        f"-LocalPort {lk.tcp_port} -Action Allow"
+    )
+    return [
+        Finding(
+            "windows.firewall",
+            "info",
+            Text(
+                f"Celulares no mesmo Wi-Fi recebem vídeo direto nas portas UDP {lk.udp_port} e TCP {lk.tcp_port}; "
+                "o Firewall do Windows pode bloqueá-las.",
+                f"Phones on the same Wi-Fi get media straight on UDP {lk.udp_port} and TCP {lk.tcp_port}; "
+                "Windows Firewall may block them.",
+            ),
+            Text(f"PowerShell como administrador: {cmd}", f"PowerShell as administrator: {cmd}"),
+        )
+    ]
+
+
+def run_doctor(settings: Settings, project: Path) -> dict[str, Any]:
+    from linkpronto.platform import read_orchestrator_info
+
+    running = read_orchestrator_info(settings.data_dir) is not None
+    findings: list[Finding] = [
+        *check_binaries(settings),
+        *check_ports(settings, running),
+        *check_keys(settings),
+        *check_tunnel(settings),
+        *check_assets(),
+        *check_next_project(settings, project),
+        *check_firewall(settings),
+    ]
+    checks = [f.to_json() for f in findings]
+    return {
+        "ok": not any(f.level == "error" for f in findings),
+        "platform": sys.platform,
+        "running": running,
+        "config_path": str(settings.config_path) if settings.config_path else None,
+        "checks": checks,
+    }
