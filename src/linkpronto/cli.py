@@ -275,7 +275,7 @@ def env(
     else:
         text = "".join(f"{k}={v}\n" for k, v in values.items())
     if write:
-        from linkpronto.keys import write_private
+        from linkpronto.platform import write_private
 
         write_private(write, text.encode("utf-8"))
         console.say(Text(f"Gravado em {write}", f"Written to {write}").get())

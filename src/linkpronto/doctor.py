@@ -241,13 +241,10 @@ def check_tunnel(settings: Settings) -> list[Finding]:
                 Text("Use --tunnel cloudflared (HTTPS sem conta) ou ngrok.", "Use --tunnel cloudflared (HTTPS, no account) or ngrok."),
             )
         )
-    try:
-        from linkpronto.tunnels import describe_providers
+    from linkpronto.tunnels import tradeoffs
 
-        for name, line in describe_providers().items():
-            out.append(Finding(f"tunnel.option.{name}", "info", line))
-    except ImportError:
-        pass
+    for name, line in tradeoffs().items():
+        out.append(Finding(f"tunnel.option.{name}", "info", Text(f"{name}: {line.pt}", f"{name}: {line.en}")))
     return out
 
 

@@ -1,0 +1,250 @@
+"""The stack end to end: real ssh tunnel (real sshd), the LiveKit test double, real processes.
+
+A link is never ready before the ladder passes; a stale tunnel keeps links preparing; losing the
+tunnel or LiveKit degrades the stack and new links wait, then become ready by themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+
+from conftest import require
+from doubles.livekit_server import RunningDouble
+from fixtures.sshd import SshServer, sshd_available
+from helpers.lp import TEST_KEY, TEST_SECRET, run_lp, settings_for
+from helpers.net import free_port
+
+DOUBLE = Path(__file__).parent / "doubles" / "livekit_server.py"
+
+
+@pytest.fixture
+def sshd() -> Iterator[SshServer]:
+    require(sshd_available(), "openssh-server (/usr/sbin/sshd)")
+    server = SshServer().start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def ssh_tunnel(sshd: SshServer, remote_port: int | None) -> dict[str, Any]:
+    return {
+        "provider": "ssh",
+        "ssh_target": sshd.target,
+        "ssh_remote_port": remote_port if remote_port is not None else 0,
+        "ssh_options": sshd.client_options(),
+    }
+
+
+async def create(lp: Any, **body: Any) -> httpx.Response:
+    body.setdefault("professional_id", "dra-ana")
+    return await lp.admin.post("/api/consultation-links", json=body)
+
+
+async def test_ssh_tunnel_loss_degrades_and_links_recover(
+    tmp_path: Path, livekit_double: RunningDouble, sshd: SshServer
+) -> None:
+    remote = free_port()
+    settings = settings_for(tmp_path / "d", livekit_url=livekit_double.url, tunnel=ssh_tunnel(sshd, remote))
+    async with run_lp(settings) as lp:
+        status = await lp.wait_state("ready", timeout=20)
+        assert status["public_url"] == f"http://127.0.0.1:{remote}"
+        assert status["tunnel"]["provider"] == "ssh"
+        names = {c["name"]: c for c in status["verification"]["checks"]}
+        assert all(names[n]["ok"] for n in ("livekit", "public_probe", "public_rtc", "link_route"))
+        assert (await create(lp)).status_code == 201
+
+        # The ssh server goes away: degraded, and a new link waits.
+        sshd.stop()
+        status = await lp.wait_state("degraded", timeout=20)
+        assert status["problems"], status
+        res = await create(lp, wait_s=0.5)
+        assert res.status_code == 202
+        waiting = res.json()
+        assert waiting["url"] is None
+
+        # It comes back: the stack and the waiting link become ready by themselves.
+        sshd.start()
+        await lp.wait_state("ready", timeout=30)
+        ready = await lp.wait_link(waiting["id"], "ready", timeout=10)
+        assert ready["url"].startswith(f"http://127.0.0.1:{remote}/c/")
+        res = await lp.public.post("/api/public/join", json={"token": ready["url"].rsplit("/", 1)[1]})
+        assert res.status_code == 200
+
+
+async def test_url_change_follows_links_and_runtime_config(
+    tmp_path: Path, livekit_double: RunningDouble, sshd: SshServer
+) -> None:
+    # Remote port 0: sshd picks a port, and a new one after the reconnect (like a free ngrok URL).
+    settings = settings_for(tmp_path / "d", livekit_url=livekit_double.url, tunnel=ssh_tunnel(sshd, 0))
+    async with run_lp(settings) as lp:
+        first = (await lp.wait_state("ready", timeout=20))["public_url"]
+        sent = (await create(lp)).json()
+        assert sent["url"].startswith(first)
+        sshd.stop()
+        await lp.wait_state("degraded", timeout=20)
+        sshd.start()
+        status = await lp.wait_state("ready", timeout=30)
+        second = status["public_url"]
+        assert second != first
+        assert any(p["code"] == "TUNNEL_URL_CHANGED" for p in status["problems"])
+        link = (await lp.admin.get(f"/api/consultation-links/{sent['id']}")).json()
+        assert link["url"].startswith(second) and link["sent_with_old_address"] is True
+        cfg = (await lp.public.get("/api/public/runtime-config")).json()
+        assert cfg == {"site_url": second, "livekit_url": "ws://" + second.removeprefix("http://")}
+        fresh = (await create(lp)).json()
+        assert fresh["sent_with_old_address"] is False
+
+
+async def test_stale_tunnel_answering_for_another_instance_keeps_links_preparing(
+    tmp_path: Path, livekit_double: RunningDouble
+) -> None:
+    other = settings_for(tmp_path / "other", livekit_url=livekit_double.url)
+    async with run_lp(other) as lp_other:
+        # Our "public URL" reaches the other instance: same routes, another instance secret.
+        mine = settings_for(
+            tmp_path / "mine",
+            livekit_url=livekit_double.url,
+            static_url=f"http://127.0.0.1:{lp_other.running.public_port}",
+        )
+        async with run_lp(mine) as lp:
+            res = await create(lp, wait_s=1.5)
+            assert res.status_code == 202 and res.json()["status"] == "preparing"
+            status = (await lp.admin.get("/api/status")).json()
+            probe = next(c for c in status["verification"]["checks"] if c["name"] == "public_probe")
+            assert probe["ok"] is False and "another linkpronto instance" in probe["detail"]
+            assert status["state"] == "verifying"
+            assert any(p["code"] == "VERIFY_FAILED" for p in status["problems"])
+
+
+async def test_rtc_websocket_frames_and_close_codes_through_the_public_listener(
+    tmp_path: Path, livekit_double: RunningDouble
+) -> None:
+    settings = settings_for(tmp_path / "d", livekit_url=livekit_double.url)
+    async with run_lp(settings) as lp:
+        base = f"ws://127.0.0.1:{lp.running.public_port}"
+        for path in ("/rtc", "/rtc/v1"):
+            async with websockets.connect(f"{base}{path}?lp_echo=1") as ws:
+                await ws.send("hello")
+                assert await ws.recv() == "hello"
+                await ws.send(b"\x00\x01binary")
+                assert await ws.recv() == b"\x00\x01binary"
+                await ws.send("lp_close:4001:bye")  # the upstream closes with 4001
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    await ws.recv()
+                assert closed.value.rcvd is not None and closed.value.rcvd.code == 4001
+        # A token LiveKit refuses is refused through the gateway too.
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            await websockets.connect(f"{base}/rtc?access_token=forged")
+        assert refused.value.response.status_code == 401
+
+
+async def test_sse_stream_sends_every_state_change_in_order(tmp_path: Path, livekit_double: RunningDouble) -> None:
+    settings = settings_for(
+        tmp_path / "d", livekit_url=livekit_double.url, stack={"mode": "on-demand", "idle_timeout": "1s"}
+    )
+    async with run_lp(settings) as lp:
+        states: list[str] = []
+
+        async def listen() -> None:
+            async with lp.admin.stream("GET", "/api/status/stream") as res:
+                assert res.headers["content-type"].startswith("text/event-stream")
+                event = None
+                async for line in res.aiter_lines():
+                    if line.startswith("event: "):
+                        event = line[7:]
+                    elif line.startswith("data: ") and event == "status":
+                        state = json.loads(line[6:])["state"]
+                        if not states or states[-1] != state:
+                            states.append(state)
+                        if states[-2:] == ["ready", "stopped"]:
+                            return
+
+        listener = asyncio.create_task(listen())
+        await asyncio.sleep(0.3)
+        assert lp.stack.state.value == "stopped"  # on-demand: nothing runs before the first link
+        res = await create(lp, wait_s=10)  # the first link request starts the stack
+        assert res.status_code == 201, res.text
+        await asyncio.wait_for(listener, 20)  # ...and it stops by itself when idle
+        assert states[0] == "stopped"
+        assert states.index("starting") < states.index("ready") < len(states) - 1
+        assert states[-1] == "stopped"
+        assert "verifying" not in states or states.index("starting") < states.index("verifying") < states.index("ready")
+
+
+def _double_script(tmp_path: Path) -> Path:
+    """A ``livekit-server`` executable for LocalLivekit: the LiveKit test double with livekit's CLI."""
+    script = tmp_path / "bin" / "livekit-server"
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text(f"#!/bin/sh\nexec {sys.executable} -u {DOUBLE} \"$@\"\n")
+    script.chmod(0o755)
+    return script
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="shell-script stand-in for livekit-server")
+async def test_livekit_sigkill_detected_restarted_and_waiting_links_become_ready(tmp_path: Path) -> None:
+    binary = _double_script(tmp_path)
+    lk_port = free_port()
+    settings = settings_for(
+        tmp_path / "d",
+        livekit_url="",
+        livekit={
+            "mode": "local",
+            "binary": str(binary),
+            "port": lk_port,
+            "tcp_port": free_port(),
+            "udp_port": free_port(),
+            "url": "",
+            "api_key": "",
+            "api_secret": "",
+        },
+    )
+    async with run_lp(settings) as lp:
+        status = await lp.wait_state("ready", timeout=20)
+        lk = status["components"]["livekit"]
+        assert lk["state"] == "ready" and lk["pid"]
+        assert (await create(lp)).status_code == 201
+        # The generated key pair is strong, and LiveKit's config never holds devkey/secret.
+        config = (settings.data_dir / "livekit.yaml").read_text()
+        assert "devkey" not in config and lp.secrets.livekit_api_secret in config
+        os.kill(lk["pid"], signal.SIGKILL)
+        status = await lp.wait_state("degraded", timeout=10)
+        res = await create(lp, wait_s=0)
+        assert res.status_code == 202
+        waiting = res.json()["id"]
+        status = await lp.wait_state("ready", timeout=20)
+        assert status["components"]["livekit"]["restarts"] >= 1
+        assert status["components"]["livekit"]["pid"] != lk["pid"]
+        await lp.wait_link(waiting, "ready", timeout=10)
+    # Nothing left behind: the double was stopped with the orchestrator.
+    import psutil
+
+    assert not [p for p in psutil.process_iter(["cmdline"]) if str(lk_port) in " ".join(p.info["cmdline"] or [])]
+
+
+async def test_failed_stack_answers_503_with_the_fix(tmp_path: Path) -> None:
+    settings = settings_for(
+        tmp_path / "d",
+        livekit_url="ws://127.0.0.1:7880",
+        livekit={"api_key": "devkey", "api_secret": "secret"},
+        tunnel={"provider": "static", "static_url": "https://consultas.example.com"},
+    )
+    async with run_lp(settings) as lp:
+        await lp.wait_state("failed")
+        res = await create(lp)
+        assert res.status_code == 503
+        err = res.json()["error"]
+        assert err["code"] == "INSECURE_LIVEKIT_KEYS" and err["fix"]
+        res = await lp.admin.post("/api/generate-consultation-token", json={"professionalId": "p"})
+        assert res.status_code == 503 and res.json()["success"] is False
