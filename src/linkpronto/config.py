@@ -111,6 +111,7 @@ class TunnelSettings(_Section):
     ngrok_authtoken: SecretStr = SecretStr("")
     ngrok_domain: str = ""
     ngrok_agent_api: str = "http://127.0.0.1:4040"
+    ngrok_binary: str = ""
     static_url: str = ""
     cloudflared_token: SecretStr = SecretStr("")
     cloudflared_hostname: str = ""
@@ -118,6 +119,7 @@ class TunnelSettings(_Section):
     ssh_target: str = ""
     ssh_identity: str = ""
     ssh_remote_port: PortOrZero = 0
+    ssh_remote_bind: str = ""
     ssh_public_url: str = ""
     ssh_forward_media: bool = False
     ssh_options: list[str] = Field(default_factory=list)

@@ -156,6 +156,8 @@ async def serve(
                     lifespan="off",
                     ws="websockets-sansio",
                     proxy_headers=False,
+                    server_header=False,
+                    date_header=False,
                     timeout_graceful_shutdown=2,
                 )
             ),

@@ -1,0 +1,280 @@
+"""AppProxy under a real uvicorn in front of a real upstream server: methods, streaming both ways,
+cookies, redirects, hop-by-hop headers, Host/Origin rewriting, WebSocket upgrades, failures."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
+
+from gateway.servers import Recorder, RunningServer, WithLifespan, free_port, serve, upstream_app
+from linkpronto.gateway import AppProxy
+
+PUBLIC = "https://abc123.trycloudflare.com"
+
+
+@dataclass
+class Stack:
+    recorder: Recorder
+    upstream: RunningServer
+    gateway: RunningServer
+
+
+@pytest.fixture(scope="module", params=["uvloop", "asyncio"])
+def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """The gateway on uvloop (Linux/macOS) and on the plain asyncio loop (what Windows runs)."""
+    recorder = Recorder()
+    with serve(upstream_app(recorder), proxy_headers=False) as upstream:
+        proxy = AppProxy(lambda: upstream.url, lambda: PUBLIC)
+        with serve(WithLifespan(proxy), loop=request.param) as gateway:
+            yield Stack(recorder, upstream, gateway)
+
+
+@pytest.fixture
+def client(stack: Stack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=stack.gateway.url, timeout=5, follow_redirects=False) as c:
+        yield c
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+def test_any_method_path_and_query(client: httpx.Client, method: str) -> None:
+    response = client.request(method, "/echo?a=1&b=%20x", content=b"payload" if method != "GET" else None)
+    assert response.status_code == 200
+    seen = response.json()
+    assert (seen["method"], seen["path"], seen["query"]) == (method, "/echo", "a=1&b=%20x")
+    assert seen["body"] == ("payload" if method != "GET" else "")
+
+
+def test_head_has_no_body(client: httpx.Client) -> None:
+    response = client.head("/echo")
+    assert response.status_code == 200 and response.content == b""
+
+
+def test_forwarded_headers_host_and_hop_by_hop(client: httpx.Client, stack: Stack) -> None:
+    response = client.get("/echo", headers={
+        "Host": "abc123.trycloudflare.com", "X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9",
+        "Connection": "keep-alive, X-Secret-Hop", "X-Secret-Hop": "1", "Keep-Alive": "timeout=5",
+        "Proxy-Authorization": "Basic Zm9v", "X-App": "kept",
+    })
+    headers = response.json()["headers"]
+    assert headers["host"] == f"localhost:{stack.upstream.port}"
+    assert headers["x-forwarded-host"] == "abc123.trycloudflare.com"
+    assert headers["x-forwarded-proto"] == "https"
+    # uvicorn trusts a loopback peer's X-Forwarded-For (its default), so the visitor is already the
+    # client and the chain is not extended with a duplicate.
+    assert headers["x-forwarded-for"] == "203.0.113.9"
+    assert headers["x-app"] == "kept"
+    for hop in ("x-secret-hop", "keep-alive", "proxy-authorization"):
+        assert hop not in headers
+
+
+def test_forwarded_proto_and_host_cannot_be_spoofed(client: httpx.Client) -> None:
+    # Through the public URL (an ssh tunnel adds no X-Forwarded-Proto) the scheme is the public one.
+    public = client.get("/echo", headers={"Host": "abc123.trycloudflare.com"}).json()["headers"]
+    assert (public["x-forwarded-proto"], public["x-forwarded-host"]) == ("https", "abc123.trycloudflare.com")
+    spoofed = client.get("/echo", headers={"Host": "192.168.0.7:7801", "X-Forwarded-Host": "evil.example"})
+    assert spoofed.json()["headers"]["x-forwarded-host"] == "192.168.0.7:7801"
+    assert spoofed.json()["headers"]["x-forwarded-proto"] == "http"
+
+
+def test_same_origin_is_rewritten_foreign_origin_is_kept(client: httpx.Client, stack: Stack) -> None:
+    local = f"http://localhost:{stack.upstream.port}"
+    via_public = client.post("/echo", headers={"Host": "abc123.trycloudflare.com", "Origin": PUBLIC})
+    assert via_public.json()["headers"]["origin"] == local
+    via_lan = client.post("/echo", headers={"Host": "192.168.0.7:7801", "Origin": "http://192.168.0.7:7801"})
+    assert via_lan.json()["headers"]["origin"] == local
+    foreign = client.post("/echo", headers={"Host": "abc123.trycloudflare.com", "Origin": "https://evil.example"})
+    assert foreign.json()["headers"]["origin"] == "https://evil.example"
+    opaque = client.post("/echo", headers={"Origin": "null"})
+    assert opaque.json()["headers"]["origin"] == "null"
+
+
+def test_every_set_cookie_is_kept(client: httpx.Client) -> None:
+    response = client.get("/cookies")
+    cookies = response.headers.get_list("set-cookie")
+    assert len(cookies) == 2
+    assert cookies[0].startswith("a=1") and "HttpOnly" in cookies[0]
+    assert cookies[1].startswith("b=2") and "SameSite=strict" in cookies[1]
+
+
+def test_proxy_keeps_no_cookie_jar(client: httpx.Client, stack: Stack) -> None:
+    client.get("/cookies")
+    client.cookies.clear()
+    response = httpx.get(stack.gateway.url + "/echo", timeout=5)
+    assert "cookie" not in response.json()["headers"]
+
+
+@pytest.mark.parametrize(
+    ("to", "host", "expected"),
+    [
+        ("relative", "abc123.trycloudflare.com", "/echo?from=redirect"),
+        ("ip", "abc123.trycloudflare.com", f"{PUBLIC}/echo?from=ip"),
+        ("localhost", "abc123.trycloudflare.com", f"{PUBLIC}/echo?from=localhost"),
+        ("localhost", "192.168.0.7:7801", "http://192.168.0.7:7801/echo?from=localhost"),
+        ("foreign", "abc123.trycloudflare.com", "https://example.org/elsewhere"),
+    ],
+)
+def test_redirects_are_not_followed_and_location_is_rewritten(
+    client: httpx.Client, to: str, host: str, expected: str
+) -> None:
+    response = client.get(f"/redirect?to={to}", headers={"Host": host})
+    assert response.status_code == 302
+    assert response.headers["location"] == expected
+
+
+def test_streamed_response_is_not_buffered(stack: Stack) -> None:
+    with httpx.stream("GET", stack.gateway.url + "/slow-stream", timeout=5) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        started = time.monotonic()
+        chunks = response.iter_raw()
+        first = next(chunks)
+        first_after = time.monotonic() - started
+        rest = b"".join(chunks)
+    assert first == b"data: first\n\n"
+    assert first_after < 0.5  # the upstream waits 0.8 s before the second event
+    assert rest == b"data: second\n\n"
+
+
+def test_endless_stream_stops_upstream_when_client_leaves(stack: Stack) -> None:
+    stack.recorder.stream_cancelled.clear()
+    with httpx.stream("GET", stack.gateway.url + "/endless", timeout=5) as response:
+        lines = response.iter_lines()
+        assert next(lines) == "data: 0"
+    assert stack.recorder.stream_cancelled.wait(timeout=5)
+
+
+def test_streamed_upload_keeps_length_and_chunks(client: httpx.Client) -> None:
+    def body() -> Iterator[bytes]:
+        for _ in range(20):
+            yield b"y" * 65536
+
+    chunked = client.post("/upload", content=body()).json()
+    assert chunked["size"] == 20 * 65536
+    sized = client.post("/upload", content=body(), headers={"Content-Length": str(20 * 65536)}).json()
+    assert sized["size"] == 20 * 65536 and sized["content_length"] == str(20 * 65536)
+
+
+def test_large_response(client: httpx.Client) -> None:
+    response = client.get("/big")
+    assert response.status_code == 200 and len(response.content) == 1024 * 1024
+    assert response.headers["content-length"] == str(1024 * 1024)
+
+
+@pytest.mark.parametrize("code", [204, 304, 404, 500])
+def test_statuses_pass(client: httpx.Client, code: int) -> None:
+    assert client.get(f"/status/{code}").status_code == code
+
+
+def test_websocket_upgrade_hmr(stack: Stack) -> None:
+    url = f"{stack.gateway.ws_url}/_next/webpack-hmr?id=abc"
+    with connect(url, additional_headers={"Origin": f"http://127.0.0.1:{stack.gateway.port}"},
+                 subprotocols=["chosen.v2"], compression=None, open_timeout=5) as ws:  # type: ignore[list-item]
+        assert ws.subprotocol == "chosen.v2"
+        ws.send("headers")
+        seen = json.loads(ws.recv(timeout=5))
+        ws.send(b"\x01\x02")
+        assert ws.recv(timeout=5) == b"\x01\x02"
+        ws.send("close:4000:bye")
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=5)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4000
+    assert seen["__path"] == "/_next/webpack-hmr" and seen["__query"] == "id=abc"
+    assert seen["origin"] == f"http://localhost:{stack.upstream.port}"
+    assert seen["host"] == f"localhost:{stack.upstream.port}"
+    assert seen["x-forwarded-host"] == f"127.0.0.1:{stack.gateway.port}"
+
+
+def test_websocket_refusal_passes(stack: Stack) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        connect(f"{stack.gateway.ws_url}/ws?refuse=401", open_timeout=5)
+    assert refused.value.response.status_code == 401
+
+
+def test_upstream_down_answers_502_page() -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    with serve(WithLifespan(AppProxy(lambda: dead, lambda: None))) as gw:
+        response = httpx.get(gw.url + "/consultations/client/x", timeout=5)
+        assert response.status_code == 502
+        assert response.headers["content-type"].startswith("text/html")
+        assert "O aplicativo não está respondendo" in response.text
+        assert "The app is not answering" in response.text
+        with pytest.raises(InvalidStatus) as refused:
+            connect(f"{gw.ws_url}/_next/webpack-hmr", open_timeout=5)
+        assert refused.value.response.status_code == 502
+
+
+def test_no_app_answers_503() -> None:
+    with serve(WithLifespan(AppProxy(lambda: None, lambda: None))) as gw:
+        response = httpx.get(gw.url + "/", timeout=5)
+        assert response.status_code == 503 and "The app has not been started yet" in response.text
+
+
+def test_upstream_connections_are_reused(client: httpx.Client, stack: Stack) -> None:
+    ports = {client.get("/echo").json()["client_port"] for _ in range(5)}
+    assert len(ports) == 1
+
+
+def test_upstream_closing_idle_connection_is_survived() -> None:
+    recorder = Recorder()
+    with serve(upstream_app(recorder), keep_alive=1, proxy_headers=False) as upstream, \
+         serve(WithLifespan(AppProxy(lambda: upstream.url, lambda: None))) as gw:
+        first = httpx.get(gw.url + "/echo", timeout=5).json()["client_port"]
+        time.sleep(1.5)  # the upstream drops the idle keep-alive connection meanwhile
+        second = httpx.get(gw.url + "/echo", timeout=5)
+        assert second.status_code == 200 and second.json()["client_port"] != first
+
+
+def _raw_upstream(answer: bytes) -> tuple[socket.socket, threading.Event, threading.Thread]:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.1)
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            conn.recv(65536)
+            if answer:
+                conn.sendall(answer)
+            conn.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return listener, stop, thread
+
+
+def test_body_delimited_by_connection_close() -> None:
+    listener, stop, thread = _raw_upstream(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end")
+    port = listener.getsockname()[1]
+    try:
+        with serve(WithLifespan(AppProxy(lambda: f"http://127.0.0.1:{port}", lambda: None))) as gw:
+            response = httpx.get(gw.url + "/", timeout=5)
+            assert (response.status_code, response.text) == (200, "until the end")
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()
+
+
+def test_upstream_that_hangs_up_mid_headers_is_502() -> None:
+    listener, stop, thread = _raw_upstream(b"")  # reads the request, then hangs up without answering
+    port = listener.getsockname()[1]
+    try:
+        with serve(WithLifespan(AppProxy(lambda: f"http://127.0.0.1:{port}", lambda: None))) as gw:
+            assert httpx.get(gw.url + "/", timeout=5).status_code == 502
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()
