@@ -145,7 +145,7 @@ def main(argv: list[str]) -> int:
         _log("ERR", f"failed to bind metrics server on {metrics}: {exc}")
         return 1
     server.daemon_threads = True
-    bound = f"{server.server_address[0]}:{server.server_address[1]}"
+    bound = f"{host or '127.0.0.1'}:{server.server_address[1]}"
     _log("INF", f"Starting metrics server on {bound}/metrics")
     if not named:
         _log("INF", "Requesting new quick Tunnel on trycloudflare.com...")

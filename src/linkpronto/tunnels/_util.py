@@ -1,0 +1,95 @@
+"""Small helpers shared by the tunnel providers (no provider logic here)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import httpx
+
+from linkpronto.supervise import ManagedProcess, ProcessState
+
+REDACTED = "**********"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port that was free a moment ago on ``host`` (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every non-empty secret replaced by ``**********``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+async def get_json(client: httpx.AsyncClient, url: str) -> tuple[int, Any]:
+    """``(status, parsed JSON or None)``; transport errors propagate as ``httpx.HTTPError``."""
+    response = await client.get(url)
+    try:
+        data: Any = response.json()
+    except ValueError:
+        data = None
+    return response.status_code, data
+
+
+def url_port(addr: str) -> tuple[str, int | None]:
+    """Host and port of an upstream address in any of the forms ngrok reports.
+
+    ``"http://localhost:7801"`` → ``("localhost", 7801)``; ``"localhost:7801"`` → same;
+    ``"7801"`` → ``("localhost", 7801)``; ``"https://x"`` → ``("x", 443)``.
+    """
+    addr = addr.strip()
+    if addr.isdigit():
+        return "localhost", int(addr)
+    scheme = ""
+    if "://" in addr:
+        scheme, addr = addr.split("://", 1)
+    hostport = addr.split("/", 1)[0]
+    if hostport.startswith("["):  # [::1]:7801
+        host, _, rest = hostport[1:].partition("]")
+        port_s = rest.removeprefix(":")
+    else:
+        host, _, port_s = hostport.rpartition(":") if ":" in hostport else (hostport, "", "")
+    if port_s.isdigit():
+        return host or "localhost", int(port_s)
+    default = {"http": 80, "https": 443}.get(scheme.lower())
+    return host or "localhost", default
+
+
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0", "[::1]", ""})
+
+
+async def first_run(proc: ManagedProcess, timeout_s: float, extra: Callable[[], bool] | None = None) -> ProcessState:
+    """Wait for the first run of ``proc`` to become READY (and ``extra()`` true) or to end.
+
+    Returns READY on success; BACKOFF, FAILED or STOPPED when the first run ended before that (the
+    caller stops ``proc`` and reports why: at open time a failure is not retried, so ``auto`` can move
+    on); STARTING when ``timeout_s`` passed.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    changed = asyncio.Event()
+    unsubscribe = proc.subscribe(changed.set)
+    try:
+        while True:
+            state = proc.state
+            if state in (ProcessState.READY, ProcessState.ADOPTED) and (extra is None or extra()):
+                return ProcessState.READY
+            if state in (ProcessState.BACKOFF, ProcessState.FAILED, ProcessState.STOPPED):
+                return state
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return ProcessState.STARTING
+            changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), min(remaining, 0.25))
+    finally:
+        unsubscribe()

@@ -1,0 +1,43 @@
+"""``static``: a URL that is already public (production domain, own reverse proxy, Tailscale Funnel).
+
+Nothing is started; ``open()`` only checks that a URL is configured. Whether that URL really reaches
+this instance is the verification ladder's job (the probe through the public address).
+"""
+
+from __future__ import annotations
+
+from linkpronto.errors import ConfigInvalid
+from linkpronto.i18n import Text
+from linkpronto.tunnels.base import TunnelCallback, TunnelProvider
+
+
+class StaticTunnel(TunnelProvider):
+    name = "static"
+    tradeoff = Text(
+        "URL fixa sua (domínio próprio ou proxy); nada é iniciado, e a mídia de fora da rede depende "
+        "do seu servidor LiveKit.",
+        "Your own fixed URL (domain or proxy); nothing is started, and media from outside the network "
+        "depends on your LiveKit server.",
+    )
+
+    def __init__(self, local_port: int, url: str, on_event: TunnelCallback | None = None) -> None:
+        super().__init__(local_port, on_event)
+        self.url = url.strip().rstrip("/")
+        self.https = self.url.lower().startswith("https://")
+
+    async def _open(self) -> str:
+        if not self.url:
+            raise ConfigInvalid(
+                Text(
+                    "O túnel 'static' precisa de um endereço público, e tunnel.static_url está vazio.",
+                    "The 'static' tunnel needs a public address, and tunnel.static_url is empty.",
+                ),
+                fix=Text(
+                    "Defina tunnel.static_url (ex.: https://consultas.suaclinica.com.br) ou use --tunnel auto.",
+                    "Set tunnel.static_url (e.g. https://consultas.yourclinic.com) or use --tunnel auto.",
+                ),
+            )
+        return self.url
+
+    async def _close(self) -> None:
+        return None
