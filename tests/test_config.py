@@ -179,3 +179,12 @@ def test_durations() -> None:
 def test_app_command_is_split_into_argv_never_a_shell_string(tmp_path: Path) -> None:
     s = load_settings(cwd=tmp_path, overrides={"app": {"command": 'npx next dev -p 3001 --hostname "0.0.0.0"'}})
     assert s.app.argv() == ["npx", "next", "dev", "-p", "3001", "--hostname", "0.0.0.0"]
+
+
+def test_ssh_options_from_env_is_a_shell_like_string(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LINKPRONTO_TUNNEL_SSH_OPTIONS", '-o "UserKnownHostsFile=/tmp/a b" -o IdentitiesOnly=yes')
+    s = load_settings(cwd=tmp_path)
+    assert s.tunnel.ssh_options == ["-o", "UserKnownHostsFile=/tmp/a b", "-o", "IdentitiesOnly=yes"]
+    write(tmp_path, '[tunnel]\nssh_options = ["-o", "Port=2222"]')
+    monkeypatch.delenv("LINKPRONTO_TUNNEL_SSH_OPTIONS")
+    assert load_settings(cwd=tmp_path).tunnel.ssh_options == ["-o", "Port=2222"]

@@ -27,6 +27,7 @@ from pydantic import (
 )
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -122,7 +123,15 @@ class TunnelSettings(_Section):
     ssh_remote_bind: str = ""
     ssh_public_url: str = ""
     ssh_forward_media: bool = False
-    ssh_options: list[str] = Field(default_factory=list)
+    # Extra ssh options; in env, one shell-like string: "-o StrictHostKeyChecking=yes -o Port=2222".
+    ssh_options: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("ssh_options", mode="before")
+    @classmethod
+    def _ssh_options(cls, v: object) -> object:
+        if isinstance(v, str):
+            return shlex.split(v, posix=sys.platform != "win32")
+        return v
 
     @field_validator("static_url")
     @classmethod

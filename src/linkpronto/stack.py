@@ -38,7 +38,7 @@ from linkpronto.errors import (
 )
 from linkpronto.i18n import Lang, Text
 from linkpronto.keys import InstanceSecrets
-from linkpronto.links.service import Credentials, LinkService
+from linkpronto.links.service import Credentials, LinkService, Proof
 from linkpronto.links.store import LinkRow, LinkStore
 from linkpronto.livekit.local import check_livekit_keys
 from linkpronto.livekit.remote import RemoteLivekit, RoomAdmin, ws_base
@@ -100,6 +100,7 @@ class Stack:
         self._failure: LinkprontoError | None = None
         self._events: list[_Event] = []
         self._result: LadderResult | None = None
+        self._proof_cache: tuple[LadderResult, Proof] | None = None
         self._invalidated_at = 0.0
         self._wake = asyncio.Event()
         self._verified = asyncio.Condition()
@@ -474,6 +475,18 @@ class Stack:
             ),
         )
 
+    def _proof(self) -> Proof | None:
+        """The current verification as a :class:`Proof`, cached per ladder run (JSON made once)."""
+        r, base = self._result, self.public_url
+        if r is None or base is None:
+            return None
+        cached = self._proof_cache
+        if cached is not None and cached[0] is r and cached[1].base_url == base:
+            return cached[1]
+        proof = Proof(utcnow(), base, json.dumps([c.to_json() for c in r.checks]))
+        self._proof_cache = (r, proof)
+        return proof
+
     async def _promote_preparing(self, result: LadderResult) -> None:
         base = self.public_url
         if base is None:
@@ -502,6 +515,7 @@ class Stack:
             raise self._failure
         if self.state is StackState.STOPPED:
             await self.start()
+        proof = self._proof() if self.verification_fresh() else None
         row, token = await asyncio.to_thread(
             self.links.create,
             professional_id=professional_id,
@@ -509,14 +523,10 @@ class Stack:
             consultation_type=consultation_type,
             expires_in_s=expires_in_s,
             max_uses=max_uses,
+            proven=proof,
         )
-        if self.verification_fresh() and self.public_url and self._result is not None:
-            checks = [c.to_json() for c in self._result.checks]
-            base = self.public_url
-            await asyncio.to_thread(
-                self.store.mark_ready, [row.id], verified_at=utcnow(), base_url=base, checks=checks
-            )
-            return await asyncio.to_thread(self.links.get, row.id), token
+        if proof is not None:
+            return row, token
         if wait_s > 0:
             self.poke()
             deadline = time.monotonic() + wait_s

@@ -449,6 +449,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError as exc:
             print(f"listen tcp {address}:{port}: bind: {exc.strerror}", file=sys.stderr)
             return 1
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # like Go's net/http: no Nagle delay
         sock.listen(128)
         port = sock.getsockname()[1]  # --port 0: every address shares the first one's port
         sockets.append(sock)

@@ -60,6 +60,15 @@ class JoinGrant:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Proof:
+    """A verification that passed: links issued under it are ready as they are created."""
+
+    verified_at: datetime
+    base_url: str
+    checks_json: str
+
+
 @dataclass(frozen=True)
 class Credentials:
     api_key: str
@@ -179,8 +188,13 @@ class LinkService:
         consultation_type: str | None = None,
         expires_in_s: float | None = None,
         max_uses: int | None = None,
+        proven: Proof | None = None,
     ) -> tuple[LinkRow, str]:
-        """Issue a link in ``preparing``; returns the row and the token (the only time it is plain)."""
+        """Issue a link; returns the row and the token (the only time it is plain).
+
+        The link is ``preparing`` unless ``proven`` carries a verification that is still fresh, in
+        which case it is stored ``ready`` at once (one write, no second round trip).
+        """
         now = self.clock()
         token = keys.new_token()
         row = LinkRow(
@@ -197,6 +211,11 @@ class LinkService:
             max_uses=self.default_max_uses if max_uses is None else max_uses,
             uses=0,
         )
+        if proven is not None:
+            row.status = StoredStatus.READY.value
+            row.verified_at = proven.verified_at
+            row.sent_base_url = proven.base_url
+            row.checks_json = proven.checks_json
         self.store.insert(row)
         return row, token
 

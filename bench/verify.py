@@ -1,0 +1,202 @@
+"""Benchmark: the verification ladder, warm link creation, and cold start — with baselines.
+
+- ``ladder``: a fresh verification ladder (every rung, new nonce and probe token) through a real
+  ``ssh -R`` tunnel to a local sshd, N runs: median/p90/max. Target: ≤ 50 ms.
+- ``warm_create``: ``POST /api/consultation-links`` with verification cached (sequential): p50/p99.
+  Target: p50 ≤ 5 ms. Baseline: ``GET /api/status`` on the same listener.
+- ``cold_start``: ``linkpronto up`` (LiveKit = the test double as ``livekit-server`` in local mode,
+  tunnel = ssh) from process start to ``ready``, beside each child's own start time measured in the
+  same run (the double alone to ``GET /`` OK; a bare ``ssh -R`` until its forwarded port answers).
+  Target: ≤ 2 s.
+
+Needs Debian's openssh-server. Prints one JSON document. Usage: python bench/verify.py [--runs 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from doubles.livekit_server import run_double  # noqa: E402
+from fixtures.sshd import SshServer  # noqa: E402
+from helpers.lp import TEST_KEY, TEST_SECRET, run_lp, settings_for  # noqa: E402
+from helpers.net import free_port  # noqa: E402
+
+DOUBLE = ROOT / "tests" / "doubles" / "livekit_server.py"
+
+
+def stats(samples: list[float]) -> dict[str, float]:
+    s = sorted(samples)
+    return {
+        "n": len(s),
+        "median_ms": round(statistics.median(s) * 1000, 2),
+        "p90_ms": round(s[int(0.9 * (len(s) - 1))] * 1000, 2),
+        "p99_ms": round(s[int(0.99 * (len(s) - 1))] * 1000, 2),
+        "max_ms": round(s[-1] * 1000, 2),
+    }
+
+
+async def ladder_and_warm_create(runs: int, sshd: SshServer) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="lp-bench-verify-"))
+    with run_double({TEST_KEY: TEST_SECRET}) as double:
+        tunnel = {
+            "provider": "ssh",
+            "ssh_target": sshd.target,
+            "ssh_remote_port": free_port(),
+            "ssh_options": sshd.client_options(),
+        }
+        settings = settings_for(tmp / "d", livekit_url=double.url, tunnel=tunnel, verify={"max_age": "10m", "interval": "10m"})
+        async with run_lp(settings) as lp:
+            await lp.wait_state("ready", timeout=30)
+            for _ in range(3):
+                await lp.stack.run_ladder()
+            samples = []
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                result = await lp.stack.run_ladder()
+                samples.append(time.perf_counter() - t0)
+                assert result.ok, [c.to_json() for c in result.checks]
+            per_check: dict[str, list[float]] = {}
+            for c in result.checks:
+                per_check.setdefault(c.name, []).append(c.duration_ms)
+            create, status = [], []
+            for i in range(300):
+                t0 = time.perf_counter()
+                res = await lp.admin.get("/api/status")
+                status.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                res = await lp.admin.post("/api/consultation-links", json={"professional_id": f"b{i}", "wait_s": 0})
+                create.append(time.perf_counter() - t0)
+                assert res.status_code == 201, res.text
+    return {
+        "ladder_through_ssh": {**stats(samples), "last_run_checks_ms": {k: round(v[-1], 2) for k, v in per_check.items()}},
+        "warm_create": stats(create),
+        "warm_create_baseline_status": stats(status),
+        "targets": {
+            "ladder_median_le_50ms": statistics.median(samples) <= 0.050,
+            "warm_create_p50_le_5ms": statistics.median(create) <= 0.005,
+        },
+    }
+
+
+def time_double_alone() -> float:
+    port = free_port()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-u", str(DOUBLE), "--port", str(port), "--keys", f"{TEST_KEY}: {TEST_SECRET}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/", timeout=0.5).text == "OK":
+                    return time.perf_counter() - t0
+            except httpx.HTTPError:
+                time.sleep(0.01)
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
+def time_bare_ssh(sshd: SshServer, origin_port: int) -> float:
+    remote = free_port()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        ["ssh", "-N", "-T", "-o", "ExitOnForwardFailure=yes", "-o", "BatchMode=yes", *sshd.client_options(),
+         "-p", str(sshd.port), "-R", f"127.0.0.1:{remote}:127.0.0.1:{origin_port}", f"{sshd.user}@127.0.0.1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{remote}/healthz", timeout=0.5).status_code == 200:
+                    return time.perf_counter() - t0
+            except httpx.HTTPError:
+                time.sleep(0.005)
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
+def cold_start(sshd: SshServer, rounds: int) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="lp-bench-cold-"))
+    script = tmp / "bin" / "livekit-server"
+    script.parent.mkdir(parents=True)
+    script.write_text(f"#!/bin/sh\nexec {sys.executable} -u {DOUBLE} \"$@\"\n")
+    script.chmod(0o755)
+    ups, doubles, bare = [], [], []
+    for r in range(rounds):
+        public, admin = free_port(), free_port()
+        data = tmp / f"data{r}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("LINKPRONTO_", "LIVEKIT_"))}
+        env.update(
+            LINKPRONTO_SERVER_DATA_DIR=str(data), LINKPRONTO_SERVER_ADMIN_PORT=str(admin),
+            LINKPRONTO_SERVER_PUBLIC_PORT=str(public), LINKPRONTO_LIVEKIT_MODE="local",
+            LINKPRONTO_LIVEKIT_BINARY=str(script), LINKPRONTO_LIVEKIT_PORT=str(free_port()),
+            LINKPRONTO_LIVEKIT_TCP_PORT=str(free_port()), LINKPRONTO_LIVEKIT_UDP_PORT=str(free_port()),
+            LINKPRONTO_TUNNEL_PROVIDER="ssh", LINKPRONTO_TUNNEL_SSH_TARGET=sshd.target,
+            LINKPRONTO_TUNNEL_SSH_REMOTE_PORT=str(free_port()),
+            LINKPRONTO_TUNNEL_SSH_OPTIONS=" ".join(sshd.client_options()),
+        )
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "linkpronto", "up"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            token = data / "admin-token"
+            while True:
+                try:
+                    if token.exists():
+                        st = httpx.get(f"http://127.0.0.1:{admin}/api/status", timeout=1,
+                                       headers={"Authorization": "Bearer " + token.read_text().strip()}).json()
+                        if st["state"] == "ready":
+                            ups.append(time.perf_counter() - t0)
+                            break
+                except (httpx.HTTPError, ValueError):
+                    pass
+                if time.perf_counter() - t0 > 60:
+                    raise SystemExit("linkpronto up did not become ready in 60 s")
+                time.sleep(0.01)
+            bare.append(time_bare_ssh(sshd, public))
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(20)
+        doubles.append(time_double_alone())
+    return {
+        "up_to_ready": stats(ups),
+        "children_own_start": {"livekit_double_to_ok": stats(doubles), "bare_ssh_R_to_serving": stats(bare)},
+        "python_interpreter_note": "includes the orchestrator's own Python start-up and imports",
+        "target_up_le_2s": statistics.median(ups) <= 2.0,
+    }
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--cold-rounds", type=int, default=5)
+    args = ap.parse_args()
+    sshd = SshServer().start()
+    try:
+        out = await ladder_and_warm_create(args.runs, sshd)
+        out["cold_start"] = await asyncio.to_thread(cold_start, sshd, args.cold_rounds)
+    finally:
+        sshd.close()
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

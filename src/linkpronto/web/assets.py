@@ -1,0 +1,81 @@
+"""The browser files linkpronto serves itself: its own pages' JS/CSS and the vendored livekit-client.
+
+``livekit-client`` comes from npm at set-up (``npm install`` in the project root reads the root
+``package.json``) and is copied into ``static/vendor/`` by :func:`install_assets` (or
+``python -m linkpronto.web.assets``). The pages load it from our own origin: no CDN, no third-party
+script. The UMD build is used because it is minified (about 150 kB gzip) and needs no build step; it
+defines the global ``LivekitClient``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from linkpronto.errors import LinkprontoError
+from linkpronto.i18n import Text
+
+STATIC_DIR: Path = Path(__file__).resolve().parent / "static"
+VENDOR_DIR: Path = STATIC_DIR / "vendor"
+LIVEKIT_BUNDLE = "livekit-client.umd.js"
+"""File name inside ``node_modules/livekit-client/dist/`` and inside ``static/vendor/``."""
+STATIC_URL_PREFIX = "/_linkpronto/static"
+"""Where the web apps mount :data:`STATIC_DIR` (both listeners)."""
+
+
+class AssetsMissing(LinkprontoError):
+    code = "ASSETS_MISSING"
+    default_message = Text(
+        "Os arquivos do navegador (livekit-client) não estão instalados.",
+        "The browser files (livekit-client) are not installed.",
+    )
+    default_fix = Text(
+        "Na pasta do projeto, rode: npm install e depois python -m linkpronto.web.assets",
+        "In the project folder run: npm install and then python -m linkpronto.web.assets",
+    )
+
+
+def vendor_ready() -> bool:
+    """True when the livekit-client bundle is in ``static/vendor`` and not empty."""
+    bundle = VENDOR_DIR / LIVEKIT_BUNDLE
+    return bundle.is_file() and bundle.stat().st_size > 0
+
+
+def install_assets(project_root: Path) -> Path:
+    """Copy ``node_modules/livekit-client/dist/livekit-client.umd.js`` into ``static/vendor/``.
+
+    Returns the installed file. Raises :class:`AssetsMissing` (code ``ASSETS_MISSING``) when
+    ``npm install`` has not been run in ``project_root``.
+    """
+    source = Path(project_root) / "node_modules" / "livekit-client" / "dist" / LIVEKIT_BUNDLE
+    if not source.is_file():
+        raise AssetsMissing(detail=f"not found: {source}")
+    VENDOR_DIR.mkdir(parents=True, exist_ok=True)
+    target = VENDOR_DIR / LIVEKIT_BUNDLE
+    tmp = target.with_suffix(".tmp")
+    shutil.copyfile(source, tmp)
+    tmp.replace(target)  # atomic: a page never loads a half-written bundle
+    license_file = source.parent.parent / "LICENSE"
+    if license_file.is_file():
+        shutil.copyfile(license_file, VENDOR_DIR / "livekit-client.LICENSE.txt")
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    root = Path(args[0]) if args else Path.cwd()
+    try:
+        installed = install_assets(root)
+    except AssetsMissing as err:
+        print(f"error[{err.code}]: {err.message()}", file=sys.stderr)
+        fix = err.fix()
+        if fix:
+            print(f"fix: {fix}", file=sys.stderr)
+        return 1
+    print(installed)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

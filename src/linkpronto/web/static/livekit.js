@@ -1,0 +1,103 @@
+// Shared LiveKit glue for the patient and professional pages.
+// livekit-client is vendored (static/vendor/livekit-client.umd.js, copied from npm at set-up) and
+// loaded lazily from our own origin, so it never delays the first paint.
+
+import { t } from "./i18n.js";
+
+const BUNDLE = "/_linkpronto/static/vendor/livekit-client.umd.js";
+const LOAD_TIMEOUT_MS = 30000;
+let loading = null;
+
+/** Load the UMD bundle once; resolves to the LivekitClient namespace. */
+export function loadLivekit() {
+  if (window.LivekitClient) return Promise.resolve(window.LivekitClient);
+  if (loading) return loading;
+  loading = new Promise((resolve, reject) => {
+    const s = document.createElement("script");
+    s.src = BUNDLE;
+    s.async = true;
+    const timer = setTimeout(() => reject(new Error("livekit-client load timeout")), LOAD_TIMEOUT_MS);
+    s.onload = () => {
+      clearTimeout(timer);
+      if (window.LivekitClient) resolve(window.LivekitClient);
+      else reject(new Error("livekit-client bundle did not define LivekitClient"));
+    };
+    s.onerror = () => {
+      clearTimeout(timer);
+      reject(new Error("livekit-client bundle failed to load"));
+    };
+    document.head.append(s);
+  });
+  loading.catch(() => {
+    loading = null; // allow a retry
+  });
+  return loading;
+}
+
+/** Start fetching the bundle when the browser is idle (after the first paint). */
+export function prefetchLivekit() {
+  const go = () => loadLivekit().catch(() => {}); // a failure is reported when it is really needed
+  if ("requestIdleCallback" in window) requestIdleCallback(go, { timeout: 2000 });
+  else setTimeout(go, 300);
+}
+
+/**
+ * Wire a Room to the page: remote video/audio into remoteBox, connection states to stateEl.
+ * onPeer(count) is called when remote participants come and go.
+ */
+export function bindRoom(LK, room, { remoteBox, stateEl, onPeer, onDisconnected }) {
+  const E = LK.RoomEvent;
+  const setState = (state) => {
+    if (!stateEl) return;
+    stateEl.dataset.state = state;
+    stateEl.dataset.i18n = `conn.${state}`;
+    stateEl.textContent = t(`conn.${state}`);
+  };
+  const peers = () => room.remoteParticipants.size;
+  room
+    .on(E.TrackSubscribed, (track) => {
+      if (track.kind === LK.Track.Kind.Video || track.kind === LK.Track.Kind.Audio) {
+        const el = track.attach();
+        el.dataset.sid = track.sid || "";
+        if (track.kind === LK.Track.Kind.Video) {
+          el.playsInline = true;
+          remoteBox.replaceChildren(el);
+        } else {
+          el.hidden = true;
+          document.body.append(el);
+        }
+      }
+    })
+    .on(E.TrackUnsubscribed, (track) => {
+      for (const el of track.detach()) el.remove();
+    })
+    .on(E.ParticipantConnected, () => onPeer && onPeer(peers()))
+    .on(E.ParticipantDisconnected, () => {
+      if (peers() === 0) remoteBox.replaceChildren();
+      if (onPeer) onPeer(peers());
+    })
+    .on(E.Reconnecting, () => setState("reconnecting"))
+    .on(E.SignalReconnecting, () => setState("reconnecting"))
+    .on(E.Reconnected, () => setState("reconnected"))
+    .on(E.Disconnected, (reason) => {
+      setState("disconnected");
+      if (onDisconnected) onDisconnected(reason);
+    })
+    .on(E.AudioPlaybackStatusChanged, () => {
+      // Autoplay blocked: the next tap anywhere starts the audio.
+      if (!room.canPlaybackAudio) {
+        document.addEventListener("click", () => room.startAudio().catch(() => {}), { once: true });
+      }
+    });
+  return setState;
+}
+
+/** Show a local camera track (LocalVideoTrack or MediaStreamTrack) in a <video>. */
+export function showLocal(videoEl, mediaStreamTrack) {
+  if (!mediaStreamTrack) {
+    videoEl.srcObject = null;
+    return;
+  }
+  videoEl.srcObject = new MediaStream([mediaStreamTrack]);
+  videoEl.play().catch(() => {}); // muted + playsinline autoplay; a refusal only delays the preview
+}

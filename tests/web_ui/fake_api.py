@@ -1,0 +1,377 @@
+"""A fake linkpronto admin + public API, to test the pages' behaviour in a real browser.
+
+It imitates the shapes of /work/shared/CONTRACT.md ("Admin API" and "Public listener"): Status,
+Link, the SSE stream (``event: status``), 201/202/503/422 on link creation, revoke, host token,
+``/api/public/join``, ``/api/public/device-check``, and ``/rtc`` + ``/rtc/v1`` WebSocket endpoints
+that accept and then close (there is no LiveKit here: they only record that the page opened a
+signalling WebSocket on its own origin). The pages themselves are the real ones
+(:mod:`linkpronto.web.pages`) and the static files are served from the real ``STATIC_DIR``.
+
+Both listeners run as real uvicorn servers on 127.0.0.1 in one background thread; tests change the
+fake's state from the test thread under a lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import secrets
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+import segno
+import uvicorn
+from fastapi import FastAPI, Request, WebSocket
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+
+from linkpronto.web.assets import STATIC_DIR, STATIC_URL_PREFIX
+from linkpronto.web.pages import call_html, dashboard_html, patient_html
+
+CHECK_NAMES = ("livekit_local", "public_probe", "public_rtc", "link_page", "media_reach")
+
+
+def _iso(dt: datetime) -> str:
+    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _lang(request: Request) -> str:
+    return request.query_params.get("lang") or "pt-BR"
+
+
+class FakeStack:
+    """Mutable state shared by both fake apps (guarded by ``lock``)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.version = 0
+        self.public_origin = ""
+        self.state = "ready"
+        self.checks: list[dict[str, Any]] = [self._check(n, True) for n in CHECK_NAMES]
+        self.problems: list[dict[str, Any]] = []
+        self.media_reach = "same-network"
+        self.fail_with: dict[str, Any] | None = None
+        self.step_s = 0.35
+        self.links: dict[str, dict[str, Any]] = {}
+        self.tokens: dict[str, str] = {}
+        self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self.device_checks: list[dict[str, Any]] = []
+        self.joins: list[dict[str, Any]] = []
+        self.rtc: list[str] = []
+        self.host_tokens: list[str] = []
+
+    @staticmethod
+    def _check(name: str, ok: bool) -> dict[str, Any]:
+        return {
+            "name": name,
+            "ok": ok,
+            "duration_ms": 12.5,
+            "detail": f"{name} {'ok' if ok else 'failed'}",
+            "fix": None if ok else f"fix for {name}",
+        }
+
+    def bump(self) -> None:
+        with self.lock:
+            self.version += 1
+
+    def status(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "state": self.state,
+                "since": _iso(_now()),
+                "public_url": self.public_origin,
+                "livekit_url": self.public_origin.replace("http", "ws", 1),
+                "tunnel": {"provider": "static", "state": "ready", "public_url": self.public_origin, "detail": ""},
+                "components": {
+                    "livekit": {"state": "ready" if self.state != "starting" else "starting", "detail": "",
+                                "pid": 1234, "restarts": 0, "since": _iso(_now())},
+                    "tunnel": {"state": "ready", "detail": "", "pid": None, "restarts": 0, "since": _iso(_now())},
+                },
+                "verification": {"ok": self.state == "ready", "checked_at": _iso(_now()), "age_s": 1.0,
+                                 "checks": list(self.checks)},
+                "media": {"reach": self.media_reach, "detail": "LiveKit on this machine"},
+                "problems": list(self.problems),
+            }
+
+    def set_starting(self) -> None:
+        with self.lock:
+            self.state = "starting"
+            self.checks = []
+        self.bump()
+
+    def add_link(self, *, status: str = "ready", **fields: Any) -> dict[str, Any]:
+        token = secrets.token_urlsafe(16)
+        link_id = "lnk_" + secrets.token_hex(4)
+        now = _now()
+        url = f"{self.public_origin}/c/{token}"
+        buf = io.BytesIO()
+        segno.make(url).save(buf, kind="svg", xmldecl=False, scale=4)
+        link: dict[str, Any] = {
+            "id": link_id,
+            "status": status,
+            "url": url if status == "ready" else None,
+            "professional_id": fields.pop("professional_id", "dra-ana"),
+            "client_id": fields.pop("client_id", None),
+            "consultation_type": fields.pop("consultation_type", None),
+            "room": "room-" + link_id,
+            "created_at": _iso(now),
+            "expires_at": _iso(now + timedelta(hours=24)),
+            "max_uses": 0,
+            "uses": 0,
+            "verified_at": _iso(now) if status == "ready" else None,
+            "public_base_url": self.public_origin,
+            "checks": list(self.checks),
+            "device_check": None,
+            "sent_with_old_address": False,
+            "qr_svg": buf.getvalue().decode() if status == "ready" else None,
+            "whatsapp_url": ("https://wa.me/?text=" + quote(f"Sua consulta: {url}")) if status == "ready" else None,
+            "_token": token,
+            "_url": url,
+            "_qr": buf.getvalue().decode(),
+        }
+        link.update(fields)
+        with self.lock:
+            self.links[link_id] = link
+            self.tokens[token] = link_id
+        self.bump()
+        return link
+
+    def make_ready(self, link_id: str) -> None:
+        with self.lock:
+            link = self.links[link_id]
+            link.update(status="ready", url=link["_url"], qr_svg=link["_qr"], verified_at=_iso(_now()),
+                        whatsapp_url="https://wa.me/?text=" + quote(f"Sua consulta: {link['_url']}"))
+        self.bump()
+
+    def public_link(self, link_id: str) -> dict[str, Any]:
+        with self.lock:
+            return {k: v for k, v in self.links[link_id].items() if not k.startswith("_")}
+
+    async def prepare(self, link_id: str) -> None:
+        """Tick the verification checks one by one, then mark the stack and the link ready."""
+        with self.lock:
+            self.state = "verifying"
+        self.bump()
+        for name in CHECK_NAMES:
+            await asyncio.sleep(self.step_s)
+            with self.lock:
+                self.checks = [*self.checks, self._check(name, True)]
+            self.bump()
+        with self.lock:
+            self.state = "ready"
+        self.make_ready(link_id)
+
+
+def admin_app(stack: FakeStack) -> FastAPI:
+    app = FastAPI()
+    tasks: set[asyncio.Task[None]] = set()
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next: Any) -> Response:
+        with stack.lock:
+            stack.requests.append((request.method, request.url.path, dict(request.headers)))
+        if request.url.path.startswith("/api/") and request.headers.get("x-linkpronto") != "1":
+            return JSONResponse({"error": {"code": "FORBIDDEN", "message": "no", "fix": None}}, 403)
+        resp: Response = await call_next(request)
+        return resp
+
+    @app.get("/")
+    async def dashboard(request: Request) -> HTMLResponse:
+        return HTMLResponse(dashboard_html(_lang(request)))
+
+    @app.get("/call/{link_id}")
+    async def call(link_id: str, request: Request) -> HTMLResponse:
+        return HTMLResponse(call_html(link_id, _lang(request)))
+
+    @app.get("/api/status")
+    async def status() -> dict[str, Any]:
+        return stack.status()
+
+    @app.get("/api/status/stream")
+    async def stream(request: Request) -> StreamingResponse:
+        async def events() -> AsyncIterator[str]:
+            last = -1
+            sent_at = 0.0
+            while not await request.is_disconnected():
+                if stack.version != last or time.monotonic() - sent_at > 15:
+                    last = stack.version
+                    sent_at = time.monotonic()
+                    yield f"event: status\r\ndata: {json.dumps(stack.status())}\r\n\r\n"
+                await asyncio.sleep(0.05)
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    @app.post("/api/consultation-links")
+    async def create(request: Request) -> Response:
+        body = await request.json()
+        if not isinstance(body.get("professional_id"), str) or not body["professional_id"]:
+            return JSONResponse({"detail": [{"loc": ["body", "professional_id"], "msg": "Field required",
+                                             "type": "missing"}]}, 422)
+        if stack.fail_with is not None:
+            return JSONResponse({"error": stack.fail_with}, 503)
+        fields = {k: body.get(k) for k in ("professional_id", "client_id", "consultation_type")}
+        if stack.state == "ready":
+            link = stack.add_link(status="ready", **fields)
+            return JSONResponse(stack.public_link(link["id"]), 201)
+        link = stack.add_link(status="preparing", **fields)
+        task = asyncio.create_task(stack.prepare(link["id"]))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        return JSONResponse(stack.public_link(link["id"]), 202,
+                            headers={"Location": f"/api/consultation-links/{link['id']}"})
+
+    @app.get("/api/consultation-links")
+    async def list_links() -> dict[str, Any]:
+        with stack.lock:
+            ids = list(stack.links)
+        return {"items": [stack.public_link(i) for i in reversed(ids)]}
+
+    @app.get("/api/consultation-links/{link_id}")
+    async def get_link(link_id: str) -> Response:
+        if link_id not in stack.links:
+            return JSONResponse({"error": {"code": "LINK_NOT_FOUND", "message": "not found", "fix": None}}, 404)
+        return JSONResponse(stack.public_link(link_id))
+
+    @app.delete("/api/consultation-links/{link_id}")
+    async def revoke(link_id: str) -> Response:
+        with stack.lock:
+            stack.links[link_id]["status"] = "revoked"
+        stack.bump()
+        return JSONResponse(stack.public_link(link_id))
+
+    @app.post("/api/consultation-links/{link_id}/host-token")
+    async def host_token(link_id: str) -> dict[str, Any]:
+        with stack.lock:
+            stack.host_tokens.append(link_id)
+            room = stack.links[link_id]["room"]
+        return {"livekit_url": stack.public_origin.replace("http", "ws", 1), "access_token": "fake-host-token",
+                "room": room, "identity": "professional"}
+
+    app.mount(STATIC_URL_PREFIX, StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+def public_app(stack: FakeStack) -> FastAPI:
+    app = FastAPI()
+
+    def find(token: str) -> dict[str, Any] | None:
+        with stack.lock:
+            link_id = stack.tokens.get(token)
+            return stack.links.get(link_id) if link_id else None
+
+    @app.get("/c/{token}")
+    async def patient(token: str, request: Request) -> HTMLResponse:
+        link = find(token)
+        headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
+        if link is None:
+            return HTMLResponse(patient_html(state="not_found", consultation_type=None, lang=_lang(request)),
+                                404, headers=headers)
+        if link["status"] in ("expired", "revoked", "exhausted"):
+            return HTMLResponse(patient_html(state=link["status"], consultation_type=None, lang=_lang(request)),
+                                410, headers=headers)
+        return HTMLResponse(patient_html(state="ok", consultation_type=link["consultation_type"],
+                                         lang=_lang(request)), headers=headers)
+
+    @app.post("/api/public/join")
+    async def join(request: Request) -> Response:
+        body = await request.json()
+        link = find(str(body.get("token", "")))
+        if link is None:
+            return JSONResponse({"error": {"code": "LINK_NOT_FOUND", "message": "Link não encontrado.",
+                                           "fix": "Peça um novo link."}}, 404)
+        if link["status"] != "ready":
+            return JSONResponse({"error": {"code": "LINK_GONE", "message": "Este link de consulta expirou.",
+                                           "fix": "Peça um novo link ao profissional."}}, 410)
+        with stack.lock:
+            stack.joins.append(body)
+            link["uses"] += 1
+        stack.bump()
+        return JSONResponse({"livekit_url": stack.public_origin.replace("http", "ws", 1),
+                             "access_token": "fake-join-token", "room": link["room"],
+                             "identity": "p_" + secrets.token_hex(4),
+                             "expires_at": _iso(_now() + timedelta(minutes=15))})
+
+    @app.post("/api/public/device-check")
+    async def device_check(request: Request) -> Response:
+        body = await request.json()
+        link = find(str(body.get("token", "")))
+        if link is None:
+            return JSONResponse({"error": {"code": "LINK_NOT_FOUND", "message": "x", "fix": None}}, 404)
+        with stack.lock:
+            stack.device_checks.append(body["result"])
+            link["device_check"] = {**body["result"], "received_at": _iso(_now())}
+        stack.bump()
+        return Response(status_code=204)
+
+    @app.get("/api/public/runtime-config")
+    async def runtime_config() -> dict[str, Any]:
+        return {"site_url": stack.public_origin, "livekit_url": stack.public_origin.replace("http", "ws", 1)}
+
+    async def rtc(ws: WebSocket) -> None:
+        with stack.lock:
+            stack.rtc.append(ws.url.path)
+        await ws.accept()
+        await ws.close(code=1011)
+
+    app.add_api_websocket_route("/rtc", rtc)
+    app.add_api_websocket_route("/rtc/v1", rtc)
+
+    @app.get("/rtc/validate")
+    @app.get("/rtc/v1/validate")
+    async def validate() -> Response:
+        return Response("fake: no LiveKit behind this endpoint", status_code=503)
+
+    app.mount(STATIC_URL_PREFIX, StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+class FakeServers:
+    """Run the admin and public fake apps on 127.0.0.1 (ephemeral ports) in one background thread."""
+
+    def __init__(self) -> None:
+        self.stack = FakeStack()
+        self._socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(2)]
+        for s in self._socks:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", 0))
+        self.admin_url = f"http://127.0.0.1:{self._socks[0].getsockname()[1]}"
+        self.public_url = f"http://127.0.0.1:{self._socks[1].getsockname()[1]}"
+        self.stack.public_origin = self.public_url
+        self._servers = [
+            uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1, lifespan="off"))
+            for app in (admin_app(self.stack), public_app(self.stack))
+        ]
+        self._thread = threading.Thread(target=self._run, name="fake-linkpronto", daemon=True)
+
+    def _run(self) -> None:
+        async def main() -> None:
+            await asyncio.gather(*(srv.serve(sockets=[sock]) for srv, sock in zip(self._servers, self._socks,
+                                                                                    strict=True)))
+
+        asyncio.run(main())
+
+    def start(self) -> FakeServers:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not all(s.started for s in self._servers):
+            if time.monotonic() > deadline:
+                raise TimeoutError("fake servers did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        for s in self._servers:
+            s.should_exit = True
+        self._thread.join(timeout=10)
+        for s in self._socks:
+            s.close()
