@@ -29,7 +29,7 @@ async def _up(settings: Settings) -> int:
             started.set_result(running)
 
     server = asyncio.create_task(
-        serve(settings, install_allowed=settings.stack.install, on_started=on_started)
+        serve(settings, on_started=on_started)
     )
     waiter = asyncio.ensure_future(started)
     pending: list[asyncio.Future[Any]] = [server, waiter]

@@ -98,7 +98,6 @@ class Running:
 async def serve(
     settings: Settings,
     *,
-    install_allowed: bool = True,
     on_started: Callable[[Running], None] | None = None,
     stop_event: asyncio.Event | None = None,
     handle_signals: bool = True,
@@ -125,7 +124,7 @@ async def serve(
         store = LinkStore(db_url)
         admin_port = admin_sock.getsockname()[1]
         admin_url = f"http://127.0.0.1:{admin_port}"
-        stack = Stack(settings, secrets_, store, admin_url=admin_url, install_allowed=install_allowed)
+        stack = Stack(settings, secrets_, store, admin_url=admin_url, install_allowed=settings.stack.install)
         rtc = RtcProxy(lambda: stack.livekit_local_url) if settings.livekit.mode != "cloud" else None
         has_app = bool(settings.app.command or settings.app.port)
         app_proxy = AppProxy(lambda: stack.app_url, lambda: stack.public_url) if has_app else None

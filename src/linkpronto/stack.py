@@ -106,6 +106,7 @@ class Stack:
         self._verified = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         self._tunnel_task: asyncio.Task[None] | None = None
+        self._livekit_task: asyncio.Task[None] | None = None
         self._idle_task: asyncio.Task[None] | None = None
         self._app_restart: asyncio.Task[None] | None = None
         self._unsubscribe: list[Callable[[], None]] = []
@@ -191,25 +192,34 @@ class Stack:
             self._task = asyncio.create_task(self._loop(), name="stack-loop")
             try:
                 check_livekit_keys(self.api_key, self._api_secret, self.settings.tunnel.provider)
-                self.livekit = self._livekit_override or self._build_livekit()
-                self._watch(self.livekit)
-                await self.livekit.start()
             except LinkprontoError as exc:
                 self._fail(exc)
                 return
+            self.livekit = self._livekit_override or self._build_livekit()
+            self._watch(self.livekit)
+            # LiveKit may need a download first: start it in the background (progress shows in status)
+            # while the tunnel opens — the public listener already serves, so the tunnel never points
+            # at nothing.
+            self._livekit_task = asyncio.create_task(self._start_livekit(self.livekit), name="livekit-start")
             self._tunnel_task = asyncio.create_task(self._open_tunnel(), name="tunnel-open")
             if self.settings.stack.mode == "on-demand":
                 self._idle_task = asyncio.create_task(self._idle_watch(), name="idle-stop")
             self.poke()
 
+    async def _start_livekit(self, livekit: Component) -> None:
+        try:
+            await livekit.start()
+        except LinkprontoError as exc:
+            self._fail(exc)
+
     async def stop(self) -> None:
         async with self._start_lock:
-            for task in (self._idle_task, self._tunnel_task, self._app_restart, self._task):
+            for task in (self._idle_task, self._livekit_task, self._tunnel_task, self._app_restart, self._task):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
-            self._idle_task = self._tunnel_task = self._app_restart = self._task = None
+            self._idle_task = self._livekit_task = self._tunnel_task = self._app_restart = self._task = None
             for unsub in self._unsubscribe:
                 unsub()
             self._unsubscribe.clear()

@@ -211,6 +211,7 @@ class LocalLivekit(Observable):
         self._installer = installer
         self._progress = progress
         self._installing: str | None = None
+        self._install_bytes: tuple[int, int | None] | None = None
         self.settings = settings
         self.data_dir = data_dir if data_dir is not None else settings.data_dir
         self._api_key = api_key
@@ -301,10 +302,25 @@ class LocalLivekit(Observable):
             if self._installer is not None:
                 return await self._installer(self.data_dir / "bin", version)
             from linkpronto.install import install_livekit
+            from linkpronto.install.livekit import DEFAULT_BASE_URL
 
-            return await install_livekit(self.data_dir / "bin", version, progress=self._progress)
+            mirror = self.settings.stack.download_mirror.rstrip("/")
+            base = DEFAULT_BASE_URL.replace("https://github.com", mirror) if mirror else DEFAULT_BASE_URL
+            return await install_livekit(self.data_dir / "bin", version, base_url=base, progress=self._on_progress)
         finally:
             self._installing = None
+            self._install_bytes = None
+
+    def _on_progress(self, done: int, total: int | None) -> None:
+        """Download progress shows in the component's detail (status table, dashboard)."""
+        previous = self._install_bytes
+        self._install_bytes = (done, total)
+        if self._progress is not None:
+            self._progress(done, total)
+        # Notify about every 5 % (or 1 MB without a total), not on every chunk.
+        step = (total // 20) if total else 1 << 20
+        if previous is None or done - previous[0] >= max(step, 1) or (total and done >= total):
+            self._notify()
 
     async def start(self) -> None:
         if self._process is not None and self._process.state.value not in ("stopped", "failed"):
@@ -340,8 +356,11 @@ class LocalLivekit(Observable):
 
     def status(self) -> ComponentStatus:
         if self._installing is not None:
-            return ComponentStatus(state=ComponentState.STARTING,
-                                   detail=f"installing livekit-server {self._installing}")
+            detail = f"installing livekit-server {self._installing}"
+            if self._install_bytes is not None:
+                done, total = self._install_bytes
+                detail += f" ({done / 1e6:.1f}/{total / 1e6:.1f} MB)" if total else f" ({done / 1e6:.1f} MB)"
+            return ComponentStatus(state=ComponentState.STARTING, detail=detail)
         if self._process is not None and self._error is None:
             return self._process.status()
         if self._error is not None:
