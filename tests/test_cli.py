@@ -162,3 +162,52 @@ def test_not_ready_exit_code(tmp_path: Path, livekit_double: RunningDouble) -> N
 def test_python_dash_m_is_the_same_program(args: list[str]) -> None:
     res = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=30)
     assert res.returncode == 0 and "linkpronto" in res.stdout.lower() or "link" in res.stdout
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL and a shell-script livekit-server")
+def test_sigkill_of_up_loses_no_link_and_leaves_no_child(tmp_path: Path) -> None:
+    import psutil
+
+    double = Path(__file__).parent / "doubles" / "livekit_server.py"
+    script = tmp_path / "bin" / "livekit-server"
+    script.parent.mkdir()
+    script.write_text(f'#!/bin/sh\nexec {sys.executable} -u {double} "$@"\n')
+    script.chmod(0o755)
+    public_port, admin_port, lk_port = free_port(), free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LINKPRONTO_", "LIVEKIT_", "NGROK_"))}
+    env.update(
+        LINKPRONTO_SERVER_DATA_DIR=str(tmp_path / "data"),
+        LINKPRONTO_SERVER_ADMIN_PORT=str(admin_port),
+        LINKPRONTO_SERVER_PUBLIC_PORT=str(public_port),
+        LINKPRONTO_TUNNEL_PROVIDER="static",
+        LINKPRONTO_TUNNEL_STATIC_URL=f"http://127.0.0.1:{public_port}",
+        LINKPRONTO_LIVEKIT_MODE="local",
+        LINKPRONTO_LIVEKIT_BINARY=str(script),
+        LINKPRONTO_LIVEKIT_PORT=str(lk_port),
+        LINKPRONTO_LIVEKIT_TCP_PORT=str(free_port()),
+        LINKPRONTO_LIVEKIT_UDP_PORT=str(free_port()),
+    )
+    proc = start_up(env, tmp_path)
+    try:
+        assert cli(env, tmp_path, "status", "--wait-ready", "30").returncode == 0
+        res = cli(env, tmp_path, "link", "create", "--professional", "p", "--json")
+        link = json.loads(res.stdout)
+        token = link["url"].rsplit("/", 1)[1]
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert any("livekit_server.py" in " ".join(c.cmdline()) for c in children)
+        proc.kill()  # SIGKILL: no clean-up code runs in the orchestrator
+        proc.wait(10)
+        gone, alive = psutil.wait_procs(children, timeout=2.5)
+        assert not [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE], alive
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+    # Restart on the same data directory: the stale lock and info file do not block it, and the link is intact.
+    proc = start_up(env, tmp_path)
+    try:
+        assert cli(env, tmp_path, "status", "--wait-ready", "30").returncode == 0
+        joined = httpx.post(f"http://127.0.0.1:{public_port}/api/public/join", json={"token": token}, timeout=10)
+        assert joined.status_code == 200, joined.text
+    finally:
+        stop(proc)

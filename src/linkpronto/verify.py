@@ -252,7 +252,7 @@ class Ladder:
                 return False, f"{inp.public_url} answered something that is not linkpronto", FIX_PROBE
             if not isinstance(body, dict) or body.get("nonce") != nonce:
                 return False, "the probe answer does not echo our nonce", FIX_PROBE
-            if body.get("mac") != inp.probe_mac(nonce):
+            if body.get("instance") != inp.instance_id or body.get("mac") != inp.probe_mac(nonce):
                 return False, "another linkpronto instance answers at this address (stale tunnel)", FIX_PROBE
             return True, f"{inp.public_url} reaches this instance", None
 
