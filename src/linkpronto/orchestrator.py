@@ -16,7 +16,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,65 +102,50 @@ async def serve(
     stop_event: asyncio.Event | None = None,
     handle_signals: bool = True,
 ) -> int:
-    """Run until a signal, ``POST /api/shutdown`` or ``stop_event``; returns the exit code."""
-    from linkpronto.gateway.app_proxy import AppProxy
-    from linkpronto.gateway.rtc import RtcProxy
+    """Run until a signal, ``POST /api/shutdown`` or ``stop_event``; returns the exit code.
+
+    Everything acquired is registered on one exit stack, so any failure or stop releases it all
+    in reverse order: signal handlers, the info file, the listeners, the proxies, the stack (and
+    with it every child process), the store, the lock.
+    """
     from linkpronto.platform import orchestrator_lock, write_orchestrator_info
-    from linkpronto.web.admin import build_admin_app
-    from linkpronto.web.public import PublicDeps, build_public_app
 
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     stop = stop_event or asyncio.Event()
-    with orchestrator_lock(data_dir):
-        admin_sock = bind_socket("127.0.0.1", settings.server.admin_port, "admin")
-        try:
-            public_sock = bind_socket(public_bind_address(settings), settings.server.public_port, "public")
-        except PortInUse:
-            admin_sock.close()
-            raise
-        secrets_ = keys.load_or_create(data_dir)
-        db_url = settings.server.database_url.get_secret_value() or sqlite_url(data_dir)
-        store = LinkStore(db_url)
-        admin_port = admin_sock.getsockname()[1]
+    async with contextlib.AsyncExitStack() as exits:
+        exits.enter_context(orchestrator_lock(data_dir))
+        admin_sock = exits.enter_context(
+            contextlib.closing(bind_socket("127.0.0.1", settings.server.admin_port, "admin"))
+        )
+        public_sock = exits.enter_context(
+            contextlib.closing(
+                bind_socket(public_bind_address(settings), settings.server.public_port, "public")
+            )
+        )
+        admin_port: int = admin_sock.getsockname()[1]
+        public_port: int = public_sock.getsockname()[1]
         admin_url = f"http://127.0.0.1:{admin_port}"
+        secrets_ = keys.load_or_create(data_dir)
+        store = LinkStore(settings.server.database_url.get_secret_value() or sqlite_url(data_dir))
+        exits.callback(store.close)
         stack = Stack(settings, secrets_, store, admin_url=admin_url, install_allowed=settings.stack.install)
-        rtc = RtcProxy(lambda: stack.livekit_local_url) if settings.livekit.mode != "cloud" else None
-        has_app = bool(settings.app.command or settings.app.port)
-        app_proxy = AppProxy(lambda: stack.app_url, lambda: stack.public_url) if has_app else None
-
-        def trust_forwarded() -> bool:
-            t = stack.tunnel
-            return t is not None and t.name in ("ngrok", "ngrok-agent", "cloudflared", "static")
-
-        public_app = build_public_app(PublicDeps(stack, rtc, app_proxy, trust_forwarded))
-
-        async def request_stop() -> None:
-            stop.set()
-
-        admin_app = build_admin_app(stack, port_getter=lambda: admin_port, shutdown=request_stop)
+        exits.push_async_callback(_close_stack, stack)
+        if settings.stack.mode == "always-on":
+            # Children first: LiveKit and the tunnel boot while the web layer is imported and built.
+            # Both sockets already listen, so early connections wait in the backlog instead of
+            # failing (no ERR_NGROK_8012).
+            await stack.start()
+            await asyncio.sleep(0)
+        admin_app, public_app, closers = _build_apps(settings, stack, admin_port, stop)
+        for closer in closers:
+            exits.push_async_callback(closer)
         servers = [
+            _EmbeddedServer(uvicorn.Config(admin_app, ws="none", **_UVICORN)),
+            # Request paths carry link tokens: no access log, ever.
             _EmbeddedServer(
                 uvicorn.Config(
-                    admin_app,
-                    log_level="warning",
-                    access_log=False,
-                    lifespan="off",
-                    ws="none",
-                    timeout_graceful_shutdown=2,
-                )
-            ),
-            _EmbeddedServer(
-                uvicorn.Config(
-                    public_app,
-                    log_level="warning",
-                    access_log=False,  # request paths carry link tokens: never logged
-                    lifespan="off",
-                    ws="websockets-sansio",
-                    proxy_headers=False,
-                    server_header=False,
-                    date_header=False,
-                    timeout_graceful_shutdown=2,
+                    public_app, ws="websockets-sansio", server_header=False, date_header=False, **_UVICORN
                 )
             ),
         ]
@@ -168,50 +153,87 @@ async def serve(
             asyncio.create_task(servers[0].serve(sockets=[admin_sock]), name="admin-listener"),
             asyncio.create_task(servers[1].serve(sockets=[public_sock]), name="public-listener"),
         ]
-        restore = _install_signal_handlers(stop) if handle_signals else (lambda: None)
-        try:
-            deadline = time.monotonic() + 10
-            while not all(s.started for s in servers):
-                if any(t.done() for t in tasks) or time.monotonic() > deadline:
-                    raise LinkprontoError(
-                        Text("Os servidores HTTP não iniciaram.", "The HTTP listeners did not start."),
-                        code="LISTENER_FAILED",
-                    )
-                await asyncio.sleep(0.01)
-            write_orchestrator_info(
-                data_dir,
-                {
-                    "pid": os.getpid(),
-                    "admin_url": admin_url,
-                    "public_port": public_sock.getsockname()[1],
-                    "started_at": time.time(),
-                },
-            )
-            if settings.stack.mode == "always-on":
-                await stack.start()
-            if on_started is not None:
-                on_started(
-                    Running(stack, admin_url, public_sock.getsockname()[1], str(data_dir / "admin-token"))
-                )
-            await stop.wait()
-        finally:
-            restore()
-            try:
-                await asyncio.wait_for(stack.aclose(), SHUTDOWN_GRACE_S)
-            except TimeoutError:
-                log.warning("stack did not stop within %.0f s", SHUTDOWN_GRACE_S)
-            for s in servers:
-                s.should_exit = True
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 5)
-            for closer in (rtc, app_proxy):
-                if closer is not None:
-                    with contextlib.suppress(Exception):
-                        await closer.aclose()  # type: ignore[attr-defined]
-            store.close()
-            with contextlib.suppress(OSError):
-                (data_dir / "orchestrator.json").unlink()
+        exits.push_async_callback(_stop_servers, servers, tasks)
+        await _wait_started(servers, tasks)
+        write_orchestrator_info(
+            data_dir,
+            {
+                "pid": os.getpid(),
+                "admin_url": admin_url,
+                "public_port": public_port,
+                "started_at": time.time(),
+            },
+        )
+        exits.callback(_unlink_quietly, data_dir / "orchestrator.json")
+        exits.callback(_install_signal_handlers(stop) if handle_signals else (lambda: None))
+        if on_started is not None:
+            on_started(Running(stack, admin_url, public_port, str(data_dir / "admin-token")))
+        await stop.wait()
     return 0
+
+
+_UVICORN: dict[str, Any] = {
+    "log_level": "warning",
+    "access_log": False,
+    "lifespan": "off",
+    "proxy_headers": False,  # forwarding headers are trusted per tunnel, in web.public
+    "timeout_graceful_shutdown": 2,
+}
+
+
+def _build_apps(
+    settings: Settings, stack: Stack, admin_port: int, stop: asyncio.Event
+) -> tuple[Any, Any, list[Callable[[], Awaitable[None]]]]:
+    from linkpronto.gateway.app_proxy import AppProxy
+    from linkpronto.gateway.rtc import RtcProxy
+    from linkpronto.web.admin import build_admin_app
+    from linkpronto.web.public import PublicDeps, build_public_app
+
+    rtc = RtcProxy(lambda: stack.livekit_local_url) if settings.livekit.mode != "cloud" else None
+    has_app = bool(settings.app.command or settings.app.port)
+    app_proxy = AppProxy(lambda: stack.app_url, lambda: stack.public_url) if has_app else None
+
+    def trust_forwarded() -> bool:
+        t = stack.tunnel
+        return t is not None and t.name in ("ngrok", "ngrok-agent", "cloudflared", "static")
+
+    async def request_stop() -> None:
+        stop.set()
+
+    public_app = build_public_app(PublicDeps(stack, rtc, app_proxy, trust_forwarded))
+    admin_app = build_admin_app(stack, port_getter=lambda: admin_port, shutdown=request_stop)
+    closers: list[Callable[[], Awaitable[None]]] = [p.aclose for p in (rtc, app_proxy) if p is not None]
+    return admin_app, public_app, closers
+
+
+async def _wait_started(servers: list[_EmbeddedServer], tasks: list[asyncio.Task[None]]) -> None:
+    deadline = time.monotonic() + 10
+    while not all(s.started for s in servers):
+        if any(t.done() for t in tasks) or time.monotonic() > deadline:
+            raise LinkprontoError(
+                Text("Os servidores HTTP não iniciaram.", "The HTTP listeners did not start."),
+                code="LISTENER_FAILED",
+            )
+        await asyncio.sleep(0.01)
+
+
+async def _stop_servers(servers: list[_EmbeddedServer], tasks: list[asyncio.Task[None]]) -> None:
+    for s in servers:
+        s.should_exit = True
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 5)
+
+
+async def _close_stack(stack: Stack) -> None:
+    try:
+        await asyncio.wait_for(stack.aclose(), SHUTDOWN_GRACE_S)
+    except TimeoutError:
+        log.warning("stack did not stop within %.0f s", SHUTDOWN_GRACE_S)
+
+
+def _unlink_quietly(path: Any) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink()
 
 
 def _install_signal_handlers(stop: asyncio.Event) -> Callable[[], None]:
