@@ -22,7 +22,7 @@ import websockets
 from conftest import require
 from doubles.livekit_server import RunningDouble
 from fixtures.sshd import SshServer, sshd_available
-from helpers.lp import TEST_KEY, TEST_SECRET, run_lp, settings_for
+from helpers.lp import run_lp, settings_for
 from helpers.net import free_port
 
 DOUBLE = Path(__file__).parent / "doubles" / "livekit_server.py"

@@ -20,8 +20,8 @@ from pathlib import Path
 from cryptography.fernet import Fernet, InvalidToken
 
 from linkpronto.errors import ConfigInvalid
-from linkpronto.platform import write_private
 from linkpronto.i18n import Text
+from linkpronto.platform import write_private
 
 ADMIN_TOKEN_FILE = "admin-token"
 SECRETS_FILE = "secrets.json"

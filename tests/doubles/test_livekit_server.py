@@ -13,11 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 import websockets
+from livekit import api
 from livekit.protocol import models, rtc
 from websockets.asyncio.client import ClientConnection, connect
 
 from doubles.livekit_server import DoubleStartError, RunningDouble, build_app, run_double
-from livekit import api
 
 KEY, SECRET = "APIdouble", "s" * 40
 KEYS = {KEY: SECRET}

@@ -10,7 +10,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
-import pytest
 from livekit.api import TokenVerifier
 
 from doubles.livekit_server import RunningDouble
