@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from linkpronto.supervise import ManagedProcess, ProcessState
+from linkpronto.tunnels.base import TunnelCallback, TunnelProvider
 
 REDACTED = "**********"
 
@@ -67,7 +68,9 @@ def url_port(addr: str) -> tuple[str, int | None]:
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0", "[::1]", ""})
 
 
-async def first_run(proc: ManagedProcess, timeout_s: float, extra: Callable[[], bool] | None = None) -> ProcessState:
+async def first_run(
+    proc: ManagedProcess, timeout_s: float, extra: Callable[[], bool] | None = None
+) -> ProcessState:
     """Wait for the first run of ``proc`` to become READY (and ``extra()`` true) or to end.
 
     Returns READY on success; BACKOFF, FAILED or STOPPED when the first run ended before that (the
@@ -93,3 +96,37 @@ async def first_run(proc: ManagedProcess, timeout_s: float, extra: Callable[[], 
                 await asyncio.wait_for(changed.wait(), min(remaining, 0.25))
     finally:
         unsubscribe()
+
+
+class ProcessTunnel(TunnelProvider):
+    """A provider that runs an agent under the supervisor and watches it over a local HTTP API.
+
+    Holds the supervised process, its status subscription, the watcher task and the HTTP client,
+    and tears them down in one place (``cloudflared`` and ``ngrok-agent``).
+    """
+
+    def __init__(self, local_port: int, on_event: TunnelCallback | None = None) -> None:
+        super().__init__(local_port, on_event)
+        self._proc: ManagedProcess | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self._client: httpx.AsyncClient | None = None
+
+    async def _close(self) -> None:
+        await self._teardown()
+
+    async def _teardown(self) -> None:
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            await proc.stop()
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()

@@ -28,11 +28,10 @@ The binary: ``tunnel.cloudflared_binary``, else ``cloudflared`` on PATH, else
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import shutil
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -48,12 +47,11 @@ from linkpronto.errors import (
 from linkpronto.i18n import Text
 from linkpronto.supervise import ManagedProcess, ProcessState
 from linkpronto.supervise.spec import HttpProbe, ProcessSpec, RestartPolicy
-from linkpronto.tunnels._util import first_run, free_port, get_json
+from linkpronto.tunnels._util import ProcessTunnel, first_run, free_port, get_json
 from linkpronto.tunnels.base import (
     TunnelCallback,
     TunnelEvent,
     TunnelEventKind,
-    TunnelProvider,
     TunnelState,
 )
 
@@ -110,7 +108,7 @@ def find_cloudflared(configured: str = "", bin_dir: Path | None = None) -> Path 
     return None
 
 
-class CloudflaredTunnel(TunnelProvider):
+class CloudflaredTunnel(ProcessTunnel):
     name = "cloudflared"
     tradeoff = QUICK_TRADEOFF
 
@@ -142,10 +140,6 @@ class CloudflaredTunnel(TunnelProvider):
         self.metrics_addr = ""
         if self.named:
             self._status.tradeoff = NAMED_TRADEOFF
-        self._proc: ManagedProcess | None = None
-        self._unsubscribe: Callable[[], None] | None = None
-        self._watcher: asyncio.Task[None] | None = None
-        self._client: httpx.AsyncClient | None = None
         self._down = False
         self._need_url_check = False
 
@@ -232,24 +226,6 @@ class CloudflaredTunnel(TunnelProvider):
         self.https = url.startswith("https://")
         return url
 
-    async def _close(self) -> None:
-        await self._teardown()
-
-    async def _teardown(self) -> None:
-        watcher, self._watcher = self._watcher, None
-        if watcher is not None:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            await proc.stop()
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
 
     # -- URL ---------------------------------------------------------------------------------
     async def _quick_hostname(self) -> str:

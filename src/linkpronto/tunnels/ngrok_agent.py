@@ -21,7 +21,7 @@ import contextlib
 import logging
 import re
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,12 +31,11 @@ from linkpronto.errors import TunnelError, TunnelUnreachable
 from linkpronto.i18n import Text
 from linkpronto.supervise import ManagedProcess, ProcessState
 from linkpronto.supervise.spec import LogProbe, ProcessSpec, RestartPolicy
-from linkpronto.tunnels._util import LOCAL_HOSTS, first_run, get_json, url_port
+from linkpronto.tunnels._util import LOCAL_HOSTS, ProcessTunnel, first_run, get_json, url_port
 from linkpronto.tunnels.base import (
     TunnelCallback,
     TunnelEvent,
     TunnelEventKind,
-    TunnelProvider,
     TunnelState,
 )
 from linkpronto.tunnels.ngrok import AUTHTOKEN_FIX, NGROK_TRADEOFF, map_ngrok_failure
@@ -102,7 +101,7 @@ def pick_endpoint(endpoints: Sequence[AgentEndpoint], local_port: int) -> AgentE
     return matches[0] if matches else None
 
 
-class NgrokAgentTunnel(TunnelProvider):
+class NgrokAgentTunnel(ProcessTunnel):
     name = "ngrok-agent"
     tradeoff = NGROK_TRADEOFF
 
@@ -132,10 +131,6 @@ class NgrokAgentTunnel(TunnelProvider):
         self.poll_interval_s = poll_interval_s
         self.http_timeout_s = http_timeout_s
         self.adopted = False
-        self._client: httpx.AsyncClient | None = None
-        self._proc: ManagedProcess | None = None
-        self._unsubscribe: Callable[[], None] | None = None
-        self._watcher: asyncio.Task[None] | None = None
         self._agent_api: str | None = None  # the API of the agent we started (from its log)
         self._failure = ""
         self._down = False
@@ -272,24 +267,8 @@ class NgrokAgentTunnel(TunnelProvider):
             detail=text,
         )
 
-    async def _close(self) -> None:
-        await self._teardown()
-
     async def _teardown(self) -> None:
-        watcher, self._watcher = self._watcher, None
-        if watcher is not None:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            await proc.stop()
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+        await super()._teardown()
         self.adopted = False
 
     # -- watching ----------------------------------------------------------------------------
