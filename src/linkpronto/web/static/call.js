@@ -2,7 +2,7 @@
 // "Encerrar consulta" disconnects and offers to revoke the link.
 
 import { apiUrl, applyI18n, copyText, formatTime, initLangToggle, onLangChange, problemBox, t } from "./i18n.js";
-import { bindRoom, loadLivekit, prefetchLivekit, showLocal } from "./livekit.js";
+import { bindRoom, loadLivekit, prefetchLivekit, showLocal, toggleDevice } from "./livekit.js";
 
 const $ = (id) => document.getElementById(id);
 const data = JSON.parse($("lp-data")?.textContent || "{}");
@@ -147,21 +147,8 @@ async function end() {
   }
 }
 
-async function toggle(kind) {
-  if (!room) return;
-  const lp = room.localParticipant;
-  const btn = $(kind === "mic" ? "toggle-mic" : "toggle-cam");
-  if (kind === "mic") {
-    const on = !lp.isMicrophoneEnabled;
-    await lp.setMicrophoneEnabled(on);
-    btn.dataset.i18n = on ? "call.mic_off" : "call.mic_on";
-  } else {
-    const on = !lp.isCameraEnabled;
-    await lp.setCameraEnabled(on);
-    btn.dataset.i18n = on ? "call.cam_off" : "call.cam_on";
-  }
-  btn.textContent = t(btn.dataset.i18n);
-  btn.setAttribute("aria-pressed", String(btn.dataset.i18n.endsWith("_on")));
+function toggle(kind) {
+  if (room) toggleDevice(room, kind, $(kind === "mic" ? "toggle-mic" : "toggle-cam"));
 }
 
 function init() {

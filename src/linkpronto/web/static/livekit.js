@@ -101,3 +101,19 @@ export function showLocal(videoEl, mediaStreamTrack) {
   videoEl.srcObject = new MediaStream([mediaStreamTrack]);
   videoEl.play().catch(() => {}); // muted + playsinline autoplay; a refusal only delays the preview
 }
+
+/** Mute/unmute the microphone or camera of `room`'s local participant and relabel `btn`. */
+export async function toggleDevice(room, kind, btn) {
+  const lp = room.localParticipant;
+  if (kind === "mic") {
+    const on = !lp.isMicrophoneEnabled;
+    await lp.setMicrophoneEnabled(on);
+    btn.dataset.i18n = on ? "call.mic_off" : "call.mic_on";
+  } else {
+    const on = !lp.isCameraEnabled;
+    await lp.setCameraEnabled(on);
+    btn.dataset.i18n = on ? "call.cam_off" : "call.cam_on";
+  }
+  btn.textContent = t(btn.dataset.i18n);
+  btn.setAttribute("aria-pressed", String(btn.dataset.i18n.endsWith("_on")));
+}
