@@ -25,9 +25,7 @@ import platform
 import statistics
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +33,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from fixtures.origin import Origin
 from fixtures.sshd import SshServer, free_port, sshd_available
 from linkpronto.supervise.spec import RestartPolicy
 from linkpronto.tunnels.ssh import SshTunnel
@@ -43,29 +42,6 @@ BODY = b'{"instance":"bench","nonce":"1","mac":"x"}'
 PROBE_PATH = "/.well-known/linkpronto/probe?nonce=1"
 POLL_S = 0.005
 TARGET_OVERHEAD_S = 0.2
-
-
-class Origin:
-    def __init__(self) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(BODY)))
-                self.end_headers()
-                self.wfile.write(BODY)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = int(self.server.server_address[1])
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 async def until_serves(client: httpx.AsyncClient, url: str, deadline_s: float = 15.0) -> None:
@@ -135,7 +111,7 @@ def summary(values: list[float]) -> dict[str, float]:
 async def main(rounds: int) -> dict[str, Any]:
     if not sshd_available():
         raise SystemExit("needs /usr/sbin/sshd and the ssh client")
-    origin = Origin()
+    origin = Origin(BODY, "application/json")
     ours: list[float] = []
     bare: list[float] = []
     with SshServer() as server:

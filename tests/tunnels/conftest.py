@@ -2,47 +2,16 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import psutil
 import pytest
 
 from conftest import require
+from fixtures.origin import ORIGIN_BODY, Origin
 from fixtures.sshd import SshServer, sshd_available
 
-ORIGIN_BODY = b"linkpronto-origin-ok"
-
-
-class Origin:
-    """A tiny HTTP server standing in for linkpronto's public listener (what a tunnel points at)."""
-
-    def __init__(self) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", str(len(ORIGIN_BODY)))
-                self.end_headers()
-                self.wfile.write(ORIGIN_BODY)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = int(self.server.server_address[1])
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join(5)
-
+__all__ = ["ORIGIN_BODY", "Origin"]
 
 def leftover_children() -> list[psutil.Process]:
     """Our descendants, except the supervisor's long-lived reaper helper."""
