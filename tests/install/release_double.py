@@ -18,13 +18,16 @@ shell scripts that print a version, so the tests can run what was installed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import tarfile
+import threading
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 LIVEKIT_VERSION = "1.9.11"
@@ -151,3 +154,20 @@ def leftovers(bin_dir: Path) -> list[Path]:
     if bin_dir.exists():
         found += list(bin_dir.iterdir())
     return found
+
+
+@contextlib.contextmanager
+def serve_releases() -> Iterator[ReleaseServer]:
+    """Run a :class:`ReleaseServer` on a free 127.0.0.1 port for the duration of the block."""
+    state = ReleaseServer()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(state))
+    httpd.daemon_threads = True
+    state.base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)

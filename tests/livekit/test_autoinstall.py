@@ -7,16 +7,14 @@ GitHub is played by the local release server of ``tests/install`` (reached throu
 from __future__ import annotations
 
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from helpers.lp import run_lp, settings_for
 from helpers.net import free_port
-from install.release_double import ReleaseServer, checksums_txt, livekit_tar_gz, make_handler
+from install.release_double import ReleaseServer, checksums_txt, livekit_tar_gz, serve_releases
 from linkpronto.install.common import platform_triple
 
 DOUBLE = Path(__file__).resolve().parent.parent / "doubles" / "livekit_server.py"
@@ -26,18 +24,8 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="the archive's b
 
 @pytest.fixture
 def github() -> Iterator[ReleaseServer]:
-    state = ReleaseServer()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(state))
-    httpd.daemon_threads = True
-    state.base = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with serve_releases() as state:
         yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
 
 
 def publish(github: ReleaseServer, *, tamper: bool = False) -> None:
