@@ -114,9 +114,20 @@ def status_renderable(status: dict[str, Any]) -> Group:
             detail,
         )
     parts: list[Any] = [head, table]
+    seen: set[tuple[object, object, object]] = set()
     for p in status.get("problems") or []:
+        key = (p.get("code"), p.get("message"), p.get("fix"))
+        if key in seen:  # the same error can come from a component and from the tunnel: say it once
+            continue
+        seen.add(key)
+        # Wrapped here: `out` soft-wraps, and inside `up`'s Live view long lines would be cut at the width.
         parts.append(
-            RichText(f"error[{p.get('code')}]: {p.get('message')}\n  fix: {p.get('fix') or '—'}", style="red")
+            RichText(
+                f"error[{p.get('code')}]: {p.get('message')}\n  fix: {p.get('fix') or '—'}",
+                style="red",
+                no_wrap=False,
+                overflow="fold",
+            )
         )
     return Group(*parts)
 

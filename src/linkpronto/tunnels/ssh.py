@@ -409,6 +409,9 @@ class SshTunnel(TunnelProvider):
             self._down = True
             self._set(TunnelState.FAILED, err.message())
         elif state in (ProcessState.BACKOFF, ProcessState.STARTING, ProcessState.UNHEALTHY):
+            if state is ProcessState.BACKOFF:
+                # Why the last run ended (server down, key refused, port taken), with its fix.
+                self._status.last_error = self._failure_error(self._conn)
             if not self._down:
                 self._down = True
                 detail = self._conn.failure or (proc.reason or "")
@@ -419,6 +422,7 @@ class SshTunnel(TunnelProvider):
         if not conn.forwarded:
             return
         self._down = False
+        self._status.last_error = None
         try:
             url = self._compute_url(conn)
         except TunnelError as exc:

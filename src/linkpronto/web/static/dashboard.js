@@ -166,7 +166,9 @@ function stepItem(name, ok, extra = {}) {
 function componentItems(s) {
   return Object.entries(s.components || {}).map(([name, c]) => {
     const ok = UP.has(c.state) ? "true" : DOWN.has(c.state) ? "false" : "wait";
-    return stepItem(name, ok, { state: c.state, detail: c.detail });
+    // A component that is down says why and how to fix it (its `error` problem), like a failed check.
+    const fix = c.error && c.error.fix ? c.error.fix : null;
+    return stepItem(name, ok, { state: c.state, detail: c.detail, fix });
   });
 }
 
@@ -191,7 +193,14 @@ function renderStatus() {
   $("media-reach").dataset.reach = r;
   $("media-help").textContent = t(`dash.media.${r}_help`);
   $("media-detail").textContent = (s.media && s.media.detail) || "";
-  const problems = s.problems || [];
+  // The same problem can arrive twice (a component's error and the tunnel's last error): show it once.
+  const seen = new Set();
+  const problems = (s.problems || []).filter((p) => {
+    const key = `${p.code}\u0000${p.message}\u0000${p.fix || ""}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
   $("problems-h").hidden = problems.length === 0;
   $("problems").replaceChildren(
     ...problems.map((p) => h("li", { "data-code": p.code }, problemBox(p.message, p.fix))),
@@ -275,14 +284,22 @@ class LinkFlow {
 
   async start() {
     this.view.preparing(this);
+    // The server holds the POST while the stack prepares (wait_s): keep the steps ticking meanwhile.
+    const tick = () => {
+      if (!this.stopped) this.view.preparing(this);
+    };
+    statusListeners.add(tick);
     let res;
     let json;
     try {
       ({ res, json } = await api("POST", "/api/consultation-links", this.body));
     } catch (_err) {
-      this.view.error(this, errorOf(null, null));
+      if (!this.stopped) this.view.error(this, errorOf(null, null));
       return;
+    } finally {
+      statusListeners.delete(tick);
     }
+    if (this.stopped) return; // a newer "Gerar link" replaced this one while the POST was pending
     if (res.status === 201 && json) return this.settle(json);
     if (res.status === 202 && json) {
       this.link = json;
