@@ -272,7 +272,12 @@ class Stack:
             self.settings, on_event=self._on_tunnel_event, install_allowed=self.install_allowed
         )
 
-    def _build_app(self) -> Component | None:
+    def _build_app(self, restarts: int = 0) -> Component | None:
+        """The user's app as a supervised process, with the CURRENT public URL in its environment.
+
+        ``restarts`` carries the count over when the app is rebuilt for a new public URL, so the status
+        shows that it was restarted.
+        """
         app = self.settings.app
         if not app.command:
             return None
@@ -299,7 +304,9 @@ class Stack:
             port=app.port or None,
             redact=(self.secrets.admin_token,),
         )
-        return ManagedProcess(spec)
+        process = ManagedProcess(spec)
+        process.restarts = restarts
+        return process
 
     def _watch(self, comp: Component) -> None:
         def changed() -> None:
@@ -352,29 +359,52 @@ class Stack:
             log.warning("TUNNEL_URL_CHANGED old=%s new=%s", event.old_url, event.url)
             self._events.append(_Event(err))
             del self._events[:-10]
-            if self.app is not None and self.settings.app.restart_on_url_change:
-                self._app_restart = asyncio.create_task(self._restart_app(), name="app-restart")
+            if self.settings.app.restart_on_url_change and (self.app is not None or self._app_restart is not None):
+                # Detach the app now, synchronously: from this moment it counts as down, so no ladder
+                # run that starts later can prove the stack while the app still has the old URL.
+                old, self.app = self.app, None
+                self._app_restart = asyncio.create_task(
+                    self._restart_app(old, self._app_restart), name="app-restart"
+                )
         self.invalidate()
 
     # -- the app -------------------------------------------------------------------------------------
-    async def _start_app(self) -> None:
+    async def _start_app(self, restarts: int = 0) -> None:
         if self.app is not None or not self.settings.app.command:
             return
         try:
-            self.app = self._build_app()
+            app = self.app = self._build_app(restarts)
         except LinkprontoError as exc:
             self._fail(exc)
             return
-        if self.app is not None:
-            self._watch(self.app)
-            await self.app.start()
+        if app is None:
+            return
+        self._watch(app)
+        try:
+            await app.start()
+        except LinkprontoError:
+            # PORT_IN_USE, a missing program...: the component is FAILED and holds the error, which
+            # the evaluation loop turns into the stack's failure (with the holder / the command named).
+            self.poke()
 
-    async def _restart_app(self) -> None:
-        old = self.app
-        self.app = None
+    async def _restart_app(self, old: Component | None, previous: asyncio.Task[None] | None) -> None:
+        """Stop the app started with the old public URL, then start it again with the new one.
+
+        One restart at a time: a URL change during a restart waits for the previous one (whose app
+        is then ``old``). When ``stop()`` cancels this task, the old app is still stopped completely
+        (cancelling ``previous`` with us), so nothing outlives the stack.
+        """
+        if previous is not None and not previous.done():
+            await previous
+        restarts = 0
         if old is not None:
-            await old.stop()
-        await self._start_app()
+            restarts = old.status().restarts + 1
+            try:
+                await old.stop()
+            except asyncio.CancelledError:
+                await old.stop()
+                raise
+        await self._start_app(restarts)
 
     # -- evaluation ----------------------------------------------------------------------------------
     def _components(self) -> dict[str, ComponentStatus]:
@@ -601,13 +631,10 @@ class Stack:
         out: list[dict[str, Any]] = []
         if self._failure is not None:
             out.append(self._failure.to_problem(lang))
+        # Component errors (the tunnel's last error included: _tunnel_component carries it).
         for st in self._components().values():
             if st.error is not None and st.error is not self._failure:
                 out.append(st.error.to_problem(lang))
-        if self.tunnel is not None and self.tunnel.describe().last_error is not None:
-            err = self.tunnel.describe().last_error
-            if err is not None and err is not self._failure:
-                out.append(err.to_problem(lang))
         r = self._result
         if r is not None and not r.ok and (bad := r.first_failure()) is not None:
             out.append(
@@ -677,6 +704,8 @@ class Stack:
             "components": {k: v.to_json() for k, v in self._components().items()},
             "verification": {
                 "ok": bool(r and r.ok and r.checked_at > self._invalidated_at),
+                # Results from before the last component event: shown, but no longer proof.
+                "stale": bool(r and r.checked_at <= self._invalidated_at),
                 "checked_at": iso(datetime.fromtimestamp(r.wall_time, tz=utcnow().tzinfo)) if r else None,
                 "age_s": round(time.monotonic() - r.checked_at, 2) if r else None,
                 "checks": [c.to_json() for c in r.checks] if r else [],
