@@ -310,7 +310,7 @@ async def test_app_is_supervised_with_its_env_and_serves_every_path_that_is_not_
         assert (await public_get(public_url, "/admin-no-token")).json()["status"] == 401
 
         # Every path that is not linkpronto's reaches the app, any method.
-        for path in ("/", "/patients/42", "/_next/static/chunk.js", "/consultations"):
+        for path in ("/", "/patients/42", "/_next/static/chunk.js", "/consultations", "/api/hello", "/api/statuses"):
             res = await lp.public.get(path)
             assert res.status_code == 200 and res.json()["path"] == path, (path, res.text)
         res = await lp.public.post("/forms/intake", json={"name": "Ana"})
@@ -323,7 +323,8 @@ async def test_app_is_supervised_with_its_env_and_serves_every_path_that_is_not_
         # Admin paths never exist on the public listener (and are not handed to the app either).
         for method, path in (("GET", "/api/status"), ("GET", "/api/consultation-links"),
                              ("POST", "/api/consultation-links"), ("POST", "/api/stack/stop"),
-                             ("POST", "/api/generate-consultation-token")):
+                             ("POST", "/api/generate-consultation-token"), ("GET", "/api/status/stream"),
+                             ("DELETE", "/api/consultation-links/lk_1"), ("POST", "/api/shutdown")):
             res = await lp.public.request(method, path, headers={
                 "Authorization": f"Bearer {lp.secrets.admin_token}"})
             assert res.status_code == 404, (method, path, res.text)

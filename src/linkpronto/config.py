@@ -154,6 +154,8 @@ class AppSettings(_Section):
     link_path: str = "/c/{token}"
     restart_on_url_change: bool = True
     health_path: str = "/"
+    # Where the app runs (your Next.js project); empty = the directory `linkpronto up` runs in.
+    cwd: Path | None = None
 
     @field_validator("link_path")
     @classmethod

@@ -110,6 +110,7 @@ class Stack:
         self._idle_task: asyncio.Task[None] | None = None
         self._app_restart: asyncio.Task[None] | None = None
         self._unsubscribe: list[Callable[[], None]] = []
+        self._app_unwatch: Callable[[], None] | None = None
         self._status_listeners: set[asyncio.Queue[dict[str, Any]]] = set()
         self._last_status_key = ""
         self._client = httpx.AsyncClient(http2=False)
@@ -223,6 +224,7 @@ class Stack:
             for unsub in self._unsubscribe:
                 unsub()
             self._unsubscribe.clear()
+            self._app_unwatch = None
             if self.app is not None:
                 await self.app.stop()
                 self.app = None
@@ -297,6 +299,7 @@ class Stack:
             name="app",
             argv=tuple(app.argv()),
             env=env,
+            cwd=app.cwd,
             readiness=TcpProbe("127.0.0.1", app.port, period_s=0.2, timeout_s=1.0) if app.port else None,
             restart=RestartPolicy(),
             start_timeout_s=120.0,
@@ -308,7 +311,7 @@ class Stack:
         process.restarts = restarts
         return process
 
-    def _watch(self, comp: Component) -> None:
+    def _watch(self, comp: Component) -> Callable[[], None]:
         def changed() -> None:
             st = comp.status()
             if not st.state.is_up:
@@ -316,7 +319,9 @@ class Stack:
             else:
                 self.poke()
 
-        self._unsubscribe.append(comp.subscribe(changed))
+        unsubscribe = comp.subscribe(changed)
+        self._unsubscribe.append(unsubscribe)
+        return unsubscribe
 
     # -- the tunnel ----------------------------------------------------------------------------------
     async def _open_tunnel(self) -> None:
@@ -379,7 +384,11 @@ class Stack:
             return
         if app is None:
             return
-        self._watch(app)
+        if self._app_unwatch is not None:  # the previous app (before a restart) is no longer watched
+            self._app_unwatch()
+            if self._app_unwatch in self._unsubscribe:
+                self._unsubscribe.remove(self._app_unwatch)
+        self._app_unwatch = self._watch(app)
         try:
             await app.start()
         except LinkprontoError:
@@ -467,7 +476,9 @@ class Stack:
                 self._set_state(StackState.VERIFYING, "running the verification ladder")
             await self.run_ladder()
         assert self._result is not None
-        if self._result.ok:
+        if self._result.ok and self._result.checked_at <= self._invalidated_at:
+            self.poke()  # something changed while the ladder ran: prove it again
+        elif self._result.ok:
             self._set_state(StackState.READY, "")
         else:
             bad = self._result.first_failure()
@@ -481,7 +492,9 @@ class Stack:
             inp = self._ladder_input()
             result = await self._ladder.run(inp)
             self._result = result
-            if result.ok:
+            # A component event during the run (URL change, a crash) leaves the result stale: no
+            # link is promoted on it, and the next evaluation runs the ladder again.
+            if result.ok and result.checked_at > self._invalidated_at:
                 await self._promote_preparing(result)
             async with self._verified:
                 self._verified.notify_all()

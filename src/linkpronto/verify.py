@@ -81,8 +81,8 @@ class LadderInput:
 @dataclass(frozen=True, slots=True)
 class LadderResult:
     checks: tuple[Check, ...]
-    checked_at: float  # time.monotonic()
-    wall_time: float  # time.time()
+    checked_at: float  # time.monotonic() when the run started
+    wall_time: float  # time.time() when the run started
 
     @property
     def ok(self) -> bool:
@@ -192,6 +192,8 @@ class Ladder:
         self.client = client
 
     async def run(self, inp: LadderInput) -> LadderResult:
+        # The result is as old as its start: anything that changed during the run makes it stale.
+        started, started_wall = time.monotonic(), time.time()
         local: list[Awaitable[Check]] = [self._livekit(inp)]
         if inp.app_url:
             local.append(self._app(inp))
@@ -206,7 +208,7 @@ class Ladder:
             None if reach == "anywhere" else FIX_MEDIA,
             required=False,
         )
-        return LadderResult((*checks, media), time.monotonic(), time.time())
+        return LadderResult((*checks, media), started, started_wall)
 
     # -- rungs -----------------------------------------------------------------------------------
     def _livekit(self, inp: LadderInput) -> Awaitable[Check]:

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     DateTime,
@@ -22,11 +22,14 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
     TypeDecorator,
+    bindparam,
     create_engine,
     event,
     func,
+    insert,
     or_,
     select,
     update,
@@ -109,6 +112,30 @@ class UseResult:
     row: LinkRow | None
 
 
+_T = cast(Table, LinkRow.__table__)
+# The hot paths as Core statements built once (SQLAlchemy caches their compiled form): building an
+# ORM statement per request costs more than the database work itself.
+_BY_HASH = select(_T).where(_T.c.token_hash == bindparam("h"))
+_BY_ID = select(_T).where(_T.c.id == bindparam("id"))
+_INSERT = insert(_T)
+# One statement counts a use and returns the row: atomic on SQLite and PostgreSQL alike.
+_USE = (
+    update(_T)
+    .where(
+        _T.c.token_hash == bindparam("h"),
+        _T.c.status == StoredStatus.READY.value,
+        _T.c.expires_at > bindparam("now"),
+        or_(_T.c.max_uses == 0, _T.c.uses < _T.c.max_uses),
+    )
+    .values(uses=_T.c.uses + 1)
+    .returning(*_T.c)
+)
+
+
+def _row(mapping: Any) -> LinkRow:
+    return LinkRow(**dict(mapping))
+
+
 def sqlite_url(data_dir: Path) -> str:
     return f"sqlite:///{(data_dir / 'links.db').as_posix()}"
 
@@ -157,17 +184,20 @@ class LinkStore:
 
     # -- operations -------------------------------------------------------------------------
     def insert(self, row: LinkRow) -> LinkRow:
-        with self.session() as s:
-            s.add(row)
+        values = {c.name: getattr(row, c.key) for c in _T.c}
+        with self.engine.begin() as conn:
+            conn.execute(_INSERT, values)
         return row
 
     def get(self, link_id: str) -> LinkRow | None:
-        with self.session() as s:
-            return s.get(LinkRow, link_id)
+        with self.engine.connect() as conn:
+            found = conn.execute(_BY_ID, {"id": link_id}).mappings().first()
+        return _row(found) if found is not None else None
 
     def by_token_hash(self, digest: str) -> LinkRow | None:
-        with self.session() as s:
-            return s.scalars(select(LinkRow).where(LinkRow.token_hash == digest)).first()
+        with self.engine.connect() as conn:
+            found = conn.execute(_BY_HASH, {"h": digest}).mappings().first()
+        return _row(found) if found is not None else None
 
     def list_links(
         self, *, professional_id: str | None = None, statuses: list[str] | None = None, limit: int = 500
@@ -222,20 +252,12 @@ class LinkStore:
 
     def use(self, digest: str, now: datetime) -> UseResult:
         """Count one use atomically; ``ok`` is False when the link cannot be used (row tells why)."""
-        with self.session() as s:
-            res = s.execute(
-                update(LinkRow)
-                .where(
-                    LinkRow.token_hash == digest,
-                    LinkRow.status == StoredStatus.READY.value,
-                    LinkRow.expires_at > now,
-                    or_(LinkRow.max_uses == 0, LinkRow.uses < LinkRow.max_uses),
-                )
-                .values(uses=LinkRow.uses + 1)
-            )
-            ok = bool(getattr(res, "rowcount", 0))
-            row = s.scalars(select(LinkRow).where(LinkRow.token_hash == digest)).first()
-            return UseResult(ok=ok, row=row)
+        with self.engine.begin() as conn:
+            used = conn.execute(_USE, {"h": digest, "now": now}).mappings().first()
+            if used is not None:
+                return UseResult(ok=True, row=_row(used))
+            found = conn.execute(_BY_HASH, {"h": digest}).mappings().first()
+        return UseResult(ok=False, row=_row(found) if found is not None else None)
 
     def set_device_check(self, digest: str, result: dict[str, Any]) -> bool:
         with self.session() as s:

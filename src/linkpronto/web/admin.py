@@ -18,7 +18,10 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.datastructures import Headers
+from starlette.requests import HTTPConnection
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from linkpronto.errors import LinkNotFound, LinkprontoError
 from linkpronto.i18n import Text
@@ -62,55 +65,93 @@ def _field_errors(exc: RequestValidationError) -> tuple[list[str], list[dict[str
     return names, details
 
 
+_DENIED = {
+    "FORBIDDEN_HOST": Text(
+        "Acesso recusado: o painel só atende em 127.0.0.1 ou localhost.",
+        "Access refused: the dashboard only answers on 127.0.0.1 or localhost.",
+    ),
+    "FORBIDDEN_ORIGIN": Text(
+        "Acesso recusado: pedido vindo de outra página.", "Access refused: request from another page."
+    ),
+    "UNAUTHORIZED": Text("É preciso o token de administrador.", "The admin token is required."),
+}
+_EXTRA_PAGE_HEADERS = [
+    (b"cache-control", b"no-store"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+]
+
+
+class AdminGuard:
+    """Pure ASGI guard in front of the admin app: Host check, then bearer token or dashboard header.
+
+    (A ``BaseHTTPMiddleware`` costs a task and a stream per request; this costs a few comparisons.)
+    """
+
+    def __init__(self, app: ASGIApp, *, token: str, port_getter: Callable[[], int], token_path: str) -> None:
+        self.app = app
+        self.token = token.encode("utf-8")
+        self.port_getter = port_getter
+        self.token_path = token_path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        port = self.port_getter()
+        host = headers.get("host", "")
+        if host not in (f"127.0.0.1:{port}", f"localhost:{port}"):
+            await self._deny(scope, receive, send, 403, "FORBIDDEN_HOST")
+            return
+        path: str = scope["path"]
+        if not path.startswith("/api/"):
+            await self.app(scope, receive, _with_headers(send))
+            return
+        auth = headers.get("authorization", "")
+        if auth[:7].lower() == "bearer ":
+            if hmac.compare_digest(auth[7:].strip().encode("utf-8"), self.token):
+                await self.app(scope, receive, send)
+            else:
+                await self._deny(scope, receive, send, 401, "UNAUTHORIZED")
+            return
+        if headers.get(DASHBOARD_HEADER) == "1":
+            origin = headers.get("origin")
+            if origin is None or origin == f"http://{host}":
+                await self.app(scope, receive, send)
+            else:
+                await self._deny(scope, receive, send, 403, "FORBIDDEN_ORIGIN")
+            return
+        await self._deny(scope, receive, send, 401, "UNAUTHORIZED")
+
+    async def _deny(self, scope: Scope, receive: Receive, send: Send, status: int, code: str) -> None:
+        lang = request_lang(HTTPConnection(scope))
+        fix = Text(
+            f"Envie 'Authorization: Bearer <token>' com o token de {self.token_path}.",
+            f"Send 'Authorization: Bearer <token>' with the token in {self.token_path}.",
+        )
+        body = {"error": {"code": code, "message": _DENIED[code].get(lang), "fix": fix.get(lang)}}
+        await JSONResponse(body, status_code=status)(scope, receive, send)
+
+
+def _with_headers(send: Send) -> Send:
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            present = {k.lower() for k, _ in message.get("headers", [])}
+            extra = [(k, v) for k, v in _EXTRA_PAGE_HEADERS if k not in present]
+            message = {**message, "headers": [*message.get("headers", []), *extra]}
+        await send(message)
+
+    return wrapped
+
+
 def build_admin_app(
     stack: Stack,
     *,
     port_getter: Callable[[], int],
     shutdown: Callable[[], Awaitable[None]] | None = None,
-) -> FastAPI:
+) -> ASGIApp:
     app = FastAPI(title="linkpronto admin", docs_url=None, redoc_url=None, openapi_url=None)
-    token = stack.secrets.admin_token.encode("utf-8")
-
-    @app.middleware("http")
-    async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        port = port_getter()
-        host = request.headers.get("host", "")
-        if host not in (f"127.0.0.1:{port}", f"localhost:{port}"):
-            return JSONResponse(
-                {"error": {"code": "FORBIDDEN_HOST", "message": "forbidden", "fix": None}}, 403
-            )
-        path = request.url.path
-        if path.startswith("/api/"):
-            auth = request.headers.get("authorization", "")
-            if auth.lower().startswith("bearer "):
-                if hmac.compare_digest(auth[7:].strip().encode("utf-8"), token):
-                    return await call_next(request)
-                return JSONResponse(
-                    {"error": {"code": "UNAUTHORIZED", "message": "bad token", "fix": None}}, 401
-                )
-            origin = request.headers.get("origin")
-            if request.headers.get(DASHBOARD_HEADER) == "1":
-                if origin is None or origin == f"http://{host}":
-                    return await call_next(request)
-                return JSONResponse(
-                    {"error": {"code": "FORBIDDEN_ORIGIN", "message": "forbidden", "fix": None}}, 403
-                )
-            return JSONResponse(
-                {
-                    "error": {
-                        "code": "UNAUTHORIZED",
-                        "message": "admin token required",
-                        "fix": f"Send 'Authorization: Bearer <token>' with the token in "
-                        f"{stack.settings.data_dir / 'admin-token'}",
-                    }
-                },
-                401,
-            )
-        response = await call_next(request)
-        response.headers.setdefault("Cache-Control", "no-store")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        return response
 
     @app.exception_handler(RequestValidationError)
     async def validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -297,7 +338,12 @@ def build_admin_app(
     from linkpronto.web.assets import STATIC_DIR
 
     app.mount("/_linkpronto/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
-    return app
+    return AdminGuard(
+        app,
+        token=stack.secrets.admin_token,
+        port_getter=port_getter,
+        token_path=str(stack.settings.data_dir / "admin-token"),
+    )
 
 
 def _sse(doc: dict[str, Any]) -> bytes:

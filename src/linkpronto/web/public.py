@@ -43,7 +43,10 @@ PAGE_HEADERS = {
         "frame-ancestors 'none'; base-uri 'none'"
     ),
 }
-ADMIN_PREFIXES = ("/api/",)
+# The admin API's paths: never served here, and never passed to the app either (an app's own
+# /api/* routes are, since they are not linkpronto's).
+ADMIN_PATHS = frozenset({"/api", "/api/status", "/api/status/stream", "/api/generate-consultation-token", "/api/shutdown"})
+ADMIN_PREFIXES = ("/api/consultation-links", "/api/stack/", "/api/status/")
 OWN_PREFIXES = ("/api/public/", "/.well-known/linkpronto/", "/_linkpronto/", "/c/")
 OWN_PATHS = frozenset({"/healthz"})
 MAX_BODY = 64 * 1024
@@ -249,7 +252,7 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
         elif is_own(path):
             await own(scope, receive, send)
             return
-        elif path.startswith(ADMIN_PREFIXES) or path in ("/api",):
+        elif path in ADMIN_PATHS or path.startswith(ADMIN_PREFIXES):
             pass  # admin paths never exist here, with or without an app
         elif deps.app_proxy is not None:
             await deps.app_proxy(scope, receive, send)
