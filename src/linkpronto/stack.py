@@ -545,9 +545,9 @@ class Stack:
         if base is None:
             return
         checks = [c.to_json() for c in result.checks]
-        ids = await asyncio.to_thread(self.store.preparing_ids)
+        ids = await self.store.call(self.store.preparing_ids)
         if ids:
-            await asyncio.to_thread(
+            await self.store.call(
                 self.store.mark_ready, ids, verified_at=utcnow(), base_url=base, checks=checks
             )
 
@@ -569,7 +569,7 @@ class Stack:
         if self.state is StackState.STOPPED:
             await self.start()
         proof = self._proof() if self.verification_fresh() else None
-        row, token = await asyncio.to_thread(
+        row, token = await self.store.call(
             self.links.create,
             professional_id=professional_id,
             client_id=client_id,
@@ -590,12 +590,12 @@ class Stack:
                 async with self._verified:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._verified.wait(), remaining)
-                current = await asyncio.to_thread(self.links.get, row.id)
+                current = await self.store.call(self.links.get, row.id)
                 if current.verified_at is not None:
                     return current, token
                 if self.state is StackState.FAILED:
                     break
-        return await asyncio.to_thread(self.links.get, row.id), token
+        return await self.store.call(self.links.get, row.id), token
 
     async def _remove_participants(self, room: str) -> int:
         admin = self.room_admin()

@@ -278,7 +278,7 @@ class LinkService:
         return {"livekit_url": creds.livekit_url, "access_token": jwt, "room": row.room, "identity": identity}
 
     async def revoke(self, link_id: str) -> LinkRow:
-        row = self.store.revoke(link_id, self.clock())
+        row = await self.store.call(self.store.revoke, link_id, self.clock())
         if row is None:
             raise LinkNotFound()
         if self.remove_participants is not None:

@@ -7,14 +7,17 @@ conditional ``UPDATE``, so concurrent joins can never exceed ``max_uses`` on any
 
 from __future__ import annotations
 
+import asyncio
 import enum
+import functools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     DateTime,
@@ -38,6 +41,7 @@ from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 SCHEMA_VERSION = 1
+R = TypeVar("R")
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
 
@@ -162,6 +166,11 @@ class LinkStore:
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Database calls leave the event loop for these threads. SQLite gets one: a single writer
+        # never waits on SQLite's busy handler (which sleeps in steps of milliseconds).
+        self._executor = ThreadPoolExecutor(
+            max_workers=1 if self.is_sqlite else 8, thread_name_prefix="linkpronto-db"
+        )
         self.migrate()
 
     def migrate(self) -> None:
@@ -179,7 +188,13 @@ class LinkStore:
         with self._sessions.begin() as s:
             yield s
 
+    async def call(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
+        """Run a blocking store operation (or one built on it) off the event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
     def close(self) -> None:
+        self._executor.shutdown(wait=True)
         self.engine.dispose()
 
     # -- operations -------------------------------------------------------------------------

@@ -232,7 +232,7 @@ def build_admin_app(
         status: str | None = Query(default=None),
     ) -> JSONResponse:
         lang = request_lang(request)
-        rows = await asyncio.to_thread(stack.store.list_links, professional_id=professional_id)
+        rows = await stack.store.call(stack.store.list_links, professional_id=professional_id)
         items = [stack.links.to_json(r, lang=lang) for r in rows]
         if status:
             wanted = set(status.split(","))
@@ -241,12 +241,12 @@ def build_admin_app(
 
     @app.get("/api/consultation-links/{link_id}")
     async def get_link(link_id: str, request: Request) -> JSONResponse:
-        row = await asyncio.to_thread(stack.links.get, link_id)
+        row = await stack.store.call(stack.links.get, link_id)
         return JSONResponse(stack.links.to_json(row, lang=request_lang(request)))
 
     @app.get("/api/consultation-links/{link_id}/qr.svg")
     async def link_qr(link_id: str) -> Response:
-        row = await asyncio.to_thread(stack.links.get, link_id)
+        row = await stack.store.call(stack.links.get, link_id)
         url = stack.links.url_for(row) if row.verified_at else None
         if url is None:
             return Response(status_code=404)
@@ -260,7 +260,7 @@ def build_admin_app(
     @app.post("/api/consultation-links/{link_id}/host-token")
     async def host_token(link_id: str, request: Request) -> JSONResponse:
         try:
-            doc = await asyncio.to_thread(stack.links.host_token, link_id)
+            doc = await stack.store.call(stack.links.host_token, link_id)
         except LinkNotFound:
             raise
         except LinkprontoError as exc:
