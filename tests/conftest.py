@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from doubles.livekit_server import RunningDouble, run_double
+from fixtures.sshd import SshServer, sshd_available
 from helpers.lp import TEST_KEY, TEST_SECRET
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -26,3 +27,14 @@ def require(condition: bool, what: str) -> None:
 def livekit_double() -> Iterator[RunningDouble]:
     with run_double({TEST_KEY: TEST_SECRET}) as double:
         yield double
+
+
+@pytest.fixture
+def sshd() -> Iterator[SshServer]:
+    """A real sshd on a free 127.0.0.1 port with its own keys (the far end of an ``ssh -R`` tunnel)."""
+    require(sshd_available(), "openssh-server (/usr/sbin/sshd)")
+    server = SshServer().start()
+    try:
+        yield server
+    finally:
+        server.close()

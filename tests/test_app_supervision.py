@@ -26,7 +26,7 @@ import shlex
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +34,8 @@ import httpx
 import psutil
 import pytest
 
-from conftest import require
 from doubles.livekit_server import RunningDouble
-from fixtures.sshd import SshServer, sshd_available
+from fixtures.sshd import SshServer
 from helpers.lp import LP, run_lp, settings_for
 from helpers.net import free_port
 from linkpronto import platform
@@ -137,16 +136,6 @@ sys.exit(3)
 
 
 # -- fixtures and helpers ---------------------------------------------------------------------------
-@pytest.fixture
-def sshd() -> Iterator[SshServer]:
-    require(sshd_available(), "openssh-server (/usr/sbin/sshd)")
-    server = SshServer().start()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
 def write_app(tmp_path: Path, source: str = APP_SOURCE, name: str = "clinic_app.py") -> Path:
     folder = tmp_path / "app"
     folder.mkdir(parents=True, exist_ok=True)

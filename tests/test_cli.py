@@ -14,29 +14,14 @@ import httpx
 import pytest
 
 from doubles.livekit_server import RunningDouble
-from helpers.lp import TEST_KEY, TEST_SECRET
+from helpers.lp import cli_env
 from helpers.net import free_port
 
 CLI = [sys.executable, "-m", "linkpronto"]
 
 
 def env_for(tmp_path: Path, double: RunningDouble, public_port: int, admin_port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LINKPRONTO_", "LIVEKIT_", "NGROK_"))}
-    env.update(
-        {
-            "LINKPRONTO_SERVER_DATA_DIR": str(tmp_path / "data"),
-            "LINKPRONTO_SERVER_ADMIN_PORT": str(admin_port),
-            "LINKPRONTO_SERVER_PUBLIC_PORT": str(public_port),
-            "LINKPRONTO_TUNNEL_PROVIDER": "static",
-            "LINKPRONTO_TUNNEL_STATIC_URL": f"http://127.0.0.1:{public_port}",
-            "LINKPRONTO_LIVEKIT_MODE": "external",
-            "LIVEKIT_URL": double.url,
-            "LIVEKIT_API_KEY": TEST_KEY,
-            "LIVEKIT_API_SECRET": TEST_SECRET,
-            "LINKPRONTO_LANG": "en",
-        }
-    )
-    return env
+    return cli_env(tmp_path / "data", double.url, public_port, admin_port)
 
 
 def start_up(env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:

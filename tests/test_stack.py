@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,23 +18,12 @@ import httpx
 import pytest
 import websockets
 
-from conftest import require
 from doubles.livekit_server import RunningDouble
-from fixtures.sshd import SshServer, sshd_available
+from fixtures.sshd import SshServer
 from helpers.lp import run_lp, settings_for
 from helpers.net import free_port
 
 DOUBLE = Path(__file__).parent / "doubles" / "livekit_server.py"
-
-
-@pytest.fixture
-def sshd() -> Iterator[SshServer]:
-    require(sshd_available(), "openssh-server (/usr/sbin/sshd)")
-    server = SshServer().start()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 def ssh_tunnel(sshd: SshServer, remote_port: int | None) -> dict[str, Any]:

@@ -98,3 +98,27 @@ async def run_lp(settings: Settings) -> AsyncIterator[LP]:
         await admin.aclose()
         await public.aclose()
         await asyncio.wait_for(task, 20)
+
+
+def cli_env(data_dir: Path, livekit_url: str, public_port: int, admin_port: int, **extra: str) -> dict[str, str]:
+    """The environment for ``python -m linkpronto ...`` as a child process: the LiveKit double as an
+    external LiveKit, a ``static`` tunnel pointing at the public listener itself, English messages."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LINKPRONTO_", "LIVEKIT_", "NGROK_"))}
+    env.update(
+        {
+            "LINKPRONTO_SERVER_DATA_DIR": str(data_dir),
+            "LINKPRONTO_SERVER_ADMIN_PORT": str(admin_port),
+            "LINKPRONTO_SERVER_PUBLIC_PORT": str(public_port),
+            "LINKPRONTO_TUNNEL_PROVIDER": "static",
+            "LINKPRONTO_TUNNEL_STATIC_URL": f"http://127.0.0.1:{public_port}",
+            "LINKPRONTO_LIVEKIT_MODE": "external",
+            "LIVEKIT_URL": livekit_url,
+            "LIVEKIT_API_KEY": TEST_KEY,
+            "LIVEKIT_API_SECRET": TEST_SECRET,
+            "LINKPRONTO_LANG": "en",
+            **extra,
+        }
+    )
+    return env

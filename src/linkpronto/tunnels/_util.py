@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from linkpronto.supervise import ManagedProcess, ProcessState
-from linkpronto.tunnels.base import TunnelCallback, TunnelProvider
+from linkpronto.tunnels.base import TunnelCallback, TunnelEvent, TunnelEventKind, TunnelProvider, TunnelState
 
 REDACTED = "**********"
 
@@ -111,6 +111,13 @@ class ProcessTunnel(TunnelProvider):
         self._unsubscribe: Callable[[], None] | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
+        self._down = False  # a disconnection was reported and no reconnection since
+
+    def _disconnected(self, detail: str) -> None:
+        """Report a disconnection once (until the provider reconnects), unless it already failed."""
+        if not self._down and self._status.state is not TunnelState.FAILED:
+            self._down = True
+            self._emit(TunnelEvent(TunnelEventKind.DISCONNECTED, url=self.public_url, detail=detail))
 
     async def _close(self) -> None:
         await self._teardown()

@@ -140,7 +140,6 @@ class CloudflaredTunnel(ProcessTunnel):
         self.metrics_addr = ""
         if self.named:
             self._status.tradeoff = NAMED_TRADEOFF
-        self._down = False
         self._need_url_check = False
 
     @property
@@ -277,11 +276,6 @@ class CloudflaredTunnel(ProcessTunnel):
         elif state in (ProcessState.BACKOFF, ProcessState.STARTING, ProcessState.UNHEALTHY):
             self._need_url_check = True
             self._disconnected(proc.reason)
-
-    def _disconnected(self, detail: str) -> None:
-        if not self._down and self._status.state is not TunnelState.FAILED:
-            self._down = True
-            self._emit(TunnelEvent(TunnelEventKind.DISCONNECTED, url=self.public_url, detail=detail))
 
     async def _watch(self) -> None:
         while True:

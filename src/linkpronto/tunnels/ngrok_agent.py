@@ -133,7 +133,6 @@ class NgrokAgentTunnel(ProcessTunnel):
         self.adopted = False
         self._agent_api: str | None = None  # the API of the agent we started (from its log)
         self._failure = ""
-        self._down = False
 
     # -- API ---------------------------------------------------------------------------------
     async def lookup(self, api_url: str) -> AgentEndpoint | None:
@@ -283,11 +282,6 @@ class NgrokAgentTunnel(ProcessTunnel):
             self._set(TunnelState.FAILED, err.message())
         elif proc.state in (ProcessState.BACKOFF, ProcessState.STARTING, ProcessState.UNHEALTHY):
             self._disconnected(proc.reason)
-
-    def _disconnected(self, detail: str) -> None:
-        if not self._down and self._status.state is not TunnelState.FAILED:
-            self._down = True
-            self._emit(TunnelEvent(TunnelEventKind.DISCONNECTED, url=self.public_url, detail=detail))
 
     async def _watch(self) -> None:
         while True:
