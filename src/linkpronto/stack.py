@@ -630,7 +630,7 @@ class Stack:
     # -- state and status -----------------------------------------------------------------------------
     def _fail(self, error: LinkprontoError) -> None:
         self._failure = error
-        self._set_state(StackState.FAILED, error.message("en"))
+        self._set_state(StackState.FAILED, error.message())
 
     def _set_state(self, state: StackState, reason: str) -> None:
         if state is not self.state:
