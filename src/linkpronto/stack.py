@@ -696,7 +696,7 @@ class Stack:
         media_check = next((c for c in r.checks if c.name == "media"), None) if r else None
         reach, _, detail = media_check.detail.partition(": ") if media_check else ("unknown", "", "")
         tunnel_json = (
-            self.tunnel.describe().to_json()
+            self.tunnel.describe().to_json(lang)
             if self.tunnel is not None
             else {
                 "provider": self.settings.tunnel.provider,

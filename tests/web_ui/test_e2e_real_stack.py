@@ -27,6 +27,9 @@ async def test_dashboard_link_to_phone_against_real_stack(
             page = await (await browser.new_context(locale="pt-BR")).new_page()
             await page.goto(lp.running.admin_url + "/")
             await expect(page.locator("#stack-state")).to_have_text("Pronto", timeout=15_000)
+            # The tunnel in use and its trade-off in one line (here: static, the URL is the user's own).
+            await expect(page.locator("#tunnel-provider")).to_have_text("static")
+            await expect(page.locator("#tunnel-tradeoff")).to_contain_text("URL fixa")
             await page.get_by_label("Profissional (ID)").fill("dra-ana")
             await page.get_by_label("Tipo de consulta (opcional)").fill("psicoterapia")
             await page.get_by_role("button", name="Gerar link").click()

@@ -18,7 +18,7 @@ from typing import Any
 
 from linkpronto.components import iso, utcnow
 from linkpronto.errors import LinkprontoError
-from linkpronto.i18n import Text
+from linkpronto.i18n import Lang, Text
 
 
 class TunnelState(enum.StrEnum):
@@ -59,16 +59,16 @@ class TunnelStatus:
     # One line on the provider's trade-off (fixed URL or not, account, warning page, media).
     tradeoff: Text | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, lang: Lang | None = None) -> dict[str, Any]:
         return {
             "provider": self.provider,
             "state": self.state.value,
             "public_url": self.public_url,
             "detail": self.detail,
-            "last_error": self.last_error.to_problem() if self.last_error else None,
+            "last_error": self.last_error.to_problem(lang) if self.last_error else None,
             "reconnects": self.reconnects,
             "since": iso(self.since),
-            "tradeoff": self.tradeoff.get() if self.tradeoff else None,
+            "tradeoff": self.tradeoff.get(lang) if self.tradeoff else None,
         }
 
 

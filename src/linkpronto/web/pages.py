@@ -159,6 +159,8 @@ def dashboard_html(lang: str) -> str:
   {e("h2", "dash.status.heading", 'id="status-h"')}
   <dl class="kv">
     {e("dt", "dash.status.public_url")}<dd id="public-url">{_s(lg, "common.none")}</dd>
+    {e("dt", "dash.status.tunnel")}<dd><strong id="tunnel-provider">{_s(lg, "common.none")}</strong>
+      <span class="help" id="tunnel-tradeoff"></span></dd>
     {e("dt", "dash.media.heading")}<dd><strong id="media-reach">{_s(lg, "dash.media.unknown")}</strong>
       <span class="help" id="media-help">{_s(lg, "dash.media.unknown_help")}</span>
       <span class="help" id="media-detail"></span></dd>

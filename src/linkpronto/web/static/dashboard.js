@@ -187,6 +187,8 @@ function renderStatus() {
   badge.dataset.state = known ? s.state : "unknown";
   badge.textContent = t(`dash.state.${known ? s.state : "unknown"}`);
   $("public-url").textContent = s.public_url || t("common.none");
+  $("tunnel-provider").textContent = (s.tunnel && s.tunnel.provider) || t("common.none");
+  $("tunnel-tradeoff").textContent = (s.tunnel && s.tunnel.tradeoff) || "";
   const reach = (s.media && s.media.reach) || "unknown";
   const r = ["same-network", "anywhere", "unknown"].includes(reach) ? reach : "unknown";
   $("media-reach").textContent = t(`dash.media.${r}`);
