@@ -85,6 +85,8 @@ def install_binary(settings: Settings, what: str, version: str | None) -> Path:
     bin_dir = settings.data_dir / "bin"
 
     async def go() -> Path:
+        from linkpronto.install.common import mirrored
+
         with console.download_progress(what) as progress:
             task = progress.add_task(what, total=None)
 
@@ -94,7 +96,7 @@ def install_binary(settings: Settings, what: str, version: str | None) -> Path:
             if what == "livekit":
                 from linkpronto.install.livekit import DEFAULT_BASE_URL, install_livekit
 
-                base = _mirror(settings, DEFAULT_BASE_URL)
+                base = mirrored(DEFAULT_BASE_URL, settings.stack.download_mirror)
                 return await install_livekit(
                     bin_dir, version or settings.livekit.version, base_url=base, progress=cb
                 )
@@ -102,14 +104,7 @@ def install_binary(settings: Settings, what: str, version: str | None) -> Path:
             from linkpronto.install.cloudflared import install_cloudflared
 
             return await install_cloudflared(
-                bin_dir, version or "latest", base_url=_mirror(settings, CF_BASE), progress=cb
+                bin_dir, version or "latest", base_url=mirrored(CF_BASE, settings.stack.download_mirror), progress=cb
             )
 
     return asyncio.run(go())
-
-
-def _mirror(settings: Settings, default: str) -> str:
-    mirror = settings.stack.download_mirror.rstrip("/")
-    if not mirror:
-        return default
-    return default.replace("https://github.com", mirror)

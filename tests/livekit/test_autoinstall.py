@@ -89,3 +89,30 @@ async def test_no_install_answers_binary_not_found(
         problem = next(p for p in status["problems"] if p["code"] == "BINARY_NOT_FOUND")
         assert "linkpronto install livekit" in problem["fix"]
         assert not github.requests
+
+
+def test_install_command_downloads_verifies_and_reports(tmp_path: Path, github: ReleaseServer) -> None:
+    import os
+    import subprocess
+
+    publish(github)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LINKPRONTO_")}
+    env.update(
+        LINKPRONTO_SERVER_DATA_DIR=str(tmp_path / "data"),
+        LINKPRONTO_STACK_DOWNLOAD_MIRROR=github.base + "/download",
+        LINKPRONTO_LANG="en",
+    )
+    cmd = [sys.executable, "-m", "linkpronto", "install", "livekit", "--version", VERSION]
+    res = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    installed = tmp_path / "data" / "bin" / "livekit-server"
+    assert installed.exists() and f"Installed: {installed}" in res.stdout
+    # A tampered archive: INSTALL_FAILED with the exact command as the fix, nothing installed.
+    installed.unlink()
+    publish(github, tamper=True)
+    res = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1
+    lines = res.stderr.splitlines()  # the progress bar, then the error and its fix
+    error = next(i for i, line in enumerate(lines) if line.startswith("error[INSTALL_FAILED]"))
+    assert lines[error + 1].startswith("fix: ") and f"linkpronto install livekit --version {VERSION}" in lines[error + 1]
+    assert not installed.exists()

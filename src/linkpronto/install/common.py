@@ -472,3 +472,9 @@ def install_file(src: Path, dest: Path, *, url: str, fix: Text | None) -> Path:
             detail=f"{dest}: {exc}",
         ) from exc
     return dest
+
+
+def mirrored(default_base_url: str, mirror: str) -> str:
+    """``default_base_url`` with ``https://github.com`` replaced by ``mirror`` (when one is set)."""
+    mirror = mirror.rstrip("/")
+    return default_base_url.replace("https://github.com", mirror) if mirror else default_base_url

@@ -302,10 +302,10 @@ class LocalLivekit(Observable):
             if self._installer is not None:
                 return await self._installer(self.data_dir / "bin", version)
             from linkpronto.install import install_livekit
+            from linkpronto.install.common import mirrored
             from linkpronto.install.livekit import DEFAULT_BASE_URL
 
-            mirror = self.settings.stack.download_mirror.rstrip("/")
-            base = DEFAULT_BASE_URL.replace("https://github.com", mirror) if mirror else DEFAULT_BASE_URL
+            base = mirrored(DEFAULT_BASE_URL, self.settings.stack.download_mirror)
             return await install_livekit(self.data_dir / "bin", version, base_url=base, progress=self._on_progress)
         finally:
             self._installing = None
