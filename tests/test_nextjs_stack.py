@@ -29,7 +29,7 @@ from fixtures.sshd import SshServer
 from gateway.test_nextjs import CHROMIUM, CHROMIUM_ARGS, NPM, NPX, prepare_app
 from helpers.lp import run_lp, settings_for
 from helpers.net import free_port
-from test_app_supervision import assert_no_children_left, sshd  # noqa: F401 - sshd is a fixture
+from test_app_supervision import assert_no_children_left
 
 pytestmark = pytest.mark.slow
 
