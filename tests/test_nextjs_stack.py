@@ -89,7 +89,7 @@ def prepare() -> Path:
 async def test_next_dev_under_the_stack_hydrates_and_hot_reloads_through_the_tunnel(
     tmp_path: Path,
     livekit_double: RunningDouble,
-    sshd: SshServer,  # noqa: F811 - the fixture imported above
+    sshd: SshServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     require(NPM is not None and NPX is not None, "node and npm")
