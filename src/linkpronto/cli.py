@@ -6,7 +6,6 @@ could not be verified in time).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 import time
@@ -349,7 +348,3 @@ def _usage(exc: Exception) -> None:
     if isinstance(exc, click.exceptions.ClickException):
         exc.show()
     sys.exit(EXIT_USAGE)
-
-
-def run_async(coro: Any) -> Any:
-    return asyncio.run(coro)

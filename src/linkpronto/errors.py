@@ -192,22 +192,3 @@ _GONE_TEXT = {
         "This consultation link has already been used the maximum number of times.",
     ),
 }
-
-ALL_CODES: tuple[str, ...] = (
-    "PORT_IN_USE",
-    "BINARY_NOT_FOUND",
-    "INSTALL_FAILED",
-    "LIVEKIT_UNHEALTHY",
-    "LIVEKIT_CRASH_LOOP",
-    "INSECURE_LIVEKIT_KEYS",
-    "TUNNEL_AUTH",
-    "TUNNEL_LIMIT",
-    "TUNNEL_UNREACHABLE",
-    "TUNNEL_URL_CHANGED",
-    "APP_UNHEALTHY",
-    "VERIFY_FAILED",
-    "VERIFY_TIMEOUT",
-    "MEDIA_SAME_NETWORK_ONLY",
-    "CONFIG_INVALID",
-    "ALREADY_RUNNING",
-)

@@ -35,7 +35,6 @@ class LinkStatus:
     EXPIRED = "expired"
     REVOKED = "revoked"
     EXHAUSTED = "exhausted"
-    ALL = (PREPARING, READY, FAILED, EXPIRED, REVOKED, EXHAUSTED)
 
 
 def utcnow() -> datetime:
@@ -224,9 +223,6 @@ class LinkService:
         if row is None:
             raise LinkNotFound()
         return row
-
-    def token_of(self, row: LinkRow) -> str | None:
-        return self.secrets.decrypt_token(row.token_enc)
 
     def resolve(self, token: str) -> tuple[LinkRow | None, str]:
         """The link behind a token and its status (``not_found`` when unknown). No side effect."""

@@ -31,7 +31,6 @@ from sqlalchemy import (
     bindparam,
     create_engine,
     event,
-    func,
     insert,
     or_,
     select,
@@ -247,14 +246,6 @@ class LinkStore:
             )
             return int(getattr(res, "rowcount", 0) or 0)
 
-    def mark_failed(self, link_id: str, problem: dict[str, Any]) -> None:
-        with self.session() as s:
-            s.execute(
-                update(LinkRow)
-                .where(LinkRow.id == link_id, LinkRow.status == StoredStatus.PREPARING.value)
-                .values(status=StoredStatus.FAILED.value, failure_json=json.dumps(problem))
-            )
-
     def revoke(self, link_id: str, now: datetime) -> LinkRow | None:
         with self.session() as s:
             row = s.get(LinkRow, link_id)
@@ -282,7 +273,3 @@ class LinkStore:
                 .values(device_check_json=json.dumps(result)[:20000])
             )
             return bool(getattr(res, "rowcount", 0))
-
-    def count(self) -> int:
-        with self.session() as s:
-            return int(s.scalar(select(func.count()).select_from(LinkRow)) or 0)
