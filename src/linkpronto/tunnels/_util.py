@@ -11,9 +11,21 @@ from typing import Any
 import httpx
 
 from linkpronto.supervise import ManagedProcess, ProcessState
+from linkpronto.supervise.spec import RestartPolicy
 from linkpronto.tunnels.base import TunnelCallback, TunnelEvent, TunnelEventKind, TunnelProvider, TunnelState
 
 REDACTED = "**********"
+
+#: How a tunnel agent run under the supervisor (cloudflared, ngrok) is restarted.
+AGENT_RESTART = RestartPolicy(
+    enabled=True,
+    backoff_initial_s=1.0,
+    backoff_factor=2.0,
+    backoff_max_s=30.0,
+    crash_loop_failures=8,
+    crash_loop_window_s=120.0,
+    reset_after_ready_s=30.0,
+)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -47,7 +47,7 @@ from linkpronto.errors import (
 from linkpronto.i18n import Text
 from linkpronto.supervise import ManagedProcess, ProcessState
 from linkpronto.supervise.spec import HttpProbe, ProcessSpec, RestartPolicy
-from linkpronto.tunnels._util import ProcessTunnel, first_run, free_port, get_json
+from linkpronto.tunnels._util import AGENT_RESTART, ProcessTunnel, first_run, free_port, get_json
 from linkpronto.tunnels.base import (
     TunnelCallback,
     TunnelEvent,
@@ -57,15 +57,6 @@ from linkpronto.tunnels.base import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_RESTART = RestartPolicy(
-    enabled=True,
-    backoff_initial_s=1.0,
-    backoff_factor=2.0,
-    backoff_max_s=30.0,
-    crash_loop_failures=8,
-    crash_loop_window_s=120.0,
-    reset_after_ready_s=30.0,
-)
 
 QUICK_TRADEOFF = Text(
     "Sem conta e sem configuração, com HTTPS; mas a URL muda a cada reinício, não transmite SSE e não leva "
@@ -134,7 +125,7 @@ class CloudflaredTunnel(ProcessTunnel):
         self.command = tuple(command) if command else None
         self.bin_dir = bin_dir
         self.install_allowed = install_allowed
-        self.restart = restart or DEFAULT_RESTART
+        self.restart = restart or AGENT_RESTART
         self.open_timeout_s = open_timeout_s
         self.poll_interval_s = poll_interval_s
         self.metrics_addr = ""

@@ -31,7 +31,7 @@ from linkpronto.errors import TunnelError, TunnelUnreachable
 from linkpronto.i18n import Text
 from linkpronto.supervise import ManagedProcess, ProcessState
 from linkpronto.supervise.spec import LogProbe, ProcessSpec, RestartPolicy
-from linkpronto.tunnels._util import LOCAL_HOSTS, ProcessTunnel, first_run, get_json, url_port
+from linkpronto.tunnels._util import AGENT_RESTART, LOCAL_HOSTS, ProcessTunnel, first_run, get_json, url_port
 from linkpronto.tunnels.base import (
     TunnelCallback,
     TunnelEvent,
@@ -47,15 +47,6 @@ _WEB_ADDR_RE = re.compile(r'msg="starting web service".*?\baddr=(\S+)')
 _STARTED_RE = r'msg="started tunnel"'
 _ERROR_RE = re.compile(r"ERR_NGROK_\d+|\berr=|^ERROR:|lvl=(eror|crit)")
 
-DEFAULT_RESTART = RestartPolicy(
-    enabled=True,
-    backoff_initial_s=1.0,
-    backoff_factor=2.0,
-    backoff_max_s=30.0,
-    crash_loop_failures=8,
-    crash_loop_window_s=120.0,
-    reset_after_ready_s=30.0,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +117,7 @@ class NgrokAgentTunnel(ProcessTunnel):
         self._authtoken = authtoken.strip()
         self.domain = domain.strip()
         self.start_agent = start_agent
-        self.restart = restart or DEFAULT_RESTART
+        self.restart = restart or AGENT_RESTART
         self.open_timeout_s = open_timeout_s
         self.poll_interval_s = poll_interval_s
         self.http_timeout_s = http_timeout_s
