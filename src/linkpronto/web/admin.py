@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from linkpronto.errors import LinkNotFound, LinkprontoError
 from linkpronto.i18n import Text
-from linkpronto.links.service import LinkStatus, qr_data_uri, qr_svg
+from linkpronto.links.service import SHORT_MESSAGE, LinkStatus, qr_data_uri, qr_svg
 from linkpronto.stack import STATUS_HEARTBEAT_S, Stack, StackState
 from linkpronto.web.common import error_response, request_lang
 
@@ -285,8 +285,6 @@ def build_admin_app(
         doc = stack.links.to_json(row, lang=lang)
         ready = doc["status"] == LinkStatus.READY
         url = doc["url"] if ready else None
-        from linkpronto.links.service import SHORT_MESSAGE
-
         out = {
             "success": True,
             "token": token if ready else None,

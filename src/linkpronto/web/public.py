@@ -8,6 +8,7 @@ answer 404 here, always — the admin API lives on another socket and is never r
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Callable
@@ -138,8 +139,6 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
         if len(body) > MAX_BODY:
             return None
         try:
-            import json
-
             data = json.loads(body or b"{}")
         except ValueError:
             return None
