@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from linkpronto.errors import LinkprontoError, TunnelUnreachable
 from linkpronto.i18n import Text
-from linkpronto.tunnels.base import TunnelCallback, TunnelEvent, TunnelProvider, TunnelStatus
+from linkpronto.tunnels.base import ProviderFacts, TunnelCallback, TunnelEvent, TunnelProvider, TunnelStatus
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +123,13 @@ class AutoTunnel(TunnelProvider):
         status.since = inner.since
         status.detail = f"{prefix}; {inner.detail}" if inner.detail else prefix
         return status
+
+    @property
+    def facts(self) -> ProviderFacts:
+        """The facts of the provider ``auto`` chose (none chosen yet: nothing trusted, nothing bound)."""
+        if self.active is not None:
+            return self.active.facts
+        return ProviderFacts(https=False, client_ip_header=None, binds_lan=False, forwards_media=False)
 
     def _summary(self, include_open: bool = True) -> str:
         return "; ".join(a.describe() for a in self.attempts if include_open or a.outcome != "open")

@@ -72,6 +72,21 @@ class TunnelStatus:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class ProviderFacts:
+    """What a provider *is*, so nothing else compares provider names.
+
+    ``client_ip_header`` is the one request header the provider's edge sets with the visitor's
+    address (``None``: the provider gives no client address, e.g. ssh); it is trusted only for
+    connections arriving from the provider's own hop (loopback, where the agent/SDK runs).
+    """
+
+    https: bool
+    client_ip_header: str | None
+    binds_lan: bool
+    forwards_media: bool
+
+
 class TunnelProvider(abc.ABC):
     """Base class: subclasses implement ``_open`` / ``_close`` and call ``_emit`` on events."""
 
@@ -79,6 +94,16 @@ class TunnelProvider(abc.ABC):
     tradeoff: Text = Text("", "")
     #: True when the public URL is HTTPS (phones allow the camera only on secure pages).
     https: bool = True
+    #: The header the provider's edge sets with the client's address (see :class:`ProviderFacts`).
+    client_ip_header: str | None = None
+    #: True when the public listener must bind every interface (devices connect to it directly).
+    binds_lan: bool = False
+    #: True when the provider also carries LiveKit's media port (ICE/TCP) to a public host.
+    forwards_media: bool = False
+
+    @property
+    def facts(self) -> ProviderFacts:
+        return ProviderFacts(self.https, self.client_ip_header, self.binds_lan, self.forwards_media)
 
     def __init__(self, local_port: int, on_event: TunnelCallback | None = None) -> None:
         self.local_port = local_port

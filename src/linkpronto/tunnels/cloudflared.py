@@ -101,6 +101,7 @@ def find_cloudflared(configured: str = "", bin_dir: Path | None = None) -> Path 
 
 class CloudflaredTunnel(ProcessTunnel):
     name = "cloudflared"
+    client_ip_header = "CF-Connecting-IP"  # set (overwritten) by Cloudflare's edge
     tradeoff = QUICK_TRADEOFF
 
     def __init__(

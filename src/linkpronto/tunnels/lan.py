@@ -30,6 +30,7 @@ def lan_address() -> str:
 class LanTunnel(TunnelProvider):
     name = "lan"
     https = False
+    binds_lan = True
     tradeoff = Text(
         "Sem túnel nem conta: só funciona na mesma rede Wi-Fi e em HTTP, então celulares não liberam "
         "a câmera.",

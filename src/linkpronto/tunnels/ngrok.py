@@ -122,6 +122,7 @@ def _exception_text(exc: BaseException) -> str:
 
 class NgrokTunnel(TunnelProvider):
     name = "ngrok"
+    client_ip_header = "X-Forwarded-For"  # ngrok's edge appends the client (ngrok.com/docs: HTTP headers)
     tradeoff = NGROK_TRADEOFF
     #: Where the SDK dials; None is ngrok's own service. Tests point it at a closed local port.
     default_server_addr: ClassVar[str | None] = None

@@ -94,6 +94,7 @@ def pick_endpoint(endpoints: Sequence[AgentEndpoint], local_port: int) -> AgentE
 
 class NgrokAgentTunnel(ProcessTunnel):
     name = "ngrok-agent"
+    client_ip_header = "X-Forwarded-For"
     tradeoff = NGROK_TRADEOFF
 
     def __init__(

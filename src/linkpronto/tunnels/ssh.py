@@ -164,6 +164,7 @@ class SshTunnel(TunnelProvider):
         self.remote_port = remote_port
         self.public_url_template = public_url.strip().rstrip("/")
         self.forward_media = forward_media
+        self.forwards_media = forward_media
         self.media_port = media_port
         self.options = tuple(options)
         self.remote_bind = remote_bind

@@ -13,6 +13,7 @@ from linkpronto.tunnels.base import TunnelCallback, TunnelProvider
 
 class StaticTunnel(TunnelProvider):
     name = "static"
+    client_ip_header = "X-Forwarded-For"  # the clinic's own proxy (Caddy, nginx) appends it
     tradeoff = Text(
         "URL fixa sua (domínio próprio ou proxy); nada é iniciado, e a mídia de fora da rede depende "
         "do seu servidor LiveKit.",
