@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from linkpronto.components import Observable, PartStatus
 from linkpronto.config import AppSettings
 from linkpronto.errors import LinkprontoError
+from linkpronto.i18n import Text
 from linkpronto.schema import PartState
 from linkpronto.supervise import ManagedProcess
 from linkpronto.supervise.spec import ProcessSpec, RestartPolicy, TcpProbe
@@ -80,12 +81,12 @@ class AppPart(Observable):
         if self._restart_task is not None and not self._restart_task.done():
             return PartStatus(
                 state=PartState.RESTARTING,
-                detail="restarting with the new public address",
+                detail=Text("reiniciando com o novo endereço público", "restarting with the new public address"),
                 pid=proc.pid if proc is not None else None,
                 restarts=self._restarts,
             )
         if proc is None:
-            return PartStatus(detail="not started")
+            return PartStatus(detail=Text("não iniciado", "not started"))
         st = proc.status()
         return PartStatus(
             state=st.state,

@@ -527,7 +527,7 @@ class Stack:
                 provider=st.provider,
                 state=st.state,
                 public_url=st.public_url,
-                detail=st.detail,
+                detail=st.detail.get(lang),
                 last_error=_problem(st.last_error, lang),
                 reconnects=st.reconnects,
                 since=st.since,

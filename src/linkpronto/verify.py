@@ -24,7 +24,7 @@ from typing import Any, Literal
 import httpx
 import websockets
 
-from linkpronto.i18n import Lang, Text
+from linkpronto.i18n import EMPTY, Lang, Text
 from linkpronto.livekit import tokens
 from linkpronto.livekit.remote import check_livekit, http_base, ws_base
 
@@ -46,18 +46,27 @@ class Check:
     name: str
     ok: bool
     duration_ms: float
-    detail: str = ""
+    detail: Text = EMPTY
     fix: Text | None = None
     required: bool = True
 
     def to_json(self, lang: Lang | None = None) -> dict[str, Any]:
+        """The contract's **Check**, rendered in ``lang``."""
         return {
             "name": self.name,
             "ok": self.ok,
             "duration_ms": round(self.duration_ms, 2),
-            "detail": self.detail,
+            "detail": self.detail.get(lang),
             "fix": self.fix.get(lang) if self.fix else None,
             "required": self.required,
+        }
+
+    def to_stored(self) -> dict[str, Any]:
+        """For a link row: both languages kept (rendered when the link is read)."""
+        return {
+            **self.to_json(),
+            "detail": self.detail.to_json(),
+            "fix": self.fix.to_json() if self.fix else None,
         }
 
 
@@ -104,17 +113,23 @@ class LadderResult:
         return next((c for c in self.checks if c.name == "media"), None)
 
 
-async def _timed(name: str, fn: Callable[[], Awaitable[tuple[bool, str, Text | None]]]) -> Check:
+Outcome = tuple[bool, Text, Text | None]
+
+
+async def _timed(name: str, fn: Callable[[], Awaitable[Outcome]]) -> Check:
     t0 = time.perf_counter()
     try:
         ok, detail, fix = await asyncio.wait_for(fn(), CHECK_TIMEOUT_S)
     except TimeoutError:
-        ok, detail, fix = False, f"no answer within {CHECK_TIMEOUT_S:.0f} s", FIX_TIMEOUT
+        ok, detail, fix = False, Text(f"sem resposta em {CHECK_TIMEOUT_S:.0f} s",
+                                      f"no answer within {CHECK_TIMEOUT_S:.0f} s"), FIX_TIMEOUT
     except (httpx.HTTPError, OSError, websockets.exceptions.WebSocketException) as exc:
-        ok, detail, fix = False, f"{type(exc).__name__}: {exc}"[:300], None
+        kind = type(exc).__name__
+        ok, detail, fix = False, Text(f"a conexão falhou ({kind})", f"the connection failed ({kind})"), None
     return Check(name, ok, (time.perf_counter() - t0) * 1000, detail, None if ok else fix)
 
 
+NO_URL = Text("ainda sem endereço público", "no public URL yet")
 FIX_TIMEOUT = Text(
     "A verificação demorou demais. Confira sua conexão com a internet.",
     "The check took too long. Check your internet connection.",
@@ -213,10 +228,11 @@ def assess_media(
             Text(f"O LiveKit anuncia o endereço público {node_ip}.", f"LiveKit advertises the public address {node_ip}."),
         )
     if kind in ("private", "cgnat", "loopback"):
+        kind_pt = {"private": "privado", "cgnat": "CGNAT", "loopback": "local"}[kind]
         return MediaAssessment(
             "same-network",
             Text(
-                f"A mídia vai direto para {node_ip} (endereço {kind}): só aparelhos nesta rede terão vídeo.",
+                f"A mídia vai direto para {node_ip} (endereço {kind_pt}): só aparelhos nesta rede terão vídeo.",
                 f"Media goes straight to {node_ip} ({kind} address): only devices on this network get video.",
             ),
         )
@@ -243,15 +259,15 @@ class Ladder:
         checks = await asyncio.gather(*local, *public)
         m = inp.media
         ok = m.reach == "anywhere"
-        media = Check("media", ok, 0.0, f"{m.reach}: {m.why.en}", None if ok else FIX_MEDIA, required=False)
+        media = Check("media", ok, 0.0, m.why, None if ok else FIX_MEDIA, required=False)
         return LadderResult((*checks, media), started, started_wall, m)
 
     # -- rungs -----------------------------------------------------------------------------------
     def _livekit(self, inp: LadderInput) -> Awaitable[Check]:
-        async def go() -> tuple[bool, str, Text | None]:
+        async def go() -> Outcome:
             url = inp.livekit_local_url or inp.livekit_cloud_url
             if not url:
-                return False, "LiveKit is not configured", FIX_LIVEKIT
+                return False, Text("o LiveKit não está configurado", "LiveKit is not configured"), FIX_LIVEKIT
             ok, detail = await check_livekit(
                 self.client,
                 url,
@@ -264,17 +280,17 @@ class Ladder:
         return _timed("livekit", go)
 
     def _app(self, inp: LadderInput) -> Awaitable[Check]:
-        async def go() -> tuple[bool, str, Text | None]:
+        async def go() -> Outcome:
             assert inp.app_url
             res = await self.client.get(inp.app_url + inp.app_health_path, timeout=CHECK_TIMEOUT_S)
-            return res.status_code < 500, f"HTTP {res.status_code}", FIX_APP
+            return res.status_code < 500, Text.same(f"HTTP {res.status_code}"), FIX_APP
 
         return _timed("app", go)
 
     def _probe(self, inp: LadderInput) -> Awaitable[Check]:
-        async def go() -> tuple[bool, str, Text | None]:
+        async def go() -> Outcome:
             if not inp.public_url:
-                return False, "no public URL yet", FIX_NO_URL
+                return False, NO_URL, FIX_NO_URL
             nonce = secrets.token_hex(16)
             res = await self.client.get(
                 inp.public_url + PROBE_PATH,
@@ -283,29 +299,33 @@ class Ladder:
                 timeout=CHECK_TIMEOUT_S,
             )
             if res.status_code != 200:
-                return False, f"{inp.public_url} answered HTTP {res.status_code}", FIX_PROBE
+                return False, Text(f"{inp.public_url} respondeu HTTP {res.status_code}",
+                                   f"{inp.public_url} answered HTTP {res.status_code}"), FIX_PROBE
             try:
                 body = res.json()
             except ValueError:
-                return False, f"{inp.public_url} answered something that is not linkpronto", FIX_PROBE
+                return False, Text(f"{inp.public_url} respondeu algo que não é o linkpronto",
+                                   f"{inp.public_url} answered something that is not linkpronto"), FIX_PROBE
             if not isinstance(body, dict) or body.get("nonce") != nonce:
-                return False, "the probe answer does not echo our nonce", FIX_PROBE
+                return False, Text("a resposta da sonda não repete o nosso nonce",
+                                   "the probe answer does not echo our nonce"), FIX_PROBE
             if body.get("instance") != inp.instance_id or body.get("mac") != inp.probe_mac(nonce):
-                return False, "another linkpronto instance answers at this address (stale tunnel)", FIX_PROBE
-            return True, f"{inp.public_url} reaches this instance", None
+                return False, Text("outra instância do linkpronto responde neste endereço (túnel antigo)",
+                                   "another linkpronto instance answers at this address (stale tunnel)"), FIX_PROBE
+            return True, Text(f"{inp.public_url} chega a esta instância", f"{inp.public_url} reaches this instance"), None
 
         return _timed("public_probe", go)
 
     def _rtc(self, inp: LadderInput) -> Awaitable[Check]:
-        async def go() -> tuple[bool, str, Text | None]:
+        async def go() -> Outcome:
             if inp.livekit_cloud_url:
                 # Signalling goes straight to LiveKit Cloud, not through our public URL.
                 ok, detail = await check_livekit(
                     self.client, inp.livekit_cloud_url, inp.api_key, inp.api_secret, expect_root_ok=False
                 )
-                return ok, f"LiveKit Cloud: {detail}", FIX_LIVEKIT
+                return ok, Text.same("LiveKit Cloud: ") + detail, FIX_LIVEKIT
             if not inp.public_url:
-                return False, "no public URL yet", FIX_NO_URL
+                return False, NO_URL, FIX_NO_URL
             probe = tokens.probe_token(inp.api_key, inp.api_secret)
             res = await self.client.get(
                 http_base(inp.public_url) + "/rtc/validate",
@@ -314,20 +334,22 @@ class Ladder:
                 timeout=CHECK_TIMEOUT_S,
             )
             if res.status_code != 200:
-                return False, f"/rtc/validate through the public URL answered {res.status_code}", FIX_RTC
+                return False, Text(f"/rtc/validate pelo endereço público respondeu {res.status_code}",
+                                   f"/rtc/validate through the public URL answered {res.status_code}"), FIX_RTC
             ws_url = ws_base(inp.public_url) + "/rtc?access_token=" + probe + "&auto_subscribe=0"
             async with websockets.connect(
                 ws_url, open_timeout=CHECK_TIMEOUT_S, close_timeout=1, max_size=2**20
             ):
                 pass
-            return True, "validate and WebSocket upgrade through the public URL", None
+            return True, Text("validate e WebSocket pelo endereço público",
+                              "validate and WebSocket upgrade through the public URL"), None
 
         return _timed("public_rtc", go)
 
     def _link_route(self, inp: LadderInput) -> Awaitable[Check]:
-        async def go() -> tuple[bool, str, Text | None]:
+        async def go() -> Outcome:
             if not inp.public_url:
-                return False, "no public URL yet", FIX_NO_URL
+                return False, NO_URL, FIX_NO_URL
             url = inp.public_url + inp.link_path.replace("{token}", LINK_PROBE_TOKEN)
             # A browser User-Agent, so a tunnel that shows browsers a warning page shows it to us too.
             res = await self.client.get(
@@ -335,9 +357,11 @@ class Ladder:
             )
             body = res.text[:20000]
             if any(m in body for m in WARNING_MARKERS):
-                return False, "a tunnel warning page stands in front of the link", FIX_WARNING
+                return False, Text("uma página de aviso do túnel aparece antes do link",
+                                   "a tunnel warning page stands in front of the link"), FIX_WARNING
             if res.status_code >= 500:
-                return False, f"the link page answered HTTP {res.status_code}", FIX_LINK_ROUTE
-            return True, f"HTTP {res.status_code}", None
+                return False, Text(f"a página do link respondeu HTTP {res.status_code}",
+                                   f"the link page answered HTTP {res.status_code}"), FIX_LINK_ROUTE
+            return True, Text.same(f"HTTP {res.status_code}"), None
 
         return _timed("link_route", go)

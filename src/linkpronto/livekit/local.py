@@ -361,16 +361,18 @@ class LocalLivekit(Observable):
 
     def status(self) -> PartStatus:
         if self._installing is not None:
-            detail = f"installing livekit-server {self._installing}"
+            size = ""
             if self._install_bytes is not None:
                 done, total = self._install_bytes
-                detail += f" ({done / 1e6:.1f}/{total / 1e6:.1f} MB)" if total else f" ({done / 1e6:.1f} MB)"
+                size = f" ({done / 1e6:.1f}/{total / 1e6:.1f} MB)" if total else f" ({done / 1e6:.1f} MB)"
+            detail = Text(f"instalando o livekit-server {self._installing}{size}",
+                          f"installing livekit-server {self._installing}{size}")
             return PartStatus(state=PartState.STARTING, detail=detail)
         if self._process is not None and self._error is None:
             return self._process.status()
         if self._error is not None:
-            return PartStatus(state=PartState.FAILED, detail=self._error.text.en, error=self._error)
-        return PartStatus(state=PartState.STOPPED, detail="not started")
+            return PartStatus(state=PartState.FAILED, detail=self._error.text, error=self._error)
+        return PartStatus(state=PartState.STOPPED, detail=Text("não iniciado", "not started"))
 
     def log_tail(self) -> list[str]:
         return self._process.log_tail() if self._process is not None else []
