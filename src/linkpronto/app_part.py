@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -87,16 +88,8 @@ class AppPart(Observable):
             )
         if proc is None:
             return PartStatus(detail=Text("não iniciado", "not started"))
-        st = proc.status()
-        return PartStatus(
-            state=st.state,
-            detail=st.detail,
-            pid=st.pid,
-            restarts=st.restarts,
-            since=st.since,
-            error=st.error,
-            url=f"http://127.0.0.1:{self.settings.port}" if self.settings.port else None,
-        )
+        url = f"http://127.0.0.1:{self.settings.port}" if self.settings.port else None
+        return dataclasses.replace(proc.status(), url=url)
 
     async def start(self) -> None:
         """Start the app with the current environment. Raises what the process raises (PORT_IN_USE,

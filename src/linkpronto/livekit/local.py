@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from collections.abc import Awaitable, Callable
@@ -27,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 
 from linkpronto import platform
 from linkpronto.components import Observable, PartStatus
@@ -167,7 +167,8 @@ def render_config(settings: Settings, api_key: str, api_secret: str, node_ip: st
 
 
 def write_config(path: Path, config: dict[str, Any]) -> Path:
-    platform.write_private(path, yaml.safe_dump(config, sort_keys=False).encode("utf-8"))
+    # JSON is YAML (1.2): livekit-server reads it as its YAML config, and no YAML library is loaded.
+    platform.write_private(path, json.dumps(config, indent=2).encode("utf-8"))
     return path
 
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import aiohttp
+if TYPE_CHECKING:
+    from livekit import api as lkapi
+
 import httpx
-from livekit import api as lkapi
 
 from linkpronto.components import Observable, PartStatus, utcnow
 from linkpronto.errors import LivekitUnhealthy
@@ -174,12 +175,19 @@ class RoomAdmin:
         self._secret = api_secret
 
     def _api(self) -> lkapi.LiveKitAPI:
+        # livekit.api (and aiohttp under it) is imported on the first RoomService call, not at start-up.
+        import aiohttp
+        from livekit import api as lkapi
+
         return lkapi.LiveKitAPI(
             self.url, self.api_key, self._secret, timeout=aiohttp.ClientTimeout(total=5), failover=False
         )
 
     async def remove_all(self, room: str) -> int:
         """Remove everyone from ``room``; returns how many were removed (0 when LiveKit is down)."""
+        import aiohttp
+        from livekit import api as lkapi
+
         client = self._api()
         removed = 0
         try:
@@ -197,6 +205,9 @@ class RoomAdmin:
 
     async def total_participants(self) -> int | None:
         """Participants across all rooms (for on-demand idle stop); None when LiveKit is unreachable."""
+        import aiohttp
+        from livekit import api as lkapi
+
         client = self._api()
         try:
             res = await client.room.list_rooms(lkapi.ListRoomsRequest())
