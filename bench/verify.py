@@ -194,8 +194,8 @@ def time_double_alone() -> float:
 
 def time_imports() -> float:
     """A fresh interpreter importing what `linkpronto up` imports, and nothing else."""
-    mods = "linkpronto.cli, linkpronto.live, linkpronto.web.admin, linkpronto.web.public, linkpronto.gateway.rtc, " \
-        "linkpronto.gateway.app_proxy, linkpronto.tunnels.ssh, linkpronto.livekit.local, linkpronto.web.pages, livekit.api"
+    mods = "linkpronto.cli, linkpronto.live, linkpronto.orchestrator, linkpronto.web.admin, linkpronto.web.public, " \
+        "linkpronto.gateway.rtc, linkpronto.gateway.app_proxy, linkpronto.tunnels.ssh, linkpronto.livekit.local"
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-c", f"import {mods}"], check=True)
     return time.perf_counter() - t0
