@@ -31,7 +31,7 @@ from linkpronto.supervise import ProcessState
 DOUBLE = Path(__file__).resolve().parents[1] / "doubles" / "livekit_server.py"
 KEY = "APIlinkprontoTest"
 SECRET = secrets.token_urlsafe(32)
-posix_only = pytest.mark.skipif(sys.platform == "win32", reason="shebang script and POSIX signals")
+posix_only = pytest.mark.only_on("posix")  # shebang script and POSIX signals
 
 
 def _free_port() -> int:
@@ -160,6 +160,7 @@ def test_node_ip_defaults_to_the_lan_address(tmp_path: Path) -> None:
 
 
 # --- running the double --------------------------------------------------------------------------
+@pytest.mark.slow
 @posix_only
 async def test_starts_the_double_and_is_ready_only_when_it_accepts_our_key(
     tmp_path: Path, fake_livekit: Path
@@ -186,6 +187,7 @@ async def test_starts_the_double_and_is_ready_only_when_it_accepts_our_key(
     assert lk.status().state is ComponentState.STOPPED
 
 
+@pytest.mark.slow
 @posix_only
 async def test_sigkill_of_livekit_is_detected_and_it_comes_back(tmp_path: Path, fake_livekit: Path) -> None:
     lk = LocalLivekit(settings_for(tmp_path, _free_port()), KEY, SECRET)
@@ -208,6 +210,7 @@ async def test_sigkill_of_livekit_is_detected_and_it_comes_back(tmp_path: Path, 
         await lk.stop()
 
 
+@pytest.mark.slow
 async def test_adopts_a_running_livekit_with_our_keys(tmp_path: Path, fake_livekit: Path) -> None:
     with run_double({KEY: SECRET}) as double:
         lk = LocalLivekit(settings_for(tmp_path, double.port), KEY, SECRET)
@@ -221,6 +224,7 @@ async def test_adopts_a_running_livekit_with_our_keys(tmp_path: Path, fake_livek
         assert double.process.poll() is None  # not ours to stop
 
 
+@pytest.mark.slow
 async def test_a_livekit_with_other_keys_on_the_port_is_port_in_use(tmp_path: Path, fake_livekit: Path) -> None:
     with run_double({"otherkey": "o" * 40}) as double:
         lk = LocalLivekit(settings_for(tmp_path, double.port), KEY, SECRET)
@@ -233,6 +237,7 @@ async def test_a_livekit_with_other_keys_on_the_port_is_port_in_use(tmp_path: Pa
 
 
 # --- auto-install --------------------------------------------------------------------------------
+@pytest.mark.slow
 @posix_only
 async def test_missing_binary_is_installed_when_allowed(tmp_path: Path, fake_livekit: Path) -> None:
     calls: list[tuple[Path, str]] = []

@@ -27,10 +27,11 @@ from linkpronto.supervise import (
     TcpProbe,
 )
 
-posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+posix_only = pytest.mark.only_on("posix")  # POSIX signals
 FAST = RestartPolicy(backoff_initial_s=0.05, backoff_max_s=0.2, crash_loop_failures=3, crash_loop_window_s=30)
 
 
+@pytest.mark.slow
 async def test_ready_only_after_the_probe_passes() -> None:
     port = free_port()
     spec = ProcessSpec("web", child_argv("http", port, 0.6), port=port,
@@ -56,6 +57,7 @@ async def test_ready_only_after_the_probe_passes() -> None:
     assert seen[-1] is ProcessState.STOPPED
 
 
+@pytest.mark.slow
 async def test_log_line_readiness_and_output_callback() -> None:
     lines: list[str] = []
     spec = ProcessSpec("term", child_argv("ignore-term"), readiness=LogProbe(r"^ready$"), stop_grace_s=0.2)
@@ -69,6 +71,7 @@ async def test_log_line_readiness_and_output_callback() -> None:
         await mp.stop()
 
 
+@pytest.mark.slow
 @posix_only
 async def test_sigkill_of_the_child_is_detected_and_it_comes_back_ready() -> None:
     port = free_port()
@@ -93,6 +96,7 @@ async def test_sigkill_of_the_child_is_detected_and_it_comes_back_ready() -> Non
         await mp.stop()
 
 
+@pytest.mark.slow
 async def test_crash_loop_fails_with_the_code_and_a_redacted_log_tail() -> None:
     secret = "s3cr3t-value-that-must-not-leak"
     spec = ProcessSpec("app", child_argv("crash", 3, 60, f"token={secret}"), restart=FAST,
@@ -120,6 +124,7 @@ async def test_crash_loop_fails_with_the_code_and_a_redacted_log_tail() -> None:
         await mp.stop()
 
 
+@pytest.mark.slow
 async def test_livekit_crash_loop_has_its_own_class() -> None:
     spec = ProcessSpec("livekit", child_argv("crash", 1, 1, "boom"), restart=FAST,
                        error_code="LIVEKIT_CRASH_LOOP")
@@ -153,15 +158,18 @@ async def _backoff_delays(clock_step: float) -> list[str]:
     return [r.rsplit("restarting in ", 1)[1] for r in reasons[:4]]
 
 
+@pytest.mark.slow
 async def test_back_off_grows_and_is_capped() -> None:
     assert await _backoff_delays(clock_step=0.0) == ["0.01 s", "0.02 s", "0.04 s", "0.04 s"]
 
 
+@pytest.mark.slow
 async def test_back_off_resets_after_a_long_ready_run() -> None:
     # Each run is "ready" (no probe) and the fake clock moves 100 s per reading: every run was long.
     assert await _backoff_delays(clock_step=100.0) == ["0.01 s"] * 4
 
 
+@pytest.mark.slow
 async def test_port_held_by_another_process_is_port_in_use_naming_it() -> None:
     port = free_port()
     holder = subprocess.Popen(child_argv("listen", port), stdout=subprocess.PIPE, text=True)
@@ -187,6 +195,7 @@ async def test_port_held_by_another_process_is_port_in_use_naming_it() -> None:
         holder.wait(5)
 
 
+@pytest.mark.slow
 async def test_adopts_a_service_that_is_already_ours_and_never_stops_it() -> None:
     port = free_port()
     other = subprocess.Popen(child_argv("http", port, 0), stdout=subprocess.PIPE, text=True)
@@ -212,6 +221,7 @@ async def test_adopts_a_service_that_is_already_ours_and_never_stops_it() -> Non
         other.wait(5)
 
 
+@pytest.mark.slow
 async def test_an_adopted_service_that_goes_away_is_replaced_by_our_own() -> None:
     port = free_port()
     other = subprocess.Popen(child_argv("http", port, 0), stdout=subprocess.PIPE, text=True)
@@ -237,6 +247,7 @@ async def test_an_adopted_service_that_goes_away_is_replaced_by_our_own() -> Non
             other.wait(5)
 
 
+@pytest.mark.slow
 async def test_a_port_not_ours_is_refused_even_with_an_adopt_check() -> None:
     port = free_port()
     other = subprocess.Popen(child_argv("listen", port), stdout=subprocess.PIPE, text=True)
@@ -254,6 +265,7 @@ async def test_a_port_not_ours_is_refused_even_with_an_adopt_check() -> None:
         other.wait(5)
 
 
+@pytest.mark.slow
 @posix_only
 async def test_a_child_ignoring_sigterm_is_killed_after_the_grace_period() -> None:
     spec = ProcessSpec("stubborn", child_argv("ignore-term"), readiness=LogProbe("ready"), stop_grace_s=0.5)
@@ -270,6 +282,7 @@ async def test_a_child_ignoring_sigterm_is_killed_after_the_grace_period() -> No
     assert mp.exit_code == -signal.SIGKILL
 
 
+@pytest.mark.slow
 async def test_a_grandchild_is_stopped_with_its_parent() -> None:
     pids: list[int] = []
 
@@ -292,6 +305,7 @@ async def test_a_grandchild_is_stopped_with_its_parent() -> None:
         kill_quietly(pids)
 
 
+@pytest.mark.slow
 @posix_only
 def test_sigkill_of_the_orchestrator_leaves_no_child_alive(tmp_path: Path) -> None:
     script = textwrap.dedent(f"""
@@ -329,6 +343,7 @@ def test_sigkill_of_the_orchestrator_leaves_no_child_alive(tmp_path: Path) -> No
         kill_quietly(pids)
 
 
+@pytest.mark.slow
 async def test_liveness_failure_makes_it_unhealthy_then_restarts_it(tmp_path: Path) -> None:
     port = free_port()
     sick = tmp_path / "sick"
@@ -356,6 +371,7 @@ async def test_liveness_failure_makes_it_unhealthy_then_restarts_it(tmp_path: Pa
         await mp.stop()
 
 
+@pytest.mark.slow
 async def test_not_ready_within_the_start_timeout_counts_as_a_failure() -> None:
     port = free_port()
     spec = ProcessSpec("slow", child_argv("http", port, 30), port=port, start_timeout_s=0.3, stop_grace_s=0.5,
@@ -373,6 +389,7 @@ async def test_not_ready_within_the_start_timeout_counts_as_a_failure() -> None:
         await mp.stop()
 
 
+@pytest.mark.slow
 async def test_planned_restart_is_not_a_failure() -> None:
     port = free_port()
     spec = ProcessSpec("web", child_argv("http", port, 0), port=port,
@@ -397,6 +414,7 @@ async def test_a_missing_program_is_binary_not_found() -> None:
     assert isinstance(mp.error, BinaryNotFound)
 
 
+@pytest.mark.slow
 async def test_stop_is_safe_before_start_and_twice() -> None:
     mp = ManagedProcess(ProcessSpec("idle", child_argv("ignore-term"), stop_grace_s=0.3))
     await mp.stop()
@@ -407,6 +425,7 @@ async def test_stop_is_safe_before_start_and_twice() -> None:
     assert mp.state is ProcessState.STOPPED and mp.pid is None
 
 
+@pytest.mark.slow
 async def test_env_and_cwd_reach_the_child(tmp_path: Path) -> None:
     lines: list[str] = []
     code = "import os; print(os.environ['LP_TEST_VALUE'], os.getcwd(), flush=True)"
@@ -422,6 +441,7 @@ async def test_env_and_cwd_reach_the_child(tmp_path: Path) -> None:
         await mp.stop()
 
 
+@pytest.mark.slow
 async def test_wait_ready_times_out() -> None:
     mp = ManagedProcess(ProcessSpec("never", child_argv("ignore-term"), readiness=LogProbe("never matches"),
                                     stop_grace_s=0.2))
