@@ -19,20 +19,11 @@ from helpers.tiers import (  # noqa: F401
     pytest_runtest_call,
     pytest_runtest_makereport,
     pytest_runtest_setup,
+    require,
 )
 
 IN_CI = in_ci()
 pytest_plugins = ["pytester"]  # tests/test_tiers.py runs small pytest sessions in-process
-
-
-def require(condition: bool, what: str) -> None:
-    """Skip locally when a component is missing; in CI (CI=true) a missing component is a failure
-    (and so is any skip: see :func:`helpers.tiers.pytest_runtest_makereport`)."""
-    if condition:
-        return
-    if in_ci():
-        pytest.fail(f"missing in CI: {what}")
-    pytest.skip(f"missing: {what}")
 
 
 @pytest.fixture(scope="session")

@@ -33,6 +33,16 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+def require(condition: bool, what: str) -> None:
+    """Skip locally when a component is missing; under CI=true a missing component is a failure
+    (as is any skip: :func:`pytest_runtest_makereport`). Never call ``pytest.skip`` directly."""
+    if condition:
+        return
+    if in_ci():
+        pytest.fail(f"missing in CI: {what}")
+    pytest.skip(f"missing: {what}")
+
+
 def runs_here(platforms: tuple[str, ...]) -> bool:
     """``posix``/``windows`` match ``os.name``; anything else is a ``sys.platform`` prefix."""
     for name in platforms:
