@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from linkpronto import paths
 from linkpronto.components import Component, ComponentState, ComponentStatus, iso, utcnow
 from linkpronto.config import Settings
 from linkpronto.errors import (
@@ -148,10 +149,10 @@ class Stack:
 
     @property
     def livekit_browser_url(self) -> str | None:
-        """What a browser connects to: the public origin (``/rtc`` is proxied) or LiveKit Cloud."""
+        """What a browser connects to: ``wss://<public>/_linkpronto/livekit`` (proxied) or LiveKit Cloud."""
         if self.settings.livekit.mode == "cloud":
             return self.settings.livekit.url or None
-        return ws_base(self.public_url) if self.public_url else None
+        return ws_base(self.public_url) + paths.LIVEKIT if self.public_url else None
 
     def credentials(self) -> Credentials | None:
         url = self.livekit_browser_url
