@@ -696,16 +696,10 @@ class Stack:
         r = self._result
         media_check = next((c for c in r.checks if c.name == "media"), None) if r else None
         reach, _, detail = media_check.detail.partition(": ") if media_check else ("unknown", "", "")
-        tunnel_json = (
-            self.tunnel.describe().to_json(lang)
-            if self.tunnel is not None
-            else {
-                "provider": self.settings.tunnel.provider,
-                "state": "closed",
-                "public_url": None,
-                "detail": "",
-            }
-        )
+        tunnel_json: dict[str, Any] = {"provider": self.settings.tunnel.provider, "state": "stopped"}
+        if self.tunnel is not None:
+            # One state vocabulary for every part (schema.PartState), the tunnel's included.
+            tunnel_json = {**self.tunnel.describe().to_json(lang), "state": _tunnel_component(self.tunnel).state.value}
         return {
             "state": self.state.value,
             "since": iso(self.since),
