@@ -203,8 +203,9 @@ async def test_422_names_each_bad_field(tmp_path: Path, livekit_double: RunningD
         assert fields == {"professional_id", "wait_s", "max_uses"}
         for name in fields:
             assert name in body["error"]["message"]
+        # The drop-in keeps the old route's 400 {success: false, error, fields} (tests/web/test_drop_in.py).
         res = await lp.admin.post("/api/generate-consultation-token", json={"clientId": "c"})
-        assert res.status_code == 422 and "professionalId" in res.json()["error"]["message"]
+        assert res.status_code == 400 and "professionalId" in res.json()["error"]
         res = await lp.public.post("/_linkpronto/api/join", json={"token": 5})
         assert res.status_code == 422 and "token" in res.json()["error"]["message"]
 
