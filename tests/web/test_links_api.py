@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 from livekit.api import TokenVerifier
 
+from helpers import wire
 from helpers.inproc import InProcessDouble
 from helpers.lp import TEST_KEY, TEST_SECRET, run_lp, settings_for
 from helpers.net import Relay, free_port
@@ -157,10 +158,59 @@ async def test_admin_surface_never_on_the_public_listener(tmp_path: Path, liveki
                 continue
             assert res.status_code == 404, (method, path, res.status_code)
         # LiveKit's own admin surfaces never pass the gateway either.
-        for path in ("/twirp/livekit.RoomService/ListRooms", "/debug/pprof", "/rtc/../twirp",
-                     "/_linkpronto/livekit/twirp/livekit.RoomService/ListRooms",
-                     "/_linkpronto/livekit/rtc/../twirp", "/_linkpronto/livekit/debug/pprof"):
+        for path in ("/twirp/livekit.RoomService/ListRooms", "/debug/pprof",
+                     "/_linkpronto/livekit/twirp/livekit.RoomService/ListRooms", "/_linkpronto/livekit/debug/pprof"):
             assert (await lp.public.post(path)).status_code == 404
+
+
+# Sent byte for byte (helpers/wire.py): an HTTP client would resolve these before sending them.
+TRAVERSALS = [
+    "/_linkpronto/livekit/rtc/../twirp/livekit.RoomService/ListRooms",
+    "/_linkpronto/livekit/rtc/%2e%2e/twirp/livekit.RoomService/ListRooms",
+    "/_linkpronto/livekit/rtc/%2E%2E/%2E%2E/livekit/twirp/livekit.RoomService/ListRooms",
+    "/_linkpronto/livekit//twirp/livekit.RoomService/ListRooms",
+    "/_linkpronto/livekit/rtc/../../../twirp/livekit.RoomService/ListRooms",
+    "/_linkpronto/livekit/./debug/pprof",
+    "/_linkpronto/livekit/rtc%2f..%2ftwirp/livekit.RoomService/ListRooms",
+]
+
+
+async def test_traversal_on_the_wire_never_reaches_livekit_admin_nor_the_admin_api(
+    tmp_path: Path, livekit_inproc: InProcessDouble
+) -> None:
+    settings = settings_for(tmp_path / "d", livekit_url=livekit_inproc.url)
+    async with run_lp(settings) as lp:
+        public = f"http://127.0.0.1:{lp.running.public_port}"
+        # What a request that did reach LiveKit's Twirp API leaves behind in the double: a refused call
+        # (these carry no admin token). linkpronto's own calls are signed and answered 200.
+        def refused_calls() -> list[dict[str, object]]:
+            return [c for c in livekit_inproc.state()["calls"] if c["status"] != 200]
+
+        livekit_inproc.reset()
+        direct = await wire.send(livekit_inproc.url, "POST", "/twirp/livekit.RoomService/ListRooms",
+                                 headers={"Content-Type": "application/json"}, body=b"{}")
+        assert direct.status == 401 and len(refused_calls()) == 1
+        livekit_inproc.reset()
+        for target in TRAVERSALS:
+            for method in ("GET", "POST"):
+                res = await wire.send(public, method, target, headers={"Content-Type": "application/json"},
+                                      body=b"{}" if method == "POST" else b"")
+                assert res.status in (400, 404), (method, target, res.status, res.text)
+        assert refused_calls() == []
+        # The admin API is not on the public listener, however the path is spelled.
+        auth = {"Authorization": f"Bearer {lp.secrets.admin_token}"}
+        for target in ("/_linkpronto/../api/status", "/_linkpronto/api/%2e%2e/%2e%2e/api/status",
+                       "//api/status", "/_linkpronto/static/../../api/consultation-links"):
+            res = await wire.send(public, "GET", target, headers=auth)
+            assert res.status in (400, 404), (target, res.status, res.text)
+            assert lp.secrets.instance_id not in res.text
+        # Controls: the bytes did go out as written — the server, not the client, resolved them.
+        res = await wire.send(public, "GET", "/_linkpronto/static/../healthz")
+        assert res.status == 200, res.text
+        before = livekit_inproc.state()["validate_calls"]
+        res = await wire.send(public, "GET", "/_linkpronto/livekit/debug/../rtc/validate?access_token=forged")
+        assert res.status == 401
+        assert livekit_inproc.state()["validate_calls"] == before + 1
 
 
 async def test_admin_host_and_token_checks(tmp_path: Path, livekit_inproc: InProcessDouble) -> None:
