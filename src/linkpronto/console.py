@@ -183,6 +183,29 @@ def print_links(items: list[dict[str, Any]]) -> None:
     out.print(table)
 
 
+CHILD_STYLE = {"app": "cyan", "livekit": "magenta", "tunnel": "blue"}
+
+
+def child_line(name: str, line: str, width: int = 8) -> RichText:
+    """``app     | <line>``: a child's output line, its name as a (coloured on a terminal) prefix."""
+    text = RichText(f"{name:<{width}}| ", style=CHILD_STYLE.get(name, "dim"), no_wrap=False)
+    text.append(line)  # plain text: a child's "[red]" is never rich markup
+    return text
+
+
+def print_child_line(name: str, line: str) -> None:
+    out.print(child_line(name, line))
+
+
+def print_log_lines(lines: list[dict[str, Any]], *, with_name: bool = False) -> None:
+    """``linkpronto logs``: each line as the child printed it (prefixed with its name when asked)."""
+    for item in lines:
+        if with_name:
+            out.print(child_line(str(item.get("name", "")), str(item.get("line", ""))))
+        else:
+            out.print(RichText(str(item.get("line", ""))))
+
+
 def say(message: str, style: str = "") -> None:
     err.print(message, style=style)
 

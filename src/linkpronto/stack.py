@@ -44,6 +44,7 @@ from linkpronto.links.service import Credentials, LinkService, Proof
 from linkpronto.links.store import LinkRow, LinkStore
 from linkpronto.livekit.local import check_livekit_keys
 from linkpronto.livekit.remote import RemoteLivekit, RoomAdmin, ws_base
+from linkpronto.supervise.logtail import OutputHub
 from linkpronto.verify import Ladder, LadderInput, LadderResult, assess_media
 
 if TYPE_CHECKING:
@@ -116,6 +117,8 @@ class Stack:
         self._status_listeners: set[asyncio.Queue[dict[str, Any]]] = set()
         self._last_status_key = ""
         self._client = httpx.AsyncClient(http2=False)
+        # The children's output: streamed into `up`'s terminal and served to `linkpronto logs`.
+        self.output = OutputHub()
         self._ladder = Ladder(self._client)
         self._ladder_lock = asyncio.Lock()
         self._start_lock = asyncio.Lock()
@@ -262,6 +265,7 @@ class Stack:
                 api_key=self.api_key,
                 api_secret=self._api_secret,
                 install_allowed=self.install_allowed,
+                on_line=self.output.sink("livekit"),
             )
         mode: Any = lk.mode
         url = lk.url or f"http://127.0.0.1:{lk.port}"
@@ -310,7 +314,7 @@ class Stack:
             port=app.port or None,
             redact=(self.secrets.admin_token, self._api_secret),
         )
-        process = ManagedProcess(spec)
+        process = ManagedProcess(spec, on_line=self.output.sink("app"))
         process.restarts = restarts
         return process
 

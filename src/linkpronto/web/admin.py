@@ -256,9 +256,10 @@ def build_admin_app(
             return error_response(exc, 503, request_lang(request))
         return JSONResponse(doc)
 
-    from linkpronto.web import dropin
+    from linkpronto.web import dropin, logs
 
     dropin.register(app, stack)
+    logs.register(app, stack)
 
     # -- stack control ------------------------------------------------------------------------------
     @app.post("/api/stack/start")
