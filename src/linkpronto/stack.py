@@ -43,7 +43,8 @@ from linkpronto.machine import Action, Decision, Events, PartView, Snapshot, Tim
 from linkpronto.proof import ProofKeeper
 from linkpronto.schema import PartState, StackState
 from linkpronto.supervise.logtail import OutputHub
-from linkpronto.verify import Ladder, LadderInput, LadderResult, assess_media
+from linkpronto.verify import LINK_PROBE_TOKEN, Ladder, LadderInput, LadderResult, assess_media
+from linkpronto.warmup import AppWarmup, warm_paths
 
 if TYPE_CHECKING:
     from linkpronto.tunnels.base import TunnelEvent, TunnelProvider
@@ -114,6 +115,7 @@ class Stack:
         self._client = httpx.AsyncClient(http2=False)
         # The children's output: streamed into `up`'s terminal and served to `linkpronto logs`.
         self.output = OutputHub()
+        self._warmup = AppWarmup()
         self._ladder = Ladder(self._client)
         self._start_lock = asyncio.Lock()
         self._last_activity = time.monotonic()
@@ -213,6 +215,7 @@ class Stack:
 
     async def stop(self) -> None:
         async with self._start_lock:
+            self._warmup.close()
             tasks = (
                 self._idle_task, self._livekit_task, self._tunnel_task, self._app_restart, self._ladder_task,
                 self._task,
@@ -380,6 +383,9 @@ class Stack:
             if self._app_unwatch in self._unsubscribe:
                 self._unsubscribe.remove(self._app_unwatch)
         self._app_unwatch = self._watch(app)
+        if self.app_url:  # warm the link route as soon as the port opens (a dev server's first compile)
+            self._unsubscribe.append(self._warmup.watch(app, self.app_url, warm_paths(
+                self.settings.app.health_path, self.links.link_path, LINK_PROBE_TOKEN), self.poke))
         try:
             await app.start()
         except LinkprontoError:
@@ -517,6 +523,7 @@ class Stack:
             app_url=self.app_url if self.settings.app.command or self.settings.app.port else None,
             app_health_path=self.settings.app.health_path,
             link_path=self.links.link_path,
+            app_budget_s=self._warmup.budget_s,
             media=assess_media(
                 livekit_mode=lk.mode,
                 node_ip=node_ip,

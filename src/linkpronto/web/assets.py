@@ -22,6 +22,8 @@ LIVEKIT_BUNDLE = "livekit-client.umd.js"
 """File name inside ``node_modules/livekit-client/dist/`` and inside ``static/vendor/``."""
 STATIC_URL_PREFIX = "/_linkpronto/static"
 """Where the web apps mount :data:`STATIC_DIR` (both listeners)."""
+PATIENT_FILES = ("app.css", "patient.js", "i18n.js", "livekit.js", "vendor/" + LIVEKIT_BUNDLE)
+"""What the patient page loads from :data:`STATIC_URL_PREFIX` (the verification ladder checks each)."""
 
 
 class AssetsMissing(LinkprontoError):
@@ -31,8 +33,11 @@ class AssetsMissing(LinkprontoError):
         "The browser files (livekit-client) are not installed.",
     )
     default_fix = Text(
-        "Na pasta do projeto, rode: npm install e depois python -m linkpronto.web.assets",
-        "In the project folder run: npm install and then python -m linkpronto.web.assets",
+        "Reinstale o linkpronto a partir do pacote publicado (pip install --force-reinstall linkpronto), que "
+        "já traz o livekit-client; numa cópia do código-fonte rode: npm install e depois "
+        "python -m linkpronto.web.assets",
+        "Reinstall linkpronto from the published package (pip install --force-reinstall linkpronto), which "
+        "carries livekit-client; in a source checkout run: npm install and then python -m linkpronto.web.assets",
     )
 
 
