@@ -234,5 +234,17 @@ def print_doctor(report: dict[str, Any]) -> None:
         body = c["message"] + (f"\n  → {c['fix']}" if c.get("fix") and c["level"] != "ok" else "")
         table.add_row(RichText(mark, style=style), body)
     out.print(table)
-    verdict = T("Tudo certo.", "All good.") if report["ok"] else T("Há problemas a corrigir.", "There are problems to fix.")
-    out.print(verdict.get(), style="green" if report["ok"] else "bold red")
+    out.print(*doctor_verdict(report))
+
+
+def doctor_verdict(report: dict[str, Any]) -> tuple[str, str]:
+    """The last line of ``doctor`` and its style: never "All good." with a warning above it."""
+    warnings = sum(1 for c in report["checks"] if c["level"] == "warn")
+    if not report["ok"]:
+        return T("Há problemas a corrigir.", "There are problems to fix.").get(), "bold red"
+    if warnings:
+        return T(
+            f"Nada impede o 'linkpronto up', mas leia o(s) {warnings} aviso(s) acima.",
+            f"Nothing stops 'linkpronto up', but read the {warnings} warning(s) above.",
+        ).get(), "yellow"
+    return T("Tudo certo.", "All good.").get(), "green"
