@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import httpx
 
-from linkpronto.components import Component
+from linkpronto.components import Part, PartStatus
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +47,11 @@ class AppWarmup:
         return self.steady_s
 
     def watch(
-        self, process: Component, app_url: str, paths: list[str], on_warm: Callable[[], None]
+        self, process: Part, app_url: str, paths: list[str], on_warm: Callable[[], None]
     ) -> Callable[[], None]:
         """Warm ``paths`` on ``app_url`` each time ``process`` comes up with a new pid."""
 
-        def changed() -> None:
-            st = process.status()
+        def changed(st: PartStatus) -> None:
             if st.pid is None:
                 return
             self._current_pid = st.pid
