@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from linkpronto.errors import LinkNotFound, LinkprontoError
 from linkpronto.i18n import Text
 from linkpronto.links.service import LinkStatus, qr_svg
-from linkpronto.schema import CreateLinkRequest, DropInRequest
+from linkpronto.schema import CreateLinkRequest
 from linkpronto.stack import STATUS_HEARTBEAT_S, Stack, StackState
 from linkpronto.web.common import error_response, request_lang
 
@@ -34,7 +34,6 @@ DASHBOARD_HEADER = "x-linkpronto"
 
 
 CreateLink = CreateLinkRequest
-GenerateToken = DropInRequest
 
 
 def _field_errors(exc: RequestValidationError) -> tuple[list[str], list[dict[str, Any]]]:
@@ -249,9 +248,10 @@ def build_admin_app(
             return error_response(exc, 503, request_lang(request))
         return JSONResponse(doc)
 
-    from linkpronto.web import dropin
+    from linkpronto.web import dropin, logs
 
     dropin.register(app, stack)
+    logs.register(app, stack)
 
     # -- stack control ------------------------------------------------------------------------------
     @app.post("/api/stack/start")
