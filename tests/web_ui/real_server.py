@@ -106,6 +106,11 @@ class RealServer:
         link: dict[str, Any] = res.json()
         return link
 
+    def ready_link(self, **body: Any) -> dict[str, Any]:
+        """A ready link made through the real API, with ``_url`` and ``_token`` as the fake's links have."""
+        link = self.create_link(**body)
+        return {**link, "_url": link["url"], "_token": token_of(link)}
+
     def link(self, link_id: str) -> dict[str, Any]:
         res = self.client().get(f"/api/consultation-links/{link_id}")
         assert res.status_code == 200, res.text

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 from livekit.api import TokenVerifier
 from playwright.sync_api import BrowserContext, Page, expect
 from real_server import RealServer, token_of  # type: ignore[import-not-found]
@@ -29,16 +28,6 @@ from helpers.inproc import InProcessDouble
 from helpers.lp import TEST_KEY, TEST_SECRET
 
 FAKE_LK = (Path(__file__).parent / "fake_livekit.js").read_text(encoding="utf-8")
-
-
-@pytest.fixture
-def real(tmp_path: Path, livekit_inproc: InProcessDouble) -> Iterator[RealServer]:
-    server = RealServer(tmp_path / "data", livekit_inproc.url).start()
-    try:
-        server.wait_state("ready")
-        yield server
-    finally:
-        server.stop()
 
 
 # The real server honours Accept-Language: a browser set to Portuguese, as the patients' are.
