@@ -97,10 +97,10 @@ async def test_full_link_lifecycle(tmp_path: Path, livekit_inproc: InProcessDoub
             assert (await lp.public.get(f"/c/{token}")).status_code == 410
 
             # 7. Expiry: 410 with the expired page.
-            res = await lp.admin.post("/api/consultation-links", json={"professional_id": "p", "expires_in_s": 1})
+            res = await lp.admin.post("/api/consultation-links", json={"professional_id": "p", "expires_in_s": 0.6})
             short = res.json()
             short_token = short["url"].rsplit("/", 1)[1]
-            await asyncio.sleep(1.1)
+            await asyncio.sleep(0.7)
             assert (await lp.public.post("/_linkpronto/api/join", json={"token": short_token})).status_code == 410
             assert (await lp.admin.get(f"/api/consultation-links/{short['id']}")).json()["status"] == "expired"
 
