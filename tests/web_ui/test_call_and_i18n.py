@@ -18,7 +18,7 @@ def test_api_calls_carry_lang(real: RealServer, new_context: Callable[..., Brows
     page = new_context().new_page()
     seen: list[str] = []
     page.on("request", lambda r: seen.append(r.url))
-    page.goto(real.dashboard("?lang=en"))
+    real.open_admin(page, "/?lang=en")
     expect(page.locator("#stack-state")).to_have_text("Ready")
     api = [u for u in seen if "/api/" in u]
     assert api and all("lang=en" in u for u in api)
@@ -34,7 +34,7 @@ def _tab_order(page: Page, stops: int) -> list[str]:
 
 def test_keyboard_navigation_and_labels(real: RealServer, new_context: Callable[..., BrowserContext]) -> None:
     page = new_context().new_page()
-    page.goto(real.dashboard())
+    real.open_admin(page)
     expect(page.locator("#stack-state")).to_have_text("Pronto")
     order = _tab_order(page, 8)
     expected = ["lang-toggle", "professional_id", "client_id", "consultation_type", "gen-submit", "devtest-start"]

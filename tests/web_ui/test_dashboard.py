@@ -90,7 +90,7 @@ def test_missing_professional_is_explained(real: RealServer, new_context: Callab
     page = new_context().new_page()
     posts: list[str] = []
     page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
-    page.goto(real.dashboard())
+    real.open_admin(page)
     page.get_by_role("button", name="Gerar link").click()
     expect(page.locator("#gen-result")).to_contain_text("Informe o profissional.")
     expect(page.get_by_label("Profissional (ID)")).to_be_focused()

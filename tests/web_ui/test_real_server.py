@@ -41,7 +41,7 @@ def _phone(new_context: Callable[..., BrowserContext], **kw: Any) -> BrowserCont
 
 def _dashboard(new_context: Callable[..., BrowserContext], real: RealServer, query: str = "") -> Page:
     page = _ctx(new_context).new_page()
-    page.goto(real.dashboard(query))
+    real.open_admin(page, "/" + query)
     expect(page.locator("#stack-state")).not_to_have_attribute("data-state", "unknown")
     return page
 
@@ -95,7 +95,7 @@ def test_call_page_uses_a_real_host_token_and_ending_revokes(
     ctx = _ctx(new_context)
     ctx.add_init_script(FAKE_LK)
     page = ctx.new_page()
-    page.goto(f"{real.admin_url}/call/{link['id']}")
+    real.open_admin(page, f"/call/{link['id']}")
     expect(page.get_by_role("textbox", name="Link do paciente")).to_have_value(link["url"])
     page.get_by_role("button", name="Iniciar chamada").click()
     expect(page.locator("#conn-state")).to_have_text("Conectado")
@@ -120,7 +120,7 @@ def test_call_page_livekit_client_signals_through_the_gateway_to_livekit(
     the public listener's ``/_linkpronto/livekit/rtc`` to LiveKit, which accepts it into the room."""
     link = real.create_link()
     page = _ctx(new_context).new_page()
-    page.goto(f"{real.admin_url}/call/{link['id']}")
+    real.open_admin(page, f"/call/{link['id']}")
     page.get_by_role("button", name="Iniciar chamada").click()
 
     def for_this_room() -> list[dict[str, Any]]:
