@@ -197,6 +197,9 @@ class FakeStack:
         self.make_ready(link_id)
 
 
+FAKE_SESSION = "linkpronto_session_fake"
+
+
 def admin_app(stack: FakeStack) -> FastAPI:
     app = FastAPI()
     tasks: set[asyncio.Task[None]] = set()
@@ -205,9 +208,17 @@ def admin_app(stack: FakeStack) -> FastAPI:
     async def guard(request: Request, call_next: Any) -> Response:
         with stack.lock:
             stack.requests.append((request.method, request.url.path, dict(request.headers)))
-        if request.url.path.startswith("/api/") and request.headers.get("x-linkpronto") != "1":
-            return _error("FORBIDDEN", "no", None, 403)
+        # Like the real AdminGuard (CONTRACT.md): the dashboard's session cookie (set here with any
+        # page), and a same-origin Origin on anything that changes state. No header alone grants.
+        if request.url.path.startswith("/api/"):
+            if request.cookies.get(FAKE_SESSION) != "ok":
+                return _error("UNAUTHORIZED", "no", None, 401)
+            origin = request.headers.get("origin")
+            if request.method not in ("GET", "HEAD") and origin != f"http://{request.headers.get('host')}":
+                return _error("FORBIDDEN_ORIGIN", "no", None, 403)
         resp: Response = await call_next(request)
+        if not request.url.path.startswith(("/api/", "/_linkpronto/")):  # a page: the session exists
+            resp.set_cookie(FAKE_SESSION, "ok", httponly=True, samesite="strict")
         return resp
 
     @app.get("/")
