@@ -144,7 +144,7 @@ def start_up(app: Path, data: Path, double_url: str) -> tuple[subprocess.Popen[A
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=2, help="first-link rounds (baseline, then up, each round)")
+    parser.add_argument("--rounds", type=int, default=3, help="first-link rounds (baseline, then up, each round)")
     args = parser.parse_args()
     app = prepare_example()
     (app / "pages" / "api" / "old-generate-consultation-token.js").write_text(OLD_ROUTE)
