@@ -31,7 +31,7 @@ def passed(age: float, *, promoted: bool = True, took: float = 0.03) -> ProofVie
 
 def failed(age: float, took: float = 0.03) -> ProofView:
     return ProofView(ok=False, started_at=NOW - age, finished_at=NOW - age + took,
-                     failure=("public_probe", "HTTP 502", Text("pt", "en")))
+                     failure=("public_probe", Text.same("HTTP 502"), Text("pt", "en")))
 
 
 # -- states and transitions ---------------------------------------------------------------------------
@@ -150,7 +150,7 @@ def test_url_change_during_a_ladder_run() -> None:
 
 # -- problems --------------------------------------------------------------------------------------------
 def test_problems_carry_both_languages_and_codes() -> None:
-    media = ProofView(ok=False, started_at=NOW - 1, finished_at=NOW - 0.9, failure=("public_rtc", "x", None),
+    media = ProofView(ok=False, started_at=NOW - 1, finished_at=NOW - 0.9, failure=("public_rtc", Text.same("x"), None),
                       same_network_only=Text("pt fix", "en fix"))
     d = decide(snap(https=False, public_url="http://10.0.0.2:7801"), media, NOW, T)
     assert [p.code for p in d.problems] == ["VERIFY_FAILED", "MEDIA_SAME_NETWORK_ONLY", "INSECURE_ORIGIN"]
