@@ -219,7 +219,8 @@ def upstream_app(recorder: Recorder) -> Starlette:
     async def ws_echo(ws: WebSocket) -> None:
         with recorder.lock:
             recorder.ws_headers.append({k: v for k, v in ws.headers.items()} | {
-                "__path": ws.url.path, "__query": ws.url.query})
+                "__path": ws.url.path, "__query": ws.url.query,
+                "__via": ws.headers.getlist("x-linkpronto-via")})
         offered = ws.scope.get("subprotocols") or []
         if ws.query_params.get("refuse"):
             await ws.send_denial_response(PlainTextResponse("no entry", status_code=int(ws.query_params["refuse"])))
