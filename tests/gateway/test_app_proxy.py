@@ -28,7 +28,7 @@ class Stack:
     gateway: RunningServer
 
 
-@pytest.fixture(scope="module", params=["uvloop", "asyncio"])
+@pytest.fixture(scope="module", params=[pytest.param("uvloop", marks=pytest.mark.only_on("posix")), "asyncio"])
 def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
     """The gateway on uvloop (Linux/macOS) and on the plain asyncio loop (what Windows runs)."""
     recorder = Recorder()
