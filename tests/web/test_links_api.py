@@ -1,27 +1,27 @@
 """The link API end to end over real HTTP: linkpronto's two listeners in-process, the LiveKit test
-double as a real child process, the public address reached through a TCP relay (a stand-in for a
+double in-process (:mod:`helpers.inproc`), the public address reached through a TCP relay (a stand-in for a
 tunnel edge) that the test switches off and on."""
 
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
 from livekit.api import TokenVerifier
 
-from doubles.livekit_server import RunningDouble
+from helpers import wire
+from helpers.inproc import InProcessDouble
 from helpers.lp import TEST_KEY, TEST_SECRET, run_lp, settings_for
 from helpers.net import Relay, free_port
 
 
-async def test_full_link_lifecycle(tmp_path: Path, livekit_double: RunningDouble) -> None:
+async def test_full_link_lifecycle(tmp_path: Path, livekit_inproc: InProcessDouble) -> None:
     public_port = free_port()
     relay = await Relay(target=None).start()  # the "tunnel" leads nowhere at first
     settings = settings_for(
-        tmp_path / "data", livekit_url=livekit_double.url, static_url=relay.url, public_port=public_port
+        tmp_path / "data", livekit_url=livekit_inproc.url, static_url=relay.url, public_port=public_port
     )
     try:
         async with run_lp(settings) as lp:
@@ -61,7 +61,7 @@ async def test_full_link_lifecycle(tmp_path: Path, livekit_double: RunningDouble
             assert (await lp.admin.get(f"/api/consultation-links/{link2['id']}")).json()["uses"] == 0
 
             # 5. Join: a LiveKit token for that room only, verified with livekit-api.
-            res = await lp.public.post("/api/public/join", json={"token": token, "display_name": "Maria"})
+            res = await lp.public.post("/_linkpronto/api/join", json={"token": token, "display_name": "Maria"})
             assert res.status_code == 200, res.text
             grant = res.json()
             claims = TokenVerifier(TEST_KEY, TEST_SECRET, leeway=timedelta(seconds=0)).verify(grant["access_token"])
@@ -72,7 +72,7 @@ async def test_full_link_lifecycle(tmp_path: Path, livekit_double: RunningDouble
             assert claims.name == "Maria"
             assert claims.identity == grant["identity"] and "maria" not in claims.identity.lower()
             assert "c-1" not in claims.identity and "dra-ana" not in claims.identity
-            assert grant["livekit_url"] == "ws://" + relay.url.removeprefix("http://")
+            assert grant["livekit_url"] == "ws://" + relay.url.removeprefix("http://") + "/_linkpronto/livekit"
             import jwt
 
             raw = jwt.decode(grant["access_token"], options={"verify_signature": False})
@@ -82,38 +82,38 @@ async def test_full_link_lifecycle(tmp_path: Path, livekit_double: RunningDouble
             # 6. Revoke: 410 afterwards, and the double received RemoveParticipant for the room.
             import websockets
 
-            ws = await websockets.connect(f"{livekit_double.ws_url}/rtc?access_token={grant['access_token']}")
-            livekit_double.reset()
+            ws = await websockets.connect(f"{livekit_inproc.ws_url}/rtc?access_token={grant['access_token']}")
+            livekit_inproc.reset()
             res = await lp.admin.delete(f"/api/consultation-links/{link2['id']}")
             assert res.status_code == 200 and res.json()["status"] == "revoked"
-            calls = livekit_double.state()["calls"]
+            calls = livekit_inproc.state()["calls"]
             assert any(
                 c["method"] == "RemoveParticipant" and c["room"] == link2["room"] and c["status"] == 200 for c in calls
             ), calls
             await ws.close()
-            res = await lp.public.post("/api/public/join", json={"token": token})
+            res = await lp.public.post("/_linkpronto/api/join", json={"token": token})
             assert res.status_code == 410
             assert res.json()["error"]["code"] == "LINK_GONE"
             assert (await lp.public.get(f"/c/{token}")).status_code == 410
 
             # 7. Expiry: 410 with the expired page.
-            res = await lp.admin.post("/api/consultation-links", json={"professional_id": "p", "expires_in_s": 1})
+            res = await lp.admin.post("/api/consultation-links", json={"professional_id": "p", "expires_in_s": 0.6})
             short = res.json()
             short_token = short["url"].rsplit("/", 1)[1]
-            await asyncio.sleep(1.1)
-            assert (await lp.public.post("/api/public/join", json={"token": short_token})).status_code == 410
+            await asyncio.sleep(0.7)
+            assert (await lp.public.post("/_linkpronto/api/join", json={"token": short_token})).status_code == 410
             assert (await lp.admin.get(f"/api/consultation-links/{short['id']}")).json()["status"] == "expired"
 
             # 8. Max uses: the second join is 410 and the link reads "exhausted".
             res = await lp.admin.post("/api/consultation-links", json={"professional_id": "p", "max_uses": 1})
             once = res.json()
             once_token = once["url"].rsplit("/", 1)[1]
-            assert (await lp.public.post("/api/public/join", json={"token": once_token})).status_code == 200
-            assert (await lp.public.post("/api/public/join", json={"token": once_token})).status_code == 410
+            assert (await lp.public.post("/_linkpronto/api/join", json={"token": once_token})).status_code == 200
+            assert (await lp.public.post("/_linkpronto/api/join", json={"token": once_token})).status_code == 410
             assert (await lp.admin.get(f"/api/consultation-links/{once['id']}")).json()["status"] == "exhausted"
 
             # 9. Unknown token: 404.
-            assert (await lp.public.post("/api/public/join", json={"token": "nope" * 8})).status_code == 404
+            assert (await lp.public.post("/_linkpronto/api/join", json={"token": "nope" * 8})).status_code == 404
             assert (await lp.public.get("/c/" + "nope" * 8)).status_code == 404
 
             listed = (await lp.admin.get("/api/consultation-links?professional_id=dra-ana")).json()["items"]
@@ -132,8 +132,8 @@ async def test_full_link_lifecycle(tmp_path: Path, livekit_double: RunningDouble
         await relay.close()
 
 
-async def test_admin_surface_never_on_the_public_listener(tmp_path: Path, livekit_double: RunningDouble) -> None:
-    settings = settings_for(tmp_path / "d", livekit_url=livekit_double.url)
+async def test_admin_surface_never_on_the_public_listener(tmp_path: Path, livekit_inproc: InProcessDouble) -> None:
+    settings = settings_for(tmp_path / "d", livekit_url=livekit_inproc.url)
     async with run_lp(settings) as lp:
         paths = [
             ("GET", "/api/status"),
@@ -158,12 +158,63 @@ async def test_admin_surface_never_on_the_public_listener(tmp_path: Path, liveki
                 continue
             assert res.status_code == 404, (method, path, res.status_code)
         # LiveKit's own admin surfaces never pass the gateway either.
-        for path in ("/twirp/livekit.RoomService/ListRooms", "/debug/pprof", "/rtc/../twirp"):
+        for path in ("/twirp/livekit.RoomService/ListRooms", "/debug/pprof",
+                     "/_linkpronto/livekit/twirp/livekit.RoomService/ListRooms", "/_linkpronto/livekit/debug/pprof"):
             assert (await lp.public.post(path)).status_code == 404
 
 
-async def test_admin_host_and_token_checks(tmp_path: Path, livekit_double: RunningDouble) -> None:
-    settings = settings_for(tmp_path / "d", livekit_url=livekit_double.url)
+# Sent byte for byte (helpers/wire.py): an HTTP client would resolve these before sending them.
+TRAVERSALS = [
+    "/_linkpronto/livekit/rtc/../twirp/livekit.RoomService/ListRooms",
+    "/_linkpronto/livekit/rtc/%2e%2e/twirp/livekit.RoomService/ListRooms",
+    "/_linkpronto/livekit/rtc/%2E%2E/%2E%2E/livekit/twirp/livekit.RoomService/ListRooms",
+    "/_linkpronto/livekit//twirp/livekit.RoomService/ListRooms",
+    "/_linkpronto/livekit/rtc/../../../twirp/livekit.RoomService/ListRooms",
+    "/_linkpronto/livekit/./debug/pprof",
+    "/_linkpronto/livekit/rtc%2f..%2ftwirp/livekit.RoomService/ListRooms",
+]
+
+
+async def test_traversal_on_the_wire_never_reaches_livekit_admin_nor_the_admin_api(
+    tmp_path: Path, livekit_inproc: InProcessDouble
+) -> None:
+    settings = settings_for(tmp_path / "d", livekit_url=livekit_inproc.url)
+    async with run_lp(settings) as lp:
+        public = f"http://127.0.0.1:{lp.running.public_port}"
+        # What a request that did reach LiveKit's Twirp API leaves behind in the double: a refused call
+        # (these carry no admin token). linkpronto's own calls are signed and answered 200.
+        def refused_calls() -> list[dict[str, object]]:
+            return [c for c in livekit_inproc.state()["calls"] if c["status"] != 200]
+
+        livekit_inproc.reset()
+        direct = await wire.send(livekit_inproc.url, "POST", "/twirp/livekit.RoomService/ListRooms",
+                                 headers={"Content-Type": "application/json"}, body=b"{}")
+        assert direct.status == 401 and len(refused_calls()) == 1
+        livekit_inproc.reset()
+        for target in TRAVERSALS:
+            for method in ("GET", "POST"):
+                res = await wire.send(public, method, target, headers={"Content-Type": "application/json"},
+                                      body=b"{}" if method == "POST" else b"")
+                assert res.status in (400, 404), (method, target, res.status, res.text)
+        assert refused_calls() == []
+        # The admin API is not on the public listener, however the path is spelled.
+        auth = {"Authorization": f"Bearer {lp.secrets.admin_token}"}
+        for target in ("/_linkpronto/../api/status", "/_linkpronto/api/%2e%2e/%2e%2e/api/status",
+                       "//api/status", "/_linkpronto/static/../../api/consultation-links"):
+            res = await wire.send(public, "GET", target, headers=auth)
+            assert res.status in (400, 404), (target, res.status, res.text)
+            assert lp.secrets.instance_id not in res.text
+        # Controls: the bytes did go out as written — the server, not the client, resolved them.
+        res = await wire.send(public, "GET", "/_linkpronto/static/../healthz")
+        assert res.status == 200, res.text
+        before = livekit_inproc.state()["validate_calls"]
+        res = await wire.send(public, "GET", "/_linkpronto/livekit/debug/../rtc/validate?access_token=forged")
+        assert res.status == 401
+        assert livekit_inproc.state()["validate_calls"] == before + 1
+
+
+async def test_admin_host_and_token_checks(tmp_path: Path, livekit_inproc: InProcessDouble) -> None:
+    settings = settings_for(tmp_path / "d", livekit_url=livekit_inproc.url)
     async with run_lp(settings) as lp:
         base = lp.running.admin_url
         async with httpx.AsyncClient(base_url=base) as anon:
@@ -191,8 +242,8 @@ async def test_admin_host_and_token_checks(tmp_path: Path, livekit_double: Runni
             assert res.status_code == 200
 
 
-async def test_422_names_each_bad_field(tmp_path: Path, livekit_double: RunningDouble) -> None:
-    settings = settings_for(tmp_path / "d", livekit_url=livekit_double.url)
+async def test_422_names_each_bad_field(tmp_path: Path, livekit_inproc: InProcessDouble) -> None:
+    settings = settings_for(tmp_path / "d", livekit_url=livekit_inproc.url)
     async with run_lp(settings) as lp:
         res = await lp.admin.post("/api/consultation-links", json={"wait_s": 999, "max_uses": -2})
         assert res.status_code == 422
@@ -201,15 +252,16 @@ async def test_422_names_each_bad_field(tmp_path: Path, livekit_double: RunningD
         assert fields == {"professional_id", "wait_s", "max_uses"}
         for name in fields:
             assert name in body["error"]["message"]
+        # The drop-in keeps the old route's 400 {success: false, error, fields} (tests/web/test_drop_in.py).
         res = await lp.admin.post("/api/generate-consultation-token", json={"clientId": "c"})
-        assert res.status_code == 422 and "professionalId" in res.json()["error"]["message"]
-        res = await lp.public.post("/api/public/join", json={"token": 5})
+        assert res.status_code == 400 and "professionalId" in res.json()["error"]
+        res = await lp.public.post("/_linkpronto/api/join", json={"token": 5})
         assert res.status_code == 422 and "token" in res.json()["error"]["message"]
 
 
-async def test_fifty_concurrent_joins_with_max_uses_one(tmp_path: Path, livekit_double: RunningDouble) -> None:
+async def test_fifty_concurrent_joins_with_max_uses_one(tmp_path: Path, livekit_inproc: InProcessDouble) -> None:
     settings = settings_for(
-        tmp_path / "d", livekit_url=livekit_double.url, server={"join_failures_per_minute": 1000}
+        tmp_path / "d", livekit_url=livekit_inproc.url, server={"join_failures_per_minute": 1000}
     )
     async with run_lp(settings) as lp:
         await lp.wait_state("ready")
@@ -218,29 +270,29 @@ async def test_fifty_concurrent_joins_with_max_uses_one(tmp_path: Path, livekit_
         limits = httpx.Limits(max_connections=60)
         async with httpx.AsyncClient(base_url=str(lp.public.base_url), limits=limits, timeout=30) as c:
             results = await asyncio.gather(
-                *(c.post("/api/public/join", json={"token": token}) for _ in range(50))
+                *(c.post("/_linkpronto/api/join", json={"token": token}) for _ in range(50))
             )
         codes = sorted(r.status_code for r in results)
         assert codes.count(200) == 1 and codes.count(410) == 49, codes
         assert (await lp.admin.get(f"/api/consultation-links/{link['id']}")).json()["uses"] == 1
 
 
-async def test_repeated_failures_get_429(tmp_path: Path, livekit_double: RunningDouble) -> None:
-    settings = settings_for(tmp_path / "d", livekit_url=livekit_double.url, server={"join_failures_per_minute": 5})
+async def test_repeated_failures_get_429(tmp_path: Path, livekit_inproc: InProcessDouble) -> None:
+    settings = settings_for(tmp_path / "d", livekit_url=livekit_inproc.url, server={"join_failures_per_minute": 5})
     async with run_lp(settings) as lp:
         await lp.wait_state("ready")
         codes = [
-            (await lp.public.post("/api/public/join", json={"token": f"guess{i:030d}"})).status_code for i in range(7)
+            (await lp.public.post("/_linkpronto/api/join", json={"token": f"guess{i:030d}"})).status_code for i in range(7)
         ]
         assert codes[:5] == [404] * 5 and codes[5:] == [429, 429]
-        res = await lp.public.post("/api/public/join", json={"token": "guess"})
+        res = await lp.public.post("/_linkpronto/api/join", json={"token": "guess"})
         assert res.json()["error"]["code"] == "RATE_LIMITED" and res.json()["error"]["fix"]
         # The limit counts failures, and a page guess is a failure too.
         assert (await lp.public.get("/c/another-guess-000000000000")).status_code == 429
 
 
-async def test_drop_in_route_shape(tmp_path: Path, livekit_double: RunningDouble) -> None:
-    settings = settings_for(tmp_path / "d", livekit_url=livekit_double.url)
+async def test_drop_in_route_shape(tmp_path: Path, livekit_inproc: InProcessDouble) -> None:
+    settings = settings_for(tmp_path / "d", livekit_url=livekit_inproc.url)
     async with run_lp(settings) as lp:
         await lp.wait_state("ready")
         res = await lp.admin.post(
@@ -264,20 +316,20 @@ async def test_drop_in_route_shape(tmp_path: Path, livekit_double: RunningDouble
         assert qr.status_code == 200 and qr.headers["content-type"].startswith("image/svg+xml")
 
 
-async def test_public_helpers(tmp_path: Path, livekit_double: RunningDouble) -> None:
-    settings = settings_for(tmp_path / "d", livekit_url=livekit_double.url)
+async def test_public_helpers(tmp_path: Path, livekit_inproc: InProcessDouble) -> None:
+    settings = settings_for(tmp_path / "d", livekit_url=livekit_inproc.url)
     async with run_lp(settings) as lp:
-        assert (await lp.public.get("/healthz")).status_code == 200
+        assert (await lp.public.get("/_linkpronto/healthz")).status_code == 200
         res = await lp.public.get("/.well-known/linkpronto/probe", params={"nonce": "abc"})
         body = res.json()
         assert body["nonce"] == "abc" and body["instance"] == lp.secrets.instance_id
         assert body["mac"] == lp.secrets.probe_mac("abc")
         await lp.wait_state("ready")
-        cfg = (await lp.public.get("/api/public/runtime-config")).json()
-        assert cfg == {"site_url": lp.stack.public_url, "livekit_url": "ws://" + lp.stack.public_url[7:]}
+        cfg = (await lp.public.get("/_linkpronto/api/runtime-config")).json()
+        assert cfg == {"site_url": lp.stack.public_url, "livekit_url": "ws://" + lp.stack.public_url[7:] + "/_linkpronto/livekit"}
         link = (await lp.admin.post("/api/consultation-links", json={"professional_id": "p"})).json()
         token = link["url"].rsplit("/", 1)[1]
-        res = await lp.public.post("/api/public/device-check", json={"token": token, "result": {"ok": True}})
+        res = await lp.public.post("/_linkpronto/api/device-check", json={"token": token, "result": {"ok": True}})
         assert res.status_code == 204
         seen = (await lp.admin.get(f"/api/consultation-links/{link['id']}")).json()["device_check"]
         assert seen["ok"] is True and seen["received_at"]
@@ -293,6 +345,4 @@ def test_token_entropy_and_storage() -> None:
     assert len(tokens) == 1000
     assert all(len(t) >= 32 for t in tokens)  # 24 bytes → 32 URL-safe characters = 192 bits
     assert all(set(t) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") for t in tokens)
-    t0 = time.perf_counter()
     assert keys.token_hash("a") == keys.token_hash("a") != keys.token_hash("b")
-    assert time.perf_counter() - t0 < 1
