@@ -28,10 +28,35 @@ from linkpronto.errors import LinkprontoError, PortInUse
 from linkpronto.i18n import Text
 from linkpronto.links.store import LinkStore, sqlite_url
 from linkpronto.stack import Stack
+from linkpronto.web.bounded import (
+    RATE_LIMITED_LOGGERS,
+    BodyLimit,
+    EdgeLimits,
+    RepeatFilter,
+    bounded_protocol,
+    own_body_limit,
+)
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_S = 10.0
+#: Admin connections at once (the dashboard, its event stream, the app's server, the CLI).
+ADMIN_MAX_CONNECTIONS = 64
+#: Descriptors kept back from the public listener: the admin listener's whole budget plus children's
+#: pipes, the database, log files, the tunnel and LiveKit clients.
+FD_RESERVE = ADMIN_MAX_CONNECTIONS + 96
+#: A public connection can hold two descriptors (a proxied WebSocket: the client and the upstream).
+FDS_PER_PUBLIC_CONNECTION = 2
+PUBLIC_MAX_CONNECTIONS = 4096
+FD_LIMIT_TARGET = FD_RESERVE + FDS_PER_PUBLIC_CONNECTION * PUBLIC_MAX_CONNECTIONS
+
+
+def public_connection_cap(fd_limit: int | None) -> int:
+    """Concurrent public connections allowed so that, whatever the public side does, the admin side
+    still has descriptors to accept with (the public crowd can never exhaust the process)."""
+    if fd_limit is None:
+        return PUBLIC_MAX_CONNECTIONS
+    return max(8, min(PUBLIC_MAX_CONNECTIONS, (fd_limit - FD_RESERVE) // FDS_PER_PUBLIC_CONNECTION))
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -43,9 +68,11 @@ class _EmbeddedServer(uvicorn.Server):
 
 
 def public_bind_address(settings: Settings) -> str:
+    """Loopback unless the provider is ``lan`` (devices connect directly). ``auto`` starts on loopback
+    and, only if it ends up choosing ``lan``, adds the LAN address (:func:`_lan_listener`)."""
     if settings.server.public_bind:
         return settings.server.public_bind
-    return "0.0.0.0" if settings.tunnel.provider in ("lan", "auto") else "127.0.0.1"
+    return "0.0.0.0" if settings.tunnel.provider == "lan" else "127.0.0.1"
 
 
 def bind_socket(host: str, port: int, what: str) -> socket.socket:
@@ -108,13 +135,22 @@ async def serve(
     in reverse order: signal handlers, the info file, the listeners, the proxies, the stack (and
     with it every child process), the store, the lock.
     """
-    from linkpronto.platform import orchestrator_lock, write_orchestrator_info
+    from linkpronto.platform import (
+        fd_limit,
+        make_private_tree,
+        orchestrator_lock,
+        raise_fd_limit,
+        write_orchestrator_info,
+    )
 
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_tree(data_dir)
+    raise_fd_limit(FD_LIMIT_TARGET)
     stop = stop_event or asyncio.Event()
     async with contextlib.AsyncExitStack() as exits:
         exits.enter_context(orchestrator_lock(data_dir))
+        exits.callback(_quiet_repeated_logs())
         admin_sock = exits.enter_context(
             contextlib.closing(bind_socket("127.0.0.1", settings.server.admin_port, "admin"))
         )
@@ -140,12 +176,19 @@ async def serve(
         admin_app, public_app, closers = _build_apps(settings, stack, admin_port, stop)
         for closer in closers:
             exits.push_async_callback(closer)
+        admin_http = bounded_protocol(EdgeLimits(max_connections=ADMIN_MAX_CONNECTIONS))
+        public_http = bounded_protocol(EdgeLimits(max_connections=public_connection_cap(fd_limit())))
         servers = [
-            _EmbeddedServer(uvicorn.Config(admin_app, ws="none", **_UVICORN)),
+            _EmbeddedServer(uvicorn.Config(admin_app, ws="none", http=admin_http, **_UVICORN)),
             # Request paths carry link tokens: no access log, ever.
             _EmbeddedServer(
                 uvicorn.Config(
-                    public_app, ws="websockets-sansio", server_header=False, date_header=False, **_UVICORN
+                    public_app,
+                    ws="websockets-sansio",
+                    http=public_http,
+                    server_header=False,
+                    date_header=False,
+                    **_UVICORN,
                 )
             ),
         ]
@@ -200,7 +243,7 @@ def _build_apps(
     async def request_stop() -> None:
         stop.set()
 
-    public_app = build_public_app(PublicDeps(stack, rtc, app_proxy, trust_forwarded))
+    public_app = BodyLimit(build_public_app(PublicDeps(stack, rtc, app_proxy, trust_forwarded)), own_body_limit)
     admin_app = build_admin_app(stack, port_getter=lambda: admin_port, shutdown=request_stop)
     closers: list[Callable[[], Awaitable[None]]] = [p.aclose for p in (rtc, app_proxy) if p is not None]
     return admin_app, public_app, closers
@@ -229,6 +272,21 @@ async def _close_stack(stack: Stack) -> None:
         await asyncio.wait_for(stack.aclose(), SHUTDOWN_GRACE_S)
     except TimeoutError:
         log.warning("stack did not stop within %.0f s", SHUTDOWN_GRACE_S)
+
+
+def _quiet_repeated_logs() -> Callable[[], None]:
+    """One line per kind of failure per window (no ``accept() out of system resource`` flood, no
+    traceback per aborted body); returns the undo."""
+    filt = RepeatFilter()
+    loggers = [logging.getLogger(name) for name in RATE_LIMITED_LOGGERS]
+    for lg in loggers:
+        lg.addFilter(filt)
+
+    def undo() -> None:
+        for lg in loggers:
+            lg.removeFilter(filt)
+
+    return undo
 
 
 def _unlink_quietly(path: Any) -> None:

@@ -27,6 +27,7 @@ from linkpronto.errors import LinkGone, LinkNotFound, LinkprontoError, LivekitUn
 from linkpronto.i18n import Text
 from linkpronto.stack import Stack
 from linkpronto.verify import LINK_PROBE_TOKEN, PROBE_PATH
+from linkpronto.web.bounded import BodyTooLarge, read_body
 from linkpronto.web.common import client_address, error_response, request_lang
 
 log = logging.getLogger(__name__)
@@ -135,14 +136,23 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
         return await patient_page(request, m.group("token"))
 
     async def read_json(request: Request) -> dict[str, Any] | None:
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            return None
+        # Counted while it streams: BodyTooLarge (413, from BodyLimit) long before MAX_BODY is held.
+        body = await read_body(request.receive, MAX_BODY)
         try:
             data = json.loads(body or b"{}")
         except ValueError:
             return None
         return data if isinstance(data, dict) else None
+
+    def body_too_large(request: Request) -> JSONResponse:
+        err = LinkprontoError(
+            Text("Pedido grande demais.", "Request too large."),
+            fix=Text("Abra o link recebido de novo.", "Open the link you received again."),
+            code="BODY_TOO_LARGE",
+        )
+        response = error_response(err, 413, request_lang(request))
+        response.headers["Connection"] = "close"
+        return response
 
     def bad_request(request: Request, field: str) -> JSONResponse:
         err = LinkprontoError(
@@ -157,7 +167,10 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
         key = addr(request)
         if limiter.blocked(key):
             return too_many(request)
-        data = await read_json(request)
+        try:
+            data = await read_json(request)
+        except BodyTooLarge:
+            return body_too_large(request)
         if data is None:
             return bad_request(request, "body")
         token = data.get("token")
@@ -183,7 +196,10 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
         key = addr(request)
         if limiter.blocked(key):
             return too_many(request)
-        data = await read_json(request)
+        try:
+            data = await read_json(request)
+        except BodyTooLarge:
+            return body_too_large(request)
         if data is None:
             return bad_request(request, "body")
         token, result = data.get("token"), data.get("result")
