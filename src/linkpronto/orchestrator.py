@@ -198,6 +198,10 @@ async def serve(
         ]
         exits.push_async_callback(_stop_servers, servers, tasks)
         await _wait_started(servers, tasks)
+        if settings.tunnel.provider == "auto" and not settings.server.public_bind:
+            lan = _LanListener(stack, servers[1].config, public_port)
+            exits.push_async_callback(lan.aclose)
+            lan.start()
         write_orchestrator_info(
             data_dir,
             {
@@ -231,22 +235,77 @@ def _build_apps(
     from linkpronto.gateway.rtc import RtcProxy
     from linkpronto.web.admin import build_admin_app
     from linkpronto.web.public import PublicDeps, build_public_app
+    from linkpronto.web.rtc_guard import RevokedRoomGuard
 
-    rtc = RtcProxy(lambda: stack.livekit_local_url) if settings.livekit.mode != "cloud" else None
+    rtc_proxy = RtcProxy(lambda: stack.livekit_local_url) if settings.livekit.mode != "cloud" else None
+    rtc = RevokedRoomGuard(rtc_proxy, stack.links.room_revoked) if rtc_proxy is not None else None
     has_app = bool(settings.app.command or settings.app.port)
     app_proxy = AppProxy(lambda: stack.app_url, lambda: stack.public_url) if has_app else None
 
-    def trust_forwarded() -> bool:
+    def client_ip_header() -> str | None:
+        # A fact of the provider in use (auto: the one it chose); never a list of provider names.
         t = stack.tunnel
-        return t is not None and t.name in ("ngrok", "ngrok-agent", "cloudflared", "static")
+        return t.facts.client_ip_header if t is not None else None
 
     async def request_stop() -> None:
         stop.set()
 
-    public_app = BodyLimit(build_public_app(PublicDeps(stack, rtc, app_proxy, trust_forwarded)), own_body_limit)
+    public_app = BodyLimit(build_public_app(PublicDeps(stack, rtc, app_proxy, client_ip_header)), own_body_limit)
     admin_app = build_admin_app(stack, port_getter=lambda: admin_port, shutdown=request_stop)
-    closers: list[Callable[[], Awaitable[None]]] = [p.aclose for p in (rtc, app_proxy) if p is not None]
+    closers: list[Callable[[], Awaitable[None]]] = [p.aclose for p in (rtc_proxy, app_proxy) if p is not None]
     return admin_app, public_app, closers
+
+
+class _LanListener:
+    """``auto`` binds the public listener to loopback; only if it chooses ``lan`` (devices connect
+    directly) is the same app also served on this computer's LAN address — and withdrawn again if
+    ``auto`` moves to another provider."""
+
+    POLL_S = 0.5
+
+    def __init__(self, stack: Stack, config: uvicorn.Config, port: int) -> None:
+        self.stack = stack
+        self.config = config
+        self.port = port
+        self._task: asyncio.Task[None] | None = None
+        self._server: _EmbeddedServer | None = None
+        self._serving: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._watch(), name="public-lan-listener")
+
+    async def _watch(self) -> None:
+        from linkpronto.tunnels.lan import lan_address
+
+        while True:
+            tunnel = self.stack.tunnel
+            wanted = tunnel is not None and tunnel.facts.binds_lan
+            if wanted and self._server is None:
+                host = lan_address()
+                if host != "127.0.0.1":
+                    try:
+                        sock = bind_socket(host, self.port, "public")
+                    except PortInUse as exc:
+                        log.warning("auto chose lan but %s:%d could not be bound: %s", host, self.port, exc)
+                    else:
+                        self._server = _EmbeddedServer(self.config)
+                        self._serving = asyncio.create_task(self._server.serve(sockets=[sock]), name="lan-listener")
+            elif not wanted and self._server is not None:
+                await self._stop_server()
+            await asyncio.sleep(self.POLL_S)
+
+    async def _stop_server(self) -> None:
+        server, serving = self._server, self._serving
+        self._server = self._serving = None
+        if server is not None and serving is not None:
+            await _stop_servers([server], [serving])
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._stop_server()
 
 
 async def _wait_started(servers: list[_EmbeddedServer], tasks: list[asyncio.Task[None]]) -> None:

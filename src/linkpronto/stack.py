@@ -41,6 +41,7 @@ from linkpronto.keys import InstanceSecrets
 from linkpronto.links.service import Credentials, LinkService, Proof
 from linkpronto.links.store import LinkRow, LinkStore
 from linkpronto.livekit.local import check_livekit_keys
+from linkpronto.livekit.reach import LivekitReach
 from linkpronto.livekit.remote import RemoteLivekit, RoomAdmin, ws_base
 from linkpronto.verify import Ladder, LadderInput, LadderResult, assess_media
 
@@ -128,6 +129,7 @@ class Stack:
             public_base=lambda: self.public_url,
             credentials=self.credentials,
             remove_participants=self._remove_participants,
+            livekit_answers=LivekitReach(lambda: self.livekit_local_url or self.settings.livekit.url).answers,
         )
 
     # -- what the rest of the program reads ---------------------------------------------------------

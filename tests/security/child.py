@@ -105,3 +105,12 @@ def wait_ready(child: Child, timeout: float = 20.0) -> None:
     raise AssertionError("not ready:\n" + child.log()[-3000:])
 
 
+
+
+# The public routes this suite attacks (moved under /_linkpronto by the "public routes" change).
+JOIN = "/api/public/join"
+DEVICE_CHECK = "/api/public/device-check"
+
+
+def page_path(token: str) -> str:
+    return f"/c/{token}"

@@ -13,10 +13,10 @@ import pytest
 
 from doubles.livekit_server import RunningDouble
 from linkpronto.web.bounded import HEADER_TIMEOUT_S
-from security.child import nofile, orchestrator_child
+from security.child import JOIN, nofile, orchestrator_child
 
 pytestmark = pytest.mark.slow
-JOIN = "/api/public/join"
+
 MB = 1024 * 1024
 
 

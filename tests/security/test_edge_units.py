@@ -37,3 +37,15 @@ def test_own_routes_have_a_body_limit_and_app_routes_do_not() -> None:
     assert own_body_limit("/_linkpronto/api/device-check") == 64 * 1024
     assert own_body_limit("/api/public/join") == 64 * 1024
     assert own_body_limit("/api/upload") is None
+
+
+def test_auto_binds_loopback_unless_lan(tmp_path: object) -> None:
+    from linkpronto.config import defaults
+    from linkpronto.orchestrator import public_bind_address
+
+    def bind(provider: str) -> str:
+        return public_bind_address(defaults(tunnel={"provider": provider}))
+
+    assert bind("auto") == "127.0.0.1"
+    assert bind("ngrok") == "127.0.0.1" and bind("cloudflared") == "127.0.0.1" and bind("ssh") == "127.0.0.1"
+    assert bind("lan") == "0.0.0.0"

@@ -8,14 +8,13 @@ answer 404 here, always — the admin API lives on another socket and is never r
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Literal, TypeVar, cast
 
-from limits import RateLimitItemPerMinute, storage, strategies
+from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
@@ -25,10 +24,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from linkpronto.errors import LinkGone, LinkNotFound, LinkprontoError, LivekitUnhealthy
 from linkpronto.i18n import Text
+from linkpronto.links import inputs
 from linkpronto.stack import Stack
 from linkpronto.verify import LINK_PROBE_TOKEN, PROBE_PATH
 from linkpronto.web.bounded import BodyTooLarge, read_body
 from linkpronto.web.common import client_address, error_response, request_lang
+from linkpronto.web.limiter import FailedJoinLimiter
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ OWN_PATHS = frozenset({"/healthz"})
 MAX_BODY = 64 * 1024
 GoneState = Literal["expired", "revoked", "exhausted"]
 GONE_STATES = ("expired", "revoked", "exhausted")
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass
@@ -60,21 +62,8 @@ class PublicDeps:
     stack: Stack
     rtc_proxy: ASGIApp | None
     app_proxy: ASGIApp | None
-    trust_forwarded: Callable[[], bool]
-
-
-class FailureLimiter:
-    """Failed joins per client address, with the ``limits`` library (memory or Redis storage)."""
-
-    def __init__(self, storage_uri: str, per_minute: int) -> None:
-        self.item = RateLimitItemPerMinute(per_minute)
-        self.limiter = strategies.MovingWindowRateLimiter(storage.storage_from_string(storage_uri))
-
-    def blocked(self, key: str) -> bool:
-        return not self.limiter.test(self.item, key)
-
-    def fail(self, key: str) -> None:
-        self.limiter.hit(self.item, key)
+    #: The header the tunnel in use sets with the client's address (``TunnelProvider.facts``).
+    client_ip_header: Callable[[], str | None]
 
 
 def _link_path_regex(template: str) -> re.Pattern[str]:
@@ -85,15 +74,13 @@ def _link_path_regex(template: str) -> re.Pattern[str]:
 def build_public_app(deps: PublicDeps) -> ASGIApp:
     stack = deps.stack
     settings = stack.settings
-    limiter = FailureLimiter(settings.server.rate_limit_storage, settings.server.join_failures_per_minute)
+    limiter = FailedJoinLimiter(settings.server.rate_limit_storage, settings.server.join_failures_per_minute)
     link_re = _link_path_regex(settings.app.link_path)
     default_re = _link_path_regex("/c/{token}")
     serve_link_path = not settings.app.command
 
-    def addr(request: Request) -> str:
-        if deps.trust_forwarded():
-            return client_address(request)
-        return request.client.host if request.client else "unknown"
+    def addr(request: Request) -> str | None:
+        return client_address(request, deps.client_ip_header())
 
     def too_many(request: Request) -> JSONResponse:
         err = LinkprontoError(
@@ -113,12 +100,11 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
         if token == LINK_PROBE_TOKEN:  # the verification ladder's own request
             html = pages.patient_html(state="not_found", consultation_type=None, lang=lang)
             return HTMLResponse(html, status_code=404, headers=PAGE_HEADERS)
-        key = addr(request)
-        if limiter.blocked(key):
-            return too_many(request)
         row, state = await stack.store.call(stack.links.resolve, token)
+        # A live link's page is never limited; only failures count (and the one past the limit is 429).
+        if state != "ready" and not limiter.fail(addr(request)):
+            return too_many(request)
         if row is None or state in ("preparing", "failed"):
-            limiter.fail(key)
             html = pages.patient_html(state="not_found", consultation_type=None, lang=lang)
             return HTMLResponse(html, status_code=404, headers=PAGE_HEADERS)
         if state in GONE_STATES:
@@ -134,15 +120,6 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
         if m is None:
             return PlainTextResponse("Not Found", status_code=404)
         return await patient_page(request, m.group("token"))
-
-    async def read_json(request: Request) -> dict[str, Any] | None:
-        # Counted while it streams: BodyTooLarge (413, from BodyLimit) long before MAX_BODY is held.
-        body = await read_body(request.receive, MAX_BODY)
-        try:
-            data = json.loads(body or b"{}")
-        except ValueError:
-            return None
-        return data if isinstance(data, dict) else None
 
     def body_too_large(request: Request) -> JSONResponse:
         err = LinkprontoError(
@@ -162,54 +139,44 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
         )
         return error_response(err, 422, request_lang(request))
 
-    async def join(request: Request) -> Response:
-        lang = request_lang(request)
-        key = addr(request)
-        if limiter.blocked(key):
-            return too_many(request)
+    async def read_model(request: Request, model: type[M]) -> M | Response:
         try:
-            data = await read_json(request)
+            body = await read_body(request.receive, MAX_BODY)
         except BodyTooLarge:
             return body_too_large(request)
-        if data is None:
-            return bad_request(request, "body")
-        token = data.get("token")
-        name = data.get("display_name")
-        if not isinstance(token, str) or not token or len(token) > 200:
-            return bad_request(request, "token")
-        if name is not None and not isinstance(name, str):
-            return bad_request(request, "display_name")
+        parsed, bad = inputs.parse(model, body)
+        if parsed is None:
+            return bad_request(request, ", ".join(bad))
+        return parsed
+
+    async def join(request: Request) -> Response:
+        lang = request_lang(request)
+        req = await read_model(request, inputs.JoinRequest)
+        if isinstance(req, Response):
+            return req
         try:
-            grant = await stack.store.call(stack.links.join, token, name)
-        except LinkNotFound as exc:
-            limiter.fail(key)
-            return error_response(exc, 404, lang)
-        except LinkGone as exc:
-            limiter.fail(key)
-            return error_response(exc, 410, lang)
+            # A live link joins whatever the limiter says; LiveKit must answer before a use counts.
+            grant = await stack.links.join_live(req.token, req.display_name)
+        except (LinkNotFound, LinkGone) as exc:
+            if not limiter.fail(addr(request)):
+                return too_many(request)
+            return error_response(exc, 404 if isinstance(exc, LinkNotFound) else 410, lang)
         except LivekitUnhealthy as exc:
-            return error_response(exc, 503, lang)
+            return error_response(exc, 503, lang, retry_after=5)
         stack.touch()
         return JSONResponse(grant.to_json(), headers={"Cache-Control": "no-store"})
 
     async def device_check(request: Request) -> Response:
-        key = addr(request)
-        if limiter.blocked(key):
-            return too_many(request)
-        try:
-            data = await read_json(request)
-        except BodyTooLarge:
-            return body_too_large(request)
-        if data is None:
-            return bad_request(request, "body")
-        token, result = data.get("token"), data.get("result")
-        if not isinstance(token, str) or not token:
-            return bad_request(request, "token")
-        if not isinstance(result, dict):
-            return bad_request(request, "result")
-        ok = await stack.store.call(stack.links.record_device_check, token, result)
+        req = await read_model(request, inputs.DeviceCheckRequest)
+        if isinstance(req, Response):
+            return req
+        stored = inputs.stored_device_check(req.result)
+        if stored is None:
+            return bad_request(request, "result (too large)")
+        ok = await stack.store.call(stack.links.record_device_check, req.token, stored)
         if not ok:
-            limiter.fail(key)
+            if not limiter.fail(addr(request)):
+                return too_many(request)
             return error_response(LinkNotFound(), 404, request_lang(request))
         stack.poke()
         return Response(status_code=204)
