@@ -35,7 +35,7 @@ def test_doctor_flags_missing_allowed_dev_origins_and_build_time_urls(tmp_path: 
     assert origins["level"] == "warn" and "allowedDevOrigins" in origins["message"]
     assert "--app" in origins["fix"]
     site = by["nextjs.NEXT_PUBLIC_SITE_URL"]
-    assert "pages/consulta.js" in site["message"] and "/api/public/runtime-config" in site["fix"]
+    assert "pages/consulta.js" in site["message"] and "/_linkpronto/api/runtime-config" in site["fix"]
     assert "nextjs.NEXT_PUBLIC_LIVEKIT_URL" in by
     assert all(set(c) >= {"name", "level", "ok", "message", "fix"} for c in report["checks"])
     assert rc == (0 if report["ok"] else 1)

@@ -342,9 +342,9 @@ def check_next_project(settings: Settings, project: Path) -> list[Finding]:
                     f"{name} is baked in at build time and used in {', '.join(sorted(files)[:5])}: it changes with every tunnel.",
                 ),
                 Text(
-                    "Leia a URL em tempo de execução: fetch('/api/public/runtime-config') → {site_url, livekit_url} "
+                    "Leia a URL em tempo de execução: fetch('/_linkpronto/api/runtime-config') → {site_url, livekit_url} "
                     "(ou deixe o linkpronto reiniciar o app com a variável nova: --app).",
-                    "Read the URL at run time: fetch('/api/public/runtime-config') → {site_url, livekit_url} "
+                    "Read the URL at run time: fetch('/_linkpronto/api/runtime-config') → {site_url, livekit_url} "
                     "(or let linkpronto restart the app with the new variable: --app).",
                 ),
             )

@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from linkpronto import paths
+from linkpronto.app_env import app_environment, link_template
 from linkpronto.components import Component, ComponentState, ComponentStatus, iso, utcnow
 from linkpronto.config import Settings
 from linkpronto.errors import (
@@ -122,7 +124,7 @@ class Stack:
         self.links = LinkService(
             store,
             secrets,
-            link_path=settings.app.link_path,
+            link_path=link_template(settings.app.link_path, has_app=bool(settings.app.command or settings.app.port)),
             default_ttl_s=settings.links.default_ttl,
             default_max_uses=settings.links.max_uses,
             join_token_ttl_s=settings.links.join_token_ttl,
@@ -150,10 +152,10 @@ class Stack:
 
     @property
     def livekit_browser_url(self) -> str | None:
-        """What a browser connects to: the public origin (``/rtc`` is proxied) or LiveKit Cloud."""
+        """What a browser connects to: ``wss://<public>/_linkpronto/livekit`` (proxied) or LiveKit Cloud."""
         if self.settings.livekit.mode == "cloud":
             return self.settings.livekit.url or None
-        return ws_base(self.public_url) if self.public_url else None
+        return ws_base(self.public_url) + paths.LIVEKIT if self.public_url else None
 
     def credentials(self) -> Credentials | None:
         url = self.livekit_browser_url
@@ -288,15 +290,16 @@ class Stack:
         from linkpronto.supervise import ManagedProcess
         from linkpronto.supervise.spec import ProcessSpec, RestartPolicy, TcpProbe
 
-        env = {
-            "NEXT_PUBLIC_SITE_URL": self.public_url or "",
-            "NEXT_PUBLIC_LIVEKIT_URL": self.livekit_browser_url or "",
-            "LINKPRONTO_ADMIN_URL": self.admin_url,
-            "LINKPRONTO_ADMIN_TOKEN": self.secrets.admin_token,
-            "LINKPRONTO_PUBLIC_URL": self.public_url or "",
-        }
-        if app.port:
-            env["PORT"] = str(app.port)
+        env = app_environment(
+            public_url=self.public_url,
+            livekit_browser_url=self.livekit_browser_url,
+            livekit_server_url=self.livekit_local_url or self.settings.livekit.url or None,
+            api_key=self.api_key,
+            api_secret=self._api_secret,
+            admin_url=self.admin_url,
+            admin_token=self.secrets.admin_token,
+            port=app.port,
+        )
         spec = ProcessSpec(
             name="app",
             argv=tuple(app.argv()),
@@ -307,7 +310,7 @@ class Stack:
             start_timeout_s=120.0,
             error_code="APP_CRASH_LOOP",
             port=app.port or None,
-            redact=(self.secrets.admin_token,),
+            redact=(self.secrets.admin_token, self._api_secret),
         )
         process = ManagedProcess(spec)
         process.restarts = restarts
@@ -520,7 +523,7 @@ class Stack:
             livekit_cloud_url=lk.url if lk.mode == "cloud" else None,
             app_url=self.app_url if self.settings.app.command or self.settings.app.port else None,
             app_health_path=self.settings.app.health_path,
-            link_path=self.settings.app.link_path,
+            link_path=self.links.link_path,
             media=assess_media(
                 livekit_mode=lk.mode,
                 node_ip=node_ip,
@@ -697,16 +700,10 @@ class Stack:
         r = self._result
         media_check = next((c for c in r.checks if c.name == "media"), None) if r else None
         reach, _, detail = media_check.detail.partition(": ") if media_check else ("unknown", "", "")
-        tunnel_json = (
-            self.tunnel.describe().to_json(lang)
-            if self.tunnel is not None
-            else {
-                "provider": self.settings.tunnel.provider,
-                "state": "closed",
-                "public_url": None,
-                "detail": "",
-            }
-        )
+        tunnel_json: dict[str, Any] = {"provider": self.settings.tunnel.provider, "state": "stopped"}
+        if self.tunnel is not None:
+            # One state vocabulary for every part (schema.PartState), the tunnel's included.
+            tunnel_json = {**self.tunnel.describe().to_json(lang), "state": _tunnel_component(self.tunnel).state.value}
         return {
             "state": self.state.value,
             "since": iso(self.since),

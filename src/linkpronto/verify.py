@@ -24,11 +24,12 @@ from typing import Any, Literal
 import httpx
 import websockets
 
+from linkpronto import paths
 from linkpronto.i18n import Text
 from linkpronto.livekit import tokens
 from linkpronto.livekit.remote import check_livekit, http_base, ws_base
 
-PROBE_PATH = "/.well-known/linkpronto/probe"
+PROBE_PATH = paths.PROBE
 LINK_PROBE_TOKEN = "linkpronto-probe"
 CHECK_TIMEOUT_S = 5.0
 BROWSER_UA = (
@@ -272,14 +273,14 @@ class Ladder:
                 return False, "no public URL yet", FIX_NO_URL
             probe = tokens.probe_token(inp.api_key, inp.api_secret)
             res = await self.client.get(
-                http_base(inp.public_url) + "/rtc/validate",
+                http_base(inp.public_url) + paths.LIVEKIT + "/rtc/validate",
                 params={"access_token": probe},
                 headers={"ngrok-skip-browser-warning": "1"},
                 timeout=CHECK_TIMEOUT_S,
             )
             if res.status_code != 200:
-                return False, f"/rtc/validate through the public URL answered {res.status_code}", FIX_RTC
-            ws_url = ws_base(inp.public_url) + "/rtc?access_token=" + probe + "&auto_subscribe=0"
+                return False, f"{paths.LIVEKIT}/rtc/validate through the public URL answered {res.status_code}", FIX_RTC
+            ws_url = ws_base(inp.public_url) + paths.LIVEKIT + "/rtc?access_token=" + probe + "&auto_subscribe=0"
             async with websockets.connect(
                 ws_url, open_timeout=CHECK_TIMEOUT_S, close_timeout=1, max_size=2**20
             ):

@@ -17,6 +17,7 @@ import psutil
 
 from helpers.lp import cli_env
 from helpers.net import free_port
+from linkpronto import paths
 
 
 @dataclass
@@ -107,10 +108,10 @@ def wait_ready(child: Child, timeout: float = 20.0) -> None:
 
 
 
-# The public routes this suite attacks (moved under /_linkpronto by the "public routes" change).
-JOIN = "/api/public/join"
-DEVICE_CHECK = "/api/public/device-check"
+# The public routes this suite attacks.
+JOIN = paths.JOIN
+DEVICE_CHECK = paths.DEVICE_CHECK
 
 
 def page_path(token: str) -> str:
-    return f"/c/{token}"
+    return paths.PATIENT_PAGE.replace("{token}", token)

@@ -35,7 +35,7 @@ def test_repeat_filter_one_line_per_window_and_no_traceback_for_fd_shortage() ->
 def test_own_routes_have_a_body_limit_and_app_routes_do_not() -> None:
     assert own_body_limit("/_linkpronto/api/join") == 64 * 1024
     assert own_body_limit("/_linkpronto/api/device-check") == 64 * 1024
-    assert own_body_limit("/api/public/join") == 64 * 1024
+    assert own_body_limit("/api/public/join") is None  # the app's path since 0.2.0
     assert own_body_limit("/api/upload") is None
 
 

@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from linkpronto.errors import LinkNotFound, LinkprontoError
 from linkpronto.i18n import Text
-from linkpronto.links.service import SHORT_MESSAGE, LinkStatus, qr_data_uri, qr_svg
+from linkpronto.links.service import LinkStatus, qr_svg
 from linkpronto.stack import STATUS_HEARTBEAT_S, Stack, StackState
 from linkpronto.web.common import error_response, request_lang
 
@@ -41,17 +41,6 @@ class CreateLink(BaseModel):
     expires_in_s: float | None = Field(default=None, gt=0, le=90 * 86400)
     max_uses: int | None = Field(default=None, ge=0, le=1000)
     wait_s: float = Field(default=20, ge=0, le=60)
-
-
-class GenerateToken(BaseModel):
-    """The user's existing route's body (camelCase)."""
-
-    model_config = ConfigDict(extra="ignore")
-    professionalId: str = Field(min_length=1, max_length=200)
-    clientId: str | None = Field(default=None, max_length=200)
-    consultationType: str | None = Field(default=None, max_length=100)
-    expiresInS: float | None = Field(default=None, gt=0, le=90 * 86400)
-    waitS: float = Field(default=20, ge=0, le=60)
 
 
 def _field_errors(exc: RequestValidationError) -> tuple[list[str], list[dict[str, Any]]]:
@@ -267,39 +256,9 @@ def build_admin_app(
             return error_response(exc, 503, request_lang(request))
         return JSONResponse(doc)
 
-    @app.post("/api/generate-consultation-token")
-    async def generate(body: GenerateToken, request: Request) -> Response:
-        lang = request_lang(request)
-        try:
-            row, token = await stack.create_link(
-                professional_id=body.professionalId,
-                client_id=body.clientId,
-                consultation_type=body.consultationType,
-                expires_in_s=body.expiresInS,
-                max_uses=None,
-                wait_s=body.waitS,
-            )
-        except LinkprontoError as exc:
-            problem = exc.to_problem(lang)
-            return JSONResponse({"success": False, "error": problem}, status_code=503)
-        doc = stack.links.to_json(row, lang=lang)
-        ready = doc["status"] == LinkStatus.READY
-        url = doc["url"] if ready else None
-        out = {
-            "success": True,
-            "token": token if ready else None,
-            "consultationUrl": url,
-            "qrCode": qr_data_uri(url) if url else None,
-            "whatsappDeepLink": doc["whatsapp_url"] if ready else None,
-            "shortMessage": SHORT_MESSAGE.format(url=url).get(lang) if url else None,
-            "expiresAt": doc["expires_at"],
-            "createdAt": doc["created_at"],
-            "status": doc["status"],
-            "verifiedAt": doc["verified_at"],
-            "linkId": row.id,
-        }
-        headers = {} if ready else {"Location": f"/api/consultation-links/{row.id}"}
-        return JSONResponse(out, status_code=200 if ready else 202, headers=headers)
+    from linkpronto.web import dropin
+
+    dropin.register(app, stack)
 
     # -- stack control ------------------------------------------------------------------------------
     @app.post("/api/stack/start")

@@ -356,7 +356,6 @@ RATE_LIMITED_LOGGERS = ("uvicorn.error", "asyncio", "linkpronto.edge", "linkpron
 
 #: Bodies of linkpronto's own public routes (join, device check and the rest): 64 KiB at most.
 OWN_BODY_LIMIT = 64 * 1024
-_LEGACY_OWN = ("/api/public/", "/healthz", "/.well-known/linkpronto/")
 
 
 def own_body_limit(path: str) -> int | None:
@@ -365,6 +364,6 @@ def own_body_limit(path: str) -> int | None:
     ours after normalisation is bounded as well)."""
     from linkpronto import paths
 
-    if paths.is_own(path) or path.startswith(_LEGACY_OWN):
+    if paths.is_own(path):
         return OWN_BODY_LIMIT
     return None
