@@ -101,7 +101,7 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
         if token == LINK_PROBE_TOKEN:  # the verification ladder's own request
             html = pages.patient_html(state="not_found", consultation_type=None, lang=lang)
             return HTMLResponse(html, status_code=404, headers=PAGE_HEADERS)
-        row, state = await stack.store.call(stack.links.resolve, token)
+        row, state = await stack.issuer.resolve(token)
         # A live link's page is never limited; only failures count (and the one past the limit is 429).
         if state != "ready" and not limiter.fail(addr(request)):
             return too_many(request)
@@ -156,7 +156,7 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
             return req
         try:
             # A live link joins whatever the limiter says; LiveKit must answer before a use counts.
-            grant = await stack.links.join_live(req.token, req.display_name)
+            grant = await stack.issuer.join(req.token, req.display_name)
         except (LinkNotFound, LinkGone) as exc:
             if not limiter.fail(addr(request)):
                 return too_many(request)
@@ -173,7 +173,7 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
         stored = inputs.stored_device_check(req.result)
         if stored is None:
             return bad_request(request, "result (too large)")
-        ok = await stack.store.call(stack.links.record_device_check, req.token, stored)
+        ok = await stack.issuer.record_device_check(req.token, stored)
         if not ok:
             if not limiter.fail(addr(request)):
                 return too_many(request)
