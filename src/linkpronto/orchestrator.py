@@ -26,7 +26,8 @@ from linkpronto import keys
 from linkpronto.config import Settings
 from linkpronto.errors import LinkprontoError, PortInUse
 from linkpronto.i18n import Text
-from linkpronto.links.store import LinkStore, sqlite_url
+from linkpronto.links.health import StoreHealth, open_store
+from linkpronto.links.store import sqlite_url
 from linkpronto.stack import Stack
 from linkpronto.web.bounded import (
     RATE_LIMITED_LOGGERS,
@@ -36,6 +37,7 @@ from linkpronto.web.bounded import (
     bounded_protocol,
     own_body_limit,
 )
+from linkpronto.web.session import DashboardSessions
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +122,8 @@ class Running:
     admin_url: str
     public_port: int
     admin_token_path: str
+    #: The one-time dashboard URL (``/?token=…``) that ``up`` prints and opens.
+    dashboard_url: str = ""
 
 
 async def serve(
@@ -163,17 +167,22 @@ async def serve(
         public_port: int = public_sock.getsockname()[1]
         admin_url = f"http://127.0.0.1:{admin_port}"
         secrets_ = keys.load_or_create(data_dir)
-        store = LinkStore(settings.server.database_url.get_secret_value() or sqlite_url(data_dir))
+        store = open_store(settings.server.database_url.get_secret_value() or sqlite_url(data_dir), data_dir)
         exits.callback(store.close)
         stack = Stack(settings, secrets_, store, admin_url=admin_url, install_allowed=settings.stack.install)
         exits.push_async_callback(_close_stack, stack)
+        health = StoreHealth(store, data_dir, on_change=stack.poke)
+        stack.storage = stack.links.storage = health
+        watcher = asyncio.create_task(health.watch(), name="storage-health")
+        exits.push_async_callback(_cancel, watcher)
         if settings.stack.mode == "always-on":
             # Children first: LiveKit and the tunnel boot while the web layer is imported and built.
             # Both sockets already listen, so early connections wait in the backlog instead of
             # failing (no ERR_NGROK_8012).
             await stack.start()
             await asyncio.sleep(0)
-        admin_app, public_app, closers = _build_apps(settings, stack, admin_port, stop)
+        sessions = DashboardSessions()
+        admin_app, public_app, closers = _build_apps(settings, stack, admin_port, stop, sessions)
         for closer in closers:
             exits.push_async_callback(closer)
         admin_http = bounded_protocol(EdgeLimits(max_connections=ADMIN_MAX_CONNECTIONS))
@@ -214,7 +223,11 @@ async def serve(
         exits.callback(_unlink_quietly, data_dir / "orchestrator.json")
         exits.callback(_install_signal_handlers(stop) if handle_signals else (lambda: None))
         if on_started is not None:
-            on_started(Running(stack, admin_url, public_port, str(data_dir / "admin-token")))
+            on_started(
+                Running(
+                    stack, admin_url, public_port, str(data_dir / "admin-token"), sessions.login_url(admin_url)
+                )
+            )
         await stop.wait()
     return 0
 
@@ -229,7 +242,7 @@ _UVICORN: dict[str, Any] = {
 
 
 def _build_apps(
-    settings: Settings, stack: Stack, admin_port: int, stop: asyncio.Event
+    settings: Settings, stack: Stack, admin_port: int, stop: asyncio.Event, sessions: DashboardSessions
 ) -> tuple[Any, Any, list[Callable[[], Awaitable[None]]]]:
     from linkpronto.gateway.app_proxy import AppProxy
     from linkpronto.gateway.rtc import RtcProxy
@@ -251,7 +264,7 @@ def _build_apps(
         stop.set()
 
     public_app = BodyLimit(build_public_app(PublicDeps(stack, rtc, app_proxy, client_ip_header)), own_body_limit)
-    admin_app = build_admin_app(stack, port_getter=lambda: admin_port, shutdown=request_stop)
+    admin_app = build_admin_app(stack, port_getter=lambda: admin_port, shutdown=request_stop, sessions=sessions)
     closers: list[Callable[[], Awaitable[None]]] = [p.aclose for p in (rtc_proxy, app_proxy) if p is not None]
     return admin_app, public_app, closers
 
@@ -331,6 +344,12 @@ async def _close_stack(stack: Stack) -> None:
         await asyncio.wait_for(stack.aclose(), SHUTDOWN_GRACE_S)
     except TimeoutError:
         log.warning("stack did not stop within %.0f s", SHUTDOWN_GRACE_S)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _quiet_repeated_logs() -> Callable[[], None]:

@@ -81,6 +81,8 @@ class Stack:
         self.livekit: Component | None = None
         self.tunnel: TunnelProvider | None = None
         self.app: Component | None = None
+        #: The database's health part (``links.health.StoreHealth``), set by the orchestrator.
+        self.storage: Any = None
         self.state = StackState.STOPPED
         self.since = utcnow()
         self._reason = Text("", "")
@@ -413,10 +415,13 @@ class Stack:
             out["tunnel"] = _tunnel_component(self.tunnel)
         if self.app is not None:
             out["app"] = self.app.status()
+        if self.storage is not None:
+            out["storage"] = self.storage.status()
         return out
 
     def _needed(self) -> tuple[str, ...]:
-        return ("livekit", "tunnel", "app") if self.settings.app.command else ("livekit", "tunnel")
+        parts = ("livekit", "tunnel", "app") if self.settings.app.command else ("livekit", "tunnel")
+        return (*parts, "storage") if self.storage is not None else parts
 
     def _snapshot(self) -> Snapshot:
         tunnel = self.tunnel

@@ -15,17 +15,28 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import segno
+from sqlalchemy.exc import DBAPIError
 
 from linkpronto import keys
 from linkpronto.components import iso
-from linkpronto.errors import LinkGone, LinkNotFound, LivekitUnhealthy
+from linkpronto.errors import LinkGone, LinkNotFound, LinkprontoError, LivekitUnhealthy
 from linkpronto.i18n import Lang, Text
 from linkpronto.links.inputs import decode_stored
 from linkpronto.links.store import LinkRow, LinkStore, StoredStatus
 from linkpronto.livekit import tokens
+
+W = TypeVar("W")
+
+
+class StorageWatch(Protocol):
+    def refuse_writes(self) -> LinkprontoError | None: ...
+
+    def write_failed(self, exc: BaseException) -> LinkprontoError: ...
+
+    def write_ok(self) -> None: ...
 
 
 class LinkStatus:
@@ -140,6 +151,8 @@ class LinkService:
         self.remove_participants = remove_participants
         self.livekit_answers = livekit_answers
         self.clock = clock
+        #: The database's health (``links.health.StoreHealth``): writes refused on a full disk.
+        self.storage: StorageWatch | None = None
         #: Rooms of links revoked while running → when their last join token stops being accepted.
         self.revoked_rooms: dict[str, datetime] = {}
 
@@ -196,6 +209,20 @@ class LinkService:
         }
         return doc
 
+    def _write(self, fn: Callable[..., W], /, *args: Any) -> W:
+        """A store write; a database failure becomes an error with a code (DISK_FULL…), not a 500."""
+        if self.storage is not None and (refused := self.storage.refuse_writes()) is not None:
+            raise refused
+        try:
+            out = fn(*args)
+        except DBAPIError as exc:
+            if self.storage is None:
+                raise
+            raise self.storage.write_failed(exc) from exc
+        if self.storage is not None:
+            self.storage.write_ok()
+        return out
+
     # -- operations -------------------------------------------------------------------------------
     def create(
         self,
@@ -233,7 +260,7 @@ class LinkService:
             row.verified_at = proven.verified_at
             row.sent_base_url = proven.base_url
             row.checks_json = proven.checks_json
-        self.store.insert(row)
+        self._write(self.store.insert, row)
         return row, token
 
     def get(self, link_id: str) -> LinkRow:
@@ -271,7 +298,7 @@ class LinkService:
         now = self.clock()
         if creds is None:
             raise livekit_unreachable()
-        result = self.store.use(digest, now)
+        result = self._write(self.store.use, digest, now)
         if result.row is None:
             raise LinkNotFound()
         if not result.ok:
@@ -327,4 +354,4 @@ class LinkService:
         """Store a result already validated and bounded by :mod:`linkpronto.links.inputs`."""
         result = dict(result)
         result["received_at"] = iso(self.clock())
-        return self.store.set_device_check(keys.token_hash(token), result)
+        return bool(self._write(self.store.set_device_check, keys.token_hash(token), result))

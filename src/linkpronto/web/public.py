@@ -31,6 +31,7 @@ from linkpronto.errors import LinkGone, LinkNotFound, LinkprontoError, LivekitUn
 from linkpronto.gateway.normalize import decoded, normalize_raw_path
 from linkpronto.i18n import Text
 from linkpronto.links import inputs
+from linkpronto.links.health import StorageFault
 from linkpronto.stack import Stack
 from linkpronto.verify import LINK_PROBE_TOKEN
 from linkpronto.web.bounded import BodyTooLarge, read_body
@@ -161,7 +162,7 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
             if not limiter.fail(addr(request)):
                 return too_many(request)
             return error_response(exc, 404 if isinstance(exc, LinkNotFound) else 410, lang)
-        except LivekitUnhealthy as exc:
+        except (LivekitUnhealthy, StorageFault) as exc:
             return error_response(exc, 503, lang, retry_after=5)
         stack.touch()
         return JSONResponse(grant.to_json(), headers={"Cache-Control": "no-store"})
