@@ -33,10 +33,11 @@ from pathlib import Path
 
 from sqlalchemy.exc import DatabaseError, NoSuchModuleError, OperationalError
 
-from linkpronto.components import ComponentState, ComponentStatus, utcnow
+from linkpronto.components import PartStatus, utcnow
 from linkpronto.errors import LinkprontoError
 from linkpronto.i18n import Text
 from linkpronto.links.store import LinkStore
+from linkpronto.schema import PartState
 
 log = logging.getLogger(__name__)
 
@@ -244,11 +245,11 @@ class StoreHealth:
             self._error = err
         return self._error
 
-    def status(self) -> ComponentStatus:
+    def status(self) -> PartStatus:
         err = self.error()
         if err is None:
-            return ComponentStatus(ComponentState.READY, str(self.where), since=self._since)
-        return ComponentStatus(ComponentState.UNHEALTHY, err.text.en, since=self._since, error=err)
+            return PartStatus(PartState.READY, str(self.where), since=self._since)
+        return PartStatus(PartState.UNHEALTHY, err.text.en, since=self._since, error=err)
 
     async def watch(self, period_s: float = 2.0) -> None:
         """Poll, so a deleted file or a full disk shows in the status without waiting for a write."""
