@@ -315,9 +315,10 @@ def build_admin_app(
             return error_response(exc, 503, request_lang(request))
         return JSONResponse(doc)
 
-    from linkpronto.web import dropin
+    from linkpronto.web import dropin, logs
 
     dropin.register(app, stack)
+    logs.register(app, stack)
 
     @app.post("/api/dashboard-login")
     async def dashboard_login(request: Request) -> JSONResponse:

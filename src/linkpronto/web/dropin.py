@@ -108,7 +108,7 @@ def register(app: FastAPI, stack: Stack) -> None:
         if isinstance(parsed, JSONResponse):
             return parsed
         try:
-            row, token = await stack.create_link(
+            row, token = await stack.issuer.create(
                 professional_id=parsed.professionalId,
                 client_id=parsed.clientId,
                 consultation_type=parsed.consultationType,
@@ -118,7 +118,7 @@ def register(app: FastAPI, stack: Stack) -> None:
             )
         except LinkprontoError as exc:
             return _failure(stack, lang, exc, None, "failed")
-        doc = stack.links.to_json(row, lang=lang)
+        doc = stack.issuer.document(row, lang)
         url = doc.get("url")
         if doc["status"] == "ready" and url:
             ready = DropInReady(
@@ -134,7 +134,7 @@ def register(app: FastAPI, stack: Stack) -> None:
                 room=row.room,
             )
             return JSONResponse(dump(ready), headers=_NO_STORE)
-        failure = stack_failure(stack)
+        failure = stack.failure()
         if failure is not None:
             return _failure(stack, lang, failure, row.id, doc["status"])
         why = stack.reason or doc["status"]
@@ -146,14 +146,3 @@ def register(app: FastAPI, stack: Stack) -> None:
         doc = {"success": False, "error": BAD_METHOD.get(request_lang(request))}
         return JSONResponse(doc, status_code=405, headers={"Allow": "POST", **_NO_STORE})
 
-
-def stack_failure(stack: Stack) -> LinkprontoError | None:
-    """The error that keeps the stack from becoming ready unattended, if it has one."""
-    from linkpronto.stack import StackState
-
-    if stack.state is not StackState.FAILED:
-        return None
-    failure = getattr(stack, "_failure", None)
-    if isinstance(failure, LinkprontoError):
-        return failure
-    return LinkprontoError(Text("A pilha falhou.", "The stack has failed."), code="VERIFY_FAILED")
