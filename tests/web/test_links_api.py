@@ -97,12 +97,18 @@ async def test_full_link_lifecycle(tmp_path: Path, livekit_double: RunningDouble
             assert (await lp.public.get(f"/c/{token}")).status_code == 410
 
             # 7. Expiry: 410 with the expired page.
-            res = await lp.admin.post("/api/consultation-links", json={"professional_id": "p", "expires_in_s": 1})
+            # (The shortest link lives 60 s: the service's clock is moved past it instead of waiting.)
+            res = await lp.admin.post("/api/consultation-links", json={"professional_id": "p", "expires_in_s": 60})
             short = res.json()
             short_token = short["url"].rsplit("/", 1)[1]
-            await asyncio.sleep(1.1)
-            assert (await lp.public.post("/_linkpronto/api/join", json={"token": short_token})).status_code == 410
-            assert (await lp.admin.get(f"/api/consultation-links/{short['id']}")).json()["status"] == "expired"
+            links = lp.stack.links
+            real_clock = links.clock
+            links.clock = lambda: real_clock() + timedelta(seconds=61)
+            try:
+                assert (await lp.public.post("/_linkpronto/api/join", json={"token": short_token})).status_code == 410
+                assert (await lp.admin.get(f"/api/consultation-links/{short['id']}")).json()["status"] == "expired"
+            finally:
+                links.clock = real_clock
 
             # 8. Max uses: the second join is 410 and the link reads "exhausted".
             res = await lp.admin.post("/api/consultation-links", json={"professional_id": "p", "max_uses": 1})
