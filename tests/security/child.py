@@ -56,7 +56,7 @@ def orchestrator_child(
     data_dir: Path, livekit_url: str, *, preexec: Callable[[], None] | None = None, **env_extra: str
 ) -> Iterator[Child]:
     public_port, admin_port = free_port(), free_port()
-    env = cli_env(data_dir, livekit_url, public_port, admin_port, **env_extra)
+    env = cli_env(data_dir, livekit_url, public_port, admin_port, PYTHONUNBUFFERED="1", **env_extra)
     log_path = data_dir.parent / f"orchestrator-{admin_port}.log"
     data_dir.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as out:
