@@ -209,9 +209,13 @@ class LinkService:
         }
         return doc
 
-    def _write(self, fn: Callable[..., W], /, *args: Any) -> W:
-        """A store write; a database failure becomes an error with a code (DISK_FULL…), not a 500."""
-        if self.storage is not None and (refused := self.storage.refuse_writes()) is not None:
+    def _write(self, fn: Callable[..., W], /, *args: Any, refuse_when_full: bool = False) -> W:
+        """A store write; a database failure becomes an error with a code (DISK_FULL…), not a 500.
+
+        New links are refused up front on a full disk (``refuse_when_full``); a join still tries (it
+        only rewrites a row and may well succeed), so a patient is not turned away needlessly.
+        """
+        if refuse_when_full and self.storage is not None and (refused := self.storage.refuse_writes()) is not None:
             raise refused
         try:
             out = fn(*args)
@@ -260,7 +264,7 @@ class LinkService:
             row.verified_at = proven.verified_at
             row.sent_base_url = proven.base_url
             row.checks_json = proven.checks_json
-        self._write(self.store.insert, row)
+        self._write(self.store.insert, row, refuse_when_full=True)
         return row, token
 
     def get(self, link_id: str) -> LinkRow:
