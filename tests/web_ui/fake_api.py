@@ -192,7 +192,7 @@ def admin_app(stack: FakeStack) -> FastAPI:
             if request.method not in ("GET", "HEAD") and origin != f"http://{request.headers.get('host')}":
                 return JSONResponse({"error": {"code": "FORBIDDEN_ORIGIN", "message": "no", "fix": None}}, 403)
         resp: Response = await call_next(request)
-        if request.url.path == "/":
+        if not request.url.path.startswith(("/api/", "/_linkpronto/")):  # a page: the session exists
             resp.set_cookie(FAKE_SESSION, "ok", httponly=True, samesite="strict")
         return resp
 
