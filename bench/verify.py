@@ -57,15 +57,19 @@ def stats(samples: list[float]) -> dict[str, float]:
     }
 
 
+def ssh_tunnel(sshd: SshServer) -> dict[str, Any]:
+    return {
+        "provider": "ssh",
+        "ssh_target": sshd.target,
+        "ssh_remote_port": free_port(),
+        "ssh_options": sshd.client_options(),
+    }
+
+
 async def ladder_and_warm_create(runs: int, sshd: SshServer) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="lp-bench-verify-"))
     with run_double({TEST_KEY: TEST_SECRET}) as double:
-        tunnel = {
-            "provider": "ssh",
-            "ssh_target": sshd.target,
-            "ssh_remote_port": free_port(),
-            "ssh_options": sshd.client_options(),
-        }
+        tunnel = ssh_tunnel(sshd)
         settings = settings_for(tmp / "d", livekit_url=double.url, tunnel=tunnel, verify={"max_age": "10m", "interval": "9m"})
         async with run_lp(settings) as lp:
             await lp.wait_state("ready", timeout=30)
@@ -106,12 +110,7 @@ async def creates_spread(sshd: SshServer, seconds: float) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="lp-bench-spread-"))
     rng = random.Random(7)
     with run_double({TEST_KEY: TEST_SECRET}) as double:
-        tunnel = {
-            "provider": "ssh",
-            "ssh_target": sshd.target,
-            "ssh_remote_port": free_port(),
-            "ssh_options": sshd.client_options(),
-        }
+        tunnel = ssh_tunnel(sshd)
         settings = settings_for(tmp / "d", livekit_url=double.url, tunnel=tunnel)
         async with run_lp(settings) as lp:
             await lp.wait_state("ready", timeout=30)
@@ -195,8 +194,8 @@ def time_double_alone() -> float:
 
 def time_imports() -> float:
     """A fresh interpreter importing what `linkpronto up` imports, and nothing else."""
-    mods = "linkpronto.cli, linkpronto.live, linkpronto.web.admin, linkpronto.web.public, linkpronto.gateway.rtc, " \
-        "linkpronto.gateway.app_proxy, linkpronto.tunnels.ssh, linkpronto.livekit.local, linkpronto.web.pages, livekit.api"
+    mods = "linkpronto.cli, linkpronto.live, linkpronto.orchestrator, linkpronto.web.admin, linkpronto.web.public, " \
+        "linkpronto.gateway.rtc, linkpronto.gateway.app_proxy, linkpronto.tunnels.ssh, linkpronto.livekit.local"
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-c", f"import {mods}"], check=True)
     return time.perf_counter() - t0

@@ -37,7 +37,7 @@ from linkpronto.i18n import Lang, Text
 from linkpronto.issuer import LinkIssuer
 from linkpronto.keys import InstanceSecrets
 from linkpronto.links.service import Credentials, LinkService
-from linkpronto.links.store import LinkRow, LinkStore
+from linkpronto.links.store import LinkStore
 from linkpronto.livekit.local import check_livekit_keys
 from linkpronto.livekit.reach import LivekitReach
 from linkpronto.livekit.remote import RemoteLivekit, RoomAdmin, ws_base
@@ -470,27 +470,6 @@ class Stack:
             ),
         )
 
-    # -- links ---------------------------------------------------------------------------------------
-    async def create_link(
-        self,
-        *,
-        professional_id: str,
-        client_id: str | None,
-        consultation_type: str | None,
-        expires_in_s: float | None,
-        max_uses: int | None,
-        wait_s: float,
-    ) -> tuple[LinkRow, str]:
-        """Issue a link (see :meth:`LinkIssuer.create`)."""
-        return await self.issuer.create(
-            professional_id=professional_id,
-            client_id=client_id,
-            consultation_type=consultation_type,
-            expires_in_s=expires_in_s,
-            max_uses=max_uses,
-            wait_s=wait_s,
-        )
-
     # -- StackControl (what the issuer asks) -------------------------------------------------------------
     def failure(self) -> LinkprontoError | None:
         decision = self._evaluate()
@@ -561,7 +540,7 @@ class Stack:
                 provider=st.provider,
                 state=st.state,
                 public_url=st.public_url,
-                detail=st.detail,
+                detail=st.detail.get(lang),
                 last_error=_problem(st.last_error, lang),
                 reconnects=st.reconnects,
                 since=st.since,
