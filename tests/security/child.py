@@ -4,6 +4,7 @@ or in-process through :func:`helpers.lp.run_lp` when only behaviour matters."""
 from __future__ import annotations
 
 import contextlib
+import os
 import resource
 import subprocess
 import sys
@@ -115,3 +116,14 @@ DEVICE_CHECK = paths.DEVICE_CHECK
 
 def page_path(token: str) -> str:
     return paths.PATIENT_PAGE.replace("{token}", token)
+
+
+def require(condition: bool, what: str) -> None:
+    """As the root conftest's: skip locally when a component is missing; with CI=true, fail."""
+    import pytest
+
+    if condition:
+        return
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"missing in CI: {what}")
+    pytest.skip(f"missing: {what}")

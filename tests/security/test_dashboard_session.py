@@ -16,11 +16,10 @@ import httpx
 import pytest
 from playwright.async_api import async_playwright, expect
 
-from conftest import require
 from doubles.livekit_server import RunningDouble
 from helpers.lp import run_lp, settings_for
 from linkpronto.web.session import DashboardSessions, cookie_name, should_open_browser
-from security.child import orchestrator_child
+from security.child import orchestrator_child, require
 
 CHROMIUM = "/usr/bin/chromium"
 AS_NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
