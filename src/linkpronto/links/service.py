@@ -285,18 +285,19 @@ class LinkService:
     async def join_live(self, token: str, display_name: str | None) -> JoinGrant:
         """Join a live link: LiveKit must answer first, so a use is never spent on an outage.
 
-        Order: the token must resolve to a live link (else LinkNotFound/LinkGone, nothing counted);
-        LiveKit must answer right now (else :class:`LivekitUnhealthy`, 503, nothing counted); then
-        the use is counted atomically and the token issued.
+        LiveKit is asked first (cached: :mod:`linkpronto.livekit.reach`); when it answers, the use is
+        counted atomically and the token issued (one store call). When it does not, the token is
+        only resolved, so an unknown or gone link still answers 404/410, and a live one
+        :class:`LivekitUnhealthy` (503, retryable) — nothing counted either way.
         """
+        if self.credentials() is not None and (self.livekit_answers is None or await self.livekit_answers()):
+            return await self.store.call(self.join, token, display_name)
         row, status = await self.store.call(self.resolve, token)
         if row is None or status == LinkStatus.PREPARING:
             raise LinkNotFound()
         if status != LinkStatus.READY:
             raise LinkGone(status)
-        if self.credentials() is None or (self.livekit_answers is not None and not await self.livekit_answers()):
-            raise livekit_unreachable()
-        return await self.store.call(self.join, token, display_name)
+        raise livekit_unreachable()
 
     def join(self, token: str, display_name: str | None) -> JoinGrant:
         creds = self.credentials()
