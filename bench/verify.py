@@ -121,6 +121,18 @@ async def creates_spread(sshd: SshServer, seconds: float) -> dict[str, Any]:
                 ladder.append(time.perf_counter() - t0)
             latencies, baseline, codes = [], [], []
             runs_before = lp.stack.proofs.runs
+            # How many creates found no proof that counted and waited for a ladder run (target: 0).
+            waited: list[float] = []
+            wait_fresh = lp.stack.proofs.wait_fresh
+
+            async def counted_wait(timeout: float) -> Any:
+                t0 = time.perf_counter()
+                try:
+                    return await wait_fresh(timeout)
+                finally:
+                    waited.append(time.perf_counter() - t0)
+
+            lp.stack.proofs.wait_fresh = counted_wait
             loop = asyncio.get_running_loop()
             end = loop.time() + seconds
             while loop.time() < end:
@@ -146,6 +158,8 @@ async def creates_spread(sshd: SshServer, seconds: float) -> dict[str, Any]:
         "baseline_get_status": stats(baseline),
         "one_ladder_run_through_ssh": stats(ladder),
         "background_ladder_runs": ladder_runs,
+        "creates_that_waited_for_a_ladder": len(waited),
+        "longest_wait_for_a_ladder_ms": round(max(waited) * 1000, 2) if waited else 0.0,
         "meets_target": count_202 == 0 and set(codes) == {201} and worst <= one_ladder + 0.050,
     }
 
@@ -192,6 +206,12 @@ def time_double_alone() -> float:
         proc.wait(5)
 
 
+def time_import_of(mods: str) -> float:
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", f"import {mods}"], check=True)
+    return time.perf_counter() - t0
+
+
 def time_imports() -> float:
     """A fresh interpreter importing what `linkpronto up` imports, and nothing else."""
     mods = "linkpronto.cli, linkpronto.live, linkpronto.orchestrator, linkpronto.web.admin, linkpronto.web.public, " \
@@ -227,7 +247,7 @@ def cold_start(sshd: SshServer, rounds: int) -> dict[str, Any]:
     script.parent.mkdir(parents=True)
     script.write_text(f"#!/bin/sh\nexec {sys.executable} -u {DOUBLE} \"$@\"\n")
     script.chmod(0o755)
-    ups, listening, doubles, bare, imports = [], [], [], [], []
+    ups, listening, doubles, bare, imports, off_path, bare_python = [], [], [], [], [], [], []
     for r in range(rounds):
         public, admin = free_port(), free_port()
         data = tmp / f"data{r}"
@@ -269,11 +289,15 @@ def cold_start(sshd: SshServer, rounds: int) -> dict[str, Any]:
             proc.wait(20)
         doubles.append(time_double_alone())
         imports.append(time_imports())
+        off_path.append(time_import_of("livekit.api, yaml"))  # on the path to ready in 0.1.0, not now
+        bare_python.append(time_import_of("sys"))
     return {
         "up_to_ready": stats(ups),
         "up_to_admin_api_answering": stats(listening),
         "children_own_start": {"livekit_double_to_ok": stats(doubles), "bare_ssh_R_to_serving": stats(bare)},
         "orchestrator_python_imports_alone": stats(imports),
+        "imports_taken_off_the_path_livekit_api_yaml": stats(off_path),
+        "bare_python_start": stats(bare_python),
         "note": "up_to_ready includes the orchestrator's own Python start-up and imports (measured alone above)",
         "target_up_le_1_5s": statistics.median(ups) <= 1.5,
     }

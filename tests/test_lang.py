@@ -133,3 +133,24 @@ def test_stored_messages_render_in_either_language() -> None:
     assert render(stored, "en") == "Check the tunnel." and render(stored, "pt-BR") == "Confira o túnel."
     assert render("plain (0.1.0 row)", "en") == "plain (0.1.0 row)"
     assert render(None, "en") is None
+
+
+async def test_rtc_errors_speak_the_requests_language() -> None:
+    import httpx
+
+    from linkpronto.gateway.rtc import RtcProxy
+
+    proxy = RtcProxy(lambda: None)  # LiveKit not available: 503 from the gateway itself
+    transport = httpx.ASGITransport(app=proxy)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            en = await client.get("/rtc/validate", headers={"Accept-Language": "en-US"})
+            pt = await client.get("/rtc/validate", params={"lang": "pt-BR"}, headers={"Accept-Language": "en"})
+            missing = await client.get("/rtc/nothing", params={"lang": "en"})
+    finally:
+        await proxy.aclose()
+    assert en.status_code == pt.status_code == 503
+    assert_only("en", [en.text])
+    assert_only("pt-BR", [pt.text])
+    assert en.text != pt.text and "LiveKit" in en.text and "LiveKit" in pt.text
+    assert missing.status_code == 404 and missing.text == "Not Found"
