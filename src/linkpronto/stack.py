@@ -46,7 +46,7 @@ from linkpronto.proof import ProofKeeper
 from linkpronto.schema import PartState, StackState
 from linkpronto.supervise.logtail import OutputHub
 from linkpronto.verify import LINK_PROBE_TOKEN, Ladder, LadderInput, LadderResult, assess_media
-from linkpronto.warmup import AppWarmup, warm_paths
+from linkpronto.warmup import AppWarmup, app_check_path
 
 if TYPE_CHECKING:
     from linkpronto.tunnels.base import TunnelEvent, TunnelProvider
@@ -334,8 +334,8 @@ class Stack:
                                      on_line=self.output.sink("app"), redact=(self._api_secret,))
             self._watch(app)
             if self.app_url:  # warm the link route as soon as the port opens (a dev server's first compile)
-                self._unsubscribe.append(self._warmup.watch(app, self.app_url, warm_paths(
-                    self.settings.app.health_path, self.links.link_path, LINK_PROBE_TOKEN), self.poke))
+                check = app_check_path(self.settings.app.health_path, self.links.link_path, LINK_PROBE_TOKEN)
+                self._unsubscribe.append(self._warmup.watch(app, self.app_url, [check], self.poke))
             # The app's own rule: a new public URL restarts it (app.restart_on_url_change).
             self._unsubscribe.append(tunnel.subscribe(lambda status: app.on_public_url(status.url)))
             try:
@@ -459,7 +459,7 @@ class Stack:
             livekit_local_url=self.livekit_local_url,
             livekit_cloud_url=lk.url if lk.mode == "cloud" else None,
             app_url=self.app_url if self.settings.app.command or self.settings.app.port else None,
-            app_health_path=self.settings.app.health_path,
+            app_health_path=app_check_path(self.settings.app.health_path, self.links.link_path, LINK_PROBE_TOKEN),
             link_path=self.links.link_path,
             app_budget_s=self._warmup.budget_s,
             media=assess_media(

@@ -381,7 +381,10 @@ class Ladder:
             if not inp.public_url:
                 return False, NO_URL, FIX_NO_URL
             if own_page and not vendor_ready():
-                return False, Text.same(f"ASSETS_MISSING: {LIVEKIT_BUNDLE} is not installed in this copy of linkpronto"), FIX_ASSETS
+                return False, Text(
+                    f"ASSETS_MISSING: {LIVEKIT_BUNDLE} não está instalado nesta cópia do linkpronto",
+                    f"ASSETS_MISSING: {LIVEKIT_BUNDLE} is not installed in this copy of linkpronto",
+                ), FIX_ASSETS
             path = inp.link_path.replace("{token}", LINK_PROBE_TOKEN)
             # A browser User-Agent, so a tunnel that shows browsers a warning page shows it to us too.
             res = await self.client.get(
@@ -393,19 +396,27 @@ class Ladder:
                                    "a tunnel warning page stands in front of the link"), FIX_WARNING
             if not own_page:
                 if 200 <= res.status_code < 300:
-                    return True, Text(f"a rota de link do app responde HTTP {res.status_code} a um link de teste",
-                                      f"the app's link route answers HTTP {res.status_code} for a probe link"), None
-                return False, Text(f"a rota de link do app {path} respondeu HTTP {res.status_code} a um link de teste",
-                                   f"the app's link route {path} answered HTTP {res.status_code} for a probe link"), FIX_APP_LINK_ROUTE
+                    return True, Text(
+                        f"a rota de link do app responde HTTP {res.status_code} a um link de teste",
+                        f"the app's link route answers HTTP {res.status_code} for a probe link",
+                    ), None
+                return False, Text(
+                    f"a rota de link do app {path} respondeu HTTP {res.status_code} a um link de teste",
+                    f"the app's link route {path} answered HTTP {res.status_code} for a probe link",
+                ), FIX_APP_LINK_ROUTE
             # linkpronto's own page answers a probe link with its "unknown link" page (404, by design).
             if PAGE_MARKER not in body:
-                return False, Text(f"a página do linkpronto não respondeu pelo endereço público (HTTP {res.status_code})",
-                                   f"linkpronto's page did not answer through the public URL (HTTP {res.status_code})"), FIX_LINK_ROUTE
+                return False, Text(
+                    f"a página do linkpronto não respondeu pelo endereço público (HTTP {res.status_code})",
+                    f"linkpronto's page did not answer through the public URL (HTTP {res.status_code})",
+                ), FIX_LINK_ROUTE
             missing = await self._missing_files(inp.public_url)
             if missing:
                 return False, Text.same("ASSETS_MISSING: " + "; ".join(missing)), FIX_ASSETS
-            return True, Text("a página do linkpronto e seus arquivos (livekit-client incluído) carregam pelo endereço público",
-                              "linkpronto's page and its files (livekit-client included) load through the public URL"), None
+            return True, Text(
+                "a página do linkpronto e seus arquivos (incluindo o livekit-client) carregam pelo endereço público",
+                "linkpronto's page and its files (livekit-client included) load through the public URL",
+            ), None
 
         return _timed("link_route", go, budget)
 

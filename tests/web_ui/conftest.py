@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 from fake_api import FakeServers  # type: ignore[import-not-found]
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from real_server import RealServer  # type: ignore[import-not-found]
 
+from helpers.inproc import InProcessDouble
 from linkpronto.web.assets import install_assets, vendor_ready
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,6 +74,17 @@ def bare_browser(pw: Playwright, vendored: None) -> Iterator[Browser]:
 
 
 @pytest.fixture
+def real(tmp_path: Path, livekit_inproc: InProcessDouble) -> Iterator[RealServer]:
+    """The real linkpronto (in-process, LiveKit = the double, static tunnel), ready."""
+    server = RealServer(tmp_path / "data", livekit_inproc.url).start()
+    try:
+        server.wait_state("ready")
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
 def fake() -> Iterator[FakeServers]:
     servers = FakeServers().start()
     yield servers
@@ -83,6 +96,9 @@ def new_context(browser: Browser) -> Iterator[Callable[..., BrowserContext]]:
     made: list[BrowserContext] = []
 
     def make(**kw: Any) -> BrowserContext:
+        # Both servers pick the language as the real one does (?lang=, then Accept-Language): the
+        # browser is set to Portuguese, as the patients' are, unless a test says otherwise.
+        kw.setdefault("locale", "pt-BR")
         ctx = browser.new_context(**kw)
         made.append(ctx)
         return ctx
