@@ -270,6 +270,6 @@ class LinkStore:
             res = s.execute(
                 update(LinkRow)
                 .where(LinkRow.token_hash == digest)
-                .values(device_check_json=json.dumps(result)[:20000])
+                .values(device_check_json=json.dumps(result))  # validated and bounded by links.inputs
             )
             return bool(getattr(res, "rowcount", 0))

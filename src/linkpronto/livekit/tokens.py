@@ -23,6 +23,8 @@ from datetime import timedelta
 PROBE_ROOM = "linkpronto-probe"
 PROBE_TTL = timedelta(seconds=60)
 HOST_TTL = timedelta(hours=4)
+#: livekit-server validates token times with go-jose's default leeway (one minute).
+LIVEKIT_LEEWAY_S = 60.0
 
 
 def opaque_identity(prefix: str) -> str:
