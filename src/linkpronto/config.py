@@ -156,6 +156,17 @@ class AppSettings(_Section):
     health_path: str = "/"
     # Where the app runs (your Next.js project); empty = the directory `linkpronto up` runs in.
     cwd: Path | None = None
+    # Presence events (patient waiting / in call / ended) are POSTed here, signed (linkpronto.events).
+    events_url: str = ""
+    # HMAC key of those callbacks; empty = one generated per install (<data_dir>/events-secret).
+    events_secret: SecretStr = SecretStr("")
+
+    @field_validator("events_url")
+    @classmethod
+    def _events_url(cls, v: str) -> str:
+        if v and not re.match(r"^https?://[^/\s]+", v):
+            raise ValueError("expected a URL such as http://127.0.0.1:3000/api/linkpronto-events")
+        return v
 
     @field_validator("link_path")
     @classmethod

@@ -131,6 +131,8 @@ async def serve(
         exits.callback(store.close)
         stack = Stack(settings, secrets_, store, admin_url=admin_url, install_allowed=settings.stack.install)
         exits.push_async_callback(_close_stack, stack)
+        await stack.events.start()  # app callbacks (app.events_url): the durable outbox's deliverer
+        exits.push_async_callback(stack.events.aclose)
         if settings.stack.mode == "always-on":
             # Children first: LiveKit and the tunnel boot while the web layer is imported and built.
             # Both sockets already listen, so early connections wait in the backlog instead of

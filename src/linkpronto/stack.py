@@ -36,6 +36,7 @@ from linkpronto.errors import (
     TunnelUrlChanged,
     VerifyFailed,
 )
+from linkpronto.events.hub import EventHub
 from linkpronto.i18n import Lang, Text
 from linkpronto.keys import InstanceSecrets
 from linkpronto.links.service import Credentials, LinkService, Proof
@@ -129,6 +130,7 @@ class Stack:
             credentials=self.credentials,
             remove_participants=self._remove_participants,
         )
+        self.events = EventHub(settings, store, lambda: (self.api_key, self._api_secret))
 
     # -- what the rest of the program reads ---------------------------------------------------------
     @property
@@ -292,6 +294,7 @@ class Stack:
             "LINKPRONTO_ADMIN_URL": self.admin_url,
             "LINKPRONTO_ADMIN_TOKEN": self.secrets.admin_token,
             "LINKPRONTO_PUBLIC_URL": self.public_url or "",
+            "LINKPRONTO_EVENTS_SECRET": self.events.secret,
         }
         if app.port:
             env["PORT"] = str(app.port)
@@ -305,7 +308,7 @@ class Stack:
             start_timeout_s=120.0,
             error_code="APP_CRASH_LOOP",
             port=app.port or None,
-            redact=(self.secrets.admin_token,),
+            redact=(self.secrets.admin_token, self.events.secret),
         )
         process = ManagedProcess(spec)
         process.restarts = restarts

@@ -23,6 +23,7 @@ import segno
 from linkpronto import keys
 from linkpronto.components import iso
 from linkpronto.errors import LinkGone, LinkNotFound
+from linkpronto.events.presence import Presence
 from linkpronto.i18n import Lang, Text
 from linkpronto.links.store import LinkRow, LinkStore, StoredStatus
 from linkpronto.livekit import tokens
@@ -175,6 +176,8 @@ class LinkService:
             "error": json.loads(row.failure_json) if row.failure_json else None,
             "qr_svg_url": f"/api/consultation-links/{row.id}/qr.svg" if url else None,
             "whatsapp_url": whatsapp_url(url, lang) if url else None,
+            # Who is in the room (linkpronto.events): a contract extension; `status` is unchanged.
+            **Presence(row.presence, row.presence_since, row.waiting_name).to_json(),
         }
         return doc
 

@@ -102,10 +102,17 @@ class LinkRow(Base):
     checks_json: Mapped[str | None] = mapped_column(Text, nullable=True)
     device_check_json: Mapped[str | None] = mapped_column(Text, nullable=True)
     failure_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Who is in the room (linkpronto.events.presence; migration 0003_presence).
+    presence: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    presence_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    waiting_name: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    presence_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    presence_version: Mapped[int | None] = mapped_column(Integer, nullable=True)  # optimistic lock
 
     __table_args__ = (
         Index("ix_links_professional", "professional_id"),
         Index("ix_links_status", "status"),
+        Index("ix_links_room", "room"),
     )
 
 

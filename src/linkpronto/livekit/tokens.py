@@ -13,6 +13,7 @@ from datetime import timedelta
 from livekit.api import AccessToken, VideoGrants
 
 PROBE_ROOM = "linkpronto-probe"
+ROLE_ATTRIBUTE = "linkpronto.role"  # read back from webhooks by linkpronto.events.webhook.role_of
 PROBE_TTL = timedelta(seconds=60)
 HOST_TTL = timedelta(hours=4)
 
@@ -33,6 +34,7 @@ def join_token(
 ) -> str:
     grants = VideoGrants(room_join=True, room=room, can_publish=True, can_subscribe=True)
     token = AccessToken(api_key, api_secret).with_identity(identity).with_ttl(ttl).with_grants(grants)
+    token = token.with_attributes({ROLE_ATTRIBUTE: "patient"})  # presence tells patient from professional
     if name:
         token = token.with_name(name)
     return token.to_jwt()
@@ -41,6 +43,7 @@ def join_token(
 def host_token(api_key: str, api_secret: str, *, room: str, identity: str, name: str | None) -> str:
     grants = VideoGrants(room_join=True, room=room, can_publish=True, can_subscribe=True, room_admin=True)
     token = AccessToken(api_key, api_secret).with_identity(identity).with_ttl(HOST_TTL).with_grants(grants)
+    token = token.with_attributes({ROLE_ATTRIBUTE: "professional"})
     if name:
         token = token.with_name(name)
     return token.to_jwt()

@@ -24,6 +24,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from linkpronto.errors import LinkNotFound, LinkprontoError
+from linkpronto.events.hub import next_presence, presence_sse
+from linkpronto.events.webhook import ADMIN_PATH as WEBHOOK_PATH
 from linkpronto.i18n import Text
 from linkpronto.links.service import SHORT_MESSAGE, LinkStatus, qr_data_uri, qr_svg
 from linkpronto.stack import STATUS_HEARTBEAT_S, Stack, StackState
@@ -105,6 +107,9 @@ class AdminGuard:
             await self._deny(scope, receive, send, 403, "FORBIDDEN_HOST")
             return
         path: str = scope["path"]
+        if path == WEBHOOK_PATH:  # LiveKit's webhooks: no admin token, a LiveKit signature instead
+            await self.app(scope, receive, send)
+            return
         if not path.startswith("/api/"):
             await self.app(scope, receive, _with_headers(send))
             return
@@ -184,23 +189,28 @@ def build_admin_app(
 
         async def events() -> AsyncIterator[bytes]:
             q = stack.subscribe_status()
+            presence = stack.events.subscribe()
             try:
                 yield _sse(stack.status_json(lang))
                 while True:
-                    try:
-                        await asyncio.wait_for(q.get(), SSE_HEARTBEAT_S)
-                    except TimeoutError:
-                        pass
+                    # A presence change (patient waiting…) goes out at once as its own event.
+                    if (change := await next_presence(presence, q, SSE_HEARTBEAT_S)) is not None:
+                        yield presence_sse(change)
+                        continue
                     # Re-render in the client's language (the queued document is only the trigger).
                     yield _sse(stack.status_json(lang))
             finally:
                 stack.unsubscribe_status(q)
+                stack.events.unsubscribe(presence)
 
         return StreamingResponse(
             events(),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
+
+    # -- LiveKit webhooks (signed; exempt from the admin token in AdminGuard) -------------------------
+    app.add_api_route(WEBHOOK_PATH, stack.events.webhook, methods=["POST"], include_in_schema=False)
 
     # -- links --------------------------------------------------------------------------------------
     async def _create(body: CreateLink) -> tuple[Any, str]:

@@ -1,0 +1,110 @@
+"""LiveKit webhooks into a real linkpronto: signature checks, presence of a link, the SSE stream."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from doubles.livekit_server import sign_webhook
+from helpers.lp import TEST_KEY, TEST_SECRET
+from linkpronto.events.webhook import ADMIN_PATH
+from presence.lpkit import (
+    SseReader,
+    lp_with_double,
+    patient_joins,
+    professional_joins,
+    ready_link,
+    wait_presence,
+)
+
+pytestmark = pytest.mark.slow
+
+
+def joined_body(room: str, *, name: str = "Maria", event_id: str = "EV_test1", identity: str = "p-00aa") -> bytes:
+    doc = {
+        "event": "participant_joined", "id": event_id, "createdAt": str(int(time.time())),
+        "room": {"sid": "RM_test", "name": room},
+        "participant": {"sid": "PA_test", "identity": identity, "name": name,
+                        "attributes": {"linkpronto.role": "patient"}},
+    }
+    return json.dumps(doc).encode()
+
+
+async def test_forged_or_altered_webhooks_are_refused_and_change_nothing(tmp_path: Path) -> None:
+    async with lp_with_double(tmp_path) as (lp, _double):
+        link, _token = await ready_link(lp)
+        body = joined_body(link["room"])
+        good = sign_webhook(TEST_KEY, TEST_SECRET, body)
+        # No admin token on these requests: the LiveKit signature is what counts.
+        async with httpx.AsyncClient(base_url=lp.running.admin_url) as anon:
+            post = ADMIN_PATH
+            altered = body.replace(b"Maria", b"Mallory")
+            cases = {
+                "altered body": (altered, good),
+                "forged secret": (body, sign_webhook(TEST_KEY, "not-the-secret-" + "z" * 30, body)),
+                "other key": (body, sign_webhook("OtherKey", TEST_SECRET, body)),
+                "no signature": (body, ""),
+                "signature of another body": (body, sign_webhook(TEST_KEY, TEST_SECRET, altered)),
+            }
+            for what, (content, auth) in cases.items():
+                headers = {"content-type": "application/webhook+json", "accept-language": "en"}
+                if auth:
+                    headers["authorization"] = auth
+                res = await anon.post(post, content=content, headers=headers)
+                assert res.status_code == 401, what
+                assert res.json()["error"]["code"] == "WEBHOOK_REJECTED", what
+                assert "signature" in res.json()["error"]["message"]
+            assert (await lp.admin.get(f"/api/consultation-links/{link['id']}")).json()["presence"] is None
+
+            res = await anon.post(post, content=body, headers={"content-type": "application/webhook+json",
+                                                               "authorization": good})
+            assert res.status_code == 200, res.text
+            doc = (await lp.admin.get(f"/api/consultation-links/{link['id']}")).json()
+            assert doc["presence"] == "waiting" and doc["waiting_name"] == "Maria"
+            assert doc["status"] == "ready"  # the contract's status is untouched
+            # A retried delivery (same event) changes nothing; "Bearer " in front is accepted too.
+            again = await anon.post(post, content=body, headers={"authorization": "Bearer " + good})
+            assert again.status_code == 200 and again.json()["presence"] is None
+        # The other admin routes still want the token.
+        async with httpx.AsyncClient(base_url=lp.running.admin_url) as anon:
+            assert (await anon.get("/api/status")).status_code == 401
+
+
+async def test_presence_follows_the_room_through_the_double(tmp_path: Path) -> None:
+    async with lp_with_double(tmp_path, departure_s=0.3) as (lp, double):
+        link, token = await ready_link(lp)
+        async with SseReader(lp) as sse:
+            patient = await patient_joins(lp, double, token, "Maria")
+            waiting = await wait_presence(lp, link["id"], "waiting")
+            assert waiting["waiting_name"] == "Maria" and waiting["presence_since"]
+            host = await professional_joins(lp, double, link["id"])
+            await wait_presence(lp, link["id"], "in_call")
+            await patient.leave()
+            await host.leave()
+            ended = await wait_presence(lp, link["id"], "ended")
+            assert ended["waiting_name"] is None
+            events = await sse.wait(4)
+        # The professional alone after the patient left is no one waiting (None), then the room ends.
+        assert [e["presence"] for e in events] == ["waiting", "in_call", None, "ended"]
+        assert [e["previous"] for e in events] == [None, "waiting", "in_call", None]
+        first = events[0]
+        assert first["link_id"] == link["id"] and first["waiting_name"] == "Maria"
+        assert first["type"] == "link.presence" and first["id"].startswith("evt_")
+        assert first["livekit_event"]["event"] == "participant_joined"
+        assert len({e["id"] for e in events}) == 4
+        hooks = double.state()["webhooks"]
+        assert {h["status"] for h in hooks} == {200}
+
+
+async def test_patient_who_gives_up_clears_the_wait(tmp_path: Path) -> None:
+    async with lp_with_double(tmp_path, departure_s=0.2) as (lp, double):
+        link, token = await ready_link(lp)
+        patient = await patient_joins(lp, double, token, "João")
+        await wait_presence(lp, link["id"], "waiting")
+        await patient.leave()
+        doc = await wait_presence(lp, link["id"], None)
+        assert doc["waiting_name"] is None
