@@ -177,6 +177,8 @@ class EventHub:
 
     # -- callbacks out ------------------------------------------------------------------------------------
     async def start(self) -> None:
+        """Make sure the events secret exists; start delivering callbacks when ``app.events_url`` is set."""
+        await asyncio.to_thread(lambda: self.secret)
         if self._task is None and self.events_url:
             self._task = asyncio.create_task(self._deliver_loop(), name="events-deliver")
 
