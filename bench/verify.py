@@ -61,7 +61,7 @@ async def ladder_and_warm_create(runs: int, sshd: SshServer) -> dict[str, Any]:
             "ssh_remote_port": free_port(),
             "ssh_options": sshd.client_options(),
         }
-        settings = settings_for(tmp / "d", livekit_url=double.url, tunnel=tunnel, verify={"max_age": "10m", "interval": "10m"})
+        settings = settings_for(tmp / "d", livekit_url=double.url, tunnel=tunnel, verify={"max_age": "10m", "interval": "9m"})
         async with run_lp(settings) as lp:
             await lp.wait_state("ready", timeout=30)
             for _ in range(3):

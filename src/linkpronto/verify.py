@@ -24,7 +24,7 @@ from typing import Any, Literal
 import httpx
 import websockets
 
-from linkpronto.i18n import Text
+from linkpronto.i18n import Lang, Text
 from linkpronto.livekit import tokens
 from linkpronto.livekit.remote import check_livekit, http_base, ws_base
 
@@ -50,13 +50,13 @@ class Check:
     fix: Text | None = None
     required: bool = True
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, lang: Lang | None = None) -> dict[str, Any]:
         return {
             "name": self.name,
             "ok": self.ok,
             "duration_ms": round(self.duration_ms, 2),
             "detail": self.detail,
-            "fix": self.fix.get() if self.fix else None,
+            "fix": self.fix.get(lang) if self.fix else None,
             "required": self.required,
         }
 
@@ -90,6 +90,9 @@ class LadderResult:
 
     def first_failure(self) -> Check | None:
         return next((c for c in self.checks if c.required and not c.ok), None)
+
+    def media_check(self) -> Check | None:
+        return next((c for c in self.checks if c.name == "media"), None)
 
 
 async def _timed(name: str, fn: Callable[[], Awaitable[tuple[bool, str, Text | None]]]) -> Check:

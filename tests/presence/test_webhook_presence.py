@@ -11,6 +11,7 @@ import pytest
 
 from doubles.livekit_server import sign_webhook
 from helpers.lp import TEST_KEY, TEST_SECRET
+from linkpronto import schema
 from linkpronto.events.webhook import ADMIN_PATH
 from presence.lpkit import (
     SseReader,
@@ -66,6 +67,7 @@ async def test_forged_or_altered_webhooks_are_refused_and_change_nothing(tmp_pat
             doc = (await lp.admin.get(f"/api/consultation-links/{link['id']}")).json()
             assert doc["presence"] == "waiting" and doc["waiting_name"] == "Maria"
             assert doc["status"] == "ready"  # the contract's status is untouched
+            schema.Link.model_validate(doc)
             # A retried delivery (same event) changes nothing; "Bearer " in front is accepted too.
             again = await anon.post(post, content=body, headers={"authorization": "Bearer " + good})
             assert again.status_code == 200 and again.json()["presence"] is None
@@ -96,6 +98,8 @@ async def test_presence_follows_the_room_through_the_double(tmp_path: Path) -> N
         assert first["type"] == "link.presence" and first["id"].startswith("evt_")
         assert first["livekit_event"]["event"] == "participant_joined"
         assert len({e["id"] for e in events}) == 4
+        for e in events:
+            schema.PresenceEvent.model_validate(e)
         hooks = double.state()["webhooks"]
         assert {h["status"] for h in hooks} == {200}
 

@@ -19,6 +19,7 @@ from typing import Any, cast
 from sqlalchemy import DateTime, Index, Integer, String, Table, Text, delete, insert, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
+from linkpronto import schema
 from linkpronto.events import presence as pres
 from linkpronto.events.webhook import RoomEvent
 from linkpronto.links.store import Base, LinkRow, LinkStore, UTCDateTime
@@ -99,21 +100,14 @@ def apply_event(store: LinkStore, ev: RoomEvent, now: datetime, *, outbox: bool)
                 continue  # someone else updated this link meanwhile: read it again
             if not changed:
                 return None
-            doc = {
-                "id": new_event_id(),
-                "type": "link.presence",
-                "link_id": row["id"],
-                "room": row["room"],
-                "professional_id": row["professional_id"],
-                "client_id": row["client_id"],
-                "consultation_type": row["consultation_type"],
-                "presence": value,
-                "previous": row["presence"],
-                "presence_since": pres.Presence(value, since, name).to_json()["presence_since"],
-                "waiting_name": name,
-                "occurred_at": pres.Presence(None, pres.event_time(ev), None).to_json()["presence_since"],
+            event = schema.PresenceEvent.model_validate({
+                "id": new_event_id(), "link_id": row["id"], "room": row["room"],
+                "professional_id": row["professional_id"], "client_id": row["client_id"],
+                "consultation_type": row["consultation_type"], "presence": value, "previous": row["presence"],
+                "presence_since": since, "waiting_name": name, "occurred_at": pres.event_time(ev),
                 "livekit_event": {"id": ev.id, "event": ev.kind},
-            }
+            })
+            doc = schema.dump(event)
             if outbox:
                 conn.execute(insert(_O).values(
                     id=doc["id"], link_id=row["id"], created_at=now, payload=json.dumps(doc, separators=(",", ":")),
