@@ -23,10 +23,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
+from linkpronto.i18n import Text
 from linkpronto.links.service import Proof
 from linkpronto.machine import ProofView, usable
 from linkpronto.verify import LadderResult
 
+_NO_FIX = Text("", "")
 LadderRun = Callable[[], Awaitable[tuple[LadderResult, str | None]]]
 
 
@@ -97,7 +99,8 @@ class ProofKeeper:
             started_at=r.checked_at,
             finished_at=last.finished_at,
             failure=(bad.name, bad.detail, bad.fix) if bad is not None else None,
-            same_network_only=media.fix if media is not None and media.detail.startswith("same-network") else None,
+            same_network_only=(media.fix or _NO_FIX) if media is not None and r.media and r.media.reach == "same-network"
+            else None,
             promoted=last.promoted,
         )
 

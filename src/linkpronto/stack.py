@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from linkpronto import schema
-from linkpronto.components import Component, ComponentState, ComponentStatus, utcnow
+from linkpronto.app_part import AppContext, AppPart
+from linkpronto.components import Part, PartStatus, utcnow
 from linkpronto.config import Settings
 from linkpronto.errors import LinkprontoError, TunnelError, TunnelUrlChanged
 from linkpronto.events.hub import EventHub
@@ -65,7 +66,7 @@ class Stack:
         store: LinkStore,
         *,
         admin_url: str,
-        livekit: Component | None = None,
+        livekit: Part | None = None,
         tunnel_factory: Callable[[Callable[[TunnelEvent], None]], TunnelProvider] | None = None,
         install_allowed: bool = True,
     ) -> None:
@@ -77,9 +78,9 @@ class Stack:
         self.api_key, self._api_secret = self._key_pair()
         self._livekit_override = livekit
         self._tunnel_factory = tunnel_factory
-        self.livekit: Component | None = None
+        self.livekit: Part | None = None
         self.tunnel: TunnelProvider | None = None
-        self.app: Component | None = None
+        self.app: AppPart | None = None
         self.state = StackState.STOPPED
         self.since = utcnow()
         self._reason = Text("", "")
@@ -105,9 +106,7 @@ class Stack:
         self._tunnel_task: asyncio.Task[None] | None = None
         self._livekit_task: asyncio.Task[None] | None = None
         self._idle_task: asyncio.Task[None] | None = None
-        self._app_restart: asyncio.Task[None] | None = None
         self._unsubscribe: list[Callable[[], None]] = []
-        self._app_unwatch: Callable[[], None] | None = None
         self._status_listeners: set[asyncio.Queue[dict[str, Any]]] = set()
         self._last_status_key = ""
         self._client = httpx.AsyncClient(http2=False)
@@ -203,7 +202,7 @@ class Stack:
                 self._idle_task = asyncio.create_task(self._idle_watch(), name="idle-stop")
             self.poke()
 
-    async def _start_livekit(self, livekit: Component) -> None:
+    async def _start_livekit(self, livekit: Part) -> None:
         try:
             await livekit.start()
         except LinkprontoError as exc:
@@ -212,20 +211,18 @@ class Stack:
     async def stop(self) -> None:
         async with self._start_lock:
             tasks = (
-                self._idle_task, self._livekit_task, self._tunnel_task, self._app_restart, self._ladder_task,
-                self._task,
+                self._idle_task, self._livekit_task, self._tunnel_task, self._ladder_task, self._task,
             )
             for task in tasks:
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
-            self._idle_task = self._livekit_task = self._tunnel_task = self._app_restart = None
+            self._idle_task = self._livekit_task = self._tunnel_task = None
             self._ladder_task = self._task = None
             for unsub in self._unsubscribe:
                 unsub()
             self._unsubscribe.clear()
-            self._app_unwatch = None
             if self.app is not None:
                 await self.app.stop()
                 self.app = None
@@ -252,7 +249,7 @@ class Stack:
         self.poke()
 
     # -- building components -----------------------------------------------------------------------
-    def _build_livekit(self) -> Component:
+    def _build_livekit(self) -> Part:
         lk = self.settings.livekit
         if lk.mode == "local":
             from linkpronto.livekit.local import LocalLivekit
@@ -276,53 +273,18 @@ class Stack:
             self.settings, on_event=self._on_tunnel_event, install_allowed=self.install_allowed
         )
 
-    def _build_app(self, restarts: int = 0) -> Component | None:
-        """The user's app as a supervised process, with the CURRENT public URL in its environment.
+    def _app_context(self) -> AppContext:
+        return AppContext(self.public_url, self.livekit_browser_url, self.admin_url, self.secrets.admin_token,
+                          self.events.secret)
 
-        ``restarts`` carries the count over when the app is rebuilt for a new public URL, so the status
-        shows that it was restarted.
-        """
-        app = self.settings.app
-        if not app.command:
-            return None
-        from linkpronto.supervise import ManagedProcess
-        from linkpronto.supervise.spec import ProcessSpec, RestartPolicy, TcpProbe
-
-        env = {
-            "NEXT_PUBLIC_SITE_URL": self.public_url or "",
-            "NEXT_PUBLIC_LIVEKIT_URL": self.livekit_browser_url or "",
-            "LINKPRONTO_ADMIN_URL": self.admin_url,
-            "LINKPRONTO_ADMIN_TOKEN": self.secrets.admin_token,
-            "LINKPRONTO_PUBLIC_URL": self.public_url or "",
-            "LINKPRONTO_EVENTS_SECRET": self.events.secret,
-        }
-        if app.port:
-            env["PORT"] = str(app.port)
-        spec = ProcessSpec(
-            name="app",
-            argv=tuple(app.argv()),
-            env=env,
-            cwd=app.cwd,
-            readiness=TcpProbe("127.0.0.1", app.port, period_s=0.2, timeout_s=1.0) if app.port else None,
-            restart=RestartPolicy(),
-            start_timeout_s=120.0,
-            error_code="APP_CRASH_LOOP",
-            port=app.port or None,
-            redact=(self.secrets.admin_token, self.events.secret),
-        )
-        process = ManagedProcess(spec)
-        process.restarts = restarts
-        return process
-
-    def _watch(self, comp: Component) -> Callable[[], None]:
-        def changed() -> None:
-            st = comp.status()
-            if not st.state.is_up:
+    def _watch(self, part: Part) -> Callable[[], None]:
+        def changed(status: PartStatus) -> None:
+            if not status.state.is_up:
                 self.invalidate()
             else:
                 self.poke()
 
-        unsubscribe = comp.subscribe(changed)
+        unsubscribe = part.subscribe(changed)
         self._unsubscribe.append(unsubscribe)
         return unsubscribe
 
@@ -344,7 +306,18 @@ class Stack:
                 continue
             break
         self.invalidate()
-        await self._start_app()
+        self._watch(tunnel)
+        if self.settings.app.command:
+            app = self.app = AppPart(self.settings.app, self._app_context)
+            self._watch(app)
+            # The app's own rule: a new public URL restarts it (app.restart_on_url_change).
+            self._unsubscribe.append(tunnel.subscribe(lambda status: app.on_public_url(status.url)))
+            try:
+                await app.start()
+            except LinkprontoError:
+                # PORT_IN_USE, a missing program...: the part is FAILED and holds the error, which the
+                # machine turns into the stack's failure (with the holder / the command named).
+                self.poke()
 
     def _on_tunnel_event(self, event: TunnelEvent) -> None:
         from linkpronto.tunnels.base import TunnelEventKind
@@ -352,67 +325,12 @@ class Stack:
         if event.kind is TunnelEventKind.URL_CHANGED:
             log.warning("TUNNEL_URL_CHANGED old=%s new=%s", event.old_url, event.url)
             self._events.add(time.monotonic(), TunnelUrlChanged.between(event.old_url, event.url))
-            if self.settings.app.restart_on_url_change and (self.app is not None or self._app_restart is not None):
-                # Detach the app now, synchronously: from this moment it counts as down, so no ladder
-                # run that starts later can prove the stack while the app still has the old URL.
-                old, self.app = self.app, None
-                self._app_restart = asyncio.create_task(
-                    self._restart_app(old, self._app_restart), name="app-restart"
-                )
         self.invalidate()
 
-    # -- the app -------------------------------------------------------------------------------------
-    async def _start_app(self, restarts: int = 0) -> None:
-        if self.app is not None or not self.settings.app.command:
-            return
-        try:
-            app = self.app = self._build_app(restarts)
-        except LinkprontoError as exc:
-            self._fail(exc)
-            return
-        if app is None:
-            return
-        if self._app_unwatch is not None:  # the previous app (before a restart) is no longer watched
-            self._app_unwatch()
-            if self._app_unwatch in self._unsubscribe:
-                self._unsubscribe.remove(self._app_unwatch)
-        self._app_unwatch = self._watch(app)
-        try:
-            await app.start()
-        except LinkprontoError:
-            # PORT_IN_USE, a missing program...: the component is FAILED and holds the error, which
-            # the evaluation loop turns into the stack's failure (with the holder / the command named).
-            self.poke()
-
-    async def _restart_app(self, old: Component | None, previous: asyncio.Task[None] | None) -> None:
-        """Stop the app started with the old public URL, then start it again with the new one.
-
-        One restart at a time: a URL change during a restart waits for the previous one (whose app
-        is then ``old``). When ``stop()`` cancels this task, the old app is still stopped completely
-        (cancelling ``previous`` with us), so nothing outlives the stack.
-        """
-        if previous is not None and not previous.done():
-            await previous
-        restarts = 0
-        if old is not None:
-            restarts = old.status().restarts + 1
-            try:
-                await old.stop()
-            except asyncio.CancelledError:
-                await old.stop()
-                raise
-        await self._start_app(restarts)
-
     # -- evaluation ----------------------------------------------------------------------------------
-    def _components(self) -> dict[str, ComponentStatus]:
-        out: dict[str, ComponentStatus] = {}
-        if self.livekit is not None:
-            out["livekit"] = self.livekit.status()
-        if self.tunnel is not None:
-            out["tunnel"] = _tunnel_component(self.tunnel)
-        if self.app is not None:
-            out["app"] = self.app.status()
-        return out
+    def _components(self) -> dict[str, PartStatus]:
+        parts: dict[str, Part | None] = {"livekit": self.livekit, "tunnel": self.tunnel, "app": self.app}
+        return {name: part.status() for name, part in parts.items() if part is not None}
 
     def _needed(self) -> tuple[str, ...]:
         return ("livekit", "tunnel", "app") if self.settings.app.command else ("livekit", "tunnel")
@@ -423,7 +341,7 @@ class Stack:
             running=self._task is not None,
             previous=self.state,
             parts=tuple(
-                PartView(name, PartState(st.state.value), st.detail, st.error)
+                PartView(name, st.state, st.detail, st.error)
                 for name, st in self._components().items()
             ),
             needed=self._needed(),
@@ -497,7 +415,6 @@ class Stack:
 
     def _ladder_input(self) -> LadderInput:
         lk = self.settings.livekit
-        t = self.settings.tunnel
         node_ip = lk.node_ip
         if not node_ip and lk.mode != "cloud":
             from linkpronto.platform import lan_address
@@ -518,8 +435,7 @@ class Stack:
                 livekit_mode=lk.mode,
                 node_ip=node_ip,
                 turn_url=lk.turn_url,
-                ssh_forward_media=t.ssh_forward_media,
-                tunnel_provider=self.tunnel.name if self.tunnel else t.provider,
+                forwards_media=self.tunnel.facts.forwards_media if self.tunnel else False,
             ),
         )
 
@@ -606,14 +522,13 @@ class Stack:
     def status(self, lang: Lang | None = None) -> schema.Status:
         """The **Status** document in ``lang``."""
         r = self.proofs.latest
-        media_check = r.media_check() if r else None
-        reach, _, detail = media_check.detail.partition(": ") if media_check else ("unknown", "", "")
+        media = r.media if r is not None else None
         tunnel = self.tunnel
         if tunnel is not None:
             st = tunnel.describe()
             tunnel_info = schema.TunnelInfo(
                 provider=st.provider,
-                state=PartState(_tunnel_component(tunnel).state.value),
+                state=st.state,
                 public_url=st.public_url,
                 detail=st.detail,
                 last_error=_problem(st.last_error, lang),
@@ -634,17 +549,7 @@ class Stack:
             livekit_url=self.livekit_browser_url,
             admin_url=self.admin_url,
             tunnel=tunnel_info,
-            components={
-                name: schema.Part(
-                    state=PartState(st.state.value),
-                    detail=st.detail,
-                    pid=st.pid,
-                    restarts=st.restarts,
-                    since=st.since,
-                    error=_problem(st.error, lang),
-                )
-                for name, st in self._components().items()
-            },
+            components={name: st.to_schema(lang) for name, st in self._components().items()},
             verification=schema.Verification(
                 ok=bool(r and r.ok and usable),
                 stale=self.proofs.stale,
@@ -652,7 +557,7 @@ class Stack:
                 age_s=round(time.monotonic() - r.checked_at, 2) if r else None,
                 checks=[schema.Check.model_validate(c.to_json(lang)) for c in r.checks] if r else [],
             ),
-            media=schema.Media(reach=_REACH.get(reach, "unknown"), detail=detail),
+            media=schema.Media(reach=media.reach, detail=media.why.get(lang)) if media else schema.Media(),
             problems=[schema.Problem.model_validate(e.to_problem(lang)) for e in decision.problems],
         )
 
@@ -684,31 +589,5 @@ class Stack:
             q.put_nowait(doc)
 
 
-_REACH: dict[str, schema.MediaReach] = {"same-network": "same-network", "anywhere": "anywhere"}
-
-
 def _problem(err: LinkprontoError | None, lang: Lang | None) -> schema.Problem | None:
     return schema.Problem.model_validate(err.to_problem(lang)) if err is not None else None
-
-
-def _tunnel_component(tunnel: TunnelProvider) -> ComponentStatus:
-    from linkpronto.tunnels.base import TunnelState
-
-    st = tunnel.describe()
-    mapping = {
-        TunnelState.OPEN: ComponentState.READY,
-        TunnelState.OPENING: ComponentState.STARTING,
-        TunnelState.RECONNECTING: ComponentState.RESTARTING,
-        TunnelState.DISCONNECTED: ComponentState.UNHEALTHY,
-        TunnelState.FAILED: ComponentState.UNHEALTHY,
-        TunnelState.CLOSED: ComponentState.STOPPED,
-    }
-    detail = st.detail or (st.public_url or "")
-    return ComponentStatus(
-        state=mapping[st.state],
-        detail=f"{st.provider}: {detail}" if detail else st.provider,
-        pid=None,
-        restarts=st.reconnects,
-        since=st.since,
-        error=st.last_error,
-    )
