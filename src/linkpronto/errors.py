@@ -22,6 +22,7 @@ The tree::
     ├── MediaSameNetworkOnly              MEDIA_SAME_NETWORK_ONLY
     ├── CrashLoop                         <component>_CRASH_LOOP (generic supervised child)
     ├── NotRunning                        NOT_RUNNING
+    ├── StoreUnavailable                  STORE_UNAVAILABLE (links database unreachable; retryable)
     └── LinkError
         ├── LinkNotFound                  LINK_NOT_FOUND
         └── LinkGone                      LINK_GONE (expired, revoked, used up)
@@ -159,6 +160,19 @@ class VerifyTimeout(LinkprontoError):
 
 class MediaSameNetworkOnly(LinkprontoError):
     code = "MEDIA_SAME_NETWORK_ONLY"
+
+
+class StoreUnavailable(LinkprontoError):
+    """The links database does not answer (PostgreSQL down, network cut): retryable, nothing lost."""
+
+    code = "STORE_UNAVAILABLE"
+    default_message = Text(
+        "O banco de dados dos links não está acessível.", "The links database is not reachable."
+    )
+    default_fix = Text(
+        "Tente de novo em alguns segundos; o linkpronto reconecta sozinho.",
+        "Try again in a few seconds; linkpronto reconnects by itself.",
+    )
 
 
 class LinkError(LinkprontoError):
