@@ -170,10 +170,10 @@ _USE = (
 # Revocation: one statement, so a join racing it either counted before or is refused after.
 _REVOKE = (
     update(_T)
-    .where(_T.c.id == bindparam("id"))
+    .where(_T.c.id == bindparam("link_id"))
     .values(
         status=StoredStatus.REVOKED.value,
-        revoked_at=func.coalesce(_T.c.revoked_at, bindparam("now")),
+        revoked_at=func.coalesce(_T.c.revoked_at, bindparam("at")),
     )
     .returning(*_T.c)
 )
@@ -424,7 +424,7 @@ class LinkStore:
     def revoke(self, link_id: str, now: datetime) -> LinkRow | None:
         """Revoke atomically (idempotent: the first revocation's time is kept)."""
         with self.engine.begin() as conn:
-            found = conn.execute(_REVOKE, {"id": link_id, "now": now}).mappings().first()
+            found = conn.execute(_REVOKE, {"link_id": link_id, "at": now}).mappings().first()
         return _row(found) if found is not None else None
 
     def use(self, digest: str, now: datetime) -> UseResult:
