@@ -189,6 +189,12 @@ class Stack:
             if self._task is not None:
                 return
             self._failure = None
+            loop = asyncio.get_running_loop()
+
+            def store_changed() -> None:  # called from a database thread
+                loop.call_soon_threadsafe(self.poke)
+
+            self.store.on_change = store_changed
             self._set_state(StackState.STARTING, "starting components")
             self._task = asyncio.create_task(self._loop(), name="stack-loop")
             try:
@@ -424,11 +430,12 @@ class Stack:
             out["tunnel"] = _tunnel_component(self.tunnel)
         if self.app is not None:
             out["app"] = self.app.status()
+        out["store"] = self.store.status()
         return out
 
     def _all_up(self) -> tuple[bool, str]:
         comps = self._components()
-        needed = ["livekit", "tunnel"] + (["app"] if self.settings.app.command else [])
+        needed = ["store", "livekit", "tunnel"] + (["app"] if self.settings.app.command else [])
         for name in needed:
             st = comps.get(name)
             if st is None or not st.state.is_up:
@@ -460,6 +467,9 @@ class Stack:
         if failure is not None:
             self._fail(failure)
             return
+        if self.store.failure is not None and not await self.store.call(self.store.ping):
+            # The database is down: degraded (links cannot be issued or joined) until it answers.
+            asyncio.get_running_loop().call_later(1.0, self.poke)
         up, why = self._all_up()
         was_ready = self.state in (StackState.READY, StackState.DEGRADED)
         if not up:

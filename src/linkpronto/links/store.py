@@ -54,6 +54,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
+from linkpronto.components import ComponentState, ComponentStatus
 from linkpronto.errors import ConfigInvalid, StoreUnavailable
 from linkpronto.i18n import Text as T
 
@@ -300,6 +301,9 @@ class LinkStore:
         #: The last connection failure while it lasts (None: the database answers).
         self.failure: StoreUnavailable | None = None
         self.failure_since: float | None = None
+        self._since = datetime.now(UTC)
+        #: Called (from a database thread) when the store goes down or comes back.
+        self.on_change: Callable[[], None] | None = None
         if migrate:
             try:
                 self.migrate()
@@ -319,15 +323,33 @@ class LinkStore:
             raise
 
     def _record(self, failure: StoreUnavailable | None) -> None:
+        changed = (failure is None) != (self.failure is None)
         if failure is None:
             if self.failure is not None:
                 log.warning("links database reachable again")
             self.failure = self.failure_since = None
-            return
-        if self.failure is None:
-            log.warning("links database unreachable: %s", failure.detail)
-            self.failure_since = time.monotonic()
-        self.failure = failure
+        else:
+            if self.failure is None:
+                log.warning("links database unreachable: %s", failure.detail)
+                self.failure_since = time.monotonic()
+            self.failure = failure
+        if changed:
+            self._since = datetime.now(UTC)
+            if self.on_change is not None:
+                self.on_change()
+
+    @property
+    def backend(self) -> str:
+        return "sqlite" if self.is_sqlite else "postgresql" if self.is_postgres else self.engine.dialect.name
+
+    def status(self) -> ComponentStatus:
+        """The store as a component of the status: ``ready``, or ``unhealthy`` with the error."""
+        where = redacted_url(self.url) if not self.is_sqlite else "sqlite"
+        if self.failure is not None:
+            return ComponentStatus(
+                state=ComponentState.UNHEALTHY, detail=f"{where}: unreachable", since=self._since, error=self.failure
+            )
+        return ComponentStatus(state=ComponentState.READY, detail=where, since=self._since)
 
     def guarded(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
         """Run ``fn`` turning a lost connection into :class:`StoreUnavailable` (and tracking health)."""

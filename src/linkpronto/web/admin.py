@@ -23,7 +23,7 @@ from starlette.requests import HTTPConnection
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from linkpronto.errors import LinkNotFound, LinkprontoError
+from linkpronto.errors import LinkNotFound, LinkprontoError, StoreUnavailable
 from linkpronto.i18n import Text
 from linkpronto.links.service import SHORT_MESSAGE, LinkStatus, qr_data_uri, qr_svg
 from linkpronto.stack import STATUS_HEARTBEAT_S, Stack, StackState
@@ -172,6 +172,10 @@ def build_admin_app(
     @app.exception_handler(LinkNotFound)
     async def link_not_found(request: Request, exc: LinkNotFound) -> JSONResponse:
         return error_response(exc, 404, request_lang(request))
+
+    @app.exception_handler(StoreUnavailable)
+    async def store_unavailable(request: Request, exc: StoreUnavailable) -> JSONResponse:
+        return error_response(exc, 503, request_lang(request))
 
     # -- status -------------------------------------------------------------------------------------
     @app.get("/api/status")

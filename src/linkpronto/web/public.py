@@ -23,7 +23,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from linkpronto.errors import LinkGone, LinkNotFound, LinkprontoError, LivekitUnhealthy
+from linkpronto.errors import LinkGone, LinkNotFound, LinkprontoError, LivekitUnhealthy, StoreUnavailable
 from linkpronto.i18n import Text
 from linkpronto.stack import Stack
 from linkpronto.verify import LINK_PROBE_TOKEN, PROBE_PATH
@@ -231,7 +231,11 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
         Route("/{path:path}", link_route, methods=["GET", "HEAD"]),
         Route("/{path:path}", not_found, methods=["POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
     ]
-    own = Starlette(routes=routes)
+    async def store_unavailable(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StoreUnavailable)
+        return error_response(exc, 503, request_lang(request))
+
+    own = Starlette(routes=routes, exception_handlers={StoreUnavailable: store_unavailable})
 
     def is_own(path: str) -> bool:
         if path in OWN_PATHS or path.startswith(OWN_PREFIXES):
