@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-from limits import RateLimitItemPerMinute, storage, strategies
+from limits import RateLimitItemPerMinute, strategies
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
@@ -67,7 +67,9 @@ class FailureLimiter:
 
     def __init__(self, storage_uri: str, per_minute: int) -> None:
         self.item = RateLimitItemPerMinute(per_minute)
-        self.limiter = strategies.MovingWindowRateLimiter(storage.storage_from_string(storage_uri))
+        from linkpronto.limits_storage import storage_for
+
+        self.limiter = strategies.MovingWindowRateLimiter(storage_for(storage_uri))
 
     def blocked(self, key: str) -> bool:
         return not self.limiter.test(self.item, key)
