@@ -41,7 +41,8 @@ import httpx
 from linkpronto.config import defaults
 from linkpronto.livekit.local import LocalLivekit
 from linkpronto.livekit.tokens import probe_token
-from linkpronto.supervise import ProcessState, RestartPolicy
+from linkpronto.schema import PartState
+from linkpronto.supervise import RestartPolicy
 
 ROOT = Path(__file__).resolve().parents[1]
 DOUBLE = ROOT / "tests" / "doubles" / "livekit_server.py"
@@ -109,11 +110,11 @@ async def one_round(work: Path) -> tuple[float, float]:
         assert proc is not None and proc.pid is not None
         marks: dict[str, float] = {}
 
-        def on_change() -> None:
+        def on_change(_status: object = None) -> None:
             now = time.perf_counter()
             if "killed" not in marks:
                 return
-            if proc.state is not ProcessState.READY:
+            if proc.state is not PartState.READY:
                 marks.setdefault("detected", now)
             elif "detected" in marks:
                 marks.setdefault("ready", now)

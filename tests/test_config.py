@@ -42,7 +42,17 @@ def test_defaults_match_the_contract(tmp_path: Path) -> None:
     assert s.tunnel.provider == "auto"
     assert s.app.link_path == "/c/{token}" and s.app.restart_on_url_change is True
     assert (s.links.default_ttl, s.links.max_uses, s.links.join_token_ttl) == (86400, 0, 900)
-    assert (s.verify.max_age, s.verify.interval) == (10, 30)
+    assert (s.verify.max_age, s.verify.interval) == (10, 7)
+
+
+@pytest.mark.parametrize("interval", ["10s", "30s"])
+def test_verify_interval_must_be_shorter_than_max_age(tmp_path: Path, interval: str) -> None:
+    # The proof is re-run before it ages out, so the re-run period must be below max_age.
+    write(tmp_path, f'[verify]\nmax_age = "10s"\ninterval = "{interval}"\n')
+    with pytest.raises(ConfigInvalid) as e:
+        load_settings(cwd=tmp_path)
+    assert "verify.interval" in e.value.message("en") and "verify.max_age" in e.value.message("en")
+    assert "verify.interval" in e.value.message("pt-BR")
 
 
 def test_precedence_flags_over_env_over_file_over_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -236,3 +236,23 @@ async def test_failed_stack_answers_503_with_the_fix(tmp_path: Path) -> None:
         assert err["code"] == "INSECURE_LIVEKIT_KEYS" and err["fix"]
         res = await lp.admin.post("/api/generate-consultation-token", json={"professionalId": "p"})
         assert res.status_code == 503 and res.json()["success"] is False
+
+
+@pytest.mark.slow
+async def test_creates_on_a_ready_stack_never_wait_for_a_timer(tmp_path: Path, livekit_double: RunningDouble) -> None:
+    """Default ``verify`` settings, a link every 0.25 s for 45 s (longer than max_age and the re-run period
+    several times over): every one is 201 ready, none 202."""
+    settings = settings_for(tmp_path / "d", livekit_url=livekit_double.url)
+    assert (settings.verify.max_age, settings.verify.interval) == (10, 7)  # the product's defaults
+    async with run_lp(settings) as lp:
+        await lp.wait_state("ready", timeout=20)
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 45
+        codes: list[int] = []
+        while loop.time() < end:
+            res = await create(lp)
+            codes.append(res.status_code)
+            assert res.status_code == 201, (len(codes), res.text)
+            assert res.json()["status"] == "ready" and res.json()["url"]
+            await asyncio.sleep(0.25)
+        assert len(codes) > 100 and set(codes) == {201}

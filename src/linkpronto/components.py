@@ -1,19 +1,26 @@
-"""What every part of the stack (LiveKit, tunnel, the user's app) shows the orchestrator.
+"""Parts: what every piece of the stack (LiveKit, the tunnel, the user's app) shows the runner.
 
-A component has a :class:`ComponentState`, a ``reason`` whenever it is not ready, and tells its
-listeners about every change. The stack composes components; it never looks inside them.
+A part implements :class:`Part`: ``status()`` returns a :class:`PartStatus` — one state vocabulary
+for every part (:class:`~linkpronto.schema.PartState`), a ``detail`` whenever it is not ready, its
+URL, its error and, for a tunnel, the provider's facts — and ``subscribe(listener)`` calls
+``listener(status)`` with the NEW status on every change (the payload, never "go and look"). The
+runner composes parts; it never looks inside them.
 """
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
+from linkpronto import schema
 from linkpronto.errors import LinkprontoError
+from linkpronto.i18n import Lang
+from linkpronto.schema import PartState, iso
+
+__all__ = ["Observable", "Part", "PartState", "PartStatus", "StatusListener", "iso", "utcnow"]
 
 log = logging.getLogger(__name__)
 
@@ -22,55 +29,37 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def iso(dt: datetime | None) -> str | None:
-    if dt is None:
-        return None
-    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
+@dataclass(frozen=True, slots=True)
+class PartStatus:
+    """A part's status at one moment (immutable: listeners may keep it)."""
 
-
-class ComponentState(enum.StrEnum):
-    STOPPED = "stopped"
-    STARTING = "starting"
-    READY = "ready"
-    ADOPTED = "adopted"  # someone else runs it; we only health-check it
-    EXTERNAL = "external"  # configured as external/cloud; ready when its health check passes
-    UNHEALTHY = "unhealthy"
-    RESTARTING = "restarting"
-    STOPPING = "stopping"
-    FAILED = "failed"  # will not recover unattended
-
-    @property
-    def is_up(self) -> bool:
-        return self in (ComponentState.READY, ComponentState.ADOPTED, ComponentState.EXTERNAL)
-
-
-@dataclass(slots=True)
-class ComponentStatus:
-    state: ComponentState = ComponentState.STOPPED
+    state: PartState = PartState.STOPPED
     detail: str = ""
     pid: int | None = None
     restarts: int = 0
     since: datetime = field(default_factory=utcnow)
     error: LinkprontoError | None = None
+    url: str | None = None
+    facts: Any = None  # a tunnel's ProviderFacts (a dataclass), else None
 
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "state": self.state.value,
-            "detail": self.detail,
-            "pid": self.pid,
-            "restarts": self.restarts,
-            "since": iso(self.since),
-        }
-        if self.error is not None:
-            out["error"] = self.error.to_problem()
-        return out
+    def to_schema(self, lang: Lang | None = None) -> schema.Part:
+        return schema.Part(
+            state=self.state,
+            detail=self.detail,
+            url=self.url,
+            pid=self.pid,
+            restarts=self.restarts,
+            since=self.since,
+            error=schema.Problem.model_validate(self.error.to_problem(lang)) if self.error else None,
+            facts=asdict(self.facts) if is_dataclass(self.facts) and not isinstance(self.facts, type) else None,
+        )
 
 
-Listener = Callable[[], None]
+StatusListener = Callable[[PartStatus], None]
 
 
 @runtime_checkable
-class Component(Protocol):
+class Part(Protocol):
     """A part of the stack that can be started, stopped and observed."""
 
     name: str
@@ -79,18 +68,22 @@ class Component(Protocol):
 
     async def stop(self) -> None: ...
 
-    def status(self) -> ComponentStatus: ...
+    def status(self) -> PartStatus: ...
 
-    def subscribe(self, listener: Listener) -> Callable[[], None]: ...
+    def subscribe(self, listener: StatusListener) -> Callable[[], None]: ...
 
 
 class Observable:
-    """Listener bookkeeping shared by components: ``subscribe`` returns the unsubscribe callable."""
+    """Listener bookkeeping shared by parts: ``subscribe`` returns the unsubscribe callable, and
+    ``_notify()`` hands every listener the part's new status."""
 
     def __init__(self) -> None:
-        self._listeners: list[Listener] = []
+        self._listeners: list[StatusListener] = []
 
-    def subscribe(self, listener: Listener) -> Callable[[], None]:
+    def status(self) -> PartStatus:
+        raise NotImplementedError
+
+    def subscribe(self, listener: StatusListener) -> Callable[[], None]:
         self._listeners.append(listener)
 
         def unsubscribe() -> None:
@@ -100,8 +93,11 @@ class Observable:
         return unsubscribe
 
     def _notify(self) -> None:
+        if not self._listeners:
+            return
+        status = self.status()
         for listener in list(self._listeners):
             try:
-                listener()
-            except Exception:  # a faulty listener must not break the component
+                listener(status)
+            except Exception:  # a faulty listener must not break the part
                 log.exception("status listener failed")

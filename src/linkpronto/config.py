@@ -23,6 +23,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 from pydantic_settings import (
@@ -196,8 +197,22 @@ class LinksSettings(_Section):
 
 
 class VerifySettings(_Section):
+    """``max_age``: a passed ladder counts as proof this long. ``interval``: while the stack is up the
+    ladder is re-run when the proof is this old — shorter than ``max_age``, so a proof is always there
+    and a link on a ready stack never waits for a timer."""
+
     max_age: Duration = 10.0
-    interval: Duration = 30.0
+    interval: Duration = 7.0
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, v: float, info: ValidationInfo) -> float:
+        max_age = info.data.get("max_age")
+        if max_age is not None and v >= max_age:
+            raise ValueError(
+                f"a duration shorter than verify.max_age ({max_age:g} s), so the proof is renewed before it ages out"
+            )
+        return v
 
 
 class StackSettings(_Section):

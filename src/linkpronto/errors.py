@@ -20,6 +20,7 @@ The tree::
     ├── VerifyFailed                      VERIFY_FAILED
     ├── VerifyTimeout                     VERIFY_TIMEOUT
     ├── MediaSameNetworkOnly              MEDIA_SAME_NETWORK_ONLY
+    ├── InsecureOrigin                    INSECURE_ORIGIN
     ├── CrashLoop                         <component>_CRASH_LOOP (generic supervised child)
     ├── NotRunning                        NOT_RUNNING
     ├── StoreUnavailable                  STORE_UNAVAILABLE (links database unreachable; retryable)
@@ -144,6 +145,25 @@ class TunnelUnreachable(TunnelError):
 
 class TunnelUrlChanged(TunnelError):
     code = "TUNNEL_URL_CHANGED"
+    default_fix = Text(
+        "Reenvie os links marcados, ou use um endereço fixo (domínio do ngrok, túnel "
+        "nomeado do cloudflared ou ssh para o seu VPS).",
+        "Resend the flagged links, or use a fixed address (ngrok domain, named cloudflared "
+        "tunnel or ssh to your VPS).",
+    )
+
+    @classmethod
+    def between(cls, old: str | None, new: str | None) -> TunnelUrlChanged:
+        return cls(
+            Text(
+                f"O endereço público mudou de {old} para {new}. Links já enviados "
+                "com o endereço antigo estão marcados para reenviar.",
+                f"The public address changed from {old} to {new}. Links already "
+                "sent with the old address are flagged for resending.",
+            ),
+            old_url=old,
+            url=new,
+        )
 
 
 class AppUnhealthy(LinkprontoError):
@@ -153,6 +173,15 @@ class AppUnhealthy(LinkprontoError):
 class VerifyFailed(LinkprontoError):
     code = "VERIFY_FAILED"
 
+    @classmethod
+    def of_check(cls, name: str, detail: str, fix: Text | None) -> VerifyFailed:
+        """A rung of the ladder failed: its name, what it saw and its own fix."""
+        return cls(
+            Text(f"Verificação '{name}' falhou: {detail}", f"Check '{name}' failed: {detail}"),
+            fix=fix,
+            check=name,
+        )
+
 
 class VerifyTimeout(LinkprontoError):
     code = "VERIFY_TIMEOUT"
@@ -160,6 +189,26 @@ class VerifyTimeout(LinkprontoError):
 
 class MediaSameNetworkOnly(LinkprontoError):
     code = "MEDIA_SAME_NETWORK_ONLY"
+    default_message = Text(
+        "Só aparelhos nesta mesma rede (Wi-Fi) terão vídeo.",
+        "Only devices on this same network (Wi-Fi) will get video.",
+    )
+
+    @classmethod
+    def build(cls, fix: Text | None) -> MediaSameNetworkOnly:
+        return cls(fix=fix)
+
+
+class InsecureOrigin(LinkprontoError):
+    code = "INSECURE_ORIGIN"
+    default_message = Text(
+        "O endereço público não é HTTPS: celulares não liberam câmera e microfone.",
+        "The public address is not HTTPS: phones will not allow camera and microphone.",
+    )
+    default_fix = Text(
+        "Use um túnel HTTPS (cloudflared, ngrok) ou um domínio com certificado.",
+        "Use an HTTPS tunnel (cloudflared, ngrok) or a domain with a certificate.",
+    )
 
 
 class StoreUnavailable(LinkprontoError):

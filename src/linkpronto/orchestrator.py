@@ -45,7 +45,10 @@ class _EmbeddedServer(uvicorn.Server):
 def public_bind_address(settings: Settings) -> str:
     if settings.server.public_bind:
         return settings.server.public_bind
-    return "0.0.0.0" if settings.tunnel.provider in ("lan", "auto") else "127.0.0.1"
+    from linkpronto.tunnels import possible_facts
+
+    # Every interface when the provider (or one ``auto`` may choose) has devices connect directly.
+    return "0.0.0.0" if any(f.binds_lan for f in possible_facts(settings.tunnel.provider)) else "127.0.0.1"
 
 
 def bind_socket(host: str, port: int, what: str) -> socket.socket:
@@ -213,7 +216,7 @@ def _build_apps(
 
     def trust_forwarded() -> bool:
         t = stack.tunnel
-        return t is not None and t.name in ("ngrok", "ngrok-agent", "cloudflared", "static")
+        return t is not None and t.facts.client_ip_header is not None
 
     async def request_stop() -> None:
         stop.set()

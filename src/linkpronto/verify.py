@@ -24,7 +24,7 @@ from typing import Any, Literal
 import httpx
 import websockets
 
-from linkpronto.i18n import Text
+from linkpronto.i18n import Lang, Text
 from linkpronto.livekit import tokens
 from linkpronto.livekit.remote import check_livekit, http_base, ws_base
 
@@ -50,15 +50,23 @@ class Check:
     fix: Text | None = None
     required: bool = True
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, lang: Lang | None = None) -> dict[str, Any]:
         return {
             "name": self.name,
             "ok": self.ok,
             "duration_ms": round(self.duration_ms, 2),
             "detail": self.detail,
-            "fix": self.fix.get() if self.fix else None,
+            "fix": self.fix.get(lang) if self.fix else None,
             "required": self.required,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class MediaAssessment:
+    """Where devices can get media from, and why (typed: nothing parses it back from a string)."""
+
+    reach: MediaReach
+    why: Text
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +83,7 @@ class LadderInput:
     app_url: str | None
     app_health_path: str
     link_path: str
-    media: tuple[MediaReach, str]
+    media: MediaAssessment
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +91,7 @@ class LadderResult:
     checks: tuple[Check, ...]
     checked_at: float  # time.monotonic() when the run started
     wall_time: float  # time.time() when the run started
+    media: MediaAssessment | None = None
 
     @property
     def ok(self) -> bool:
@@ -90,6 +99,9 @@ class LadderResult:
 
     def first_failure(self) -> Check | None:
         return next((c for c in self.checks if c.required and not c.ok), None)
+
+    def media_check(self) -> Check | None:
+        return next((c for c in self.checks if c.name == "media"), None)
 
 
 async def _timed(name: str, fn: Callable[[], Awaitable[tuple[bool, str, Text | None]]]) -> Check:
@@ -166,25 +178,55 @@ def assess_media(
     livekit_mode: str,
     node_ip: str,
     turn_url: str,
-    ssh_forward_media: bool,
-    tunnel_provider: str,
-) -> tuple[MediaReach, str]:
-    """Where a device can get media from, honestly, with the reason."""
+    forwards_media: bool,
+) -> MediaAssessment:
+    """Where a device can get media from, honestly, with the reason. ``forwards_media`` is the tunnel
+    provider's fact (ssh with ``ssh_forward_media``)."""
     if livekit_mode == "cloud":
-        return "anywhere", "LiveKit Cloud relays media for devices on any network."
+        return MediaAssessment(
+            "anywhere",
+            Text(
+                "O LiveKit Cloud entrega a mídia para aparelhos em qualquer rede.",
+                "LiveKit Cloud relays media for devices on any network.",
+            ),
+        )
     if turn_url:
-        return "anywhere", f"TURN at {turn_url} relays media for devices outside this network."
-    if tunnel_provider == "ssh" and ssh_forward_media:
-        return "anywhere", "LiveKit's ICE/TCP port is forwarded to the ssh server's public address."
+        return MediaAssessment(
+            "anywhere",
+            Text(
+                f"O TURN em {turn_url} entrega a mídia para aparelhos fora desta rede.",
+                f"TURN at {turn_url} relays media for devices outside this network.",
+            ),
+        )
+    if forwards_media:
+        return MediaAssessment(
+            "anywhere",
+            Text(
+                "A porta ICE/TCP do LiveKit é encaminhada para o endereço público do servidor ssh.",
+                "LiveKit's ICE/TCP port is forwarded to the ssh server's public address.",
+            ),
+        )
     kind = classify_address(node_ip) if node_ip else "unknown"
     if kind == "public":
-        return "anywhere", f"LiveKit advertises the public address {node_ip}."
-    if kind in ("private", "cgnat", "loopback"):
-        return (
-            "same-network",
-            f"Media goes straight to {node_ip} ({kind} address): only devices on this network get video.",
+        return MediaAssessment(
+            "anywhere",
+            Text(f"O LiveKit anuncia o endereço público {node_ip}.", f"LiveKit advertises the public address {node_ip}."),
         )
-    return "unknown", "The address LiveKit advertises for media is not known."
+    if kind in ("private", "cgnat", "loopback"):
+        return MediaAssessment(
+            "same-network",
+            Text(
+                f"A mídia vai direto para {node_ip} (endereço {kind}): só aparelhos nesta rede terão vídeo.",
+                f"Media goes straight to {node_ip} ({kind} address): only devices on this network get video.",
+            ),
+        )
+    return MediaAssessment(
+        "unknown",
+        Text(
+            "O endereço que o LiveKit anuncia para a mídia não é conhecido.",
+            "The address LiveKit advertises for media is not known.",
+        ),
+    )
 
 
 class Ladder:
@@ -199,16 +241,10 @@ class Ladder:
             local.append(self._app(inp))
         public: list[Awaitable[Check]] = [self._probe(inp), self._rtc(inp), self._link_route(inp)]
         checks = await asyncio.gather(*local, *public)
-        reach, why = inp.media
-        media = Check(
-            "media",
-            reach == "anywhere",
-            0.0,
-            f"{reach}: {why}",
-            None if reach == "anywhere" else FIX_MEDIA,
-            required=False,
-        )
-        return LadderResult((*checks, media), started, started_wall)
+        m = inp.media
+        ok = m.reach == "anywhere"
+        media = Check("media", ok, 0.0, f"{m.reach}: {m.why.en}", None if ok else FIX_MEDIA, required=False)
+        return LadderResult((*checks, media), started, started_wall, m)
 
     # -- rungs -----------------------------------------------------------------------------------
     def _livekit(self, inp: LadderInput) -> Awaitable[Check]:

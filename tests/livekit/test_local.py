@@ -17,7 +17,6 @@ import pytest
 import yaml
 
 from doubles.livekit_server import run_double
-from linkpronto.components import ComponentState
 from linkpronto.config import Settings, defaults
 from linkpronto.errors import BinaryNotFound, ConfigInvalid, InsecureLivekitKeys, PortInUse
 from linkpronto.livekit.local import (
@@ -26,7 +25,7 @@ from linkpronto.livekit.local import (
     check_livekit_keys,
     find_livekit_binary,
 )
-from linkpronto.supervise import ProcessState
+from linkpronto.schema import PartState
 
 DOUBLE = Path(__file__).resolve().parents[1] / "doubles" / "livekit_server.py"
 KEY = "APIlinkprontoTest"
@@ -94,7 +93,7 @@ async def test_start_refuses_insecure_keys_before_running_anything(tmp_path: Pat
     with pytest.raises(InsecureLivekitKeys):
         await lk.start()
     assert lk.process is None
-    assert lk.status().state is ComponentState.FAILED
+    assert lk.status().state is PartState.FAILED
     assert lk.status().error is not None and lk.status().error.code == "INSECURE_LIVEKIT_KEYS"
     assert not lk.config_path.exists()
 
@@ -167,23 +166,23 @@ async def test_starts_the_double_and_is_ready_only_when_it_accepts_our_key(
     port = _free_port()
     lines: list[str] = []
     lk = LocalLivekit(settings_for(tmp_path, port), KEY, SECRET, on_line=lines.append)
-    changes: list[ComponentState] = []
-    lk.subscribe(lambda: changes.append(lk.status().state))
+    changes: list[PartState] = []
+    lk.subscribe(lambda _st: changes.append(lk.status().state))
     await lk.start()
     try:
         assert lk.binary == fake_livekit
-        assert lk.status().state is ComponentState.STARTING
+        assert lk.status().state is PartState.STARTING
         assert await lk.wait_ready(20)
-        assert lk.status().state is ComponentState.READY
+        assert lk.status().state is PartState.READY
         assert lk.status().pid is not None
         assert (await lk.check()).ok
-        assert ComponentState.STARTING in changes and changes[-1] is ComponentState.READY
+        assert PartState.STARTING in changes and changes[-1] is PartState.READY
         assert any("starting LiveKit server" in line for line in lines)
         assert all(SECRET not in line for line in lines + lk.log_tail())
         assert lk.process is not None and SECRET in lk.process.spec.redact
     finally:
         await lk.stop()
-    assert lk.status().state is ComponentState.STOPPED
+    assert lk.status().state is PartState.STOPPED
 
 
 @posix_only
@@ -198,10 +197,10 @@ async def test_sigkill_of_livekit_is_detected_and_it_comes_back(tmp_path: Path, 
         # The double runs as `sh -c exec python ...`: the pid is the double itself.
         os.kill(first, signal.SIGKILL)
         killed = time.monotonic()
-        while proc.state is ProcessState.READY and time.monotonic() - killed < 2:
+        while proc.state is PartState.READY and time.monotonic() - killed < 2:
             await asyncio.sleep(0.005)
         assert time.monotonic() - killed < 0.5
-        assert lk.status().state is ComponentState.RESTARTING
+        assert lk.status().state is PartState.RESTARTING
         assert await lk.wait_ready(20)
         assert proc.pid != first and proc.restarts == 1
     finally:
@@ -213,7 +212,7 @@ async def test_adopts_a_running_livekit_with_our_keys(tmp_path: Path, fake_livek
         lk = LocalLivekit(settings_for(tmp_path, double.port), KEY, SECRET)
         await lk.start()
         try:
-            assert lk.status().state is ComponentState.ADOPTED
+            assert lk.status().state is PartState.ADOPTED
             assert lk.status().pid == double.process.pid
             assert await lk.wait_ready(1)
         finally:
@@ -228,7 +227,7 @@ async def test_a_livekit_with_other_keys_on_the_port_is_port_in_use(tmp_path: Pa
             await lk.start()
         assert str(double.process.pid) in caught.value.text.en
         assert caught.value.fix_text is not None and "livekit.port" in caught.value.fix_text.en
-        assert lk.status().state is ComponentState.FAILED
+        assert lk.status().state is PartState.FAILED
         await lk.stop()
 
 
@@ -248,7 +247,7 @@ async def test_missing_binary_is_installed_when_allowed(tmp_path: Path, fake_liv
     s = settings_for(tmp_path, _free_port())
     lk = LocalLivekit(s, KEY, SECRET, which=lambda _: None, install_allowed=True, installer=installer)
     details: list[str] = []
-    lk.subscribe(lambda: details.append(lk.status().detail))
+    lk.subscribe(lambda _st: details.append(lk.status().detail))
     await lk.start()
     try:
         assert calls == [(s.data_dir / "bin", s.livekit.version)]
@@ -268,5 +267,5 @@ async def test_missing_binary_without_install_permission_is_binary_not_found(tmp
     with pytest.raises(BinaryNotFound) as caught:
         await lk.start()
     assert caught.value.fix_text is not None and "linkpronto install livekit" in caught.value.fix_text.pt
-    assert lk.status().state is ComponentState.FAILED
+    assert lk.status().state is PartState.FAILED
     assert lk.status().error is caught.value

@@ -15,14 +15,13 @@ import psutil
 import pytest
 from sup_helpers import child_argv, free_port, gone, kill_quietly, until, wait_gone
 
-from linkpronto.components import ComponentState
 from linkpronto.errors import BinaryNotFound, CrashLoop, LivekitCrashLoop, PortInUse
+from linkpronto.schema import PartState
 from linkpronto.supervise import (
     HttpProbe,
     LogProbe,
     ManagedProcess,
     ProcessSpec,
-    ProcessState,
     RestartPolicy,
     TcpProbe,
 )
@@ -36,24 +35,24 @@ async def test_ready_only_after_the_probe_passes() -> None:
     spec = ProcessSpec("web", child_argv("http", port, 0.6), port=port,
                        readiness=HttpProbe(f"http://127.0.0.1:{port}/", expect_body="^OK$", period_s=0.05))
     mp = ManagedProcess(spec)
-    seen: list[ProcessState] = []
-    mp.subscribe(lambda: seen.append(mp.state))
+    seen: list[PartState] = []
+    mp.subscribe(lambda _st: seen.append(mp.state))
     started = time.monotonic()
     await mp.start()
     try:
         assert mp.pid is not None
-        assert mp.state is ProcessState.STARTING
+        assert mp.state is PartState.STARTING
         assert not await mp.wait_ready(0.3)  # the child only listens after 0.6 s
-        assert mp.status().state is ComponentState.STARTING
+        assert mp.status().state is PartState.STARTING
         assert "connection refused" in mp.reason or "waiting" in mp.reason
         assert await mp.wait_ready(5)
         assert time.monotonic() - started >= 0.6
-        assert mp.status().state is ComponentState.READY
-        assert seen[-1] is ProcessState.READY
+        assert mp.status().state is PartState.READY
+        assert seen[-1] is PartState.READY
     finally:
         await mp.stop()
-    assert mp.state is ProcessState.STOPPED
-    assert seen[-1] is ProcessState.STOPPED
+    assert mp.state is PartState.STOPPED
+    assert seen[-1] is PartState.STOPPED
 
 
 async def test_log_line_readiness_and_output_callback() -> None:
@@ -82,10 +81,10 @@ async def test_sigkill_of_the_child_is_detected_and_it_comes_back_ready() -> Non
         assert first is not None
         killed_at = time.monotonic()
         os.kill(first, signal.SIGKILL)
-        assert await until(lambda: mp.state is not ProcessState.READY, 1.0, step=0.001)
+        assert await until(lambda: mp.state is not PartState.READY, 1.0, step=0.001)
         assert time.monotonic() - killed_at < 0.5
         assert "killed by signal 9" in mp.reason
-        assert await until(lambda: mp.state is ProcessState.READY, 5)
+        assert await until(lambda: mp.state is PartState.READY, 5)
         assert mp.pid != first
         assert mp.restarts == 1
         assert mp.status().restarts == 1
@@ -101,13 +100,13 @@ async def test_crash_loop_fails_with_the_code_and_a_redacted_log_tail() -> None:
     mp = ManagedProcess(spec, on_line=lines.append)
     await mp.start()
     try:
-        assert await until(lambda: mp.state is ProcessState.FAILED, 10)
+        assert await until(lambda: mp.state is PartState.FAILED, 10)
         assert not await mp.wait_ready(0.1)
         error = mp.error
         assert isinstance(error, CrashLoop)
         assert error.code == "APP_CRASH_LOOP"
         assert mp.status().error is error
-        assert mp.status().to_json()["error"]["code"] == "APP_CRASH_LOOP"
+        assert mp.status().to_schema("en").error.code == "APP_CRASH_LOOP"  # type: ignore[union-attr]
         assert error.detail is not None
         tail = error.detail.splitlines()
         assert len(tail) == 50
@@ -126,7 +125,7 @@ async def test_livekit_crash_loop_has_its_own_class() -> None:
     mp = ManagedProcess(spec)
     await mp.start()
     try:
-        assert await until(lambda: mp.state is ProcessState.FAILED, 10)
+        assert await until(lambda: mp.state is PartState.FAILED, 10)
         assert isinstance(mp.error, LivekitCrashLoop)
         assert mp.error.code == "LIVEKIT_CRASH_LOOP"
     finally:
@@ -144,7 +143,7 @@ async def _backoff_delays(clock_step: float) -> list[str]:
                            crash_loop_failures=100, reset_after_ready_s=30)
     mp = ManagedProcess(ProcessSpec("app", child_argv("crash", 0, 0, "x"), restart=policy), clock=clock)
     reasons: list[str] = []
-    mp.subscribe(lambda: reasons.append(mp.reason) if mp.state is ProcessState.BACKOFF else None)
+    mp.subscribe(lambda _st: reasons.append(mp.reason) if mp.state is PartState.RESTARTING else None)
     await mp.start()
     try:
         assert await until(lambda: len(reasons) >= 4, 10)
@@ -179,7 +178,7 @@ async def test_port_held_by_another_process_is_port_in_use_naming_it() -> None:
         assert name in error.text.en
         assert error.fix_text is not None and "livekit.port" in error.fix_text.en
         assert error.context["holder_pid"] == holder.pid
-        assert mp.state is ProcessState.FAILED
+        assert mp.state is PartState.FAILED
         assert mp.error is error
         await mp.stop()
     finally:
@@ -200,12 +199,12 @@ async def test_adopts_a_service_that_is_already_ours_and_never_stops_it() -> Non
                            readiness=HttpProbe(f"http://127.0.0.1:{port}/"))
         mp = ManagedProcess(spec, adopt=ours)
         await mp.start()
-        assert mp.state is ProcessState.ADOPTED
-        assert mp.status().state is ComponentState.ADOPTED
+        assert mp.state is PartState.ADOPTED
+        assert mp.status().state is PartState.ADOPTED
         assert await mp.wait_ready(0.1)
         assert mp.pid == other.pid
         await mp.stop()
-        assert mp.state is ProcessState.STOPPED
+        assert mp.state is PartState.STOPPED
         assert other.poll() is None  # still running: not ours to stop
     finally:
         other.kill()
@@ -226,10 +225,10 @@ async def test_an_adopted_service_that_goes_away_is_replaced_by_our_own() -> Non
     mp.adopted_check_period_s = 0.05
     try:
         await mp.start()
-        assert mp.state is ProcessState.ADOPTED
+        assert mp.state is PartState.ADOPTED
         other.kill()
         other.wait(5)
-        assert await until(lambda: mp.state is ProcessState.READY and mp.pid != other.pid, 5)
+        assert await until(lambda: mp.state is PartState.READY and mp.pid != other.pid, 5)
     finally:
         await mp.stop()
         if other.poll() is None:
@@ -338,18 +337,18 @@ async def test_liveness_failure_makes_it_unhealthy_then_restarts_it(tmp_path: Pa
         liveness=HttpProbe(f"http://127.0.0.1:{port}/health", period_s=0.05, failure_threshold=2),
     )
     mp = ManagedProcess(spec)
-    seen: list[tuple[ProcessState, str]] = []
-    mp.subscribe(lambda: seen.append((mp.state, mp.reason)))
+    seen: list[tuple[PartState, str]] = []
+    mp.subscribe(lambda _st: seen.append((mp.state, mp.reason)))
     await mp.start()
     try:
         assert await mp.wait_ready(5)
         first = mp.pid
         sick.touch()
-        assert await until(lambda: any(s is ProcessState.UNHEALTHY for s, _ in seen), 5)
-        unhealthy = next(r for s, r in seen if s is ProcessState.UNHEALTHY)
+        assert await until(lambda: any(s is PartState.UNHEALTHY for s, _ in seen), 5)
+        unhealthy = next(r for s, r in seen if s is PartState.UNHEALTHY)
         assert "answered 500, expected 200" in unhealthy
         sick.unlink()
-        assert await until(lambda: mp.state is ProcessState.READY and mp.pid != first, 5)
+        assert await until(lambda: mp.state is PartState.READY and mp.pid != first, 5)
         assert first is not None and gone(first)
         assert mp.restarts == 1
     finally:
@@ -365,7 +364,7 @@ async def test_not_ready_within_the_start_timeout_counts_as_a_failure() -> None:
     await mp.start()
     pid = mp.pid
     try:
-        assert await until(lambda: mp.state is ProcessState.FAILED, 5)
+        assert await until(lambda: mp.state is PartState.FAILED, 5)
         assert mp.error is not None and "not ready after 0.3 s" in mp.error.text.en
         assert "connection refused" in mp.error.text.en
         assert pid is not None and gone(pid)
@@ -393,18 +392,18 @@ async def test_a_missing_program_is_binary_not_found() -> None:
     mp = ManagedProcess(ProcessSpec("ghost", ("linkpronto-no-such-program-xyz",)))
     with pytest.raises(BinaryNotFound):
         await mp.start()
-    assert mp.state is ProcessState.FAILED
+    assert mp.state is PartState.FAILED
     assert isinstance(mp.error, BinaryNotFound)
 
 
 async def test_stop_is_safe_before_start_and_twice() -> None:
     mp = ManagedProcess(ProcessSpec("idle", child_argv("ignore-term"), stop_grace_s=0.3))
     await mp.stop()
-    assert mp.state is ProcessState.STOPPED
+    assert mp.state is PartState.STOPPED
     await mp.start()
     await mp.stop()
     await mp.stop()
-    assert mp.state is ProcessState.STOPPED and mp.pid is None
+    assert mp.state is PartState.STOPPED and mp.pid is None
 
 
 async def test_env_and_cwd_reach_the_child(tmp_path: Path) -> None:
@@ -415,7 +414,7 @@ async def test_env_and_cwd_reach_the_child(tmp_path: Path) -> None:
     mp = ManagedProcess(spec, on_line=lines.append)
     await mp.start()
     try:
-        assert await until(lambda: mp.state is ProcessState.FAILED, 5)
+        assert await until(lambda: mp.state is PartState.FAILED, 5)
         assert lines == [f"hello {tmp_path}"] or lines == [f"hello {os.path.realpath(tmp_path)}"]
         assert mp.exit_code == 0
     finally:

@@ -11,13 +11,13 @@ from fixtures.sshd import SshServer, free_port
 from linkpronto.config import Settings, defaults
 from linkpronto.errors import LinkprontoError, TunnelAuth, TunnelUnreachable
 from linkpronto.i18n import Text
+from linkpronto.schema import PartState
 from linkpronto.tunnels import (
     AutoTunnel,
     Candidate,
     TunnelEvent,
     TunnelEventKind,
     TunnelProvider,
-    TunnelState,
     auto_candidates,
     build_tunnel,
     tradeoffs,
@@ -69,13 +69,13 @@ async def test_first_that_opens_wins_and_the_status_says_why_the_others_did_not(
     assert failing.closed == 1  # a failed candidate is cleaned up before the next one
     assert [a.outcome for a in auto.attempts] == ["failed", "skipped", "open"]
     status = auto.describe()
-    assert status.provider == "cloudflared" and status.state is TunnelState.OPEN
+    assert status.provider == "cloudflared" and status.state is PartState.READY
     assert status.public_url == "https://a-b-c.trycloudflare.com"
     assert "ngrok failed (TUNNEL_UNREACHABLE: offline)" in status.detail
     assert "ssh skipped (no ssh_target)" in status.detail
     assert status.tradeoff == good.tradeoff
     await auto.close()
-    assert good.closed == 1 and auto.describe().state is TunnelState.CLOSED
+    assert good.closed == 1 and auto.describe().state is PartState.STOPPED
 
 
 async def test_events_of_the_active_provider_reach_the_callback() -> None:
@@ -84,7 +84,7 @@ async def test_events_of_the_active_provider_reach_the_callback() -> None:
     auto = AutoTunnel(7801, [Candidate("ssh", lambda: inner)], events.append)
     await auto.open()
     inner._emit(TunnelEvent(TunnelEventKind.DISCONNECTED, detail="gone"))
-    assert auto.describe().state is TunnelState.DISCONNECTED
+    assert auto.describe().state is PartState.UNHEALTHY
     inner._emit(TunnelEvent(TunnelEventKind.RECONNECTED))
     inner._emit(TunnelEvent(TunnelEventKind.URL_CHANGED, url="http://vps.example.com:8081",
                             old_url="http://vps.example.com:8080"))
@@ -106,7 +106,7 @@ async def test_nothing_opens_is_one_error_listing_every_attempt() -> None:
         await auto.open()
     assert "ngrok failed (TUNNEL_AUTH: bad token); ssh skipped (no ssh_target)" in info.value.message("en")
     assert info.value.fix("en") == "fix the token"
-    assert auto.describe().state is TunnelState.FAILED
+    assert auto.describe().state is PartState.FAILED
 
 
 def _settings(tmp_path: Path, **tunnel: object) -> Settings:

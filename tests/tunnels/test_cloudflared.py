@@ -15,8 +15,9 @@ import pytest
 
 from doubles import cloudflared_double
 from linkpronto.errors import BinaryNotFound, ConfigInvalid, TunnelUnreachable
+from linkpronto.schema import PartState
 from linkpronto.supervise.spec import RestartPolicy
-from linkpronto.tunnels.base import TunnelEvent, TunnelEventKind, TunnelState
+from linkpronto.tunnels.base import TunnelEvent, TunnelEventKind
 from linkpronto.tunnels.cloudflared import CloudflaredTunnel, exe_name, find_cloudflared
 
 DOUBLE = Path(cloudflared_double.__file__)
@@ -76,10 +77,10 @@ async def test_quick_tunnel_url_comes_from_the_metrics_server(no_leftovers: None
         argv = control.recorded()["argv"]
         assert argv == ["tunnel", "--no-autoupdate", "--metrics", tunnel.metrics_addr,
                         "--url", "http://127.0.0.1:7801"]
-        assert tunnel.describe().state is TunnelState.OPEN
+        assert tunnel.describe().state is PartState.READY
     finally:
         await tunnel.close()
-    assert tunnel.describe().state is TunnelState.CLOSED
+    assert tunnel.describe().state is PartState.STOPPED
 
 
 async def test_waits_for_ready_before_reading_the_url(control: Control, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -103,9 +104,9 @@ async def test_url_change_disconnect_and_reconnect(no_leftovers: None, control: 
         assert events[-1] == TunnelEvent(TunnelEventKind.URL_CHANGED, url="https://renamed.trycloudflare.com",
                                          old_url=first)
         control.set(ready=False)  # the edge connections dropped; cloudflared reconnects by itself
-        await wait_for(lambda: tunnel.describe().state is TunnelState.DISCONNECTED, 5, "disconnected")
+        await wait_for(lambda: tunnel.describe().state is PartState.UNHEALTHY, 5, "disconnected")
         control.set(ready=True)
-        await wait_for(lambda: tunnel.describe().state is TunnelState.OPEN, 5, "reconnected")
+        await wait_for(lambda: tunnel.describe().state is PartState.READY, 5, "reconnected")
         assert tunnel.describe().reconnects == 1
     finally:
         await tunnel.close()

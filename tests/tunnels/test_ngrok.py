@@ -9,7 +9,7 @@ import pytest
 
 from fixtures.sshd import free_port
 from linkpronto.errors import TunnelAuth, TunnelLimit, TunnelUnreachable
-from linkpronto.tunnels.base import TunnelState
+from linkpronto.schema import PartState
 from linkpronto.tunnels.ngrok import NgrokTunnel, map_ngrok_failure
 
 
@@ -22,7 +22,7 @@ async def test_missing_authtoken_is_tunnel_auth_without_any_network_call(monkeyp
     with pytest.raises(TunnelAuth) as info:
         await tunnel.open()
     assert "NGROK_AUTHTOKEN" in (info.value.fix("en") or "")
-    assert tunnel.describe().state is TunnelState.FAILED
+    assert tunnel.describe().state is PartState.FAILED
 
 
 async def test_offline_sdk_fails_at_once_as_unreachable() -> None:
@@ -34,7 +34,7 @@ async def test_offline_sdk_fails_at_once_as_unreachable() -> None:
     assert time.monotonic() - started < 3
     assert "2abcSECRETtoken" not in str(info.value.to_problem())
     status = tunnel.describe()
-    assert status.state is TunnelState.FAILED and status.last_error is info.value
+    assert status.state is PartState.FAILED and status.last_error is info.value
     await tunnel.close()
 
 

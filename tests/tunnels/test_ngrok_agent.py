@@ -14,7 +14,8 @@ from doubles import ngrok_agent_api
 from doubles.ngrok_agent_api import AgentApi
 from fixtures.sshd import free_port
 from linkpronto.errors import TunnelAuth, TunnelLimit, TunnelUnreachable
-from linkpronto.tunnels.base import TunnelEvent, TunnelEventKind, TunnelState
+from linkpronto.schema import PartState
+from linkpronto.tunnels.base import TunnelEvent, TunnelEventKind
 from linkpronto.tunnels.ngrok_agent import AgentEndpoint, NgrokAgentTunnel, parse_endpoints, pick_endpoint
 
 AGENT = (sys.executable, str(Path(ngrok_agent_api.__file__)))
@@ -71,7 +72,7 @@ async def test_no_endpoint_for_our_port_and_no_binary_is_unreachable(api: AgentA
     with pytest.raises(TunnelUnreachable) as info:
         await tunnel.open()
     assert "ngrok http 7801" in (info.value.fix("en") or "")
-    assert tunnel.describe().state is TunnelState.FAILED
+    assert tunnel.describe().state is PartState.FAILED
 
 
 async def test_url_change_and_agent_going_away(api: AgentApi) -> None:
@@ -85,9 +86,9 @@ async def test_url_change_and_agent_going_away(api: AgentApi) -> None:
         assert events[-1] == TunnelEvent(TunnelEventKind.URL_CHANGED, url="https://second.ngrok-free.app",
                                          old_url="https://first.ngrok-free.app")
         api.clear()
-        await wait_for(lambda: tunnel.describe().state is TunnelState.DISCONNECTED, 3, "disconnected")
+        await wait_for(lambda: tunnel.describe().state is PartState.UNHEALTHY, 3, "disconnected")
         api.add("https://second.ngrok-free.app", "http://localhost:7801", name="ours")
-        await wait_for(lambda: tunnel.describe().state is TunnelState.OPEN, 3, "reconnected")
+        await wait_for(lambda: tunnel.describe().state is PartState.READY, 3, "reconnected")
         assert [e.kind for e in events] == [TunnelEventKind.URL_CHANGED, TunnelEventKind.DISCONNECTED,
                                             TunnelEventKind.RECONNECTED]
     finally:

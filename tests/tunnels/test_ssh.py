@@ -10,9 +10,9 @@ import pytest
 
 from fixtures.sshd import SshServer, free_port
 from linkpronto.errors import BinaryNotFound, ConfigInvalid, TunnelAuth, TunnelUnreachable
-from linkpronto.supervise import ProcessState
+from linkpronto.schema import PartState
 from linkpronto.supervise.spec import RestartPolicy
-from linkpronto.tunnels.base import TunnelEvent, TunnelEventKind, TunnelState
+from linkpronto.tunnels.base import TunnelEvent, TunnelEventKind
 from linkpronto.tunnels.ssh import SshTarget, SshTunnel
 from tunnels.conftest import ORIGIN_BODY, Origin
 
@@ -59,10 +59,10 @@ async def test_public_address_serves_the_public_listener(no_leftovers: None, ssh
         response = await get(f"{url}/.well-known/linkpronto/probe?nonce=1")
         assert response.status_code == 200 and response.content == ORIGIN_BODY
         status = tunnel.describe()
-        assert status.state is TunnelState.OPEN and status.public_url == url and status.provider == "ssh"
+        assert status.state is PartState.READY and status.public_url == url and status.provider == "ssh"
     finally:
         await tunnel.close()
-    assert tunnel.describe().state is TunnelState.CLOSED
+    assert tunnel.describe().state is PartState.STOPPED
 
 
 async def test_fixed_remote_port_and_public_url_template(sshd: SshServer, origin: Origin) -> None:
@@ -87,13 +87,13 @@ async def test_sshd_killed_then_back_reports_disconnected_reconnected_and_new_ur
         first = await tunnel.open()
         sshd.stop()
         await wait_for(lambda: any(e.kind is TunnelEventKind.DISCONNECTED for e in events), 10, "disconnected")
-        assert tunnel.describe().state is TunnelState.DISCONNECTED
+        assert tunnel.describe().state is PartState.UNHEALTHY
         # The supervisor keeps retrying with capped back-off while the server is away.
         await asyncio.sleep(0.6)
         sshd.start()
         await wait_for(lambda: any(e.kind is TunnelEventKind.RECONNECTED for e in events), 10, "reconnected")
         status = tunnel.describe()
-        assert status.state is TunnelState.OPEN and status.reconnects == 1
+        assert status.state is PartState.READY and status.reconnects == 1
         current = tunnel.public_url
         assert current is not None
         changed = [e for e in events if e.kind is TunnelEventKind.URL_CHANGED]
@@ -123,7 +123,7 @@ async def test_exit_on_forward_failure_when_the_remote_port_is_taken(
         assert time.monotonic() - started < 5
         assert str(remote) in info.value.message("en")
         assert info.value.context.get("remote_port") == remote
-        assert second.describe().state is TunnelState.FAILED
+        assert second.describe().state is PartState.FAILED
         assert second._proc is None  # the failed ssh was stopped, not left retrying
     finally:
         await second.close()
@@ -159,7 +159,7 @@ async def test_process_state_is_ready_while_open(sshd: SshServer, origin: Origin
     tunnel = make(sshd, origin.port)
     try:
         await tunnel.open()
-        assert tunnel._proc is not None and tunnel._proc.state is ProcessState.READY
+        assert tunnel._proc is not None and tunnel._proc.state is PartState.READY
     finally:
         await tunnel.close()
 

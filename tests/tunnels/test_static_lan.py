@@ -7,7 +7,7 @@ import ipaddress
 import pytest
 
 from linkpronto.errors import ConfigInvalid
-from linkpronto.tunnels.base import TunnelState
+from linkpronto.schema import PartState
 from linkpronto.tunnels.lan import LanTunnel, lan_address
 from linkpronto.tunnels.static import StaticTunnel
 
@@ -17,10 +17,10 @@ async def test_static_returns_the_configured_url() -> None:
     assert await tunnel.open() == "https://consultas.example.com"
     assert tunnel.https is True
     status = tunnel.describe()
-    assert status.state is TunnelState.OPEN and status.provider == "static"
+    assert status.state is PartState.READY and status.provider == "static"
     assert status.tradeoff is not None and status.tradeoff.en
     await tunnel.close()
-    assert tunnel.describe().state is TunnelState.CLOSED
+    assert tunnel.describe().state is PartState.STOPPED
 
 
 async def test_static_http_url_is_not_https() -> None:
@@ -34,7 +34,7 @@ async def test_static_without_url_is_a_config_error() -> None:
     with pytest.raises(ConfigInvalid):
         await tunnel.open()
     status = tunnel.describe()
-    assert status.state is TunnelState.FAILED
+    assert status.state is PartState.FAILED
     assert status.last_error is not None and status.last_error.code == "CONFIG_INVALID"
     assert status.to_json()["last_error"]["fix"]
 

@@ -54,7 +54,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from linkpronto.components import ComponentState, ComponentStatus
+from linkpronto.components import PartState, PartStatus
 from linkpronto.errors import ConfigInvalid, StoreUnavailable
 from linkpronto.i18n import Text as T
 
@@ -342,14 +342,14 @@ class LinkStore:
     def backend(self) -> str:
         return "sqlite" if self.is_sqlite else "postgresql" if self.is_postgres else self.engine.dialect.name
 
-    def status(self) -> ComponentStatus:
+    def status(self) -> PartStatus:
         """The store as a component of the status: ``ready``, or ``unhealthy`` with the error."""
         where = redacted_url(self.url) if not self.is_sqlite else "sqlite"
         if self.failure is not None:
-            return ComponentStatus(
-                state=ComponentState.UNHEALTHY, detail=f"{where}: unreachable", since=self._since, error=self.failure
+            return PartStatus(
+                state=PartState.UNHEALTHY, detail=f"{where}: unreachable", since=self._since, error=self.failure
             )
-        return ComponentStatus(state=ComponentState.READY, detail=where, since=self._since)
+        return PartStatus(state=PartState.READY, detail=where, since=self._since)
 
     def guarded(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
         """Run ``fn`` turning a lost connection into :class:`StoreUnavailable` (and tracking health)."""

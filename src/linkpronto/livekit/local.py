@@ -30,12 +30,13 @@ import httpx
 import yaml
 
 from linkpronto import platform
-from linkpronto.components import ComponentState, ComponentStatus, Observable
+from linkpronto.components import Observable, PartStatus
 from linkpronto.config import Settings
 from linkpronto.errors import BinaryNotFound, ConfigInvalid, InsecureLivekitKeys, LinkprontoError
 from linkpronto.i18n import Text
 from linkpronto.install.common import ProgressCallback
 from linkpronto.livekit.tokens import probe_token
+from linkpronto.schema import PartState
 from linkpronto.supervise import CustomProbe, ManagedProcess, ProbeResult, ProcessSpec, RestartPolicy
 from linkpronto.supervise.probes import new_client
 
@@ -141,8 +142,12 @@ def find_livekit_binary(
 
 
 def bind_addresses(tunnel_provider: str) -> list[str]:
-    """Where the signalling port listens: loopback when a tunnel (via the gateway) carries it."""
-    return ["0.0.0.0"] if tunnel_provider == "lan" else ["127.0.0.1"]
+    """Where the signalling port listens: loopback when a tunnel (via the gateway) carries it, every
+    interface only when whichever provider runs has devices connect directly (its facts say so)."""
+    from linkpronto.tunnels import possible_facts
+
+    facts = possible_facts(tunnel_provider)
+    return ["0.0.0.0"] if facts and all(f.binds_lan for f in facts) else ["127.0.0.1"]
 
 
 def render_config(settings: Settings, api_key: str, api_secret: str, node_ip: str) -> dict[str, Any]:
@@ -337,7 +342,7 @@ class LocalLivekit(Observable):
         if self._unsubscribe is not None:
             self._unsubscribe()
         self._process = ManagedProcess(self.spec(binary), on_line=self._on_line, adopt=self.is_ours)
-        self._unsubscribe = self._process.subscribe(self._notify)
+        self._unsubscribe = self._process.subscribe(lambda _status: self._notify())
         await self._process.start()
 
     async def stop(self) -> None:
@@ -354,18 +359,18 @@ class LocalLivekit(Observable):
     async def wait_ready(self, timeout: float) -> bool:  # noqa: ASYNC109 - same API as ManagedProcess
         return self._process is not None and await self._process.wait_ready(timeout)
 
-    def status(self) -> ComponentStatus:
+    def status(self) -> PartStatus:
         if self._installing is not None:
             detail = f"installing livekit-server {self._installing}"
             if self._install_bytes is not None:
                 done, total = self._install_bytes
                 detail += f" ({done / 1e6:.1f}/{total / 1e6:.1f} MB)" if total else f" ({done / 1e6:.1f} MB)"
-            return ComponentStatus(state=ComponentState.STARTING, detail=detail)
+            return PartStatus(state=PartState.STARTING, detail=detail)
         if self._process is not None and self._error is None:
             return self._process.status()
         if self._error is not None:
-            return ComponentStatus(state=ComponentState.FAILED, detail=self._error.text.en, error=self._error)
-        return ComponentStatus(state=ComponentState.STOPPED, detail="not started")
+            return PartStatus(state=PartState.FAILED, detail=self._error.text.en, error=self._error)
+        return PartStatus(state=PartState.STOPPED, detail="not started")
 
     def log_tail(self) -> list[str]:
         return self._process.log_tail() if self._process is not None else []

@@ -17,10 +17,11 @@ import aiohttp
 import httpx
 from livekit import api as lkapi
 
-from linkpronto.components import ComponentState, ComponentStatus, Observable, utcnow
+from linkpronto.components import Observable, PartStatus, utcnow
 from linkpronto.errors import LivekitUnhealthy
 from linkpronto.i18n import Text
 from linkpronto.livekit import tokens
+from linkpronto.schema import PartState
 
 log = logging.getLogger(__name__)
 
@@ -87,19 +88,19 @@ class RemoteLivekit(Observable):
         self.api_key = api_key
         self._secret = api_secret
         self.interval_s = interval_s
-        self._status = ComponentStatus(detail="not checked yet")
+        self._status = PartStatus(detail="not checked yet")
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
         self._wake = asyncio.Event()
 
-    def status(self) -> ComponentStatus:
+    def status(self) -> PartStatus:
         return self._status
 
     async def start(self) -> None:
         if self._task is not None:
             return
         self._client = httpx.AsyncClient()
-        self._set(ComponentState.STARTING, f"checking {self.mode} LiveKit at {self.url}")
+        self._set(PartState.STARTING, f"checking {self.mode} LiveKit at {self.url}")
         await self.check_now()
         self._task = asyncio.create_task(self._loop(), name="livekit-health")
 
@@ -112,7 +113,7 @@ class RemoteLivekit(Observable):
         if self._client is not None:
             await self._client.aclose()
             self._client = None
-        self._set(ComponentState.STOPPED, "")
+        self._set(PartState.STOPPED, "")
 
     async def check_now(self) -> bool:
         assert self._client is not None
@@ -120,8 +121,8 @@ class RemoteLivekit(Observable):
             self._client, self.url, self.api_key, self._secret, expect_root_ok=self.mode != "cloud"
         )
         if ok:
-            if self._status.state is not ComponentState.EXTERNAL:
-                self._set(ComponentState.EXTERNAL, f"{self.mode} LiveKit at {self.url} answers")
+            if self._status.state is not PartState.EXTERNAL:
+                self._set(PartState.EXTERNAL, f"{self.mode} LiveKit at {self.url} answers")
         else:
             err = LivekitUnhealthy(
                 Text(
@@ -136,8 +137,8 @@ class RemoteLivekit(Observable):
                 ),
                 detail=detail,
             )
-            if self._status.state is not ComponentState.UNHEALTHY or self._status.detail != err.message():
-                self._set(ComponentState.UNHEALTHY, err.message(), err)
+            if self._status.state is not PartState.UNHEALTHY or self._status.detail != err.message():
+                self._set(PartState.UNHEALTHY, err.message(), err)
         return ok
 
     def poke(self) -> None:
@@ -150,8 +151,8 @@ class RemoteLivekit(Observable):
             self._wake.clear()
             await self.check_now()
 
-    def _set(self, state: ComponentState, detail: str, error: LivekitUnhealthy | None = None) -> None:
-        self._status = ComponentStatus(
+    def _set(self, state: PartState, detail: str, error: LivekitUnhealthy | None = None) -> None:
+        self._status = PartStatus(
             state=state, detail=detail, pid=None, restarts=0, since=utcnow(), error=error
         )
         self._notify()

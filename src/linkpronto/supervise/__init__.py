@@ -1,7 +1,7 @@
 """Supervised child processes: frozen specs (:mod:`.spec`), probes (:mod:`.probes`) and the runtime
 object :class:`ManagedProcess` (:mod:`.process`). Platform details live in :mod:`linkpronto.platform`."""
 
-from linkpronto.supervise.process import ManagedProcess, ProcessState
+from linkpronto.supervise.process import ManagedProcess
 from linkpronto.supervise.spec import (
     CustomProbe,
     HttpProbe,
@@ -18,10 +18,10 @@ __all__ = [
     "HttpProbe",
     "LogProbe",
     "ManagedProcess",
+    "PartState",
     "Probe",
     "ProbeResult",
     "ProcessSpec",
-    "ProcessState",
     "RestartPolicy",
     "TcpProbe",
 ]

@@ -1,6 +1,6 @@
 """ManagedProcess: one supervised child, from spawn to a clean stop of its whole tree.
 
-States (``ProcessState``) and what moves between them::
+States (``PartState``) and what moves between them::
 
     STOPPED ──start()──> STARTING ──readiness passes──> READY
        ^                   │  exit / start timeout        │ exit / liveness fails (UNHEALTHY first)
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import os
 import re
@@ -34,9 +33,10 @@ from datetime import datetime
 import httpx
 
 from linkpronto import platform
-from linkpronto.components import ComponentState, ComponentStatus, Observable, utcnow
+from linkpronto.components import Observable, PartStatus, utcnow
 from linkpronto.errors import CrashLoop, LinkprontoError, LivekitCrashLoop, PortInUse
 from linkpronto.i18n import Text
+from linkpronto.schema import PartState
 from linkpronto.supervise import probes
 from linkpronto.supervise.logtail import OutputTail
 from linkpronto.supervise.spec import ADOPTED_CHECK_PERIOD_S, LogProbe, ProbeResult, ProcessSpec
@@ -48,28 +48,6 @@ LEFTOVER_GRACE_S = 1.0  # after the main process died: how long its leftovers ge
 KILL_WAIT_S = 5.0
 READER_DRAIN_S = 1.0
 
-
-class ProcessState(enum.StrEnum):
-    STOPPED = "stopped"
-    STARTING = "starting"
-    READY = "ready"
-    ADOPTED = "adopted"
-    BACKOFF = "backoff"
-    UNHEALTHY = "unhealthy"
-    STOPPING = "stopping"
-    FAILED = "failed"
-
-
-COMPONENT_STATE: dict[ProcessState, ComponentState] = {
-    ProcessState.STOPPED: ComponentState.STOPPED,
-    ProcessState.STARTING: ComponentState.STARTING,
-    ProcessState.READY: ComponentState.READY,
-    ProcessState.ADOPTED: ComponentState.ADOPTED,
-    ProcessState.BACKOFF: ComponentState.RESTARTING,
-    ProcessState.UNHEALTHY: ComponentState.UNHEALTHY,
-    ProcessState.STOPPING: ComponentState.STOPPING,
-    ProcessState.FAILED: ComponentState.FAILED,
-}
 
 _CRASH_LOOP_CLASSES: dict[str, type[LinkprontoError]] = {"LIVEKIT_CRASH_LOOP": LivekitCrashLoop}
 
@@ -96,7 +74,7 @@ class ManagedProcess(Observable):
         super().__init__()
         self.spec = spec
         self.name = spec.name
-        self.state = ProcessState.STOPPED
+        self.state = PartState.STOPPED
         self.reason = "not started"
         self.pid: int | None = None
         self.restarts = 0
@@ -121,9 +99,9 @@ class ManagedProcess(Observable):
         self.adopted_check_period_s = ADOPTED_CHECK_PERIOD_S
 
     # --- Component ---------------------------------------------------------------------------
-    def status(self) -> ComponentStatus:
-        return ComponentStatus(
-            state=COMPONENT_STATE[self.state],
+    def status(self) -> PartStatus:
+        return PartStatus(
+            state=self.state,
             detail=self.reason,
             pid=self.pid,
             restarts=self.restarts,
@@ -154,7 +132,7 @@ class ManagedProcess(Observable):
                     self._task = asyncio.create_task(self._watch_adopted(), name=f"adopted:{self.name}")
                     return
                 raise await self._port_in_use()
-            self._set(ProcessState.STARTING, "starting")
+            self._set(PartState.STARTING, "starting")
             await self._spawn()
         except LinkprontoError as exc:
             self._fail(exc)
@@ -166,9 +144,9 @@ class ManagedProcess(Observable):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            if self.state in (ProcessState.READY, ProcessState.ADOPTED):
+            if self.state in (PartState.READY, PartState.ADOPTED):
                 return True
-            if self.state is ProcessState.FAILED:
+            if self.state is PartState.FAILED:
                 return False
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -190,22 +168,22 @@ class ManagedProcess(Observable):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self.error = None
-        if self.state is ProcessState.ADOPTED or self._proc is None:
+        if self.state is PartState.ADOPTED or self._proc is None:
             self.pid = None
             await self._close_client()
-            self._set(ProcessState.STOPPED, "stopped" if self.state is not ProcessState.ADOPTED
+            self._set(PartState.STOPPED, "stopped" if self.state is not PartState.ADOPTED
                       else "stopped watching (the adopted service keeps running)")
             return
-        self._set(ProcessState.STOPPING, "stopping")
+        self._set(PartState.STOPPING, "stopping")
         await self._stop_tree(self.spec.stop_grace_s)
         await self._close_client()
         self.pid = None
         self.error = None
-        self._set(ProcessState.STOPPED, "stopped")
+        self._set(PartState.STOPPED, "stopped")
 
     async def restart(self) -> None:
         """A planned restart (e.g. the app after the public URL changed); not counted as a failure."""
-        if self.state is ProcessState.ADOPTED:
+        if self.state is PartState.ADOPTED:
             log.info("%s is adopted (not ours): not restarting it", self.name)
             return
         restarts = self.restarts
@@ -214,7 +192,7 @@ class ManagedProcess(Observable):
         await self.start()
 
     # --- state ---------------------------------------------------------------------------------
-    def _set(self, state: ProcessState, reason: str) -> None:
+    def _set(self, state: PartState, reason: str) -> None:
         if state is self.state and reason == self.reason:
             return
         if state is not self.state:
@@ -228,7 +206,7 @@ class ManagedProcess(Observable):
 
     def _fail(self, error: LinkprontoError) -> None:
         self.error = error
-        self._set(ProcessState.FAILED, error.text.en)
+        self._set(PartState.FAILED, error.text.en)
 
     # --- spawning and stopping -----------------------------------------------------------------
     async def _spawn(self) -> None:
@@ -334,7 +312,7 @@ class ManagedProcess(Observable):
                 return
             delay = self._delay
             self._delay = min(self._delay * policy.backoff_factor, policy.backoff_max_s)
-            self._set(ProcessState.BACKOFF, f"{outcome}; restarting in {delay:.2f} s")
+            self._set(PartState.RESTARTING, f"{outcome}; restarting in {delay:.2f} s")
             await asyncio.sleep(delay)
             try:
                 if await self._port_taken():
@@ -345,7 +323,7 @@ class ManagedProcess(Observable):
                     self._fail(await self._port_in_use())
                     return
                 self.restarts += 1
-                self._set(ProcessState.STARTING, f"restarting (restart {self.restarts})")
+                self._set(PartState.STARTING, f"restarting (restart {self.restarts})")
                 await self._spawn()
             except LinkprontoError as exc:
                 self._fail(exc)
@@ -360,7 +338,7 @@ class ManagedProcess(Observable):
         try:
             readiness = self._readiness_task()
             if readiness is not None:
-                self._set(ProcessState.STARTING, "waiting for readiness")
+                self._set(PartState.STARTING, "waiting for readiness")
                 pending = {readiness}
                 done, _ = await asyncio.wait(
                     {exited, readiness}, timeout=self.spec.start_timeout_s,
@@ -372,7 +350,7 @@ class ManagedProcess(Observable):
                     last = f" (last check: {self._last_probe[0].detail})" if self._last_probe else ""
                     return f"not ready after {self.spec.start_timeout_s:g} s{last}"
             self._ready_since = self._clock()
-            self._set(ProcessState.READY, "ready")
+            self._set(PartState.READY, "ready")
             health = self.spec.liveness
             if health is None or isinstance(health, LogProbe):
                 return describe_exit(await exited)
@@ -384,7 +362,7 @@ class ManagedProcess(Observable):
                 return describe_exit(exited.result())
             result = liveness.result()
             detail = result.detail if isinstance(result, ProbeResult) else "health check failed"
-            self._set(ProcessState.UNHEALTHY, f"health check failed: {detail}")
+            self._set(PartState.UNHEALTHY, f"health check failed: {detail}")
             return f"stopped after its health check failed ({detail})"
         finally:
             for task in (*pending, exited):
@@ -436,7 +414,7 @@ class ManagedProcess(Observable):
         holder = await asyncio.to_thread(platform.port_holder, port) if port is not None else None
         self.pid = holder[0] if holder else None
         who = f" (pid {holder[0]}, {holder[1]})" if holder else ""
-        self._set(ProcessState.ADOPTED, f"already running on port {port}{who}; adopted, not started by us")
+        self._set(PartState.ADOPTED, f"already running on port {port}{who}; adopted, not started by us")
 
     async def _watch_adopted(self) -> None:
         """Health-check an adopted service; if it goes away, start our own copy."""
@@ -453,16 +431,16 @@ class ManagedProcess(Observable):
                 result = ProbeResult(ok, "" if ok else "port closed")
             if result.ok:
                 failures = 0
-                if self.state is not ProcessState.ADOPTED:
+                if self.state is not PartState.ADOPTED:
                     await self._enter_adopted()
                 continue
             failures += 1
             if failures < threshold:
                 continue
             if await self._port_taken():
-                self._set(ProcessState.UNHEALTHY, f"adopted service unhealthy: {result.detail}")
+                self._set(PartState.UNHEALTHY, f"adopted service unhealthy: {result.detail}")
                 continue
-            self._set(ProcessState.STARTING, "the adopted service went away; starting our own")
+            self._set(PartState.STARTING, "the adopted service went away; starting our own")
             try:
                 await self._spawn()
             except LinkprontoError as exc:

@@ -21,13 +21,14 @@ from typing import TYPE_CHECKING
 
 from linkpronto.errors import ConfigInvalid
 from linkpronto.i18n import Text
+from linkpronto.schema import PartState
 from linkpronto.tunnels.auto import Attempt, AutoTunnel, Candidate
 from linkpronto.tunnels.base import (
+    ProviderFacts,
     TunnelCallback,
     TunnelEvent,
     TunnelEventKind,
     TunnelProvider,
-    TunnelState,
     TunnelStatus,
 )
 
@@ -39,15 +40,16 @@ __all__ = [
     "Attempt",
     "AutoTunnel",
     "Candidate",
+    "PartState",
     "TunnelCallback",
     "TunnelEvent",
     "TunnelEventKind",
     "TunnelProvider",
-    "TunnelState",
     "TunnelStatus",
     "auto_candidates",
     "build_provider",
     "build_tunnel",
+    "possible_facts",
     "tradeoffs",
 ]
 
@@ -128,6 +130,32 @@ def build_provider(
         Text(f"Provedor de túnel desconhecido: {name}", f"Unknown tunnel provider: {name}"),
         fix=Text(f"Use um destes: {', '.join(PROVIDERS)}.", f"Use one of: {', '.join(PROVIDERS)}."),
     )
+
+
+_CLASSES = {
+    "ngrok": ("linkpronto.tunnels.ngrok", "NgrokTunnel"),
+    "ngrok-agent": ("linkpronto.tunnels.ngrok_agent", "NgrokAgentTunnel"),
+    "cloudflared": ("linkpronto.tunnels.cloudflared", "CloudflaredTunnel"),
+    "ssh": ("linkpronto.tunnels.ssh", "SshTunnel"),
+    "static": ("linkpronto.tunnels.static", "StaticTunnel"),
+    "lan": ("linkpronto.tunnels.lan", "LanTunnel"),
+}
+#: What ``auto`` may end on (its candidates, whichever are configured).
+AUTO_MAY_CHOOSE = ("static", "ngrok", "ssh", "cloudflared", "lan")
+
+
+def possible_facts(name: str) -> tuple[ProviderFacts, ...]:
+    """The facts of each provider ``name`` may run as, before anything is opened (``auto``: every
+    candidate). A decision that must hold for whichever is chosen reads all of them."""
+    import importlib
+
+    if name == "auto":
+        return tuple(f for n in AUTO_MAY_CHOOSE for f in possible_facts(n))
+    if name not in _CLASSES:
+        return ()
+    module, cls_name = _CLASSES[name]
+    cls = getattr(importlib.import_module(module), cls_name)
+    return (ProviderFacts(cls.https, cls.client_ip_header, cls.binds_lan, cls.forwards_media),)
 
 
 def auto_candidates(settings: Settings, *, install_allowed: bool) -> list[Candidate]:

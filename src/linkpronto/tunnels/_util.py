@@ -10,9 +10,10 @@ from typing import Any
 
 import httpx
 
-from linkpronto.supervise import ManagedProcess, ProcessState
+from linkpronto.schema import PartState
+from linkpronto.supervise import ManagedProcess
 from linkpronto.supervise.spec import RestartPolicy
-from linkpronto.tunnels.base import TunnelCallback, TunnelEvent, TunnelEventKind, TunnelProvider, TunnelState
+from linkpronto.tunnels.base import TunnelCallback, TunnelProvider
 
 REDACTED = "**********"
 
@@ -82,7 +83,7 @@ LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0", "[::1]", ""
 
 async def first_run(
     proc: ManagedProcess, timeout_s: float, extra: Callable[[], bool] | None = None
-) -> ProcessState:
+) -> PartState:
     """Wait for the first run of ``proc`` to become READY (and ``extra()`` true) or to end.
 
     Returns READY on success; BACKOFF, FAILED or STOPPED when the first run ended before that (the
@@ -92,17 +93,17 @@ async def first_run(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     changed = asyncio.Event()
-    unsubscribe = proc.subscribe(changed.set)
+    unsubscribe = proc.subscribe(lambda _status: changed.set())
     try:
         while True:
             state = proc.state
-            if state in (ProcessState.READY, ProcessState.ADOPTED) and (extra is None or extra()):
-                return ProcessState.READY
-            if state in (ProcessState.BACKOFF, ProcessState.FAILED, ProcessState.STOPPED):
+            if state in (PartState.READY, PartState.ADOPTED) and (extra is None or extra()):
+                return PartState.READY
+            if state in (PartState.RESTARTING, PartState.FAILED, PartState.STOPPED):
                 return state
             remaining = deadline - loop.time()
             if remaining <= 0:
-                return ProcessState.STARTING
+                return PartState.STARTING
             changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), min(remaining, 0.25))
@@ -123,13 +124,6 @@ class ProcessTunnel(TunnelProvider):
         self._unsubscribe: Callable[[], None] | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
-        self._down = False  # a disconnection was reported and no reconnection since
-
-    def _disconnected(self, detail: str) -> None:
-        """Report a disconnection once (until the provider reconnects), unless it already failed."""
-        if not self._down and self._status.state is not TunnelState.FAILED:
-            self._down = True
-            self._emit(TunnelEvent(TunnelEventKind.DISCONNECTED, url=self.public_url, detail=detail))
 
     async def _close(self) -> None:
         await self._teardown()

@@ -67,6 +67,7 @@ class AutoTunnel(TunnelProvider):
                 continue
             provider = candidate.build()
             provider.set_callback(self._forward)
+            provider.subscribe(lambda _status: self._notify())  # the chosen provider's changes are ours
             try:
                 url = await provider.open()
             except LinkprontoError as exc:

@@ -3,31 +3,30 @@
 A provider points a public address at the public listener (``127.0.0.1:<public_port>``):
 ``open()`` returns the public URL once it is known, ``close()`` tears everything down, and while open
 the provider reports :class:`TunnelEvent` s (``url_changed``, ``disconnected``, ``reconnected``) to
-the callback given at construction. ``describe()`` is the status block the dashboard and
-``linkpronto status`` show. Providers raise :class:`~linkpronto.errors.TunnelError` subclasses.
+the callback given at construction. A provider is a :class:`~linkpronto.components.Part`:
+``status()`` and ``subscribe(listener(status))`` like LiveKit and the app, with its
+:class:`ProviderFacts`. ``describe()`` is the tunnel block the dashboard and ``linkpronto status``
+show. Providers raise :class:`~linkpronto.errors.TunnelError` subclasses.
+
+Subclasses report through three helpers only, so the disconnect / reconnect / URL-changed logic
+exists once: :meth:`TunnelProvider._disconnected`, :meth:`TunnelProvider._reconnected` (which also
+reports ``url_changed`` when the URL moved) and :meth:`TunnelProvider._failed`.
 """
 
 from __future__ import annotations
 
 import abc
 import enum
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from linkpronto.components import iso, utcnow
+from linkpronto.components import Observable, PartStatus, iso, utcnow
 from linkpronto.errors import LinkprontoError
 from linkpronto.i18n import Lang, Text
-
-
-class TunnelState(enum.StrEnum):
-    CLOSED = "closed"
-    OPENING = "opening"
-    OPEN = "open"
-    DISCONNECTED = "disconnected"
-    RECONNECTING = "reconnecting"
-    FAILED = "failed"
+from linkpronto.schema import PartState
 
 
 class TunnelEventKind(enum.StrEnum):
@@ -50,7 +49,7 @@ TunnelCallback = Callable[[TunnelEvent], None]
 @dataclass(slots=True)
 class TunnelStatus:
     provider: str
-    state: TunnelState = TunnelState.CLOSED
+    state: PartState = PartState.STOPPED
     public_url: str | None = None
     detail: str = ""
     last_error: LinkprontoError | None = None
@@ -87,8 +86,11 @@ class ProviderFacts:
     forwards_media: bool
 
 
-class TunnelProvider(abc.ABC):
-    """Base class: subclasses implement ``_open`` / ``_close`` and call ``_emit`` on events."""
+log = logging.getLogger(__name__)
+
+
+class TunnelProvider(Observable, abc.ABC):
+    """Base class: subclasses implement ``_open`` / ``_close`` and report through the helpers below."""
 
     name: str = "base"
     tradeoff: Text = Text("", "")
@@ -106,9 +108,24 @@ class TunnelProvider(abc.ABC):
         return ProviderFacts(self.https, self.client_ip_header, self.binds_lan, self.forwards_media)
 
     def __init__(self, local_port: int, on_event: TunnelCallback | None = None) -> None:
+        super().__init__()
         self.local_port = local_port
         self._on_event = on_event
         self._status = TunnelStatus(provider=self.name, tradeoff=self.tradeoff)
+        self._down = False  # a disconnection was reported and no reconnection since
+
+    def status(self) -> PartStatus:
+        st = self.describe()
+        detail = st.detail or st.public_url or ""
+        return PartStatus(
+            state=st.state,
+            detail=f"{st.provider}: {detail}" if detail else st.provider,
+            restarts=st.reconnects,
+            since=st.since,
+            error=st.last_error,
+            url=st.public_url,
+            facts=self.facts,
+        )
 
     @property
     def public_url(self) -> str | None:
@@ -121,22 +138,29 @@ class TunnelProvider(abc.ABC):
         self._on_event = on_event
 
     async def open(self) -> str:
-        self._set(TunnelState.OPENING, "")
+        self._set(PartState.STARTING, "")
         try:
             url = await self._open()
         except LinkprontoError as exc:
             self._status.last_error = exc
-            self._set(TunnelState.FAILED, exc.message())
+            self._set(PartState.FAILED, exc.message())
             raise
         self._status.public_url = url.rstrip("/")
-        self._set(TunnelState.OPEN, "")
+        self._set(PartState.READY, "")
         return self._status.public_url
 
     async def close(self) -> None:
         try:
             await self._close()
         finally:
-            self._set(TunnelState.CLOSED, "")
+            self._set(PartState.STOPPED, "")
+
+    # The Part interface: a tunnel starts by opening and stops by closing.
+    async def start(self) -> None:
+        await self.open()
+
+    async def stop(self) -> None:
+        await self.close()
 
     @abc.abstractmethod
     async def _open(self) -> str: ...
@@ -145,18 +169,43 @@ class TunnelProvider(abc.ABC):
     async def _close(self) -> None: ...
 
     # -- helpers for subclasses -------------------------------------------------------------
-    def _set(self, state: TunnelState, detail: str) -> None:
+    def _set(self, state: PartState, detail: str) -> None:
         self._status.state = state
         self._status.detail = detail
         self._status.since = utcnow()
+        self._notify()
+
+    def _disconnected(self, detail: str) -> None:
+        """Report a disconnection once (until the provider reconnects), unless it already failed."""
+        if not self._down and self._status.state is not PartState.FAILED:
+            self._down = True
+            self._emit(TunnelEvent(TunnelEventKind.DISCONNECTED, url=self.public_url, detail=detail))
+
+    def _reconnected(self, url: str | None) -> None:
+        """The provider serves (again): report ``reconnected`` after a disconnection, and
+        ``url_changed`` when the public URL moved."""
+        old = self.public_url
+        if self._down:
+            self._down = False
+            self._emit(TunnelEvent(TunnelEventKind.RECONNECTED, url=url or old))
+        if url and old and url.rstrip("/") != old:
+            log.warning("TUNNEL_URL_CHANGED %s: %s -> %s", self.name, old, url)
+            self._emit(TunnelEvent(TunnelEventKind.URL_CHANGED, url=url, old_url=old))
+
+    def _failed(self, error: LinkprontoError) -> None:
+        """It will not recover unattended (bad token, crash loop): FAILED with the error."""
+        self._status.last_error = error
+        self._down = True
+        self._set(PartState.FAILED, error.message())
 
     def _emit(self, event: TunnelEvent) -> None:
         if event.kind is TunnelEventKind.URL_CHANGED and event.url:
             self._status.public_url = event.url.rstrip("/")
+            self._notify()
         elif event.kind is TunnelEventKind.DISCONNECTED:
-            self._set(TunnelState.DISCONNECTED, event.detail)
+            self._set(PartState.UNHEALTHY, event.detail)
         elif event.kind is TunnelEventKind.RECONNECTED:
             self._status.reconnects += 1
-            self._set(TunnelState.OPEN, "")
+            self._set(PartState.READY, "")
         if self._on_event is not None:
             self._on_event(event)

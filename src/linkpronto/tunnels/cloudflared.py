@@ -36,6 +36,7 @@ from pathlib import Path
 
 import httpx
 
+from linkpronto.components import PartStatus
 from linkpronto.errors import (
     BinaryNotFound,
     ConfigInvalid,
@@ -45,14 +46,12 @@ from linkpronto.errors import (
     TunnelUnreachable,
 )
 from linkpronto.i18n import Text
-from linkpronto.supervise import ManagedProcess, ProcessState
+from linkpronto.schema import PartState
+from linkpronto.supervise import ManagedProcess
 from linkpronto.supervise.spec import HttpProbe, ProcessSpec, RestartPolicy
 from linkpronto.tunnels._util import AGENT_RESTART, ProcessTunnel, first_run, free_port, get_json
 from linkpronto.tunnels.base import (
     TunnelCallback,
-    TunnelEvent,
-    TunnelEventKind,
-    TunnelState,
 )
 
 log = logging.getLogger(__name__)
@@ -206,7 +205,7 @@ class CloudflaredTunnel(ProcessTunnel):
         self._down = False
         try:
             await proc.start()
-            if await first_run(proc, self.open_timeout_s) is not ProcessState.READY:
+            if await first_run(proc, self.open_timeout_s) is not PartState.READY:
                 raise self._start_error(proc)
             url = await self._read_url(deadline_s=self.open_timeout_s)
         except BaseException:
@@ -254,18 +253,15 @@ class CloudflaredTunnel(ProcessTunnel):
             await asyncio.sleep(0.2)
 
     # -- watching ----------------------------------------------------------------------------
-    def _on_proc_change(self) -> None:
+    def _on_proc_change(self, _status: PartStatus) -> None:
         proc = self._proc
         if proc is None:
             return
         state = proc.state
-        if state is ProcessState.FAILED:
+        if state is PartState.FAILED:
             err = proc.error
-            terr = self._start_error(proc) if not isinstance(err, TunnelError) else err
-            self._status.last_error = terr
-            self._down = True
-            self._set(TunnelState.FAILED, terr.message())
-        elif state in (ProcessState.BACKOFF, ProcessState.STARTING, ProcessState.UNHEALTHY):
+            self._failed(self._start_error(proc) if not isinstance(err, TunnelError) else err)
+        elif state in (PartState.RESTARTING, PartState.STARTING, PartState.UNHEALTHY):
             self._need_url_check = True
             self._disconnected(proc.reason)
 
@@ -275,7 +271,7 @@ class CloudflaredTunnel(ProcessTunnel):
             proc = self._proc
             if proc is None or self._client is None:
                 return
-            if proc.state is not ProcessState.READY:
+            if proc.state is not PartState.READY:
                 continue
             try:
                 status, data = await get_json(self._client, f"http://{self.metrics_addr}/ready")
@@ -288,13 +284,7 @@ class CloudflaredTunnel(ProcessTunnel):
                 self._disconnected("no connection to Cloudflare's edge")
                 continue
             url = f"https://{hostname}" if hostname else (f"https://{self.hostname}" if self.named else "")
-            old = self.public_url
-            if self._down:
-                self._down = False
-                self._emit(TunnelEvent(TunnelEventKind.RECONNECTED, url=url or old))
-            if url and old and url != old:
-                log.warning("TUNNEL_URL_CHANGED cloudflared: %s -> %s", old, url)
-                self._emit(TunnelEvent(TunnelEventKind.URL_CHANGED, url=url, old_url=old))
+            self._reconnected(url or None)
 
     # -- errors ------------------------------------------------------------------------------
     def _start_error(self, proc: ManagedProcess) -> TunnelError:

@@ -22,13 +22,11 @@ from typing import Any, ClassVar
 from linkpronto import __version__
 from linkpronto.errors import TunnelAuth, TunnelError, TunnelLimit, TunnelUnreachable
 from linkpronto.i18n import Text
+from linkpronto.schema import PartState
 from linkpronto.tunnels._util import redact
 from linkpronto.tunnels.base import (
     TunnelCallback,
-    TunnelEvent,
-    TunnelEventKind,
     TunnelProvider,
-    TunnelState,
 )
 
 log = logging.getLogger(__name__)
@@ -144,7 +142,6 @@ class NgrokTunnel(TunnelProvider):
         self._session: Any = None
         self._listener: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._disconnected = False
 
     async def _open(self) -> str:
         if not self._authtoken:
@@ -224,18 +221,12 @@ class NgrokTunnel(TunnelProvider):
             log.debug("ngrok: event after the loop closed")
 
     def _disconnected_event(self, error: str) -> None:
-        if self._listener is None or self._disconnected:
-            return
-        self._disconnected = True
-        self._emit(TunnelEvent(TunnelEventKind.DISCONNECTED, url=self.public_url, detail=error))
+        if self._listener is not None:
+            self._disconnected(error)
 
     def _heartbeat_event(self) -> None:
         if self._listener is None:
             return
-        if self._disconnected:
-            self._disconnected = False
-            self._emit(TunnelEvent(TunnelEventKind.RECONNECTED, url=self.public_url))
         url = str(self._listener.url()).rstrip("/")
-        old = self.public_url
-        if old and url and url != old and self._status.state is TunnelState.OPEN:
-            self._emit(TunnelEvent(TunnelEventKind.URL_CHANGED, url=url, old_url=old))
+        if self._down or self._status.state is PartState.READY:
+            self._reconnected(url)

@@ -27,16 +27,15 @@ from typing import Any
 
 import httpx
 
+from linkpronto.components import PartStatus
 from linkpronto.errors import TunnelError, TunnelUnreachable
 from linkpronto.i18n import Text
-from linkpronto.supervise import ManagedProcess, ProcessState
+from linkpronto.schema import PartState
+from linkpronto.supervise import ManagedProcess
 from linkpronto.supervise.spec import LogProbe, ProcessSpec, RestartPolicy
 from linkpronto.tunnels._util import AGENT_RESTART, LOCAL_HOSTS, ProcessTunnel, first_run, get_json, url_port
 from linkpronto.tunnels.base import (
     TunnelCallback,
-    TunnelEvent,
-    TunnelEventKind,
-    TunnelState,
 )
 from linkpronto.tunnels.ngrok import AUTHTOKEN_FIX, NGROK_TRADEOFF, map_ngrok_failure
 
@@ -211,7 +210,7 @@ class NgrokAgentTunnel(ProcessTunnel):
         self._proc = proc
         await proc.start()
         outcome = await first_run(proc, self.open_timeout_s, extra=lambda: self._agent_api is not None)
-        if outcome is not ProcessState.READY:
+        if outcome is not PartState.READY:
             raise self._agent_error(proc)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.open_timeout_s
@@ -263,16 +262,13 @@ class NgrokAgentTunnel(ProcessTunnel):
         self.adopted = False
 
     # -- watching ----------------------------------------------------------------------------
-    def _on_proc_change(self) -> None:
+    def _on_proc_change(self, _status: PartStatus) -> None:
         proc = self._proc
         if proc is None:
             return
-        if proc.state is ProcessState.FAILED:
-            err = self._agent_error(proc)
-            self._status.last_error = err
-            self._down = True
-            self._set(TunnelState.FAILED, err.message())
-        elif proc.state in (ProcessState.BACKOFF, ProcessState.STARTING, ProcessState.UNHEALTHY):
+        if proc.state is PartState.FAILED:
+            self._failed(self._agent_error(proc))
+        elif proc.state in (PartState.RESTARTING, PartState.STARTING, PartState.UNHEALTHY):
             self._disconnected(proc.reason)
 
     async def _watch(self) -> None:
@@ -289,10 +285,4 @@ class NgrokAgentTunnel(ProcessTunnel):
             if found is None:
                 self._disconnected(f"the ngrok agent has no endpoint forwarding to port {self.local_port}")
                 continue
-            old = self.public_url
-            if self._down:
-                self._down = False
-                self._emit(TunnelEvent(TunnelEventKind.RECONNECTED, url=found.url))
-            if old and found.url != old:
-                log.warning("TUNNEL_URL_CHANGED ngrok-agent: %s -> %s", old, found.url)
-                self._emit(TunnelEvent(TunnelEventKind.URL_CHANGED, url=found.url, old_url=old))
+            self._reconnected(found.url)

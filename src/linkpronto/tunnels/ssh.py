@@ -41,14 +41,12 @@ from typing import Any
 
 from linkpronto.errors import BinaryNotFound, ConfigInvalid, TunnelAuth, TunnelError, TunnelUnreachable
 from linkpronto.i18n import Text
-from linkpronto.supervise import ManagedProcess, ProcessState
+from linkpronto.schema import PartState
+from linkpronto.supervise import ManagedProcess
 from linkpronto.supervise.spec import LogProbe, ProcessSpec, RestartPolicy
 from linkpronto.tunnels.base import (
     TunnelCallback,
-    TunnelEvent,
-    TunnelEventKind,
     TunnelProvider,
-    TunnelState,
 )
 
 log = logging.getLogger(__name__)
@@ -180,7 +178,7 @@ class SshTunnel(TunnelProvider):
         self._changed: asyncio.Event | None = None
         self._opened = False
         self._down = False
-        self._last_state: ProcessState | None = None
+        self._last_state: PartState | None = None
         self._ready_at = 0.0
 
     # -- argv --------------------------------------------------------------------------------
@@ -260,7 +258,7 @@ class SshTunnel(TunnelProvider):
         while True:
             conn = self._conn
             state = proc.state
-            if state is ProcessState.READY and conn.forwarded:
+            if state is PartState.READY and conn.forwarded:
                 waiting_for_url = (
                     self.target.prints_url and not self.public_url_template and conn.printed_url is None
                 )
@@ -279,7 +277,7 @@ class SshTunnel(TunnelProvider):
                         ),
                         detail=self._tail(),
                     )
-            elif state in (ProcessState.BACKOFF, ProcessState.FAILED, ProcessState.STOPPED):
+            elif state in (PartState.RESTARTING, PartState.FAILED, PartState.STOPPED):
                 raise self._failure_error(conn)
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -396,51 +394,40 @@ class SshTunnel(TunnelProvider):
             return
         state = proc.state
         previous, self._last_state = self._last_state, state
-        if state is ProcessState.STARTING and previous is not ProcessState.STARTING:
+        if state is PartState.STARTING and previous is not PartState.STARTING:
             self._conn = _Connection()  # a new ssh run: forget the previous run's ports
         self._poke()
         if not self._opened:
             return
-        if state is ProcessState.READY:
+        if state is PartState.READY:
             if self._down:
-                self._reconnected()
-        elif state is ProcessState.FAILED:
-            err = self._failure_error(self._conn)
-            self._status.last_error = err
-            self._down = True
-            self._set(TunnelState.FAILED, err.message())
-        elif state in (ProcessState.BACKOFF, ProcessState.STARTING, ProcessState.UNHEALTHY):
-            if state is ProcessState.BACKOFF:
+                self._forwarded_again()
+        elif state is PartState.FAILED:
+            self._failed(self._failure_error(self._conn))
+        elif state in (PartState.RESTARTING, PartState.STARTING, PartState.UNHEALTHY):
+            if state is PartState.RESTARTING:
                 # Why the last run ended (server down, key refused, port taken), with its fix.
                 self._status.last_error = self._failure_error(self._conn)
-            if not self._down:
-                self._down = True
-                detail = self._conn.failure or (proc.reason or "")
-                self._emit(TunnelEvent(TunnelEventKind.DISCONNECTED, url=self.public_url, detail=detail))
+            self._disconnected(self._conn.failure or (proc.reason or ""))
 
-    def _reconnected(self) -> None:
+    def _forwarded_again(self) -> None:
         conn = self._conn
         if not conn.forwarded:
             return
-        self._down = False
         self._status.last_error = None
         try:
             url = self._compute_url(conn)
         except TunnelError as exc:
             self._status.last_error = exc
             url = self.public_url or ""
-        old = self.public_url
-        self._emit(TunnelEvent(TunnelEventKind.RECONNECTED, url=url))
-        if url and old and url != old:
-            log.warning("TUNNEL_URL_CHANGED ssh: %s -> %s", old, url)
-            self._emit(TunnelEvent(TunnelEventKind.URL_CHANGED, url=url, old_url=old))
+        self._reconnected(url or None)
 
     def _poke(self) -> None:
         if self._changed is not None:
             self._changed.set()
         # A READY that arrived before the forwarding line: re-check on the next line.
-        if self._opened and self._down and self._proc is not None and self._proc.state is ProcessState.READY:
-            self._reconnected()
+        if self._opened and self._down and self._proc is not None and self._proc.state is PartState.READY:
+            self._forwarded_again()
 
     # -- errors ------------------------------------------------------------------------------
     def _tail(self) -> str:

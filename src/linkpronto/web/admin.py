@@ -17,7 +17,6 @@ from typing import Any
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 from starlette.staticfiles import StaticFiles
@@ -26,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from linkpronto.errors import LinkNotFound, LinkprontoError, StoreUnavailable
 from linkpronto.i18n import Text
 from linkpronto.links.service import SHORT_MESSAGE, LinkStatus, qr_data_uri, qr_svg
+from linkpronto.schema import CreateLinkRequest, DropInRequest
 from linkpronto.stack import STATUS_HEARTBEAT_S, Stack, StackState
 from linkpronto.web.common import error_response, request_lang
 
@@ -33,25 +33,8 @@ SSE_HEARTBEAT_S = STATUS_HEARTBEAT_S
 DASHBOARD_HEADER = "x-linkpronto"
 
 
-class CreateLink(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    professional_id: str = Field(min_length=1, max_length=200)
-    client_id: str | None = Field(default=None, max_length=200)
-    consultation_type: str | None = Field(default=None, max_length=100)
-    expires_in_s: float | None = Field(default=None, gt=0, le=90 * 86400)
-    max_uses: int | None = Field(default=None, ge=0, le=1000)
-    wait_s: float = Field(default=20, ge=0, le=60)
-
-
-class GenerateToken(BaseModel):
-    """The user's existing route's body (camelCase)."""
-
-    model_config = ConfigDict(extra="ignore")
-    professionalId: str = Field(min_length=1, max_length=200)
-    clientId: str | None = Field(default=None, max_length=200)
-    consultationType: str | None = Field(default=None, max_length=100)
-    expiresInS: float | None = Field(default=None, gt=0, le=90 * 86400)
-    waitS: float = Field(default=20, ge=0, le=60)
+CreateLink = CreateLinkRequest
+GenerateToken = DropInRequest
 
 
 def _field_errors(exc: RequestValidationError) -> tuple[list[str], list[dict[str, Any]]]:
@@ -217,7 +200,7 @@ def build_admin_app(
 
     # -- links --------------------------------------------------------------------------------------
     async def _create(body: CreateLink) -> tuple[Any, str]:
-        return await stack.create_link(
+        return await stack.issuer.create(
             professional_id=body.professional_id,
             client_id=body.client_id,
             consultation_type=body.consultation_type,
@@ -233,7 +216,7 @@ def build_admin_app(
             row, _token = await _create(body)
         except LinkprontoError as exc:
             return error_response(exc, 503, lang)
-        doc = stack.links.to_json(row, lang=lang)
+        doc = stack.issuer.document(row, lang)
         if doc["status"] == LinkStatus.READY:
             return JSONResponse(doc, status_code=201)
         return JSONResponse(doc, status_code=202, headers={"Location": f"/api/consultation-links/{row.id}"})
@@ -245,8 +228,8 @@ def build_admin_app(
         status: str | None = Query(default=None),
     ) -> JSONResponse:
         lang = request_lang(request)
-        rows = await stack.store.call(stack.store.list_links, professional_id=professional_id)
-        items = [stack.links.to_json(r, lang=lang) for r in rows]
+        rows = await stack.issuer.list(professional_id)
+        items = [stack.issuer.document(r, lang) for r in rows]
         if status:
             wanted = set(status.split(","))
             items = [i for i in items if i["status"] in wanted]
@@ -254,26 +237,25 @@ def build_admin_app(
 
     @app.get("/api/consultation-links/{link_id}")
     async def get_link(link_id: str, request: Request) -> JSONResponse:
-        row = await stack.store.call(stack.links.get, link_id)
-        return JSONResponse(stack.links.to_json(row, lang=request_lang(request)))
+        row = await stack.issuer.get(link_id)
+        return JSONResponse(stack.issuer.document(row, request_lang(request)))
 
     @app.get("/api/consultation-links/{link_id}/qr.svg")
     async def link_qr(link_id: str) -> Response:
-        row = await stack.store.call(stack.links.get, link_id)
-        url = stack.links.url_for(row) if row.verified_at else None
+        url = stack.issuer.url_for(await stack.issuer.get(link_id))
         if url is None:
             return Response(status_code=404)
         return Response(qr_svg(url), media_type="image/svg+xml")
 
     @app.delete("/api/consultation-links/{link_id}")
     async def revoke_link(link_id: str, request: Request) -> JSONResponse:
-        row = await stack.links.revoke(link_id)
-        return JSONResponse(stack.links.to_json(row, lang=request_lang(request)))
+        row = await stack.issuer.revoke(link_id)
+        return JSONResponse(stack.issuer.document(row, request_lang(request)))
 
     @app.post("/api/consultation-links/{link_id}/host-token")
     async def host_token(link_id: str, request: Request) -> JSONResponse:
         try:
-            doc = await stack.store.call(stack.links.host_token, link_id)
+            doc = await stack.issuer.host_token(link_id)
         except LinkNotFound:
             raise
         except LinkprontoError as exc:
@@ -284,7 +266,7 @@ def build_admin_app(
     async def generate(body: GenerateToken, request: Request) -> Response:
         lang = request_lang(request)
         try:
-            row, token = await stack.create_link(
+            row, token = await stack.issuer.create(
                 professional_id=body.professionalId,
                 client_id=body.clientId,
                 consultation_type=body.consultationType,
@@ -295,7 +277,7 @@ def build_admin_app(
         except LinkprontoError as exc:
             problem = exc.to_problem(lang)
             return JSONResponse({"success": False, "error": problem}, status_code=503)
-        doc = stack.links.to_json(row, lang=lang)
+        doc = stack.issuer.document(row, lang)
         ready = doc["status"] == LinkStatus.READY
         url = doc["url"] if ready else None
         out = {

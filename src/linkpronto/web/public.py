@@ -117,7 +117,7 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
         key = addr(request)
         if limiter.blocked(key):
             return too_many(request)
-        row, state = await stack.store.call(stack.links.resolve, token)
+        row, state = await stack.issuer.resolve(token)
         if row is None or state in ("preparing", "failed"):
             limiter.fail(key)
             html = pages.patient_html(state="not_found", consultation_type=None, lang=lang)
@@ -169,7 +169,7 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
         if name is not None and not isinstance(name, str):
             return bad_request(request, "display_name")
         try:
-            grant = await stack.store.call(stack.links.join, token, name)
+            grant = await stack.issuer.join(token, name)
         except LinkNotFound as exc:
             limiter.fail(key)
             return error_response(exc, 404, lang)
@@ -193,7 +193,7 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
             return bad_request(request, "token")
         if not isinstance(result, dict):
             return bad_request(request, "result")
-        ok = await stack.store.call(stack.links.record_device_check, token, result)
+        ok = await stack.issuer.record_device_check(token, result)
         if not ok:
             limiter.fail(key)
             return error_response(LinkNotFound(), 404, request_lang(request))

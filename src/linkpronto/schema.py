@@ -1,0 +1,372 @@
+"""The contract as types: every document the admin API, the SSE stream, the CLI and the test fakes speak.
+
+These pydantic models ARE the shapes of ``CONTRACT.md`` (plus the extensions listed in the README's
+changelog). The API renders them, the CLI reads them, and the browser tests' fake API builds its
+answers from them, so a renamed field fails everywhere at once instead of drifting.
+
+::
+
+    Status ─┬─ tunnel: TunnelInfo ── last_error: Problem
+            ├─ components: {name: Part} ── error: Problem
+            ├─ verification: Verification ── checks: [Check]
+            ├─ media: Media
+            └─ problems: [Problem]
+    Link ── checks: [Check], error: Problem
+    JoinGrant · HostGrant · RuntimeConfig · ProbeAnswer
+    DropInReady (200) · DropInNotReady (202/503) · DropInInvalid (400)
+    ErrorBody {error: Problem} · InvalidRequest {error, fields: [FieldError]} (422)
+
+Documents here carry *rendered* text (one language, chosen at rendering); the program keeps
+:class:`~linkpronto.i18n.Text` (both languages) until then.
+
+Times are ISO-8601 UTC with a ``Z`` (:data:`UtcTime`).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+
+__all__ = [
+    "Check",
+    "CreateLinkRequest",
+    "DropInInvalid",
+    "DropInNotReady",
+    "DropInReady",
+    "DropInRequest",
+    "ErrorBody",
+    "FieldError",
+    "HostGrant",
+    "InvalidRequest",
+    "JoinGrant",
+    "Link",
+    "LinkList",
+    "LinkStatus",
+    "Media",
+    "MediaReach",
+    "Part",
+    "PartState",
+    "ProbeAnswer",
+    "Problem",
+    "RuntimeConfig",
+    "StackState",
+    "Status",
+    "TunnelInfo",
+    "UtcTime",
+    "Verification",
+    "dump",
+    "iso",
+]
+
+
+def iso(dt: datetime | None) -> str | None:
+    """``2026-12-02T02:19:31.123456Z`` (UTC, the contract's time format)."""
+    if dt is None:
+        return None
+    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _iso(dt: datetime) -> str:
+    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+#: A point in time, serialised as ISO-8601 UTC with ``Z``; accepts the same strings as input.
+UtcTime = Annotated[datetime, PlainSerializer(_iso, return_type=str)]
+
+
+class _Model(BaseModel):
+    """Answers are built by the program: no coercion surprises, unknown fields refused."""
+
+    model_config = ConfigDict(extra="forbid", use_enum_values=False, ser_json_inf_nan="null")
+
+
+# -- states ------------------------------------------------------------------------------------------
+
+
+class StackState(enum.StrEnum):
+    """The stack's state (CONTRACT.md: ``stopped, starting, verifying, ready, degraded, failed``)."""
+
+    STOPPED = "stopped"
+    STARTING = "starting"
+    VERIFYING = "verifying"
+    READY = "ready"
+    DEGRADED = "degraded"
+    FAILED = "failed"
+
+
+class PartState(enum.StrEnum):
+    """One state vocabulary for every part (LiveKit, the tunnel, the app)."""
+
+    STOPPED = "stopped"
+    STARTING = "starting"
+    READY = "ready"
+    ADOPTED = "adopted"  # someone else runs it; we only health-check it
+    EXTERNAL = "external"  # configured as external/cloud; ready while its health check passes
+    UNHEALTHY = "unhealthy"
+    RESTARTING = "restarting"  # waiting to start again (back-off) or reconnecting
+    STOPPING = "stopping"
+    FAILED = "failed"  # will not recover unattended
+
+    @property
+    def is_up(self) -> bool:
+        return self in _UP
+
+    @property
+    def is_final(self) -> bool:
+        return self is PartState.FAILED
+
+
+_UP = frozenset({PartState.READY, PartState.ADOPTED, PartState.EXTERNAL})
+
+
+class LinkStatus(enum.StrEnum):
+    """A link's status (CONTRACT.md). A link that cannot be verified stays ``preparing``."""
+
+    PREPARING = "preparing"
+    READY = "ready"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    EXHAUSTED = "exhausted"
+
+
+MediaReach = Literal["same-network", "anywhere", "unknown"]
+
+
+# -- building blocks ---------------------------------------------------------------------------------
+
+
+class Problem(_Model):
+    """``{code, message, fix}``: a stable code, a sentence for a person, and what to do."""
+
+    code: str
+    message: str
+    fix: str | None = None
+    detail: str | None = None  # technical context (a log tail line, a URL); never a secret
+
+
+class Check(_Model):
+    """One rung of the verification ladder."""
+
+    name: str
+    ok: bool
+    duration_ms: float
+    detail: str = ""
+    fix: str | None = None
+    required: bool = True
+
+
+class Part(_Model):
+    """A part's status (``components.<name>`` in Status)."""
+
+    state: PartState
+    detail: str = ""
+    url: str | None = None
+    pid: int | None = None
+    restarts: int = 0
+    since: UtcTime
+    error: Problem | None = None
+    facts: dict[str, Any] | None = None
+
+
+class TunnelInfo(_Model):
+    """``Status.tunnel``: the provider in use, its state and its trade-off."""
+
+    provider: str
+    state: PartState
+    public_url: str | None = None
+    detail: str = ""
+    last_error: Problem | None = None
+    reconnects: int = 0
+    since: UtcTime | None = None
+    tradeoff: str | None = None
+    facts: dict[str, Any] | None = None
+
+
+class Verification(_Model):
+    ok: bool
+    stale: bool = False  # results from before the last part event: shown, but no longer proof
+    checked_at: UtcTime | None = None
+    age_s: float | None = None
+    checks: list[Check] = Field(default_factory=list)
+
+
+class Media(_Model):
+    reach: MediaReach = "unknown"
+    detail: str = ""
+
+
+class Status(_Model):
+    """``GET /api/status`` and every ``event: status`` of the SSE stream."""
+
+    state: StackState
+    since: UtcTime
+    reason: str = ""
+    mode: Literal["always-on", "on-demand"] = "always-on"
+    public_url: str | None = None
+    livekit_url: str | None = None
+    admin_url: str | None = None
+    tunnel: TunnelInfo
+    components: dict[str, Part] = Field(default_factory=dict)
+    verification: Verification
+    media: Media = Field(default_factory=Media)
+    problems: list[Problem] = Field(default_factory=list)
+
+
+# -- links -------------------------------------------------------------------------------------------
+
+
+class Link(_Model):
+    """A consultation link. ``url`` is null until the link is ``ready`` (proven)."""
+
+    id: str
+    status: LinkStatus
+    url: str | None = None
+    professional_id: str
+    client_id: str | None = None
+    consultation_type: str | None = None
+    room: str
+    created_at: UtcTime
+    expires_at: UtcTime
+    max_uses: int = 0
+    uses: int = 0
+    verified_at: UtcTime | None = None
+    public_base_url: str | None = None
+    sent_base_url: str | None = None
+    sent_with_old_address: bool = False
+    checks: list[Check] = Field(default_factory=list)
+    device_check: dict[str, Any] | None = None
+    error: Problem | None = None
+    qr_svg_url: str | None = None
+    whatsapp_url: str | None = None
+
+
+class LinkList(_Model):
+    items: list[Link]
+
+
+class JoinGrant(_Model):
+    """``POST /_linkpronto/api/join`` → what the patient's browser needs to connect."""
+
+    livekit_url: str
+    access_token: str
+    room: str
+    identity: str
+    expires_at: UtcTime
+
+
+class HostGrant(_Model):
+    """``POST /api/consultation-links/{id}/host-token`` → the professional's side of the room."""
+
+    livekit_url: str
+    access_token: str
+    room: str
+    identity: str
+
+
+class RuntimeConfig(_Model):
+    site_url: str | None
+    livekit_url: str | None
+
+
+class ProbeAnswer(_Model):
+    instance: str
+    nonce: str
+    mac: str
+
+
+# -- errors ------------------------------------------------------------------------------------------
+
+
+class ErrorBody(_Model):
+    """Every error answer of the admin and public APIs: ``{"error": Problem}``."""
+
+    error: Problem
+
+
+class FieldError(_Model):
+    field: str
+    message: str
+
+
+class InvalidRequest(_Model):
+    """422: ``{error: Problem(INVALID_REQUEST), fields: [{field, message}]}``."""
+
+    error: Problem
+    fields: list[FieldError]
+
+
+# -- requests ----------------------------------------------------------------------------------------
+
+
+class CreateLinkRequest(BaseModel):
+    """``POST /api/consultation-links``."""
+
+    model_config = ConfigDict(extra="forbid")
+    professional_id: str = Field(min_length=1, max_length=200)
+    client_id: str | None = Field(default=None, max_length=200)
+    consultation_type: str | None = Field(default=None, max_length=100)
+    expires_in_s: float | None = Field(default=None, gt=0, le=90 * 86400)
+    max_uses: int | None = Field(default=None, ge=0, le=1000)
+    wait_s: float = Field(default=20, ge=0, le=60)
+
+
+class DropInRequest(BaseModel):
+    """``POST /api/generate-consultation-token``: the user's existing route's body (camelCase)."""
+
+    model_config = ConfigDict(extra="ignore")
+    professionalId: str = Field(min_length=1, max_length=200)
+    clientId: str | None = Field(default=None, max_length=200)
+    consultationType: str | None = Field(default=None, max_length=100)
+    expiresInS: float | None = Field(default=None, gt=0, le=90 * 86400)
+    waitS: float = Field(default=20, ge=0, le=60)
+
+
+# -- the drop-in route's answers ---------------------------------------------------------------------
+
+
+class DropInReady(_Model):
+    """200: the link is verified. None of these is null."""
+
+    success: Literal[True] = True
+    token: str
+    consultationUrl: str
+    qrCode: str  # data:image/svg+xml, made locally
+    whatsappDeepLink: str
+    shortMessage: str
+    expiresAt: UtcTime
+    createdAt: UtcTime
+    status: Literal[LinkStatus.READY] = LinkStatus.READY
+    verifiedAt: UtcTime
+    linkId: str
+    room: str
+
+
+class DropInNotReady(_Model):
+    """202 (still preparing; it becomes ready by itself) or 503 (failed).
+
+    ``error`` is a sentence for a person, so an old client that shows ``data.error`` shows
+    something true. ``linkId`` is null when no link could be issued (the stack has failed).
+    """
+
+    success: Literal[False] = False
+    error: str
+    code: str
+    fix: str | None = None
+    linkId: str | None = None
+    status: str
+
+
+class DropInInvalid(_Model):
+    """400: bad input, like the old route (``fields`` names each bad field)."""
+
+    success: Literal[False] = False
+    error: str
+    fields: list[FieldError]
+
+
+def dump(model: BaseModel) -> dict[str, Any]:
+    """The JSON-ready dict of a document (enums as values, times as ISO strings)."""
+    return model.model_dump(mode="json")
