@@ -85,6 +85,21 @@ class ServerSettings(_Section):
     rate_limit_storage: str = "memory://"
     # Failed joins one client address may make before it gets 429.
     join_failures_per_minute: Annotated[int, Field(ge=1)] = 10
+    # Where the admin API listens. Keep 127.0.0.1 unless the admin API must be reached from other
+    # machines (``linkpronto serve --admin-bind``); it always requires the admin token.
+    admin_bind: str = "127.0.0.1"
+    # Host headers the admin API accepts besides 127.0.0.1:<port> and localhost:<port>
+    # (e.g. "linkpronto-1:7800" inside a container network); in env, comma-separated.
+    admin_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # `serve`: the admin token of this instance instead of the one shared through the store.
+    admin_token: SecretStr = SecretStr("")
+
+    @field_validator("admin_hosts", mode="before")
+    @classmethod
+    def _admin_hosts(cls, v: object) -> object:
+        if isinstance(v, str):
+            return [h.strip() for h in v.split(",") if h.strip()]
+        return v
 
 
 class LivekitSettings(_Section):
@@ -185,6 +200,11 @@ class LinksSettings(_Section):
     default_ttl: Duration = 24 * 3600.0
     max_uses: Annotated[int, Field(ge=0)] = 0
     join_token_ttl: Duration = 15 * 60.0
+    # Expired, revoked and used-up links (with their device checks) are deleted this long after
+    # they ended (LGPD: keep health-related data no longer than needed).
+    retention: Duration = 30 * 86400.0
+    # How often a running linkpronto purges what is past retention.
+    purge_interval: Duration = 3600.0
 
 
 class VerifySettings(_Section):
@@ -301,7 +321,13 @@ class _EcosystemEnvSource(PydanticBaseSettingsSource):
 
 
 SECRET_KEYS = frozenset(
-    {"livekit.api_secret", "tunnel.ngrok_authtoken", "tunnel.cloudflared_token", "server.database_url"}
+    {
+        "livekit.api_secret",
+        "tunnel.ngrok_authtoken",
+        "tunnel.cloudflared_token",
+        "server.database_url",
+        "server.admin_token",
+    }
 )
 
 

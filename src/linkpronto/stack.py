@@ -184,6 +184,12 @@ class Stack:
                 return
             self._failure = None
             self.proofs.reset()
+            loop = asyncio.get_running_loop()
+
+            def store_changed() -> None:  # called from a database thread
+                loop.call_soon_threadsafe(self.poke)
+
+            self.store.on_change = store_changed
             self._set_state(StackState.STARTING, Text("iniciando as partes", "starting the parts"))
             self._task = asyncio.create_task(self._loop(), name="stack-loop")
             try:
@@ -330,10 +336,12 @@ class Stack:
     # -- evaluation ----------------------------------------------------------------------------------
     def _components(self) -> dict[str, PartStatus]:
         parts: dict[str, Part | None] = {"livekit": self.livekit, "tunnel": self.tunnel, "app": self.app}
-        return {name: part.status() for name, part in parts.items() if part is not None}
+        out = {name: part.status() for name, part in parts.items() if part is not None}
+        out["store"] = self.store.status()  # the links database: down means nothing can be issued or joined
+        return out
 
     def _needed(self) -> tuple[str, ...]:
-        return ("livekit", "tunnel", "app") if self.settings.app.command else ("livekit", "tunnel")
+        return ("store", "livekit", "tunnel", "app") if self.settings.app.command else ("store", "livekit", "tunnel")
 
     def _snapshot(self) -> Snapshot:
         tunnel = self.tunnel
@@ -382,6 +390,9 @@ class Stack:
     async def _carry_out(self, decision: Decision) -> None:
         self._decision = decision
         self._set_state(decision.state, decision.reason)
+        if self.store.failure is not None and not await self.store.call(self.store.ping):
+            # The links database is down: degraded until it answers again (checked every second).
+            asyncio.get_running_loop().call_later(1.0, self.poke)
         for action in decision.actions:
             if action is Action.RUN_LADDER:
                 if self._ladder_task is None or self._ladder_task.done():

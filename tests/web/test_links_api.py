@@ -1,6 +1,9 @@
 """The link API end to end over real HTTP: linkpronto's two listeners in-process, the LiveKit test
 double as a real child process, the public address reached through a TCP relay (a stand-in for a
-tunnel edge) that the test switches off and on."""
+tunnel edge) that the test switches off and on.
+
+Every test here takes ``database_url``: it runs against the default SQLite store and against a real
+PostgreSQL started by the test session (same semantics, same assertions)."""
 
 from __future__ import annotations
 
@@ -17,11 +20,12 @@ from helpers.lp import TEST_KEY, TEST_SECRET, run_lp, settings_for
 from helpers.net import Relay, free_port
 
 
-async def test_full_link_lifecycle(tmp_path: Path, livekit_double: RunningDouble) -> None:
+async def test_full_link_lifecycle(tmp_path: Path, livekit_double: RunningDouble, database_url: str) -> None:
     public_port = free_port()
     relay = await Relay(target=None).start()  # the "tunnel" leads nowhere at first
     settings = settings_for(
-        tmp_path / "data", livekit_url=livekit_double.url, static_url=relay.url, public_port=public_port
+        tmp_path / "data", livekit_url=livekit_double.url, static_url=relay.url, public_port=public_port,
+        server={"database_url": database_url},
     )
     try:
         async with run_lp(settings) as lp:
@@ -122,9 +126,17 @@ async def test_full_link_lifecycle(tmp_path: Path, livekit_double: RunningDouble
             assert [i["id"] for i in only_revoked] == [link2["id"]]
 
             issued = [token, short_token, once_token]
-        # 10. The database file's bytes contain no issued token (nor its URL-safe text in any form).
+        # 10. The database's bytes contain no issued token (nor its URL-safe text in any form).
         data_dir = settings.data_dir
-        blobs = b"".join(p.read_bytes() for p in data_dir.glob("links.db*"))
+        if database_url:
+            from sqlalchemy import create_engine, text
+
+            engine = create_engine(database_url)
+            with engine.connect() as conn:
+                blobs = "\n".join(r[0] for r in conn.execute(text("SELECT t::text FROM consultation_links t"))).encode()
+            engine.dispose()
+        else:
+            blobs = b"".join(p.read_bytes() for p in data_dir.glob("links.db*"))
         assert blobs
         for t in issued:
             assert t.encode() not in blobs
@@ -132,8 +144,8 @@ async def test_full_link_lifecycle(tmp_path: Path, livekit_double: RunningDouble
         await relay.close()
 
 
-async def test_admin_surface_never_on_the_public_listener(tmp_path: Path, livekit_double: RunningDouble) -> None:
-    settings = settings_for(tmp_path / "d", livekit_url=livekit_double.url)
+async def test_admin_surface_never_on_the_public_listener(tmp_path: Path, livekit_double: RunningDouble, database_url: str) -> None:
+    settings = settings_for(tmp_path / "d", livekit_url=livekit_double.url, server={"database_url": database_url})
     async with run_lp(settings) as lp:
         paths = [
             ("GET", "/api/status"),
@@ -162,8 +174,8 @@ async def test_admin_surface_never_on_the_public_listener(tmp_path: Path, liveki
             assert (await lp.public.post(path)).status_code == 404
 
 
-async def test_admin_host_and_token_checks(tmp_path: Path, livekit_double: RunningDouble) -> None:
-    settings = settings_for(tmp_path / "d", livekit_url=livekit_double.url)
+async def test_admin_host_and_token_checks(tmp_path: Path, livekit_double: RunningDouble, database_url: str) -> None:
+    settings = settings_for(tmp_path / "d", livekit_url=livekit_double.url, server={"database_url": database_url})
     async with run_lp(settings) as lp:
         base = lp.running.admin_url
         async with httpx.AsyncClient(base_url=base) as anon:
@@ -191,8 +203,8 @@ async def test_admin_host_and_token_checks(tmp_path: Path, livekit_double: Runni
             assert res.status_code == 200
 
 
-async def test_422_names_each_bad_field(tmp_path: Path, livekit_double: RunningDouble) -> None:
-    settings = settings_for(tmp_path / "d", livekit_url=livekit_double.url)
+async def test_422_names_each_bad_field(tmp_path: Path, livekit_double: RunningDouble, database_url: str) -> None:
+    settings = settings_for(tmp_path / "d", livekit_url=livekit_double.url, server={"database_url": database_url})
     async with run_lp(settings) as lp:
         res = await lp.admin.post("/api/consultation-links", json={"wait_s": 999, "max_uses": -2})
         assert res.status_code == 422
@@ -207,9 +219,9 @@ async def test_422_names_each_bad_field(tmp_path: Path, livekit_double: RunningD
         assert res.status_code == 422 and "token" in res.json()["error"]["message"]
 
 
-async def test_fifty_concurrent_joins_with_max_uses_one(tmp_path: Path, livekit_double: RunningDouble) -> None:
+async def test_fifty_concurrent_joins_with_max_uses_one(tmp_path: Path, livekit_double: RunningDouble, database_url: str) -> None:
     settings = settings_for(
-        tmp_path / "d", livekit_url=livekit_double.url, server={"join_failures_per_minute": 1000}
+        tmp_path / "d", livekit_url=livekit_double.url, server={"join_failures_per_minute": 1000, "database_url": database_url}
     )
     async with run_lp(settings) as lp:
         await lp.wait_state("ready")
@@ -225,8 +237,8 @@ async def test_fifty_concurrent_joins_with_max_uses_one(tmp_path: Path, livekit_
         assert (await lp.admin.get(f"/api/consultation-links/{link['id']}")).json()["uses"] == 1
 
 
-async def test_repeated_failures_get_429(tmp_path: Path, livekit_double: RunningDouble) -> None:
-    settings = settings_for(tmp_path / "d", livekit_url=livekit_double.url, server={"join_failures_per_minute": 5})
+async def test_repeated_failures_get_429(tmp_path: Path, livekit_double: RunningDouble, database_url: str) -> None:
+    settings = settings_for(tmp_path / "d", livekit_url=livekit_double.url, server={"join_failures_per_minute": 5, "database_url": database_url})
     async with run_lp(settings) as lp:
         await lp.wait_state("ready")
         codes = [
@@ -239,8 +251,8 @@ async def test_repeated_failures_get_429(tmp_path: Path, livekit_double: Running
         assert (await lp.public.get("/c/another-guess-000000000000")).status_code == 429
 
 
-async def test_drop_in_route_shape(tmp_path: Path, livekit_double: RunningDouble) -> None:
-    settings = settings_for(tmp_path / "d", livekit_url=livekit_double.url)
+async def test_drop_in_route_shape(tmp_path: Path, livekit_double: RunningDouble, database_url: str) -> None:
+    settings = settings_for(tmp_path / "d", livekit_url=livekit_double.url, server={"database_url": database_url})
     async with run_lp(settings) as lp:
         await lp.wait_state("ready")
         res = await lp.admin.post(
@@ -264,8 +276,8 @@ async def test_drop_in_route_shape(tmp_path: Path, livekit_double: RunningDouble
         assert qr.status_code == 200 and qr.headers["content-type"].startswith("image/svg+xml")
 
 
-async def test_public_helpers(tmp_path: Path, livekit_double: RunningDouble) -> None:
-    settings = settings_for(tmp_path / "d", livekit_url=livekit_double.url)
+async def test_public_helpers(tmp_path: Path, livekit_double: RunningDouble, database_url: str) -> None:
+    settings = settings_for(tmp_path / "d", livekit_url=livekit_double.url, server={"database_url": database_url})
     async with run_lp(settings) as lp:
         assert (await lp.public.get("/healthz")).status_code == 200
         res = await lp.public.get("/.well-known/linkpronto/probe", params={"nonce": "abc"})

@@ -111,7 +111,6 @@ class EventHub:
         self._secret: str | None = None
         self.received = 0
         self.rejected = 0
-        outbox.ensure_schema(store)
 
     # -- configuration ------------------------------------------------------------------------------
     @property

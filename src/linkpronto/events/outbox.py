@@ -51,11 +51,6 @@ _O = cast(Table, OutboxRow.__table__)
 _ = DateTime  # (UTCDateTime wraps it)
 
 
-def ensure_schema(store: LinkStore) -> None:
-    """Create the outbox table when no migration did (a fresh store made before Alembic runs)."""
-    _O.create(store.engine, checkfirst=True)
-
-
 def new_event_id() -> str:
     return "evt_" + secrets.token_hex(12)
 

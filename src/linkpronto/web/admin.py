@@ -22,7 +22,7 @@ from starlette.requests import HTTPConnection
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from linkpronto.errors import LinkNotFound, LinkprontoError
+from linkpronto.errors import LinkNotFound, LinkprontoError, StoreUnavailable
 from linkpronto.events.hub import next_presence, presence_sse
 from linkpronto.events.webhook import ADMIN_PATH as WEBHOOK_PATH
 from linkpronto.i18n import Text
@@ -73,11 +73,20 @@ class AdminGuard:
     (A ``BaseHTTPMiddleware`` costs a task and a stream per request; this costs a few comparisons.)
     """
 
-    def __init__(self, app: ASGIApp, *, token: str, port_getter: Callable[[], int], token_path: str) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        token: str,
+        port_getter: Callable[[], int],
+        token_path: str,
+        extra_hosts: frozenset[str] = frozenset(),
+    ) -> None:
         self.app = app
         self.token = token.encode("utf-8")
         self.port_getter = port_getter
         self.token_path = token_path
+        self.extra_hosts = extra_hosts  # server.admin_hosts (linkpronto serve --admin-bind)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -86,7 +95,7 @@ class AdminGuard:
         headers = Headers(scope=scope)
         port = self.port_getter()
         host = headers.get("host", "")
-        if host not in (f"127.0.0.1:{port}", f"localhost:{port}"):
+        if host not in (f"127.0.0.1:{port}", f"localhost:{port}") and host not in self.extra_hosts:
             await self._deny(scope, receive, send, 403, "FORBIDDEN_HOST")
             return
         path: str = scope["path"]
@@ -160,6 +169,10 @@ def build_admin_app(
     @app.exception_handler(LinkNotFound)
     async def link_not_found(request: Request, exc: LinkNotFound) -> JSONResponse:
         return error_response(exc, 404, request_lang(request))
+
+    @app.exception_handler(StoreUnavailable)
+    async def store_unavailable(request: Request, exc: StoreUnavailable) -> JSONResponse:
+        return error_response(exc, 503, request_lang(request))
 
     # -- status -------------------------------------------------------------------------------------
     @app.get("/api/status")
@@ -333,7 +346,17 @@ def build_admin_app(
         token=stack.secrets.admin_token,
         port_getter=port_getter,
         token_path=str(stack.settings.data_dir / "admin-token"),
+        extra_hosts=_admin_hosts(stack.settings, port_getter),
     )
+
+
+def _admin_hosts(settings: Any, port_getter: Callable[[], int]) -> frozenset[str]:
+    """``server.admin_hosts``, plus ``<admin_bind>:<port>`` when bound to one specific address."""
+    hosts = set(settings.server.admin_hosts)
+    bind = settings.server.admin_bind
+    if bind not in ("", "0.0.0.0", "::", "127.0.0.1", "localhost"):
+        hosts.add(f"[{bind}]:{port_getter()}" if ":" in bind else f"{bind}:{port_getter()}")
+    return frozenset(hosts)
 
 
 def _sse(doc: dict[str, Any]) -> bytes:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-from limits import RateLimitItemPerMinute, storage, strategies
+from limits import RateLimitItemPerMinute, strategies
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
@@ -23,7 +23,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from linkpronto.errors import LinkGone, LinkNotFound, LinkprontoError, LivekitUnhealthy
+from linkpronto.errors import LinkGone, LinkNotFound, LinkprontoError, LivekitUnhealthy, StoreUnavailable
 from linkpronto.i18n import Text
 from linkpronto.stack import Stack
 from linkpronto.verify import LINK_PROBE_TOKEN, PROBE_PATH
@@ -67,7 +67,9 @@ class FailureLimiter:
 
     def __init__(self, storage_uri: str, per_minute: int) -> None:
         self.item = RateLimitItemPerMinute(per_minute)
-        self.limiter = strategies.MovingWindowRateLimiter(storage.storage_from_string(storage_uri))
+        from linkpronto.limits_storage import storage_for
+
+        self.limiter = strategies.MovingWindowRateLimiter(storage_for(storage_uri))
 
     def blocked(self, key: str) -> bool:
         return not self.limiter.test(self.item, key)
@@ -231,7 +233,11 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
         Route("/{path:path}", link_route, methods=["GET", "HEAD"]),
         Route("/{path:path}", not_found, methods=["POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
     ]
-    own = Starlette(routes=routes)
+    async def store_unavailable(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StoreUnavailable)
+        return error_response(exc, 503, request_lang(request))
+
+    own = Starlette(routes=routes, exception_handlers={StoreUnavailable: store_unavailable})
 
     def is_own(path: str) -> bool:
         if path in OWN_PATHS or path.startswith(OWN_PREFIXES):
