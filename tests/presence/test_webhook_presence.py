@@ -11,7 +11,7 @@ import pytest
 
 from doubles.livekit_server import sign_webhook
 from helpers.lp import TEST_KEY, TEST_SECRET
-from linkpronto import schema
+from linkpronto import paths, schema
 from linkpronto.events.webhook import ADMIN_PATH
 from presence.lpkit import (
     SseReader,
@@ -112,3 +112,21 @@ async def test_patient_who_gives_up_clears_the_wait(tmp_path: Path) -> None:
         await patient.leave()
         doc = await wait_presence(lp, link["id"], None)
         assert doc["waiting_name"] is None
+
+
+async def test_public_listener_takes_signed_webhooks_for_remote_livekit(tmp_path: Path) -> None:
+    """LiveKit Cloud or a LiveKit on another host cannot reach loopback: it posts to the public URL."""
+    async with lp_with_double(tmp_path) as (lp, _double):
+        link, _token = await ready_link(lp)
+        body = joined_body(link["room"], name="Ana", event_id="EV_pub1")
+        url = paths.LIVEKIT_WEBHOOK
+        forged = await lp.public.post(url, content=body,
+                                      headers={"authorization": sign_webhook(TEST_KEY, "x" * 40, body)})
+        assert forged.status_code == 401
+        assert (await lp.admin.get(f"/api/consultation-links/{link['id']}")).json()["presence"] is None
+        ok = await lp.public.post(url, content=body, headers={"authorization": sign_webhook(TEST_KEY, TEST_SECRET, body)})
+        assert ok.status_code == 200, ok.text
+        doc = await wait_presence(lp, link["id"], "waiting")
+        assert doc["waiting_name"] == "Ana"
+        # The admin path is not served on the public listener.
+        assert (await lp.public.post(ADMIN_PATH, content=body)).status_code in (404, 405)

@@ -23,6 +23,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from linkpronto import paths
 from linkpronto.errors import LinkGone, LinkNotFound, LinkprontoError, LivekitUnhealthy, StoreUnavailable
 from linkpronto.i18n import Text
 from linkpronto.stack import Stack
@@ -229,6 +230,8 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
         Route("/api/public/join", join, methods=["POST"]),
         Route("/api/public/device-check", device_check, methods=["POST"]),
         Route("/api/public/runtime-config", runtime_config),
+        *([Route(paths.LIVEKIT_WEBHOOK, stack.events.webhook, methods=["POST"])]
+          if settings.livekit.mode != "local" else []),  # local LiveKit posts to the admin listener
         Mount("/_linkpronto/static", app=StaticFiles(directory=STATIC_DIR, check_dir=False)),
         Route("/{path:path}", link_route, methods=["GET", "HEAD"]),
         Route("/{path:path}", not_found, methods=["POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
