@@ -3,12 +3,19 @@ concurrent webhooks for one link (optimistic version: no update is lost)."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
+from helpers.lp import TEST_KEY, TEST_SECRET
+from linkpronto.config import defaults
 from linkpronto.events import outbox
+from linkpronto.events.hub import EventHub
 from linkpronto.events.webhook import RoomEvent
 from linkpronto.links.store import LinkRow, LinkStore, sqlite_url
 
@@ -76,3 +83,28 @@ def test_concurrent_webhooks_for_one_link_lose_nothing(tmp_path: Path, database_
         assert row.presence_version == len(events)  # every event applied exactly once
     finally:
         store.close()
+
+
+@pytest.mark.slow
+async def test_instances_sharing_postgresql_all_show_the_change(tmp_path: Path, pg_url: str) -> None:
+    """A webhook reaches one instance; the dashboard stream of the other shows the same event."""
+    stores = [LinkStore(pg_url), LinkStore(pg_url)]
+    hubs = [EventHub(defaults(tmp_path / f"i{i}"), s, lambda: (TEST_KEY, TEST_SECRET)) for i, s in enumerate(stores)]
+    try:
+        _link(stores[0])
+        for hub in hubs:
+            await hub.start()
+        other = hubs[1].subscribe()
+        here = hubs[0].subscribe()
+        doc = await hubs[0].handle(ev("participant_joined", "PA_1", at=int(time.time())))
+        assert doc is not None and doc["presence"] == "waiting"
+        assert (await asyncio.wait_for(here.get(), 1))["id"] == doc["id"]
+        seen = await asyncio.wait_for(other.get(), 5)
+        assert seen == doc  # the same event, same id: a dashboard never sees it twice
+        await asyncio.sleep(1)
+        assert other.empty() and here.empty()
+    finally:
+        for hub in hubs:
+            await hub.aclose()
+        for s in stores:
+            s.close()

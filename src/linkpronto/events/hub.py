@@ -60,6 +60,11 @@ GIVE_UP_AFTER = timedelta(hours=24)
 KEEP_DELIVERED = timedelta(hours=24)
 POLL_S = 1.0
 SEND_TIMEOUT_S = 10.0
+#: Instances sharing a database (PostgreSQL): how often each looks for presence changes another one
+#: applied, and how far back.
+SHARED_POLL_S = 0.3
+SHARED_WINDOW = timedelta(minutes=10)
+PUBLISHED_MEMORY = 1024
 
 
 def utcnow() -> datetime:
@@ -109,6 +114,8 @@ class EventHub:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._secret: str | None = None
+        self._watch_task: asyncio.Task[None] | None = None
+        self._published: dict[str, None] = {}  # ids of events already given to listeners (bounded)
         self.received = 0
         self.rejected = 0
 
@@ -133,6 +140,12 @@ class EventHub:
         self._listeners.discard(q)
 
     def _publish(self, doc: dict[str, Any]) -> None:
+        event_id = str(doc.get("id"))
+        if event_id in self._published:
+            return
+        self._published[event_id] = None
+        while len(self._published) > PUBLISHED_MEMORY:
+            del self._published[next(iter(self._published))]
         for q in list(self._listeners):
             if q.full():
                 with contextlib.suppress(asyncio.QueueEmpty):
@@ -180,13 +193,34 @@ class EventHub:
         await asyncio.to_thread(lambda: self.secret)
         if self._task is None and self.events_url:
             self._task = asyncio.create_task(self._deliver_loop(), name="events-deliver")
+        if self._watch_task is None and not self.store.is_sqlite:
+            # Several instances may share this database: a webhook reaches only one of them.
+            for _link, _version, doc in await self.store.call(
+                outbox.recent_changes, self.store, utcnow() - SHARED_WINDOW
+            ):
+                self._published[str(doc.get("id"))] = None  # already past: not replayed
+            self._watch_task = asyncio.create_task(self._watch_shared(), name="events-shared")
+
+    async def _watch_shared(self) -> None:
+        while True:
+            try:
+                for _link, _version, doc in await self.store.call(
+                    outbox.recent_changes, self.store, utcnow() - SHARED_WINDOW
+                ):
+                    self._publish(doc)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a lost connection: the store reports it; try again next time
+                log.debug("presence watch failed", exc_info=True)
+            await asyncio.sleep(SHARED_POLL_S)
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        for task in (self._task, self._watch_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._watch_task = None
         if self._client is not None:
             await self._client.aclose()
             self._client = None

@@ -83,6 +83,17 @@ def apply_event(store: LinkStore, ev: RoomEvent, now: datetime, *, outbox: bool)
             changed = (value, name) != (row["presence"], row["waiting_name"])
             since = pres.event_time(ev) if value != row["presence"] else row["presence_since"]
             version = row["presence_version"] or 0
+            doc: dict[str, Any] | None = None
+            if changed:
+                doc = schema.dump(schema.PresenceEvent.model_validate({
+                    "id": new_event_id(), "link_id": row["id"], "room": row["room"],
+                    "professional_id": row["professional_id"], "client_id": row["client_id"],
+                    "consultation_type": row["consultation_type"], "presence": value, "previous": row["presence"],
+                    "presence_since": since, "waiting_name": name, "occurred_at": pres.event_time(ev),
+                    "livekit_event": {"id": ev.id, "event": ev.kind},
+                }))
+                # The last change travels with the row: other instances publish the same event (same id).
+                state["last_event"] = doc
             version_match = (_L.c.presence_version == version if row["presence_version"] is not None
                              else _L.c.presence_version.is_(None))
             done = conn.execute(
@@ -93,16 +104,8 @@ def apply_event(store: LinkStore, ev: RoomEvent, now: datetime, *, outbox: bool)
             )
             if not done.rowcount:
                 continue  # someone else updated this link meanwhile: read it again
-            if not changed:
+            if doc is None:
                 return None
-            event = schema.PresenceEvent.model_validate({
-                "id": new_event_id(), "link_id": row["id"], "room": row["room"],
-                "professional_id": row["professional_id"], "client_id": row["client_id"],
-                "consultation_type": row["consultation_type"], "presence": value, "previous": row["presence"],
-                "presence_since": since, "waiting_name": name, "occurred_at": pres.event_time(ev),
-                "livekit_event": {"id": ev.id, "event": ev.kind},
-            })
-            doc = schema.dump(event)
             if outbox:
                 conn.execute(insert(_O).values(
                     id=doc["id"], link_id=row["id"], created_at=now, payload=json.dumps(doc, separators=(",", ":")),
@@ -110,6 +113,23 @@ def apply_event(store: LinkStore, ev: RoomEvent, now: datetime, *, outbox: bool)
                 ))
             return Change(doc)
     raise RuntimeError(f"presence of room {ev.room!r}: too many concurrent updates")
+
+
+def recent_changes(store: LinkStore, since: datetime) -> list[tuple[str, int, dict[str, Any]]]:
+    """(link id, presence version, last PresenceEvent) of links whose presence changed since ``since``.
+
+    Used by instances that share a database: a webhook reaches one of them, the others publish the
+    same event to their own dashboards from here.
+    """
+    q = (select(_L.c.id, _L.c.presence_version, _L.c.presence_json)
+         .where(_L.c.presence_since >= since, _L.c.presence_json.is_not(None)))
+    out: list[tuple[str, int, dict[str, Any]]] = []
+    with store.engine.connect() as conn:
+        for row in conn.execute(q).mappings():
+            last = pres.load_state(row["presence_json"]).get("last_event")
+            if isinstance(last, dict):
+                out.append((row["id"], int(row["presence_version"] or 0), last))
+    return out
 
 
 # -- the deliverer's side -----------------------------------------------------------------------------

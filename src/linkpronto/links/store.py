@@ -139,6 +139,7 @@ class LinkRow(Base):
         Index("ix_links_status", "status"),
         Index("ix_links_expires", "expires_at"),
         Index("ix_links_room", "room"),
+        Index("ix_links_presence_since", "presence_since"),
     )
 
 

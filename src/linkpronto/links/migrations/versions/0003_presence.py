@@ -4,7 +4,8 @@
   (the patient's display name while waiting), ``presence_json`` (per-participant state that makes
   LiveKit's retried or reordered webhooks idempotent) and ``presence_version`` (optimistic lock:
   instances applying webhooks to the same link never lose an update); ``ix_links_room`` (a webhook
-  names the room, not the link).
+  names the room, not the link); ``ix_links_presence_since`` (instances sharing the database look
+  for presence changes another one applied).
 - ``event_outbox``: presence events waiting to be POSTed to ``app.events_url`` (written in the same
   transaction as the presence change; at-least-once delivery survives restarts).
 
@@ -31,6 +32,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("presence_json", sa.Text(), nullable=True))
         batch.add_column(sa.Column("presence_version", sa.Integer(), nullable=True))
     op.create_index("ix_links_room", "consultation_links", ["room"])
+    op.create_index("ix_links_presence_since", "consultation_links", ["presence_since"])
     op.create_table(
         "event_outbox",
         sa.Column("id", sa.String(40), primary_key=True),
@@ -51,6 +53,7 @@ def downgrade() -> None:
     op.execute("UPDATE linkpronto_meta SET value = '2' WHERE key = 'schema_version'")
     op.drop_index("ix_outbox_pending", "event_outbox")
     op.drop_table("event_outbox")
+    op.drop_index("ix_links_presence_since", "consultation_links")
     op.drop_index("ix_links_room", "consultation_links")
     with op.batch_alter_table("consultation_links") as batch:
         for name in ("presence_version", "presence_json", "waiting_name", "presence_since", "presence"):
