@@ -14,9 +14,9 @@ import pytest
 from doubles.livekit_server import RunningDouble
 from fixtures.redisserver import RedisServer
 from helpers.lp import run_lp, settings_for
-from linkpronto import paths
 from linkpronto.errors import ConfigInvalid
 from linkpronto.limits_storage import storage_for
+from scale import routes
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +33,7 @@ async def test_failed_join_limit_counts_across_two_instances(
         b = await stack.enter_async_context(
             run_lp(settings_for(tmp_path / "b", livekit_url=livekit_double.url, server=dict(server)))
         )
-        join_path = _join_path(a)
+        join_path = routes.JOIN
         codes = []
         for i in range(8):
             client = (a, b)[i % 2].public
@@ -43,14 +43,6 @@ async def test_failed_join_limit_counts_across_two_instances(
         assert codes[:6] == [404] * 6 and codes[6:] == [429, 429], codes
         res = await a.public.post(join_path, json={"token": "guess"})
         assert res.status_code == 429 and res.json()["error"]["code"] == "RATE_LIMITED"
-
-
-def _join_path(lp: object) -> str:
-    """The join route: under /_linkpronto once the public routes moved, /api/public/join before."""
-    from linkpronto.web import public
-
-    src = Path(public.__file__).read_text("utf-8")
-    return paths.JOIN if "paths.JOIN" in src else "/api/public/join"
 
 
 def test_storage_urls_are_checked(redis_server: RedisServer) -> None:
