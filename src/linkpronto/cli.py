@@ -349,6 +349,11 @@ def env(
         "LINKPRONTO_ADMIN_URL": client.base,
         "LINKPRONTO_ADMIN_TOKEN": token if write else "**********",
     }
+    from linkpronto.events.hub import secret_from_files
+
+    events_secret = secret_from_files(settings)  # the key of the presence callbacks' signatures
+    if events_secret:
+        values["LINKPRONTO_EVENTS_SECRET"] = events_secret if write else "**********"
     if fmt == "json":
         text = json.dumps(values, indent=2) + "\n"
     else:

@@ -125,7 +125,7 @@ class Stack:
             remove_participants=self._remove_participants,
         )
         self.issuer = LinkIssuer(self.links, self.proofs, self)
-        self.events = EventHub(settings, store, lambda: (self.api_key, self._api_secret))
+        self.events = EventHub(settings, store, lambda: (self.api_key, self._api_secret), secrets.instance_secret)
 
     # -- what the rest of the program reads ---------------------------------------------------------
     @property

@@ -12,7 +12,9 @@ import pytest
 
 from helpers.lp import run_lp
 from helpers.net import free_port
-from linkpronto.events.hub import backoff, sign
+from linkpronto.app_part import AppContext, app_environment
+from linkpronto.config import defaults
+from linkpronto.events.hub import backoff, load_secret, secret_from_files, sign
 from presence.lpkit import (
     double_posting_to,
     lp_settings,
@@ -44,6 +46,16 @@ def test_backoff_is_exponential_and_capped() -> None:
     assert backoff(1, rand=lambda: 1.0) == pytest.approx(0.6)
 
 
+def test_events_secret_is_derived_per_install_or_configured(tmp_path: Path) -> None:
+    plain = defaults(tmp_path)
+    a, b = load_secret(plain, b"1" * 32), load_secret(plain, b"2" * 32)
+    assert a != b and a == load_secret(plain, b"1" * 32) and len(a) >= 40
+    configured = defaults(tmp_path, app={"events_secret": "from-config-" + "k" * 30})
+    assert load_secret(configured, b"1" * 32) == "from-config-" + "k" * 30
+    env = app_environment(plain.app, AppContext(None, None, "http://127.0.0.1:1", "tok", a))
+    assert env["LINKPRONTO_EVENTS_SECRET"] == a
+
+
 def test_signature_is_hmac_sha256_of_the_body() -> None:
     assert sign("k", b"{}") == "sha256=" + hmac.new(b"k", b"{}", hashlib.sha256).hexdigest()
 
@@ -51,8 +63,8 @@ def test_signature_is_hmac_sha256_of_the_body() -> None:
 async def test_each_event_reaches_the_app_once_despite_an_injected_500(tmp_path: Path) -> None:
     with run_receiver(statuses=[500]) as app:
         async with lp_with_double(tmp_path, departure_s=0.3, events_url=app.url) as (lp, double):
-            secret = (lp.settings.data_dir / "events-secret").read_text().strip()
-            assert len(secret) >= 32
+            secret = lp.stack.events.secret
+            assert len(secret) >= 32 and secret_from_files(lp.settings) == secret  # what `linkpronto env` prints
             link, token = await ready_link(lp)
             patient = await patient_joins(lp, double, token, "Maria")
             await wait_presence(lp, link["id"], "waiting")
@@ -94,7 +106,7 @@ async def test_undelivered_events_survive_a_restart(tmp_path: Path) -> None:
             async with run_lp(settings2) as lp2:
                 got = await asyncio.to_thread(up.wait_for, lambda rs: len(rs) >= 1, 15.0)
                 await asyncio.sleep(0.5)
-                secret = (lp2.settings.data_dir / "events-secret").read_text().strip()
+                secret = lp2.stack.events.secret
         assert [r.status for r in down.requests if r.status != 503] == []
         assert len(up.requests) == 1
         doc = _verify(secret, got[0])

@@ -89,7 +89,8 @@ def test_concurrent_webhooks_for_one_link_lose_nothing(tmp_path: Path, database_
 async def test_instances_sharing_postgresql_all_show_the_change(tmp_path: Path, pg_url: str) -> None:
     """A webhook reaches one instance; the dashboard stream of the other shows the same event."""
     stores = [LinkStore(pg_url), LinkStore(pg_url)]
-    hubs = [EventHub(defaults(tmp_path / f"i{i}"), s, lambda: (TEST_KEY, TEST_SECRET)) for i, s in enumerate(stores)]
+    hubs = [EventHub(defaults(tmp_path / f"i{i}"), s, lambda: (TEST_KEY, TEST_SECRET), b"d" * 32)
+            for i, s in enumerate(stores)]
     try:
         _link(stores[0])
         for hub in hubs:

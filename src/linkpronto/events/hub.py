@@ -2,9 +2,10 @@
 
 Callbacks to ``app.events_url`` (when set): each presence change is POSTed as JSON with
 
-- ``X-Linkpronto-Signature: sha256=<hex HMAC-SHA256 of the exact body>`` — the key is the per-install
-  events secret (``app.events_secret``, else ``<data_dir>/events-secret``, generated once), handed to a
-  supervised app as ``LINKPRONTO_EVENTS_SECRET``;
+- ``X-Linkpronto-Signature: sha256=<hex HMAC-SHA256 of the exact body>`` — the key is
+  ``app.events_secret``, else one derived from the install's own secret (the deployment's, with
+  ``serve``: the same on every instance), handed to a supervised app as ``LINKPRONTO_EVENTS_SECRET``
+  and printed by ``linkpronto env``;
 - ``Idempotency-Key: evt_…`` — the same value as the body's ``id``; a retry carries the same key and
   the same body, so the app can drop what it already processed.
 
@@ -18,23 +19,21 @@ one is being retried.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import hmac
 import json
 import logging
 import random
-import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from linkpronto import platform
 from linkpronto.config import Settings
 from linkpronto.events import outbox
 from linkpronto.events.webhook import (
@@ -50,7 +49,7 @@ from linkpronto.links.store import LinkStore
 
 log = logging.getLogger(__name__)
 
-SECRET_FILE = "events-secret"
+SECRET_LABEL = b"linkpronto/app-events/v1"
 SIGNATURE_HEADER = "X-Linkpronto-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 EVENT_HEADER = "X-Linkpronto-Event"
@@ -81,20 +80,32 @@ def backoff(attempts: int, rand: Callable[[], float] = random.random) -> float:
     return base * (0.8 + 0.4 * rand())
 
 
-def load_secret(settings: Settings) -> str:
+def load_secret(settings: Settings, instance_secret: bytes) -> str:
+    """``app.events_secret``, else a key derived from the instance's (or deployment's) own secret.
+
+    Derived (HMAC-SHA256 of a fixed label) rather than stored: every ``serve`` instance of one
+    deployment shares the instance secret through the store, so they all sign with the same key, and
+    the key handed to the app reveals nothing of the secret it comes from.
+    """
     configured = settings.app.events_secret.get_secret_value()
     if configured:
         return configured
-    path: Path = settings.data_dir / SECRET_FILE
+    mac = hmac.new(instance_secret, SECRET_LABEL, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).decode("ascii").rstrip("=")
+
+
+def secret_from_files(settings: Settings) -> str | None:
+    """The events secret as ``linkpronto env`` can know it without the server: configured, or derived
+    from ``<data_dir>/secrets.json`` (``up``). None for a ``serve`` deployment without
+    ``app.events_secret`` (its secret is in the database)."""
+    configured = settings.app.events_secret.get_secret_value()
+    if configured:
+        return configured
     try:
-        existing = path.read_text(encoding="utf-8").strip()
-    except OSError:
-        existing = ""
-    if existing:
-        return existing
-    value = secrets.token_urlsafe(32)
-    platform.write_private(path, value.encode("ascii"))
-    return value
+        doc = json.loads((settings.data_dir / "secrets.json").read_text("utf-8"))
+        return load_secret(settings, bytes.fromhex(str(doc["instance_secret"])))
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 class EventHub:
@@ -103,6 +114,7 @@ class EventHub:
         settings: Settings,
         store: LinkStore,
         keys: Callable[[], tuple[str, str]],
+        instance_secret: bytes,
         *,
         client: httpx.AsyncClient | None = None,
     ) -> None:
@@ -113,6 +125,7 @@ class EventHub:
         self._client = client
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._instance_secret = instance_secret
         self._secret: str | None = None
         self._watch_task: asyncio.Task[None] | None = None
         self._published: dict[str, None] = {}  # ids of events already given to listeners (bounded)
@@ -127,7 +140,7 @@ class EventHub:
     @property
     def secret(self) -> str:
         if self._secret is None:
-            self._secret = load_secret(self.settings)
+            self._secret = load_secret(self.settings, self._instance_secret)
         return self._secret
 
     # -- listeners (the SSE stream) -------------------------------------------------------------------
@@ -189,8 +202,7 @@ class EventHub:
 
     # -- callbacks out ------------------------------------------------------------------------------------
     async def start(self) -> None:
-        """Make sure the events secret exists; start delivering callbacks when ``app.events_url`` is set."""
-        await asyncio.to_thread(lambda: self.secret)
+        """Start delivering callbacks when ``app.events_url`` is set (and watching other instances)."""
         if self._task is None and self.events_url:
             self._task = asyncio.create_task(self._deliver_loop(), name="events-deliver")
         if self._watch_task is None and not self.store.is_sqlite:
