@@ -132,6 +132,7 @@ class Stack:
         )
         self.issuer = LinkIssuer(self.links, self.proofs, self)
         self.events = EventHub(settings, store, lambda: (self.api_key, self._api_secret), secrets.instance_secret)
+        self.events.on_change = self.poke
 
     # -- what the rest of the program reads ---------------------------------------------------------
     @property
@@ -595,7 +596,8 @@ class Stack:
                 checks=[schema.Check.model_validate(c.to_json(lang)) for c in r.checks] if r else [],
             ),
             media=schema.Media(reach=media.reach, detail=media.why.get(lang)) if media else schema.Media(),
-            problems=[schema.Problem.model_validate(e.to_problem(lang)) for e in decision.problems],
+            problems=[schema.Problem.model_validate(e.to_problem(lang))
+                      for e in [*decision.problems, *self.events.problems()]],
         )
 
     def status_json(self, lang: Lang | None = None) -> dict[str, Any]:

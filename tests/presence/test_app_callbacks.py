@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,6 +28,16 @@ from presence.lpkit import (
 from presence.receiver import Received, run_receiver
 
 pytestmark = pytest.mark.slow
+
+
+async def _wait_problem(lp: Any, code: str, timeout: float = 10.0) -> dict[str, Any]:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        for p in (await lp.admin.get("/api/status")).json()["problems"]:
+            if p["code"] == code:
+                return dict(p)
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no {code} problem in the status")
 
 
 def _verify(secret: str, r: Received) -> dict[str, object]:
@@ -100,7 +111,9 @@ async def test_undelivered_events_survive_a_restart(tmp_path: Path) -> None:
             link, token = await ready_link(lp)
             await patient_joins(lp, double, token, "Maria")
             await wait_presence(lp, link["id"], "waiting")
-            await asyncio.to_thread(down.wait_for, lambda rs: len(rs) >= 1)
+            await asyncio.to_thread(down.wait_for, lambda rs: len(rs) >= 3, 15.0)
+            problems = await _wait_problem(lp, "EVENTS_UNDELIVERED")
+            assert down.url in problems["message"] and "503" in problems["message"]
         with run_receiver() as up:
             settings2 = lp_settings(tmp_path, double.url, admin_port, events_url=up.url)
             async with run_lp(settings2) as lp2:

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
-from doubles.livekit_server import sign_webhook
-from helpers.lp import TEST_KEY, TEST_SECRET
+from doubles.livekit_server import run_double, sign_webhook
+from helpers.lp import TEST_KEY, TEST_SECRET, run_lp
+from helpers.net import free_port
 from linkpronto import paths, schema
 from linkpronto.events.webhook import ADMIN_PATH
 from presence.lpkit import (
     SseReader,
+    lp_settings,
     lp_with_double,
     patient_joins,
     professional_joins,
@@ -130,3 +134,40 @@ async def test_public_listener_takes_signed_webhooks_for_remote_livekit(tmp_path
         assert doc["waiting_name"] == "Ana"
         # The admin path is not served on the public listener.
         assert (await lp.public.post(ADMIN_PATH, content=body)).status_code in (404, 405)
+
+
+async def test_livekit_signing_with_another_key_shows_in_the_status(tmp_path: Path) -> None:
+    """A LiveKit whose webhook.api_key is not linkpronto's: every webhook is refused, and the status
+    says so (with the fix) until a valid one arrives."""
+    admin_port = free_port()
+    conf = tmp_path / "livekit.yaml"
+    other_secret = "other-secret-" + "o" * 30
+    conf.write_text(yaml.safe_dump({
+        "keys": {TEST_KEY: TEST_SECRET, "OtherKey": other_secret},
+        "webhook": {"api_key": "OtherKey", "urls": [f"http://127.0.0.1:{admin_port}{ADMIN_PATH}"]},
+    }), encoding="utf-8")
+    with run_double({}, extra_args=["--config", str(conf)]) as double:
+        async with run_lp(lp_settings(tmp_path, double.url, admin_port)) as lp:
+            await lp.wait_state("ready", timeout=20)  # the ladder's own signalling check makes LiveKit post
+            problem = None
+            for _ in range(100):
+                problems = (await lp.admin.get("/api/status", headers={"accept-language": "en"})).json()["problems"]
+                problem = next((p for p in problems if p["code"] == "WEBHOOK_REJECTED"), None)
+                if problem:
+                    break
+                await asyncio.sleep(0.1)
+            assert problem is not None, "no WEBHOOK_REJECTED in the status"
+            assert "invalid signature" in problem["message"] and "webhook.api_key" in problem["fix"]
+            assert any(h["status"] == 401 for h in double.state()["webhooks"])
+            link, _token = await ready_link(lp)
+            cleared = False
+            for i in range(10):  # LiveKit keeps posting with its wrong key: retry the race a few times
+                body = joined_body(link["room"], event_id=f"EV_ok{i}")
+                ok = await lp.admin.post(ADMIN_PATH, content=body,
+                                         headers={"authorization": sign_webhook(TEST_KEY, TEST_SECRET, body)})
+                assert ok.status_code == 200
+                problems = (await lp.admin.get("/api/status")).json()["problems"]
+                if "WEBHOOK_REJECTED" not in [p["code"] for p in problems]:
+                    cleared = True
+                    break
+            assert cleared

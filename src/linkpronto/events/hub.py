@@ -35,6 +35,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from linkpronto.config import Settings
+from linkpronto.errors import LinkprontoError
 from linkpronto.events import outbox
 from linkpronto.events.webhook import (
     MAX_BODY_BYTES,
@@ -64,6 +65,7 @@ SEND_TIMEOUT_S = 10.0
 SHARED_POLL_S = 0.3
 SHARED_WINDOW = timedelta(minutes=10)
 PUBLISHED_MEMORY = 1024
+FAILING_AFTER = 3  # failed attempts in a row before the status shows EVENTS_UNDELIVERED
 
 
 def utcnow() -> datetime:
@@ -131,6 +133,9 @@ class EventHub:
         self._published: dict[str, None] = {}  # ids of events already given to listeners (bounded)
         self.received = 0
         self.rejected = 0
+        self.on_change: Callable[[], None] | None = None  # the stack re-renders its status
+        self._rejected_since_ok: tuple[int, str] | None = None  # (count, last reason) since a good one
+        self._failing: dict[str, Any] | None = None  # the callback delivery's current trouble
 
     # -- configuration ------------------------------------------------------------------------------
     @property
@@ -195,8 +200,14 @@ class EventHub:
             ev = verify(body, request.headers.get("authorization", ""), api_key, api_secret)
         except WebhookRejected as exc:
             self.rejected += 1
+            count = self._rejected_since_ok[0] + 1 if self._rejected_since_ok else 1
+            self._rejected_since_ok = (count, exc.reason)
             log.warning("LiveKit webhook refused: %s", exc.reason)
+            self._changed()
             return _error(401, WebhookRejected.code, REJECTED, REJECTED_FIX, lang)
+        if self._rejected_since_ok is not None:
+            self._rejected_since_ok = None
+            self._changed()
         doc = await self.handle(ev)
         return JSONResponse({"ok": True, "presence": doc["presence"] if doc else None})
 
@@ -239,6 +250,34 @@ class EventHub:
 
     def poke(self) -> None:
         self._wake.set()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
+
+    def problems(self) -> list[LinkprontoError]:
+        """What the status should say about events: webhooks refused, callbacks not getting through."""
+        out: list[LinkprontoError] = []
+        if self._rejected_since_ok is not None:
+            count, reason = self._rejected_since_ok
+            out.append(LinkprontoError(
+                Text(f"{count} webhook(s) do LiveKit recusado(s): assinatura inválida. A presença do paciente "
+                     "(\"está esperando\") não será mostrada.",
+                     f"{count} LiveKit webhook(s) refused: invalid signature. The patient's presence "
+                     "(\"is waiting\") will not show."),
+                fix=REJECTED_FIX, detail=reason, code=WebhookRejected.code,
+            ))
+        if self._failing is not None and (self._failing["attempts"] >= FAILING_AFTER or self._failing["gave_up"]):
+            out.append(LinkprontoError(
+                Text(f"O app não está recebendo os avisos de presença ({self.events_url}): "
+                     f"{self._failing['error']}. Tentando de novo.",
+                     f"The app is not receiving the presence events ({self.events_url}): "
+                     f"{self._failing['error']}. Retrying."),
+                fix=Text("Verifique se o app está no ar e se a rota de app.events_url responde 2xx.",
+                         "Check that the app is up and that the app.events_url route answers 2xx."),
+                detail=self._failing["error"], code="EVENTS_UNDELIVERED",
+            ))
+        return out
 
     async def _deliver_loop(self) -> None:
         last_purge = 0.0
@@ -295,6 +334,9 @@ class EventHub:
             res = await self._client.post(self.events_url, content=body, headers=headers)
             if 200 <= res.status_code < 300:
                 await self.store.call(outbox.delivered, self.store, item.id, utcnow())
+                if self._failing is not None:
+                    self._failing = None
+                    self._changed()
                 return True
             error = f"HTTP {res.status_code}"
         except httpx.HTTPError as exc:
@@ -309,6 +351,10 @@ class EventHub:
             log.warning("event %s delivery failed (%s); attempt %d, retrying", item.id, error, attempts)
         await self.store.call(outbox.failed, self.store, item.id, attempts=attempts, retry_at=retry_at,
                               error=error, now=now)
+        first = self._failing is None
+        self._failing = {"attempts": attempts, "error": error, "gave_up": retry_at is None}
+        if first or retry_at is None:
+            self._changed()
         if retry_at is not None:
             delay = (retry_at - now).total_seconds()
             asyncio.get_running_loop().call_later(delay, self._wake.set)
