@@ -77,3 +77,10 @@ def test_first_patient_names_the_wait() -> None:
     a = ev("participant_joined", "PA_a", name="Maria", at=100)
     b = ev("participant_joined", "PA_b", name="João", at=105)
     assert run(b, a) == ("waiting", "Maria")
+
+
+def test_names_are_forgotten_when_the_room_finishes() -> None:
+    state = pres.load_state(None)
+    for e in (ev("participant_joined", "PA_p", name="Maria"), ev("room_finished")):
+        pres.apply(state, e)
+    assert "Maria" not in pres.dump_state(state)

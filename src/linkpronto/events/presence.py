@@ -105,6 +105,7 @@ def apply(state: dict[str, Any], ev: RoomEvent) -> bool:
         state["finished"] = True
         for entry in participants.values():
             entry["left"] = True
+            entry["name"] = ""  # the patient's name is kept no longer than it is shown
         if state["room_sid"]:
             state["finished_rooms"] = [*state["finished_rooms"], state["room_sid"]][-FINISHED_ROOMS:]
     present = [p for p in participants.values() if not p.get("left")]
