@@ -171,3 +171,17 @@ async def test_livekit_signing_with_another_key_shows_in_the_status(tmp_path: Pa
                     cleared = True
                     break
             assert cleared
+
+
+async def test_revoking_a_link_with_a_waiting_patient_clears_the_wait(tmp_path: Path) -> None:
+    """Revoke removes the patient from the room (RemoveParticipant); LiveKit reports participant_left."""
+    async with lp_with_double(tmp_path, departure_s=0.2) as (lp, double):
+        link, token = await ready_link(lp)
+        await patient_joins(lp, double, token, "Maria")
+        await wait_presence(lp, link["id"], "waiting")
+        revoked = await lp.admin.delete(f"/api/consultation-links/{link['id']}")
+        assert revoked.status_code == 200 and revoked.json()["status"] == "revoked"
+        doc = await wait_presence(lp, link["id"], None)
+        assert doc["status"] == "revoked" and doc["waiting_name"] is None
+        kinds = [h["event"] for h in double.state()["webhooks"]]
+        assert "participant_left" in kinds
