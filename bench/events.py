@@ -11,7 +11,10 @@ reads ``GET /api/status/stream`` as the dashboard does, and measures, in the sam
 - ``baseline_status_get``: ``GET /api/status`` round trips (the admin listener's floor);
 - ``ws_join_to_sse``: the whole path through the LiveKit double: a patient's signalling WebSocket is
   accepted, the double signs and posts ``participant_joined`` (its own queue and HTTP client), and the
-  dashboard's stream shows ``waiting``.
+  dashboard's stream shows ``waiting``;
+- ``webhook_to_dashboard_dom``: the dashboard itself in Chromium: from the webhook POST until the page
+  shows "Paciente N está esperando" (or the notice goes away on ``participant_left``), observed with
+  Playwright (its round trips make this an upper bound).
 
 Prints one JSON document; target: ``webhook_to_sse`` p99 ≤ 1 s (``meets_target``).
 Usage: python bench/events.py [--events 60] [--ws-joins 20]
@@ -171,16 +174,52 @@ async def streaming(admin_url: str, headers: dict[str, str]) -> AsyncIterator[tu
                 await task
 
 
-def _event(kind: str, room: str, psid: str) -> tuple[str, bytes]:
+def _event(kind: str, room: str, psid: str, name: str = "Maria") -> tuple[str, bytes]:
     event_id = "EV_" + secrets.token_hex(6)
     doc = {"event": kind, "id": event_id, "createdAt": str(int(time.time())),
            "room": {"sid": "RM_bench", "name": room},
-           "participant": {"sid": psid, "identity": "p-" + psid, "name": "Maria",
+           "participant": {"sid": psid, "identity": "p-" + psid, "name": name,
                            "attributes": {"linkpronto.role": "patient"}}}
     return event_id, json.dumps(doc).encode()
 
 
-async def webhook_to_dashboard(events: int = 60, ws_joins: int = 20) -> dict[str, Any]:
+async def _browser(admin_url: str, headers: dict[str, str], client: httpx.AsyncClient, room: str,
+                   events: int) -> list[float]:
+    """Webhook POST → the dashboard page in Chromium shows it (waiting notice appears / goes away)."""
+    from playwright.async_api import async_playwright
+
+    token = headers["Authorization"].split(" ", 1)[1]
+    samples: list[float] = []
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path="/usr/bin/chromium",
+                                          args=["--headless=new", "--no-sandbox", "--disable-gpu"])
+        try:
+            page = await (await browser.new_context(locale="pt-BR")).new_page()
+            await page.goto(f"{admin_url}/?token={token}")
+            await page.wait_for_function("document.getElementById('stack-state').dataset.state === 'ready'",
+                                         timeout=15_000)
+            for i in range(events):
+                joined = i % 2 == 0
+                name = f"Paciente {i // 2}"
+                _event_id, body = _event("participant_joined" if joined else "participant_left", room,
+                                        f"PB_{i // 2:04d}", name)
+                auth = sign_webhook(TEST_KEY, TEST_SECRET, body)
+                t0 = time.perf_counter()
+                await client.post(ADMIN_PATH, content=body, headers={"authorization": auth})
+                if joined:
+                    await page.wait_for_function(
+                        "n => (document.getElementById('presence-notice').textContent || '').includes(n)",
+                        arg=f"{name} está esperando", polling="raf", timeout=10_000)
+                else:
+                    await page.wait_for_function("() => document.getElementById('presence-notice').hidden",
+                                                 polling="raf", timeout=10_000)
+                samples.append(time.perf_counter() - t0)
+        finally:
+            await browser.close()
+    return samples
+
+
+async def webhook_to_dashboard(events: int = 60, ws_joins: int = 20, browser_events: int = 50) -> dict[str, Any]:
     """Measure webhook → SSE latency against a real ``linkpronto up``; returns the JSON document."""
     events = max(events, 50)
     tmp = Path(tempfile.mkdtemp(prefix="lp-bench-events-"))
@@ -209,6 +248,7 @@ async def webhook_to_dashboard(events: int = 60, ws_joins: int = 20) -> dict[str
                 if res.status_code != 200:
                     raise SystemExit(f"webhook answered {res.status_code}: {res.text[:200]}")
                 to_sse.append(await stream.wait_id(event_id) - t0)
+            dom = await _browser(admin_url, headers, client, room, browser_events) if browser_events else []
             via_double: list[float] = []
             for _ in range(ws_joins):
                 one = (await client.post("/api/consultation-links", json={"professional_id": "bench"})).json()
@@ -225,9 +265,11 @@ async def webhook_to_dashboard(events: int = 60, ws_joins: int = 20) -> dict[str
         "webhook_post": percentiles(post),
         "baseline_status_get": percentiles(baseline),
         "ws_join_to_sse": percentiles(via_double) if via_double else None,
+        "webhook_to_dashboard_dom": percentiles(dom) if dom else None,
         "ratio_p50_vs_baseline": round(lat["p50_ms"] / max(percentiles(baseline)["p50_ms"], 0.001), 1),
-        "target": "webhook_to_sse p99 <= 1000 ms",
-        "meets_target": lat["p99_ms"] <= TARGET_P99_MS,
+        "target": "webhook_to_sse p99 <= 1000 ms (and the page's, when measured)",
+        "meets_target": lat["p99_ms"] <= TARGET_P99_MS
+        and (not dom or percentiles(dom)["p99_ms"] <= TARGET_P99_MS),
     }
 
 
@@ -235,8 +277,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=60)
     ap.add_argument("--ws-joins", type=int, default=20)
+    ap.add_argument("--browser-events", type=int, default=50, help="0: no Chromium measurement")
     args = ap.parse_args()
-    print(json.dumps(asyncio.run(webhook_to_dashboard(args.events, args.ws_joins)), indent=2))
+    doc = asyncio.run(webhook_to_dashboard(args.events, args.ws_joins, args.browser_events))
+    print(json.dumps(doc, indent=2))
 
 
 if __name__ == "__main__":

@@ -64,6 +64,8 @@ async def test_forged_or_altered_webhooks_are_refused_and_change_nothing(tmp_pat
                 assert res.json()["error"]["code"] == "WEBHOOK_REJECTED", what
                 assert "signature" in res.json()["error"]["message"]
             assert (await lp.admin.get(f"/api/consultation-links/{link['id']}")).json()["presence"] is None
+            huge = await anon.post(post, content=b"{" + b" " * 300_000 + b"}", headers={"authorization": good})
+            assert huge.status_code == 413
 
             res = await anon.post(post, content=body, headers={"content-type": "application/webhook+json",
                                                                "authorization": good})

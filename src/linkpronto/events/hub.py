@@ -187,8 +187,8 @@ class EventHub:
     async def webhook(self, request: Request) -> Response:
         """``POST`` endpoint for LiveKit: 200 when applied (or ignored), 401 when the signature fails."""
         lang = "en" if request.headers.get("accept-language", "").lower().startswith("en") else "pt-BR"
-        size = int(request.headers.get("content-length") or 0)
-        if size > MAX_BODY_BYTES:
+        length = request.headers.get("content-length") or "0"
+        if not length.isdigit() or int(length) > MAX_BODY_BYTES:
             return _error(413, "WEBHOOK_TOO_LARGE", Text("Corpo grande demais.", "Body too large."), None, lang)
         body = b""
         async for chunk in request.stream():
