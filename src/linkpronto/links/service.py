@@ -20,22 +20,15 @@ from typing import Any
 
 import segno
 
-from linkpronto import keys
+from linkpronto import keys, schema
 from linkpronto.components import iso
 from linkpronto.errors import LinkGone, LinkNotFound
 from linkpronto.events.presence import Presence
-from linkpronto.i18n import Lang, Text
+from linkpronto.i18n import Lang, Text, render
 from linkpronto.links.store import LinkRow, LinkStore, StoredStatus
 from linkpronto.livekit import tokens
 
-
-class LinkStatus:
-    PREPARING = "preparing"
-    READY = "ready"
-    FAILED = "failed"
-    EXPIRED = "expired"
-    REVOKED = "revoked"
-    EXHAUSTED = "exhausted"
+LinkStatus = schema.LinkStatus  # preparing, ready, expired, revoked, exhausted (CONTRACT.md)
 
 
 def utcnow() -> datetime:
@@ -100,6 +93,11 @@ def whatsapp_url(url: str, lang: Lang | None = None) -> str:
     return "https://wa.me/?text=" + urllib.parse.quote(text)
 
 
+def _render_check(check: dict[str, Any], lang: Lang | None) -> dict[str, Any]:
+    """A check stored with both languages (``{"pt-BR", "en"}``), or a plain string from 0.1.0, in ``lang``."""
+    return {**check, "detail": render(check.get("detail"), lang) or "", "fix": render(check.get("fix"), lang)}
+
+
 class LinkService:
     def __init__(
         self,
@@ -129,10 +127,10 @@ class LinkService:
     # -- documents ------------------------------------------------------------------------------
     def status_of(self, row: LinkRow, now: datetime | None = None) -> str:
         now = now or self.clock()
-        if row.status == StoredStatus.REVOKED.value:
+        if row.status in (StoredStatus.REVOKED.value, StoredStatus.FAILED.value):
+            # Nothing stores "failed" since 0.2.0 (a link that cannot be verified stays preparing);
+            # a row from before reads as revoked: it was never handed out.
             return LinkStatus.REVOKED
-        if row.status == StoredStatus.FAILED.value:
-            return LinkStatus.FAILED
         if row.expires_at <= now:
             return LinkStatus.EXPIRED
         if row.status == StoredStatus.PREPARING.value:
@@ -171,7 +169,7 @@ class LinkService:
             "public_base_url": base if ever_ready else None,
             "sent_base_url": row.sent_base_url,
             "sent_with_old_address": sent_old,
-            "checks": json.loads(row.checks_json) if row.checks_json else [],
+            "checks": [_render_check(c, lang) for c in json.loads(row.checks_json)] if row.checks_json else [],
             "device_check": json.loads(row.device_check_json) if row.device_check_json else None,
             "error": json.loads(row.failure_json) if row.failure_json else None,
             "qr_svg_url": f"/api/consultation-links/{row.id}/qr.svg" if url else None,
