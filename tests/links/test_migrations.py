@@ -140,3 +140,31 @@ def test_revisions_form_one_line_from_the_fixed_baseline() -> None:
     chain = [r.revision for r in script.walk_revisions()]
     assert chain[-2:] == ["0002_v020", "0001_baseline"]
     assert len(script.get_heads()) == 1
+
+
+@pytest.mark.slow
+def test_010_postgres_database_upgrades_in_place(tmp_path: Path, pg_url: str) -> None:
+    """A 0.1.0 PostgreSQL database: the baseline's tables and no ``alembic_version`` (0.1.0 had none)."""
+    secrets_ = keys.load_or_create(tmp_path / "keys")
+    engine = create_engine(pg_url)
+    migrations.upgrade(engine, migrations.BASELINE)
+    token = keys.new_token()
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE alembic_version"))
+        conn.execute(
+            text(
+                "INSERT INTO consultation_links (id, token_hash, token_enc, professional_id, room, status, "
+                "created_at, expires_at, max_uses, uses, verified_at) VALUES ('lk_pg010', :h, :e, 'dra-ana', "
+                "'consulta-pg', 'ready', now(), now() + interval '1 day', 0, 0, now())"
+            ),
+            {"h": keys.token_hash(token), "e": secrets_.encrypt_token(token)},
+        )
+    engine.dispose()
+    store = LinkStore(pg_url)
+    try:
+        with store.engine.connect() as conn:
+            assert migrations.current_revision(conn) == migrations.head_revision()
+        svc = service_for(store, secrets_)
+        assert svc.join(token, None).room == "consulta-pg"
+    finally:
+        store.close()
