@@ -121,14 +121,14 @@ def test_fresh_database_is_created_at_head_and_downgrades_to_baseline(tmp_path: 
     store = LinkStore(sqlite_url(tmp_path))
     try:
         with store.engine.connect() as conn:
-            assert migrations.current_revision(conn) == "0002_v020"
+            assert migrations.current_revision(conn) == migrations.head_revision()
             assert {"consultation_links", "linkpronto_meta", "linkpronto_secrets"} <= set(inspect(conn).get_table_names())
         migrations.downgrade(store.engine, migrations.BASELINE)
         with store.engine.connect() as conn:
             assert migrations.current_revision(conn) == "0001_baseline"
             assert "linkpronto_secrets" not in inspect(conn).get_table_names()
             assert "last_used_at" not in {c["name"] for c in inspect(conn).get_columns("consultation_links")}
-        assert migrations.upgrade(store.engine) == "0002_v020"
+        assert migrations.upgrade(store.engine) == migrations.head_revision()
     finally:
         store.close()
 
