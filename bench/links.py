@@ -6,7 +6,7 @@ client process:
 
 - latency, one request at a time, measured by ``wrk -t1 -c1 --latency`` (a C client, so the figure
   is the server's and not a Python client's), ≥ 2,000 requests each: ``POST /api/consultation-links``,
-  ``POST /api/public/join`` and the baseline ``GET /healthz``: p50, p90, p99;
+  ``POST /_linkpronto/api/join`` and the baseline ``GET /healthz``: p50, p90, p99;
 - the same with an ``httpx`` client (sequential, 2,000 requests), which adds the client's own cost;
 - throughput (``wrk -t2 -c16``) of the same three, and each one's ratio to the baseline.
 
@@ -156,22 +156,22 @@ async def main() -> None:
                 link = (await c.post(admin_url + "/api/consultation-links", json={"professional_id": "bench"})).json()
                 token = link["url"].rsplit("/", 1)[1]
                 for _ in range(200):  # warm-up
-                    await c.get(public_url + "/healthz")
+                    await c.get(public_url + "/_linkpronto/healthz")
                 res: dict[str, Any] = {"requests": n}
                 res["latency_httpx_sequential"] = {}
                 py = res["latency_httpx_sequential"]
-                py["healthz"] = await latency(c, "GET", public_url + "/healthz", n)
+                py["healthz"] = await latency(c, "GET", public_url + "/_linkpronto/healthz", n)
                 py["create"] = await latency(
                     c, "POST", admin_url + "/api/consultation-links", n, {"professional_id": "bench", "wait_s": 0}
                 )
-                py["join"] = await latency(c, "POST", public_url + "/api/public/join", n, {"token": token})
+                py["join"] = await latency(c, "POST", public_url + "/_linkpronto/api/join", n, {"token": token})
             body_join = json.dumps({"token": token})
             body_create = json.dumps({"professional_id": "bench", "wait_s": 0})
             jh = {"Content-Type": "application/json"}
             targets = {
-                "healthz": (public_url + "/healthz", "GET", None, {}),
+                "healthz": (public_url + "/_linkpronto/healthz", "GET", None, {}),
                 "create": (admin_url + "/api/consultation-links", "POST", body_create, {**h, **jh}),
-                "join": (public_url + "/api/public/join", "POST", body_join, jh),
+                "join": (public_url + "/_linkpronto/api/join", "POST", body_join, jh),
             }
             # Latency one at a time, long enough for ≥ 2,000 requests even at 4 ms each.
             res["latency_wrk_c1"] = {k: wrk(*v, seconds=max(args.seconds, 10), conns=1) for k, v in targets.items()}

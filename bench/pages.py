@@ -55,7 +55,7 @@ def _local_server() -> tuple[str, uvicorn.Server, threading.Thread]:
 
     app = Starlette(routes=[
         Route("/c/{token}", page),
-        Route("/api/public/runtime-config", config),
+        Route("/_linkpronto/api/runtime-config", config),
         Mount(STATIC_URL_PREFIX, StaticFiles(directory=STATIC_DIR)),
     ])
     app.add_middleware(GZipMiddleware, minimum_size=500)

@@ -213,7 +213,7 @@ def time_bare_ssh(sshd: SshServer, origin_port: int) -> float:
     try:
         while True:
             try:
-                if httpx.get(f"http://127.0.0.1:{remote}/healthz", timeout=0.5).status_code == 200:
+                if httpx.get(f"http://127.0.0.1:{remote}/_linkpronto/healthz", timeout=0.5).status_code == 200:
                     return time.perf_counter() - t0
             except httpx.HTTPError:
                 time.sleep(0.005)

@@ -7,7 +7,8 @@ a free ngrok address), and the user's app played by a small Python HTTP server s
 
 What is shown: the stack is ``ready`` only once the app answers; every path that is not linkpronto's
 reaches the app through the public listener (including the app's own link route), while
-``/api/public/*``, ``/healthz`` and ``/c/<token>`` stay linkpronto's and admin paths are 404; the app's
+linkpronto's own ``/_linkpronto/*`` stays linkpronto's and admin-looking paths such as ``/api/status`` are
+the app's (the admin API is on another socket); the app's
 environment carries the public URL, the ``ws://`` LiveKit URL of the same origin and a working admin
 URL/token; links use ``app.link_path``; a new public URL restarts the app with the new URL (or not, when
 ``restart_on_url_change`` is false); an app that exits at once ends in ``APP_CRASH_LOOP`` with its log
@@ -112,12 +113,14 @@ class Handler(BaseHTTPRequestHandler):
             status, doc = admin("POST", "/api/consultation-links", {"professional_id": "dra-ana", "wait_s": 10})
             return self.answer(200, {"served_by": "app", "status": status, "link": doc})
         return self.answer(200, {"served_by": "app", "path": path, "pid": os.getpid(),
-                                 "host": self.headers.get("Host")})
+                                 "host": self.headers.get("Host"),
+                                 "via": self.headers.get_all("X-Linkpronto-Via")})
 
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
         self.rfile.read(length)
-        return self.answer(200, {"served_by": "app", "method": "POST", "path": self.path})
+        return self.answer(200, {"served_by": "app", "method": "POST", "path": self.path,
+                                 "via": self.headers.get_all("X-Linkpronto-Via")})
 
 
 ThreadingHTTPServer.daemon_threads = True
@@ -287,7 +290,7 @@ async def test_app_is_supervised_with_its_env_and_serves_every_path_that_is_not_
         env = (await public_get(public_url, "/env")).json()
         assert env["served_by"] == "app" and env["pid"] == app["pid"]
         assert env["NEXT_PUBLIC_SITE_URL"] == public_url
-        assert env["NEXT_PUBLIC_LIVEKIT_URL"] == "ws://" + public_url.removeprefix("http://")
+        assert env["NEXT_PUBLIC_LIVEKIT_URL"] == "ws://" + public_url.removeprefix("http://") + "/_linkpronto/livekit"
         assert env["NEXT_PUBLIC_LIVEKIT_URL"] == doc["livekit_url"]
         assert env["LINKPRONTO_ADMIN_URL"] == lp.running.admin_url
         assert env["LINKPRONTO_ADMIN_TOKEN_sha256"] == sha256(lp.secrets.admin_token)
@@ -298,26 +301,26 @@ async def test_app_is_supervised_with_its_env_and_serves_every_path_that_is_not_
         }
         assert (await public_get(public_url, "/admin-no-token")).json()["status"] == 401
 
-        # Every path that is not linkpronto's reaches the app, any method.
-        for path in ("/", "/patients/42", "/_next/static/chunk.js", "/consultations", "/api/hello", "/api/statuses"):
-            res = await lp.public.get(path)
+        # Every path that is not linkpronto's reaches the app, any method — admin-looking and
+        # LiveKit-looking ones included (the admin API is on another socket; LiveKit is under
+        # /_linkpronto/livekit), marked as coming from the public side.
+        for path in ("/", "/patients/42", "/_next/static/chunk.js", "/consultations", "/api/hello",
+                     "/api/statuses", "/api/status", "/api/generate-consultation-token", "/healthz",
+                     "/c/x", "/rtc/x", "/twirp/x", "/api/public/professional"):
+            res = await lp.public.get(path, headers={"X-Linkpronto-Via": "local"})
             assert res.status_code == 200 and res.json()["path"] == path, (path, res.text)
+            assert res.json()["via"] == ["public"], (path, res.text)
         res = await lp.public.post("/forms/intake", json={"name": "Ana"})
-        assert res.json() == {"served_by": "app", "method": "POST", "path": "/forms/intake"}
+        assert res.json() == {"served_by": "app", "method": "POST", "path": "/forms/intake", "via": ["public"]}
         # linkpronto's own public routes stay linkpronto's.
-        assert (await lp.public.get("/healthz")).text == "ok"
-        cfg = (await lp.public.get("/api/public/runtime-config")).json()
+        assert (await lp.public.get("/_linkpronto/healthz")).text == "ok"
+        cfg = (await lp.public.get("/_linkpronto/api/runtime-config")).json()
         assert cfg == {"site_url": public_url, "livekit_url": env["NEXT_PUBLIC_LIVEKIT_URL"]}
-        assert (await lp.public.post("/api/public/join", json={"token": "x" * 32})).status_code == 404
-        # Admin paths never exist on the public listener (and are not handed to the app either).
-        for method, path in (("GET", "/api/status"), ("GET", "/api/consultation-links"),
-                             ("POST", "/api/consultation-links"), ("POST", "/api/stack/stop"),
-                             ("POST", "/api/generate-consultation-token"), ("GET", "/api/status/stream"),
-                             ("DELETE", "/api/consultation-links/lk_1"), ("POST", "/api/shutdown")):
-            res = await lp.public.request(method, path, headers={
-                "Authorization": f"Bearer {lp.secrets.admin_token}"})
-            assert res.status_code == 404, (method, path, res.text)
-            assert "served_by" not in res.text
+        assert (await lp.public.post("/_linkpronto/api/join", json={"token": "x" * 32})).status_code == 404
+        # The admin token means nothing on the public listener: the request is the app's to judge.
+        res = await lp.public.post("/api/consultation-links", headers={
+            "Authorization": f"Bearer {lp.secrets.admin_token}"})
+        assert res.json()["served_by"] == "app" and res.json()["via"] == ["public"]
 
         # Links use the app's link path, and that path is the app's page (linkpronto does not serve it).
         res = await lp.admin.post("/api/consultation-links", json={"professional_id": "dra-ana"})
@@ -330,12 +333,13 @@ async def test_app_is_supervised_with_its_env_and_serves_every_path_that_is_not_
         assert page.json() == {
             "served_by": "app", "path": f"/consultations/client/{token}", "pid": app["pid"],
             "host": f"localhost:{port}",  # the gateway shows the app its own local host
+            "via": ["public"],
         }
-        # ...while /c/<token> is still linkpronto's patient page for the same link.
-        own = await public_get(public_url, f"/c/{token}")
+        # ...while /_linkpronto/c/<token> is linkpronto's own patient page for the same link.
+        own = await public_get(public_url, f"/_linkpronto/c/{token}")
         assert own.status_code == 200 and "served_by" not in own.text
         assert own.headers["referrer-policy"] == "no-referrer"
-        join = await lp.public.post("/api/public/join", json={"token": token})
+        join = await lp.public.post("/_linkpronto/api/join", json={"token": token})
         assert join.status_code == 200 and join.json()["livekit_url"] == env["NEXT_PUBLIC_LIVEKIT_URL"]
 
         # The app's own "Gerar link" (the drop-in flow): it asks linkpronto with its env token.
@@ -396,7 +400,7 @@ async def test_public_url_change_restarts_the_app_with_the_new_url(
             assert app["pid"] != first_pid and not psutil.pid_exists(first_pid)
             assert app["restarts"] == 1  # a planned restart, shown as one
             assert env["NEXT_PUBLIC_SITE_URL"] == second_url
-            assert env["NEXT_PUBLIC_LIVEKIT_URL"] == "ws://" + second_url.removeprefix("http://")
+            assert env["NEXT_PUBLIC_LIVEKIT_URL"] == "ws://" + second_url.removeprefix("http://") + "/_linkpronto/livekit"
         else:
             assert app["pid"] == first_pid and app["restarts"] == 0
             assert env["NEXT_PUBLIC_SITE_URL"] == first_url  # baked in at start, as configured

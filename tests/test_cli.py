@@ -81,7 +81,7 @@ def test_up_link_restart_link_survives(tmp_path: Path, livekit_double: RunningDo
     try:
         res = cli(env, tmp_path, "status", "--wait-ready", "20")
         assert res.returncode == 0, res.stdout + res.stderr
-        joined = httpx.post(f"http://127.0.0.1:{public_port}/api/public/join", json={"token": token}, timeout=10)
+        joined = httpx.post(f"http://127.0.0.1:{public_port}/_linkpronto/api/join", json={"token": token}, timeout=10)
         assert joined.status_code == 200, joined.text
         # A second `up` on the same data directory is refused with the first one's admin URL.
         second = subprocess.run([*CLI, "up"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30)
@@ -199,7 +199,7 @@ def test_sigkill_of_up_loses_no_link_and_leaves_no_child(tmp_path: Path) -> None
     proc = start_up(env, tmp_path)
     try:
         assert cli(env, tmp_path, "status", "--wait-ready", "30").returncode == 0
-        joined = httpx.post(f"http://127.0.0.1:{public_port}/api/public/join", json={"token": token}, timeout=10)
+        joined = httpx.post(f"http://127.0.0.1:{public_port}/_linkpronto/api/join", json={"token": token}, timeout=10)
         assert joined.status_code == 200, joined.text
     finally:
         stop(proc)

@@ -57,8 +57,8 @@ export default function Consultation() {
   useEffect(() => {
     if (!router.isReady) return;
     (async () => {
-      const cfg = await (await fetch("/api/public/runtime-config")).json();
-      const res = await fetch("/api/public/join", {
+      const cfg = await (await fetch("/_linkpronto/api/runtime-config")).json();
+      const res = await fetch("/_linkpronto/api/join", {
         method: "POST",
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ token: router.query.token, display_name: "Paciente" }),
@@ -157,7 +157,7 @@ async def test_next_dev_under_the_stack_hydrates_and_hot_reloads_through_the_tun
                 await page.goto(browser_url + "/site", wait_until="domcontentloaded", timeout=90_000)
                 await page.wait_for_selector("#site", timeout=30_000)
                 assert await page.text_content("#site") == public_url
-                assert await page.text_content("#livekit") == "ws://" + public_url.removeprefix("http://")
+                assert await page.text_content("#livekit") == "ws://" + public_url.removeprefix("http://") + "/_linkpronto/livekit"
 
                 # The link linkpronto issued opens the app's own page, which joins on the same origin.
                 patient_url = link["url"].replace("127.0.0.1", "clinic.example")
@@ -165,7 +165,7 @@ async def test_next_dev_under_the_stack_hydrates_and_hot_reloads_through_the_tun
                 await page.wait_for_selector("#join:text('joined')", timeout=60_000)
                 joined = await page.text_content("#join")
                 assert joined == (
-                    f"joined {link['room']} at ws://{public_url.removeprefix('http://')} for {public_url}"
+                    f"joined {link['room']} at ws://{public_url.removeprefix('http://')}/_linkpronto/livekit for {public_url}"
                 )
                 log = "\n".join(lp.stack.app.log_tail())
                 assert "Blocked cross-origin" not in log, log
@@ -190,7 +190,7 @@ async def test_next_dev_under_the_stack_hydrates_and_hot_reloads_through_the_tun
                                 wait_until="domcontentloaded", timeout=90_000)
                 await page.wait_for_selector("#site", timeout=30_000)
                 assert await page.text_content("#site") == new_url
-                assert await page.text_content("#livekit") == "ws://" + new_url.removeprefix("http://")
+                assert await page.text_content("#livekit") == "ws://" + new_url.removeprefix("http://") + "/_linkpronto/livekit"
             finally:
                 await browser.close()
     assert_no_children_left(sshd.pid, livekit_double.process.pid)

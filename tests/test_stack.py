@@ -67,7 +67,7 @@ async def test_ssh_tunnel_loss_degrades_and_links_recover(
         await lp.wait_state("ready", timeout=30)
         ready = await lp.wait_link(waiting["id"], "ready", timeout=10)
         assert ready["url"].startswith(f"http://127.0.0.1:{remote}/c/")
-        res = await lp.public.post("/api/public/join", json={"token": ready["url"].rsplit("/", 1)[1]})
+        res = await lp.public.post("/_linkpronto/api/join", json={"token": ready["url"].rsplit("/", 1)[1]})
         assert res.status_code == 200
 
 
@@ -89,8 +89,8 @@ async def test_url_change_follows_links_and_runtime_config(
         assert any(p["code"] == "TUNNEL_URL_CHANGED" for p in status["problems"])
         link = (await lp.admin.get(f"/api/consultation-links/{sent['id']}")).json()
         assert link["url"].startswith(second) and link["sent_with_old_address"] is True
-        cfg = (await lp.public.get("/api/public/runtime-config")).json()
-        assert cfg == {"site_url": second, "livekit_url": "ws://" + second.removeprefix("http://")}
+        cfg = (await lp.public.get("/_linkpronto/api/runtime-config")).json()
+        assert cfg == {"site_url": second, "livekit_url": "ws://" + second.removeprefix("http://") + "/_linkpronto/livekit"}
         fresh = (await create(lp)).json()
         assert fresh["sent_with_old_address"] is False
 
@@ -121,7 +121,7 @@ async def test_rtc_websocket_frames_and_close_codes_through_the_public_listener(
 ) -> None:
     settings = settings_for(tmp_path / "d", livekit_url=livekit_double.url)
     async with run_lp(settings) as lp:
-        base = f"ws://127.0.0.1:{lp.running.public_port}"
+        base = f"ws://127.0.0.1:{lp.running.public_port}/_linkpronto/livekit"
         for path in ("/rtc", "/rtc/v1"):
             async with websockets.connect(f"{base}{path}?lp_echo=1") as ws:
                 await ws.send("hello")

@@ -61,11 +61,15 @@ class AppPart(Observable):
         context: Callable[[], AppContext],
         *,
         environment: Callable[[AppSettings, AppContext], Mapping[str, str]] = app_environment,
+        on_line: Callable[[str], None] | None = None,
+        redact: tuple[str, ...] = (),
     ) -> None:
         super().__init__()
         self.settings = app
         self._context = context
         self._environment = environment
+        self._on_line = on_line  # each output line (redacted): up's terminal, `linkpronto logs app`
+        self._redact = redact
         self._process: ManagedProcess | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._started_url: str | None = None
@@ -156,11 +160,11 @@ class AppPart(Observable):
             start_timeout_s=120.0,
             error_code="APP_CRASH_LOOP",
             port=app.port or None,
-            redact=(ctx.admin_token,),
+            redact=(ctx.admin_token, *self._redact),
         )
 
     async def _spawn(self, ctx: AppContext, restarts: int = 0) -> None:
-        process = self._process = ManagedProcess(self._spec(ctx))
+        process = self._process = ManagedProcess(self._spec(ctx), on_line=self._on_line)
         process.restarts = restarts
         self._restarts = restarts
         if self._unsubscribe is not None:

@@ -196,6 +196,40 @@ def status(
         raise typer.Exit(EXIT_NOT_READY)
 
 
+# -- logs ---------------------------------------------------------------------------------------------
+LOGS_POLL_S = 0.5
+
+
+@app.command()
+def logs(
+    component: Annotated[str, typer.Argument(help="app | livekit | tunnel")] = "app",
+    follow: Annotated[bool, typer.Option("-f", "--follow", help="Continua mostrando novas linhas.")] = False,
+    lines: Annotated[int, typer.Option("-n", "--lines", help="Quantas linhas do fim.")] = 100,
+    config: ConfigOpt = None,
+) -> None:
+    """Mostra a saída do seu app (ou do LiveKit, ou do túnel) guardada pelo linkpronto."""
+    if component not in ("app", "livekit", "tunnel"):
+        raise typer.BadParameter("app | livekit | tunnel", param_hint="COMPONENT")
+    client = AdminClient(_settings(config))
+    res = client.request("GET", "/api/logs", params={"component": component, "n": max(0, lines)})
+    if res.status_code != 200:
+        _problem_exit(res)
+    doc = res.json()
+    console.print_log_lines(doc["lines"])
+    after = int(doc.get("last_seq") or 0)
+    while follow:
+        try:
+            time.sleep(LOGS_POLL_S)
+            res = client.request("GET", "/api/logs", params={"component": component, "n": 2000, "after": after})
+        except KeyboardInterrupt:
+            break
+        if res.status_code != 200:
+            _problem_exit(res)
+        doc = res.json()
+        console.print_log_lines(doc["lines"])
+        after = max(after, int(doc.get("last_seq") or 0))
+
+
 # -- links --------------------------------------------------------------------------------------------
 @link_app.command("create")
 def link_create(

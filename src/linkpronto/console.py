@@ -183,6 +183,29 @@ def print_links(items: list[dict[str, Any]]) -> None:
     out.print(table)
 
 
+CHILD_STYLE = {"app": "cyan", "livekit": "magenta", "tunnel": "blue"}
+
+
+def child_line(name: str, line: str, width: int = 8) -> RichText:
+    """``app     | <line>``: a child's output line, its name as a (coloured on a terminal) prefix."""
+    text = RichText(f"{name:<{width}}| ", style=CHILD_STYLE.get(name, "dim"), no_wrap=False)
+    text.append(line)  # plain text: a child's "[red]" is never rich markup
+    return text
+
+
+def print_child_line(name: str, line: str) -> None:
+    out.print(child_line(name, line))
+
+
+def print_log_lines(lines: list[dict[str, Any]], *, with_name: bool = False) -> None:
+    """``linkpronto logs``: each line as the child printed it (prefixed with its name when asked)."""
+    for item in lines:
+        if with_name:
+            out.print(child_line(str(item.get("name", "")), str(item.get("line", ""))))
+        else:
+            out.print(RichText(str(item.get("line", ""))))
+
+
 def say(message: str, style: str = "") -> None:
     err.print(message, style=style)
 
@@ -211,5 +234,17 @@ def print_doctor(report: dict[str, Any]) -> None:
         body = c["message"] + (f"\n  → {c['fix']}" if c.get("fix") and c["level"] != "ok" else "")
         table.add_row(RichText(mark, style=style), body)
     out.print(table)
-    verdict = T("Tudo certo.", "All good.") if report["ok"] else T("Há problemas a corrigir.", "There are problems to fix.")
-    out.print(verdict.get(), style="green" if report["ok"] else "bold red")
+    out.print(*doctor_verdict(report))
+
+
+def doctor_verdict(report: dict[str, Any]) -> tuple[str, str]:
+    """The last line of ``doctor`` and its style: never "All good." with a warning above it."""
+    warnings = sum(1 for c in report["checks"] if c["level"] == "warn")
+    if not report["ok"]:
+        return T("Há problemas a corrigir.", "There are problems to fix.").get(), "bold red"
+    if warnings:
+        return T(
+            f"Nada impede o 'linkpronto up', mas leia o(s) {warnings} aviso(s) acima.",
+            f"Nothing stops 'linkpronto up', but read the {warnings} warning(s) above.",
+        ).get(), "yellow"
+    return T("Tudo certo.", "All good.").get(), "green"

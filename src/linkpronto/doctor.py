@@ -7,6 +7,7 @@ rules phones on the Wi-Fi need for media. Returns data; :mod:`linkpronto.console
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import socket
@@ -285,6 +286,43 @@ def _iter_sources(project: Path) -> list[Path]:
     return files
 
 
+#: ``next dev`` blocks cross-origin requests for ``/_next/*`` and HMR by default from this release on
+#: (vercel/next.js#91507); before it, with ``allowedDevOrigins`` unset, it only warns.
+NEXT_BLOCKS_FROM = (16, 2)
+LIVEKIT_SIGNING = re.compile(r"LIVEKIT_API_SECRET|new\s+AccessToken\s*\(")
+
+
+def _version(text: str) -> tuple[int, ...] | None:
+    m = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", text)
+    return tuple(int(x) for x in m.groups() if x is not None) if m else None
+
+
+def next_version(project: Path) -> tuple[str | None, str | None]:
+    """(installed version, declared range) of ``next`` in ``project``."""
+    import json
+
+    installed = declared = None
+    with contextlib.suppress(OSError, ValueError):
+        installed = json.loads((project / "node_modules" / "next" / "package.json").read_text("utf-8")).get("version")
+    with contextlib.suppress(OSError, ValueError):
+        pkg = json.loads((project / "package.json").read_text("utf-8"))
+        declared = {**pkg.get("devDependencies", {}), **pkg.get("dependencies", {})}.get("next")
+    return installed, declared
+
+
+def is_server_only(rel: Path) -> bool:
+    """Files Next.js never sends to the browser: Pages Router API routes, App Router route handlers,
+    middleware. ``NEXT_PUBLIC_*`` there is read at run time from the server's environment."""
+    parts = rel.parts
+    if parts[:1] == ("src",):
+        parts = parts[1:]
+    if parts[:2] == ("pages", "api"):
+        return True
+    if parts[:1] == ("app",) and rel.stem == "route":
+        return True
+    return len(parts) == 1 and rel.stem in ("middleware", "proxy")
+
+
 def check_next_project(settings: Settings, project: Path) -> list[Finding]:
     config = next((project / n for n in NEXT_CONFIG_NAMES if (project / n).is_file()), None)
     if config is None:
@@ -296,41 +334,22 @@ def check_next_project(settings: Settings, project: Path) -> list[Finding]:
                 Text("Rode 'linkpronto doctor --project CAMINHO' para conferir o seu app.", "Run 'linkpronto doctor --project PATH' to check your app."),
             )
         ]
-    out: list[Finding] = []
-    text = config.read_text("utf-8", errors="replace")
-    if "allowedDevOrigins" not in text:
-        out.append(
-            Finding(
-                "nextjs.allowedDevOrigins",
-                "warn",
-                Text(
-                    f"{config.name} não tem allowedDevOrigins: pelo túnel, o 'next dev' 16 bloqueia /_next/* e a "
-                    "página carrega mas não fica interativa.",
-                    f"{config.name} has no allowedDevOrigins: through a tunnel, 'next dev' 16 blocks /_next/* and the "
-                    "page loads but never becomes interactive.",
-                ),
-                Text(
-                    "Rode o app pelo linkpronto (linkpronto up --app \"npx next dev -p 3001\" --app-port 3001): o "
-                    "gateway reescreve Host/Origin e nada precisa mudar. Sem o linkpronto, adicione o host do túnel "
-                    "em allowedDevOrigins.",
-                    "Run the app through linkpronto (linkpronto up --app \"npx next dev -p 3001\" --app-port 3001): the "
-                    "gateway rewrites Host/Origin and nothing needs to change. Without linkpronto, add the tunnel host "
-                    "to allowedDevOrigins.",
-                ),
-            )
-        )
-    else:
-        out.append(Finding("nextjs.allowedDevOrigins", "ok", Text("allowedDevOrigins definido.", "allowedDevOrigins is set.")))
-    users: dict[str, list[str]] = {name: [] for name in BUILD_TIME_URLS}
+    out: list[Finding] = [_allowed_dev_origins(settings, project, config)]
+    client: dict[str, list[str]] = {name: [] for name in BUILD_TIME_URLS}
+    server: dict[str, list[str]] = {name: [] for name in BUILD_TIME_URLS}
+    signers: list[str] = []
     pattern = re.compile("|".join(BUILD_TIME_URLS))
     for f in _iter_sources(project):
         try:
             content = f.read_text("utf-8", errors="replace")
         except OSError:
             continue
+        rel = f.relative_to(project)
         for m in set(pattern.findall(content)):
-            users[m].append(str(f.relative_to(project)))
-    for name, files in users.items():
+            (server if is_server_only(rel) else client)[m].append(rel.as_posix())
+        if LIVEKIT_SIGNING.search(content) and is_server_only(rel):
+            signers.append(rel.as_posix())
+    for name, files in client.items():
         if not files:
             continue
         out.append(
@@ -342,14 +361,97 @@ def check_next_project(settings: Settings, project: Path) -> list[Finding]:
                     f"{name} is baked in at build time and used in {', '.join(sorted(files)[:5])}: it changes with every tunnel.",
                 ),
                 Text(
-                    "Leia a URL em tempo de execução: fetch('/api/public/runtime-config') → {site_url, livekit_url} "
+                    "Leia a URL em tempo de execução: fetch('/_linkpronto/api/runtime-config') → {site_url, livekit_url} "
                     "(ou deixe o linkpronto reiniciar o app com a variável nova: --app).",
-                    "Read the URL at run time: fetch('/api/public/runtime-config') → {site_url, livekit_url} "
+                    "Read the URL at run time: fetch('/_linkpronto/api/runtime-config') → {site_url, livekit_url} "
                     "(or let linkpronto restart the app with the new variable: --app).",
                 ),
             )
         )
+    for name, files in server.items():
+        if not files:
+            continue
+        out.append(
+            Finding(
+                f"nextjs.{name}.server",
+                "info",
+                Text(
+                    f"{name} em {', '.join(sorted(files)[:5])} é lido no servidor, em tempo de execução (não é fixado "
+                    "no build): com --app o linkpronto entrega o valor atual e reinicia o app quando o endereço muda.",
+                    f"{name} in {', '.join(sorted(files)[:5])} is read on the server at run time (not baked in): with "
+                    "--app linkpronto hands over the current value and restarts the app when the address changes.",
+                ),
+            )
+        )
+    if signers:
+        out.append(
+            Finding(
+                "nextjs.livekit_tokens",
+                "info",
+                Text(
+                    f"{', '.join(sorted(signers)[:5])} assina tokens do LiveKit com LIVEKIT_API_KEY/LIVEKIT_API_SECRET do "
+                    "ambiente: com 'linkpronto up --app' ele recebe o par de chaves com que o LiveKit roda (gerado, "
+                    "configurado ou da nuvem), e o 'room' da rota generate-consultation-token põe o profissional na "
+                    "sala do paciente.",
+                    f"{', '.join(sorted(signers)[:5])} signs LiveKit tokens with LIVEKIT_API_KEY/LIVEKIT_API_SECRET from its "
+                    "environment: under 'linkpronto up --app' it gets the key pair LiveKit runs with (generated, "
+                    "configured or cloud), and the generate-consultation-token route's 'room' puts the professional "
+                    "in the patient's room.",
+                ),
+            )
+        )
     return out
+
+
+def _cat(tail: Text, head: Text) -> Text:
+    return Text(head.pt + tail.pt, head.en + tail.en)
+
+
+def _allowed_dev_origins(settings: Settings, project: Path, config: Path) -> Finding:
+    name = "nextjs.allowedDevOrigins"
+    if "allowedDevOrigins" in config.read_text("utf-8", errors="replace"):
+        return Finding(name, "ok", Text("allowedDevOrigins definido.", "allowedDevOrigins is set."))
+    installed, declared = next_version(project)
+    version = _version(installed or "") if installed else None
+    shown = installed or (f"{declared} (não instalado)" if declared else "?")
+    shown_en = installed or (f"{declared} (not installed)" if declared else "?")
+    through_gateway = bool(settings.app.command or settings.app.port)
+    gateway = Text(
+        " Pelo linkpronto (--app / --app-port) nada muda: o gateway mostra ao 'next dev' o próprio Host/Origin dele.",
+        " Through linkpronto (--app / --app-port) nothing changes: the gateway shows 'next dev' its own Host/Origin.",
+    )
+    if version is not None and version < NEXT_BLOCKS_FROM:
+        return Finding(
+            name,
+            "info",
+            _cat(gateway, Text(
+                f"{config.name} não tem allowedDevOrigins. O next {shown} só avisa no terminal sobre pedidos de outra "
+                "origem a /_next/* (a partir do 16.2 ele bloqueia).",
+                f"{config.name} has no allowedDevOrigins. next {shown_en} only warns in its terminal about cross-origin "
+                "requests to /_next/* (from 16.2 on it blocks them).",
+            )),
+        )
+    message = Text(
+        f"{config.name} não tem allowedDevOrigins: pelo túnel, o next {shown} bloqueia /_next/* e o HMR, e a página "
+        "carrega mas não fica interativa.",
+        f"{config.name} has no allowedDevOrigins: through a tunnel, next {shown_en} blocks /_next/* and HMR, and the "
+        "page loads but never becomes interactive.",
+    )
+    if through_gateway:
+        return Finding(name, "info", _cat(gateway, message))
+    return Finding(
+        name,
+        "warn",
+        message,
+        Text(
+            "Rode o app pelo linkpronto (linkpronto up --app \"npx next dev -p 3001\" --app-port 3001): o "
+            "gateway reescreve Host/Origin e nada precisa mudar. Sem o linkpronto, adicione o host do túnel "
+            "em allowedDevOrigins.",
+            "Run the app through linkpronto (linkpronto up --app \"npx next dev -p 3001\" --app-port 3001): the "
+            "gateway rewrites Host/Origin and nothing needs to change. Without linkpronto, add the tunnel host "
+            "to allowedDevOrigins.",
+        ),
+    )
 
 
 def check_firewall(settings: Settings) -> list[Finding]:
@@ -392,6 +494,7 @@ def run_doctor(settings: Settings, project: Path) -> dict[str, Any]:
     checks = [f.to_json() for f in findings]
     return {
         "ok": not any(f.level == "error" for f in findings),
+        "warnings": sum(1 for f in findings if f.level == "warn"),
         "platform": sys.platform,
         "running": running,
         "config_path": str(settings.config_path) if settings.config_path else None,

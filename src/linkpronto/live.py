@@ -50,6 +50,15 @@ async def _up(settings: Settings) -> int:
     )
     shown_ready_url: str | None = None
     interactive = sys.stdout.isatty()
+    # The children's output (the app's first of all), each line prefixed with its name.
+    unsubscribe = running.stack.output.subscribe(lambda item: console.print_child_line(item.name, item.line))
+    try:
+        return await _watch(running, server, interactive, shown_ready_url)
+    finally:
+        unsubscribe()
+
+
+async def _watch(running: Running, server: asyncio.Task[int], interactive: bool, shown_ready_url: str | None) -> int:
     if interactive:
         with Live(
             console.status_renderable(running.stack.status_json()),

@@ -27,10 +27,11 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from linkpronto import schema
+from linkpronto import paths, schema
+from linkpronto.app_env import app_environment, link_template
 from linkpronto.app_part import AppContext, AppPart
 from linkpronto.components import Part, PartStatus, utcnow
-from linkpronto.config import Settings
+from linkpronto.config import AppSettings, Settings
 from linkpronto.errors import LinkprontoError, TunnelError, TunnelUrlChanged
 from linkpronto.i18n import Lang, Text
 from linkpronto.issuer import LinkIssuer
@@ -42,7 +43,9 @@ from linkpronto.livekit.remote import RemoteLivekit, RoomAdmin, ws_base
 from linkpronto.machine import Action, Decision, Events, PartView, Snapshot, Timing, decide
 from linkpronto.proof import ProofKeeper
 from linkpronto.schema import PartState, StackState
-from linkpronto.verify import Ladder, LadderInput, LadderResult, assess_media
+from linkpronto.supervise.logtail import OutputHub
+from linkpronto.verify import LINK_PROBE_TOKEN, Ladder, LadderInput, LadderResult, assess_media
+from linkpronto.warmup import AppWarmup, warm_paths
 
 if TYPE_CHECKING:
     from linkpronto.tunnels.base import TunnelEvent, TunnelProvider
@@ -109,13 +112,16 @@ class Stack:
         self._status_listeners: set[asyncio.Queue[dict[str, Any]]] = set()
         self._last_status_key = ""
         self._client = httpx.AsyncClient(http2=False)
+        # The children's output: streamed into `up`'s terminal and served to `linkpronto logs`.
+        self.output = OutputHub()
+        self._warmup = AppWarmup()
         self._ladder = Ladder(self._client)
         self._start_lock = asyncio.Lock()
         self._last_activity = time.monotonic()
         self.links = LinkService(
             store,
             secrets,
-            link_path=settings.app.link_path,
+            link_path=link_template(settings.app.link_path, has_app=bool(settings.app.command or settings.app.port)),
             default_ttl_s=settings.links.default_ttl,
             default_max_uses=settings.links.max_uses,
             join_token_ttl_s=settings.links.join_token_ttl,
@@ -143,10 +149,10 @@ class Stack:
 
     @property
     def livekit_browser_url(self) -> str | None:
-        """What a browser connects to: the public origin (``/rtc`` is proxied) or LiveKit Cloud."""
+        """What a browser connects to: ``wss://<public>/_linkpronto/livekit`` (proxied) or LiveKit Cloud."""
         if self.settings.livekit.mode == "cloud":
             return self.settings.livekit.url or None
-        return ws_base(self.public_url) if self.public_url else None
+        return ws_base(self.public_url) + paths.LIVEKIT if self.public_url else None
 
     def credentials(self) -> Credentials | None:
         url = self.livekit_browser_url
@@ -214,6 +220,7 @@ class Stack:
 
     async def stop(self) -> None:
         async with self._start_lock:
+            self._warmup.close()
             tasks = (
                 self._idle_task, self._livekit_task, self._tunnel_task, self._ladder_task, self._task,
             )
@@ -263,6 +270,7 @@ class Stack:
                 api_key=self.api_key,
                 api_secret=self._api_secret,
                 install_allowed=self.install_allowed,
+                on_line=self.output.sink("livekit"),
             )
         mode: Any = lk.mode
         url = lk.url or f"http://127.0.0.1:{lk.port}"
@@ -279,6 +287,19 @@ class Stack:
 
     def _app_context(self) -> AppContext:
         return AppContext(self.public_url, self.livekit_browser_url, self.admin_url, self.secrets.admin_token)
+
+    def _app_environment(self, app: AppSettings, ctx: AppContext) -> dict[str, str]:
+        """The app's environment (app_env.py): the context's URLs plus the LiveKit pair in use."""
+        return app_environment(
+            public_url=ctx.public_url,
+            livekit_browser_url=ctx.livekit_browser_url,
+            livekit_server_url=self.livekit_local_url or self.settings.livekit.url or None,
+            api_key=self.api_key,
+            api_secret=self._api_secret,
+            admin_url=ctx.admin_url,
+            admin_token=ctx.admin_token,
+            port=app.port,
+        )
 
     def _watch(self, part: Part) -> Callable[[], None]:
         def changed(status: PartStatus) -> None:
@@ -311,8 +332,12 @@ class Stack:
         self.invalidate()
         self._watch(tunnel)
         if self.settings.app.command:
-            app = self.app = AppPart(self.settings.app, self._app_context)
+            app = self.app = AppPart(self.settings.app, self._app_context, environment=self._app_environment,
+                                     on_line=self.output.sink("app"), redact=(self._api_secret,))
             self._watch(app)
+            if self.app_url:  # warm the link route as soon as the port opens (a dev server's first compile)
+                self._unsubscribe.append(self._warmup.watch(app, self.app_url, warm_paths(
+                    self.settings.app.health_path, self.links.link_path, LINK_PROBE_TOKEN), self.poke))
             # The app's own rule: a new public URL restarts it (app.restart_on_url_change).
             self._unsubscribe.append(tunnel.subscribe(lambda status: app.on_public_url(status.url)))
             try:
@@ -438,7 +463,8 @@ class Stack:
             livekit_cloud_url=lk.url if lk.mode == "cloud" else None,
             app_url=self.app_url if self.settings.app.command or self.settings.app.port else None,
             app_health_path=self.settings.app.health_path,
-            link_path=self.settings.app.link_path,
+            link_path=self.links.link_path,
+            app_budget_s=self._warmup.budget_s,
             media=assess_media(
                 livekit_mode=lk.mode,
                 node_ip=node_ip,

@@ -7,7 +7,9 @@ ladder; a link is ``ready`` only when every *required* check passed within ``ver
 2. ``app``            the user's app answers locally (only when one is configured).
 3. ``public_probe``   the public URL reaches *this* instance (HMAC of a fresh nonce).
 4. ``public_rtc``     LiveKit signalling works through the public URL (validate + WebSocket upgrade).
-5. ``link_route``     the link's page answers through the public URL, with no tunnel warning page.
+5. ``link_route``     what the patient needs answers through the public URL, with no tunnel warning page:
+                      linkpronto's page and every file it loads (livekit-client; else ``ASSETS_MISSING``),
+                      or the app's own link route answering 2xx for a probe link.
 6. ``media``          where devices can get media from (informational, never blocks a link).
 """
 
@@ -24,11 +26,12 @@ from typing import Any, Literal
 import httpx
 import websockets
 
+from linkpronto import paths
 from linkpronto.i18n import Lang, Text
 from linkpronto.livekit import tokens
 from linkpronto.livekit.remote import check_livekit, http_base, ws_base
 
-PROBE_PATH = "/.well-known/linkpronto/probe"
+PROBE_PATH = paths.PROBE
 LINK_PROBE_TOKEN = "linkpronto-probe"
 CHECK_TIMEOUT_S = 5.0
 BROWSER_UA = (
@@ -84,6 +87,8 @@ class LadderInput:
     app_health_path: str
     link_path: str
     media: MediaAssessment
+    #: Timeout of the app's rungs: the first-compile budget until a dev server warmed up (warmup.py).
+    app_budget_s: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,12 +109,14 @@ class LadderResult:
         return next((c for c in self.checks if c.name == "media"), None)
 
 
-async def _timed(name: str, fn: Callable[[], Awaitable[tuple[bool, str, Text | None]]]) -> Check:
+async def _timed(
+    name: str, fn: Callable[[], Awaitable[tuple[bool, str, Text | None]]], budget_s: float = CHECK_TIMEOUT_S
+) -> Check:
     t0 = time.perf_counter()
     try:
-        ok, detail, fix = await asyncio.wait_for(fn(), CHECK_TIMEOUT_S)
+        ok, detail, fix = await asyncio.wait_for(fn(), budget_s)
     except TimeoutError:
-        ok, detail, fix = False, f"no answer within {CHECK_TIMEOUT_S:.0f} s", FIX_TIMEOUT
+        ok, detail, fix = False, f"no answer within {budget_s:.0f} s", FIX_TIMEOUT
     except (httpx.HTTPError, OSError, websockets.exceptions.WebSocketException) as exc:
         ok, detail, fix = False, f"{type(exc).__name__}: {exc}"[:300], None
     return Check(name, ok, (time.perf_counter() - t0) * 1000, detail, None if ok else fix)
@@ -147,6 +154,24 @@ FIX_LINK_ROUTE = Text(
     "A página do link não respondeu pelo endereço público. Confira o app e o link_path.",
     "The link's page did not answer through the public address. Check the app and link_path.",
 )
+FIX_APP_LINK_ROUTE = Text(
+    "Seu app não tem uma página no link_path (um link de teste não abriu). Confira --link-path: ele "
+    "deve ser a rota do app que abre a consulta, ex.: /consultations/client/{token}; ou remova-o para "
+    "usar a página do linkpronto.",
+    "Your app has no page at link_path (a probe link did not open). Check --link-path: it must be the "
+    "app's route that opens the consultation, e.g. /consultations/client/{token}; or remove it to use "
+    "linkpronto's page.",
+)
+FIX_ASSETS = Text(
+    "Os arquivos da página do paciente (livekit-client) não carregam: reinstale o linkpronto a partir "
+    "do pacote publicado (pip install --force-reinstall linkpronto); numa cópia do código-fonte rode "
+    "npm install e python -m linkpronto.web.assets.",
+    "The patient page's files (livekit-client) do not load: reinstall linkpronto from the published "
+    "package (pip install --force-reinstall linkpronto); in a source checkout run npm install and "
+    "python -m linkpronto.web.assets.",
+)
+#: In every page linkpronto serves (its stylesheet link): tells its page from anything else.
+PAGE_MARKER = "/_linkpronto/static/app.css"
 FIX_MEDIA = Text(
     "Celulares fora desta rede não terão vídeo. Use LiveKit Cloud (--livekit cloud), um VPS com "
     "--tunnel ssh e ssh_forward_media = true, ou configure TURN (livekit.turn_url).",
@@ -266,10 +291,10 @@ class Ladder:
     def _app(self, inp: LadderInput) -> Awaitable[Check]:
         async def go() -> tuple[bool, str, Text | None]:
             assert inp.app_url
-            res = await self.client.get(inp.app_url + inp.app_health_path, timeout=CHECK_TIMEOUT_S)
+            res = await self.client.get(inp.app_url + inp.app_health_path, timeout=inp.app_budget_s)
             return res.status_code < 500, f"HTTP {res.status_code}", FIX_APP
 
-        return _timed("app", go)
+        return _timed("app", go, max(CHECK_TIMEOUT_S, inp.app_budget_s))
 
     def _probe(self, inp: LadderInput) -> Awaitable[Check]:
         async def go() -> tuple[bool, str, Text | None]:
@@ -308,14 +333,14 @@ class Ladder:
                 return False, "no public URL yet", FIX_NO_URL
             probe = tokens.probe_token(inp.api_key, inp.api_secret)
             res = await self.client.get(
-                http_base(inp.public_url) + "/rtc/validate",
+                http_base(inp.public_url) + paths.LIVEKIT + "/rtc/validate",
                 params={"access_token": probe},
                 headers={"ngrok-skip-browser-warning": "1"},
                 timeout=CHECK_TIMEOUT_S,
             )
             if res.status_code != 200:
-                return False, f"/rtc/validate through the public URL answered {res.status_code}", FIX_RTC
-            ws_url = ws_base(inp.public_url) + "/rtc?access_token=" + probe + "&auto_subscribe=0"
+                return False, f"{paths.LIVEKIT}/rtc/validate through the public URL answered {res.status_code}", FIX_RTC
+            ws_url = ws_base(inp.public_url) + paths.LIVEKIT + "/rtc?access_token=" + probe + "&auto_subscribe=0"
             async with websockets.connect(
                 ws_url, open_timeout=CHECK_TIMEOUT_S, close_timeout=1, max_size=2**20
             ):
@@ -325,19 +350,52 @@ class Ladder:
         return _timed("public_rtc", go)
 
     def _link_route(self, inp: LadderInput) -> Awaitable[Check]:
+        """What the patient needs: linkpronto's page and every file it loads (livekit-client included),
+        or the app's own link route answering 2xx for a probe link — through the public URL."""
+        own_page = inp.app_url is None or paths.is_own(inp.link_path.split("{token}", 1)[0])
+        budget = CHECK_TIMEOUT_S if own_page else max(CHECK_TIMEOUT_S, inp.app_budget_s)
+
         async def go() -> tuple[bool, str, Text | None]:
+            from linkpronto.web.assets import LIVEKIT_BUNDLE, vendor_ready
+
             if not inp.public_url:
                 return False, "no public URL yet", FIX_NO_URL
-            url = inp.public_url + inp.link_path.replace("{token}", LINK_PROBE_TOKEN)
+            if own_page and not vendor_ready():
+                return False, f"ASSETS_MISSING: {LIVEKIT_BUNDLE} is not installed in this copy of linkpronto", FIX_ASSETS
+            path = inp.link_path.replace("{token}", LINK_PROBE_TOKEN)
             # A browser User-Agent, so a tunnel that shows browsers a warning page shows it to us too.
             res = await self.client.get(
-                url, headers={"User-Agent": BROWSER_UA, "Accept": "text/html"}, timeout=CHECK_TIMEOUT_S
+                inp.public_url + path, headers={"User-Agent": BROWSER_UA, "Accept": "text/html"}, timeout=budget
             )
             body = res.text[:20000]
             if any(m in body for m in WARNING_MARKERS):
                 return False, "a tunnel warning page stands in front of the link", FIX_WARNING
-            if res.status_code >= 500:
-                return False, f"the link page answered HTTP {res.status_code}", FIX_LINK_ROUTE
-            return True, f"HTTP {res.status_code}", None
+            if not own_page:
+                if 200 <= res.status_code < 300:
+                    return True, f"the app's link route answers HTTP {res.status_code} for a probe link", None
+                return False, f"the app's link route {path} answered HTTP {res.status_code} for a probe link", FIX_APP_LINK_ROUTE
+            # linkpronto's own page answers a probe link with its "unknown link" page (404, by design).
+            if PAGE_MARKER not in body:
+                return False, f"linkpronto's page did not answer through the public URL (HTTP {res.status_code})", FIX_LINK_ROUTE
+            missing = await self._missing_files(inp.public_url)
+            if missing:
+                return False, "ASSETS_MISSING: " + "; ".join(missing), FIX_ASSETS
+            return True, "linkpronto's page and its files (livekit-client included) load through the public URL", None
 
-        return _timed("link_route", go)
+        return _timed("link_route", go, budget)
+
+    async def _missing_files(self, public_url: str) -> list[str]:
+        from linkpronto.web.assets import PATIENT_FILES, STATIC_URL_PREFIX
+
+        async def one(name: str) -> str | None:
+            res = await self.client.head(
+                f"{public_url}{STATIC_URL_PREFIX}/{name}",
+                headers={"User-Agent": BROWSER_UA, "ngrok-skip-browser-warning": "1"},
+                timeout=CHECK_TIMEOUT_S,
+            )
+            if res.status_code != 200 or res.headers.get("content-length") == "0":
+                return f"{name} answered HTTP {res.status_code}"
+            return None
+
+        found = await asyncio.gather(*(one(n) for n in PATIENT_FILES))
+        return [m for m in found if m is not None]

@@ -65,7 +65,7 @@ async def test_full_link_lifecycle(tmp_path: Path, livekit_double: RunningDouble
             assert (await lp.admin.get(f"/api/consultation-links/{link2['id']}")).json()["uses"] == 0
 
             # 5. Join: a LiveKit token for that room only, verified with livekit-api.
-            res = await lp.public.post("/api/public/join", json={"token": token, "display_name": "Maria"})
+            res = await lp.public.post("/_linkpronto/api/join", json={"token": token, "display_name": "Maria"})
             assert res.status_code == 200, res.text
             grant = res.json()
             claims = TokenVerifier(TEST_KEY, TEST_SECRET, leeway=timedelta(seconds=0)).verify(grant["access_token"])
@@ -76,7 +76,7 @@ async def test_full_link_lifecycle(tmp_path: Path, livekit_double: RunningDouble
             assert claims.name == "Maria"
             assert claims.identity == grant["identity"] and "maria" not in claims.identity.lower()
             assert "c-1" not in claims.identity and "dra-ana" not in claims.identity
-            assert grant["livekit_url"] == "ws://" + relay.url.removeprefix("http://")
+            assert grant["livekit_url"] == "ws://" + relay.url.removeprefix("http://") + "/_linkpronto/livekit"
             import jwt
 
             raw = jwt.decode(grant["access_token"], options={"verify_signature": False})
@@ -95,7 +95,7 @@ async def test_full_link_lifecycle(tmp_path: Path, livekit_double: RunningDouble
                 c["method"] == "RemoveParticipant" and c["room"] == link2["room"] and c["status"] == 200 for c in calls
             ), calls
             await ws.close()
-            res = await lp.public.post("/api/public/join", json={"token": token})
+            res = await lp.public.post("/_linkpronto/api/join", json={"token": token})
             assert res.status_code == 410
             assert res.json()["error"]["code"] == "LINK_GONE"
             assert (await lp.public.get(f"/c/{token}")).status_code == 410
@@ -105,19 +105,19 @@ async def test_full_link_lifecycle(tmp_path: Path, livekit_double: RunningDouble
             short = res.json()
             short_token = short["url"].rsplit("/", 1)[1]
             await asyncio.sleep(1.1)
-            assert (await lp.public.post("/api/public/join", json={"token": short_token})).status_code == 410
+            assert (await lp.public.post("/_linkpronto/api/join", json={"token": short_token})).status_code == 410
             assert (await lp.admin.get(f"/api/consultation-links/{short['id']}")).json()["status"] == "expired"
 
             # 8. Max uses: the second join is 410 and the link reads "exhausted".
             res = await lp.admin.post("/api/consultation-links", json={"professional_id": "p", "max_uses": 1})
             once = res.json()
             once_token = once["url"].rsplit("/", 1)[1]
-            assert (await lp.public.post("/api/public/join", json={"token": once_token})).status_code == 200
-            assert (await lp.public.post("/api/public/join", json={"token": once_token})).status_code == 410
+            assert (await lp.public.post("/_linkpronto/api/join", json={"token": once_token})).status_code == 200
+            assert (await lp.public.post("/_linkpronto/api/join", json={"token": once_token})).status_code == 410
             assert (await lp.admin.get(f"/api/consultation-links/{once['id']}")).json()["status"] == "exhausted"
 
             # 9. Unknown token: 404.
-            assert (await lp.public.post("/api/public/join", json={"token": "nope" * 8})).status_code == 404
+            assert (await lp.public.post("/_linkpronto/api/join", json={"token": "nope" * 8})).status_code == 404
             assert (await lp.public.get("/c/" + "nope" * 8)).status_code == 404
 
             listed = (await lp.admin.get("/api/consultation-links?professional_id=dra-ana")).json()["items"]
@@ -170,7 +170,9 @@ async def test_admin_surface_never_on_the_public_listener(tmp_path: Path, liveki
                 continue
             assert res.status_code == 404, (method, path, res.status_code)
         # LiveKit's own admin surfaces never pass the gateway either.
-        for path in ("/twirp/livekit.RoomService/ListRooms", "/debug/pprof", "/rtc/../twirp"):
+        for path in ("/twirp/livekit.RoomService/ListRooms", "/debug/pprof", "/rtc/../twirp",
+                     "/_linkpronto/livekit/twirp/livekit.RoomService/ListRooms",
+                     "/_linkpronto/livekit/rtc/../twirp", "/_linkpronto/livekit/debug/pprof"):
             assert (await lp.public.post(path)).status_code == 404
 
 
@@ -213,9 +215,10 @@ async def test_422_names_each_bad_field(tmp_path: Path, livekit_double: RunningD
         assert fields == {"professional_id", "wait_s", "max_uses"}
         for name in fields:
             assert name in body["error"]["message"]
+        # The drop-in keeps the old route's 400 {success: false, error, fields} (tests/web/test_drop_in.py).
         res = await lp.admin.post("/api/generate-consultation-token", json={"clientId": "c"})
-        assert res.status_code == 422 and "professionalId" in res.json()["error"]["message"]
-        res = await lp.public.post("/api/public/join", json={"token": 5})
+        assert res.status_code == 400 and "professionalId" in res.json()["error"]
+        res = await lp.public.post("/_linkpronto/api/join", json={"token": 5})
         assert res.status_code == 422 and "token" in res.json()["error"]["message"]
 
 
@@ -230,7 +233,7 @@ async def test_fifty_concurrent_joins_with_max_uses_one(tmp_path: Path, livekit_
         limits = httpx.Limits(max_connections=60)
         async with httpx.AsyncClient(base_url=str(lp.public.base_url), limits=limits, timeout=30) as c:
             results = await asyncio.gather(
-                *(c.post("/api/public/join", json={"token": token}) for _ in range(50))
+                *(c.post("/_linkpronto/api/join", json={"token": token}) for _ in range(50))
             )
         codes = sorted(r.status_code for r in results)
         assert codes.count(200) == 1 and codes.count(410) == 49, codes
@@ -242,10 +245,10 @@ async def test_repeated_failures_get_429(tmp_path: Path, livekit_double: Running
     async with run_lp(settings) as lp:
         await lp.wait_state("ready")
         codes = [
-            (await lp.public.post("/api/public/join", json={"token": f"guess{i:030d}"})).status_code for i in range(7)
+            (await lp.public.post("/_linkpronto/api/join", json={"token": f"guess{i:030d}"})).status_code for i in range(7)
         ]
         assert codes[:5] == [404] * 5 and codes[5:] == [429, 429]
-        res = await lp.public.post("/api/public/join", json={"token": "guess"})
+        res = await lp.public.post("/_linkpronto/api/join", json={"token": "guess"})
         assert res.json()["error"]["code"] == "RATE_LIMITED" and res.json()["error"]["fix"]
         # The limit counts failures, and a page guess is a failure too.
         assert (await lp.public.get("/c/another-guess-000000000000")).status_code == 429
@@ -279,17 +282,17 @@ async def test_drop_in_route_shape(tmp_path: Path, livekit_double: RunningDouble
 async def test_public_helpers(tmp_path: Path, livekit_double: RunningDouble, database_url: str) -> None:
     settings = settings_for(tmp_path / "d", livekit_url=livekit_double.url, server={"database_url": database_url})
     async with run_lp(settings) as lp:
-        assert (await lp.public.get("/healthz")).status_code == 200
+        assert (await lp.public.get("/_linkpronto/healthz")).status_code == 200
         res = await lp.public.get("/.well-known/linkpronto/probe", params={"nonce": "abc"})
         body = res.json()
         assert body["nonce"] == "abc" and body["instance"] == lp.secrets.instance_id
         assert body["mac"] == lp.secrets.probe_mac("abc")
         await lp.wait_state("ready")
-        cfg = (await lp.public.get("/api/public/runtime-config")).json()
-        assert cfg == {"site_url": lp.stack.public_url, "livekit_url": "ws://" + lp.stack.public_url[7:]}
+        cfg = (await lp.public.get("/_linkpronto/api/runtime-config")).json()
+        assert cfg == {"site_url": lp.stack.public_url, "livekit_url": "ws://" + lp.stack.public_url[7:] + "/_linkpronto/livekit"}
         link = (await lp.admin.post("/api/consultation-links", json={"professional_id": "p"})).json()
         token = link["url"].rsplit("/", 1)[1]
-        res = await lp.public.post("/api/public/device-check", json={"token": token, "result": {"ok": True}})
+        res = await lp.public.post("/_linkpronto/api/device-check", json={"token": token, "result": {"ok": True}})
         assert res.status_code == 204
         seen = (await lp.admin.get(f"/api/consultation-links/{link['id']}")).json()["device_check"]
         assert seen["ok"] is True and seen["received_at"]

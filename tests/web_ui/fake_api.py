@@ -2,7 +2,7 @@
 
 It imitates the shapes of /work/shared/CONTRACT.md ("Admin API" and "Public listener"): Status,
 Link, the SSE stream (``event: status``), 201/202/503/422 on link creation, revoke, host token,
-``/api/public/join``, ``/api/public/device-check``, and ``/rtc`` + ``/rtc/v1`` WebSocket endpoints
+``/_linkpronto/api/join``, ``/_linkpronto/api/device-check``, and ``/_linkpronto/livekit/rtc`` + ``/rtc/v1`` WebSocket endpoints
 that accept and then close (there is no LiveKit here: they only record that the page opened a
 signalling WebSocket on its own origin). The pages themselves are the real ones
 (:mod:`linkpronto.web.pages`) and the static files are served from the real ``STATIC_DIR``.
@@ -90,7 +90,7 @@ class FakeStack:
                 "state": self.state,
                 "since": _iso(_now()),
                 "public_url": self.public_origin,
-                "livekit_url": self.public_origin.replace("http", "ws", 1),
+                "livekit_url": self.public_origin.replace("http", "ws", 1) + "/_linkpronto/livekit",
                 "tunnel": {"provider": "static", "state": "ready", "public_url": self.public_origin, "detail": ""},
                 "components": {
                     "livekit": {"state": "ready" if self.state != "starting" else "starting", "detail": "",
@@ -254,7 +254,7 @@ def admin_app(stack: FakeStack) -> FastAPI:
         with stack.lock:
             stack.host_tokens.append(link_id)
             room = stack.links[link_id]["room"]
-        return {"livekit_url": stack.public_origin.replace("http", "ws", 1), "access_token": "fake-host-token",
+        return {"livekit_url": stack.public_origin.replace("http", "ws", 1) + "/_linkpronto/livekit", "access_token": "fake-host-token",
                 "room": room, "identity": "professional"}
 
     app.mount(STATIC_URL_PREFIX, StaticFiles(directory=STATIC_DIR), name="static")
@@ -270,6 +270,7 @@ def public_app(stack: FakeStack) -> FastAPI:
             return stack.links.get(link_id) if link_id else None
 
     @app.get("/c/{token}")
+    @app.get("/_linkpronto/c/{token}")
     async def patient(token: str, request: Request) -> HTMLResponse:
         link = find(token)
         headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
@@ -282,7 +283,7 @@ def public_app(stack: FakeStack) -> FastAPI:
         return HTMLResponse(patient_html(state="ok", consultation_type=link["consultation_type"],
                                          lang=_lang(request)), headers=headers)
 
-    @app.post("/api/public/join")
+    @app.post("/_linkpronto/api/join")
     async def join(request: Request) -> Response:
         body = await request.json()
         link = find(str(body.get("token", "")))
@@ -296,12 +297,12 @@ def public_app(stack: FakeStack) -> FastAPI:
             stack.joins.append(body)
             link["uses"] += 1
         stack.bump()
-        return JSONResponse({"livekit_url": stack.public_origin.replace("http", "ws", 1),
+        return JSONResponse({"livekit_url": stack.public_origin.replace("http", "ws", 1) + "/_linkpronto/livekit",
                              "access_token": "fake-join-token", "room": link["room"],
                              "identity": "p_" + secrets.token_hex(4),
                              "expires_at": _iso(_now() + timedelta(minutes=15))})
 
-    @app.post("/api/public/device-check")
+    @app.post("/_linkpronto/api/device-check")
     async def device_check(request: Request) -> Response:
         body = await request.json()
         link = find(str(body.get("token", "")))
@@ -313,9 +314,9 @@ def public_app(stack: FakeStack) -> FastAPI:
         stack.bump()
         return Response(status_code=204)
 
-    @app.get("/api/public/runtime-config")
+    @app.get("/_linkpronto/api/runtime-config")
     async def runtime_config() -> dict[str, Any]:
-        return {"site_url": stack.public_origin, "livekit_url": stack.public_origin.replace("http", "ws", 1)}
+        return {"site_url": stack.public_origin, "livekit_url": stack.public_origin.replace("http", "ws", 1) + "/_linkpronto/livekit"}
 
     async def rtc(ws: WebSocket) -> None:
         with stack.lock:
@@ -323,11 +324,11 @@ def public_app(stack: FakeStack) -> FastAPI:
         await ws.accept()
         await ws.close(code=1011)
 
-    app.add_api_websocket_route("/rtc", rtc)
-    app.add_api_websocket_route("/rtc/v1", rtc)
+    app.add_api_websocket_route("/_linkpronto/livekit/rtc", rtc)
+    app.add_api_websocket_route("/_linkpronto/livekit/rtc/v1", rtc)
 
-    @app.get("/rtc/validate")
-    @app.get("/rtc/v1/validate")
+    @app.get("/_linkpronto/livekit/rtc/validate")
+    @app.get("/_linkpronto/livekit/rtc/v1/validate")
     async def validate() -> Response:
         return Response("fake: no LiveKit behind this endpoint", status_code=503)
 

@@ -26,7 +26,7 @@ def test_call_page_joins_with_host_token_and_end_offers_revoke(
     expect(page.locator("#conn-state")).to_have_text("Conectado")
     assert fake.stack.host_tokens == [link["id"]]
     log = page.evaluate("window.__fakeLog")
-    assert ["connect", fake.public_url.replace("http", "ws", 1), "fake-host-token"] in log
+    assert ["connect", fake.public_url.replace("http", "ws", 1) + "/_linkpronto/livekit", "fake-host-token"] in log
     assert ["enableCameraAndMicrophone"] in log
     expect(page.locator("#remote-caption")).to_have_text("Aguardando o paciente entrar…")
     page.evaluate("(() => { const r = window.__fakeRooms.at(-1); r.remoteParticipants.set('p', {}); "
@@ -53,7 +53,7 @@ def test_call_page_real_livekit_client_reaches_rtc(
     page.goto(f"{fake.admin_url}/call/{link['id']}")
     page.get_by_role("button", name="Iniciar chamada").click()
     expect(page.locator("#call-error")).to_contain_text("Não foi possível conectar à chamada.", timeout=45_000)
-    assert fake.stack.rtc and all(p.startswith("/rtc") for p in fake.stack.rtc)
+    assert fake.stack.rtc and all(p.startswith("/_linkpronto/livekit/rtc") for p in fake.stack.rtc)
 
 
 def test_english_by_choice_and_toggle_in_place(

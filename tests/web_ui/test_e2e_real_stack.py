@@ -59,7 +59,7 @@ async def test_dashboard_link_to_phone_against_real_stack(
             await expect(phone.locator("li[data-check='websocket']")).to_have_attribute("data-ok", "true",
                                                                                       timeout=20_000)
             await phone.screenshot(path=str(ARTIFACTS / "e2e-phone-checks.png"), full_page=True)
-            assert sockets and all(ws.url.startswith(public.replace("http", "ws") + "/rtc") for ws in sockets)
+            assert sockets and all(ws.url.startswith(public.replace("http", "ws") + "/_linkpronto/livekit/rtc") for ws in sockets)
             await phone.context.close()  # the double has no WebRTC: the media checks would only time out
 
             # a second phone with the livekit-client double completes the check; the real server keeps it

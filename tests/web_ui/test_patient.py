@@ -67,8 +67,8 @@ def test_preview_device_check_join_and_rtc_on_own_origin(
 
     # livekit-client opened its signalling WebSocket on the page's own origin
     ws_origin = fake.public_url.replace("http://", "ws://")
-    assert sockets and all(ws.url.startswith(ws_origin + "/rtc") for ws in sockets)
-    assert fake.stack.rtc and all(p.startswith("/rtc") for p in fake.stack.rtc)
+    assert sockets and all(ws.url.startswith(ws_origin + "/_linkpronto/livekit/rtc") for ws in sockets)
+    assert fake.stack.rtc and all(p.startswith("/_linkpronto/livekit/rtc") for p in fake.stack.rtc)
     # the call could not connect: the page says so plainly and offers the way back
     expect(page.locator("#join-error")).to_contain_text("Não foi possível conectar à chamada.", timeout=45_000)
     expect(page.locator("#lobby")).to_be_visible()
@@ -97,7 +97,7 @@ def test_connected_call_states_with_livekit_double(
         "publish_video": "success", "publish_audio": "success",
     }
     log = page.evaluate("window.__fakeLog")
-    assert ["connect", fake.public_url.replace("http", "ws", 1), "fake-join-token"] in log
+    assert ["connect", fake.public_url.replace("http", "ws", 1) + "/_linkpronto/livekit", "fake-join-token"] in log
     assert ["publish", "video", "camera"] in log and ["publish", "audio", "microphone"] in log
 
     page.evaluate("window.__fakeRooms.at(-1).emit('reconnecting')")

@@ -4,7 +4,9 @@ Everything passes: any method, streamed bodies both ways (SSE and chunked answer
 chunk), every ``Set-Cookie``, redirects as redirects (never followed; a ``Location`` naming the
 upstream is rewritten to the public origin), WebSocket upgrades (Next.js HMR on
 ``/_next/webpack-hmr``). Hop-by-hop headers are dropped and ``X-Forwarded-For/Proto/Host`` tell the
-app the truth about the visitor.
+app the truth about the visitor. Every request carries ``X-Linkpronto-Via: public`` (a client's own
+copy is dropped): everything on this listener came from the internet, so the app can refuse work that
+must not be done for anonymous callers (such as creating consultation links).
 
 Why Host and Origin are rewritten
 ---------------------------------
@@ -58,6 +60,8 @@ APP_NOT_RUNNING_BODY = Text(
 )
 
 _HTML = b"text/html; charset=utf-8"
+VIA_HEADER = b"x-linkpronto-via"
+VIA_PUBLIC = b"public"
 
 
 def error_page(body: Text, status: int) -> bytes:
@@ -140,10 +144,11 @@ class AppProxy:
         proto: str | None,
     ) -> None:
         raw: RawHeaders = scope["headers"]
-        headers = upstream_ws_headers([(n, v) for n, v in raw if not is_x_forwarded(n)])
+        headers = upstream_ws_headers([(n, v) for n, v in raw if not is_x_forwarded(n) and n != VIA_HEADER])
         headers.extend(
             (n.decode("latin-1"), v.decode("latin-1")) for n, v in forwarded_values(scope, raw, proto=proto)
         )
+        headers.append((VIA_HEADER.decode("latin-1"), VIA_PUBLIC.decode("latin-1")))
         ua = header(raw, b"user-agent")
         if ua is not None:
             headers.append(("User-Agent", ua.decode("latin-1")))
@@ -190,13 +195,14 @@ def _upstream_headers(
     drop = connection_tokens(raw) | HOP_BY_HOP
     out: RawHeaders = [(b"host", upstream.authority)]
     for name, value in raw:
-        if name in drop or name == b"host" or is_x_forwarded(name):
+        if name in drop or name == b"host" or name == VIA_HEADER or is_x_forwarded(name):
             continue
         if name == b"origin" and same_origin:
             out.append((b"origin", upstream.origin.encode("latin-1")))
             continue
         out.append((name, value))
     out.extend(forwarded_values(scope, raw, proto=proto))
+    out.append((VIA_HEADER, VIA_PUBLIC))
     return out
 
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
 
 from linkpronto.supervise.spec import REDACTED
 
@@ -73,3 +77,66 @@ class OutputTail:
                 pending = b""
         if pending:
             self.feed(pending)
+
+
+@dataclass(frozen=True, slots=True)
+class OutputLine:
+    """One line a child printed: ``seq`` grows by one per line across every child (for ``logs -f``)."""
+
+    seq: int
+    at: float  # time.time()
+    name: str  # "app", "livekit", "tunnel"
+    line: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"seq": self.seq, "at": self.at, "name": self.name, "line": self.line}
+
+
+class OutputHub:
+    """The children's output for ``up``'s terminal and ``linkpronto logs``: a bounded buffer per child.
+
+    Children feed it through :meth:`sink` (a ``ManagedProcess`` ``on_line``, already redacted);
+    listeners (``up``'s console) are told of every line as it arrives; :meth:`tail` serves the admin
+    API. Every buffer holds at most ``maxlen`` lines.
+    """
+
+    def __init__(self, maxlen: int = 2000) -> None:
+        self.maxlen = maxlen
+        self._lines: dict[str, deque[OutputLine]] = {}
+        self._seq = 0
+        self._listeners: list[Callable[[OutputLine], None]] = []
+
+    def sink(self, name: str) -> Callable[[str], None]:
+        def feed(line: str) -> None:
+            self.publish(name, line)
+
+        return feed
+
+    def publish(self, name: str, line: str) -> OutputLine:
+        self._seq += 1
+        item = OutputLine(self._seq, time.time(), name, line)
+        self._lines.setdefault(name, deque(maxlen=self.maxlen)).append(item)
+        for listener in list(self._listeners):
+            try:
+                listener(item)
+            except Exception:  # a faulty listener must not stop the child's output
+                log.exception("output listener failed")
+        return item
+
+    def subscribe(self, listener: Callable[[OutputLine], None]) -> Callable[[], None]:
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+    @property
+    def last_seq(self) -> int:
+        return self._seq
+
+    def tail(self, name: str, n: int, after: int = 0) -> list[OutputLine]:
+        """The last ``n`` lines of ``name`` with ``seq > after``, oldest first."""
+        lines = [x for x in self._lines.get(name, ()) if x.seq > after]
+        return lines[-n:] if n > 0 else []

@@ -24,8 +24,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from linkpronto.errors import LinkNotFound, LinkprontoError, StoreUnavailable
 from linkpronto.i18n import Text
-from linkpronto.links.service import SHORT_MESSAGE, LinkStatus, qr_data_uri, qr_svg
-from linkpronto.schema import CreateLinkRequest, DropInRequest
+from linkpronto.links.service import LinkStatus, qr_svg
+from linkpronto.schema import CreateLinkRequest
 from linkpronto.stack import STATUS_HEARTBEAT_S, Stack, StackState
 from linkpronto.web.common import error_response, request_lang
 
@@ -34,7 +34,6 @@ DASHBOARD_HEADER = "x-linkpronto"
 
 
 CreateLink = CreateLinkRequest
-GenerateToken = DropInRequest
 
 
 def _field_errors(exc: RequestValidationError) -> tuple[list[str], list[dict[str, Any]]]:
@@ -262,39 +261,10 @@ def build_admin_app(
             return error_response(exc, 503, request_lang(request))
         return JSONResponse(doc)
 
-    @app.post("/api/generate-consultation-token")
-    async def generate(body: GenerateToken, request: Request) -> Response:
-        lang = request_lang(request)
-        try:
-            row, token = await stack.issuer.create(
-                professional_id=body.professionalId,
-                client_id=body.clientId,
-                consultation_type=body.consultationType,
-                expires_in_s=body.expiresInS,
-                max_uses=None,
-                wait_s=body.waitS,
-            )
-        except LinkprontoError as exc:
-            problem = exc.to_problem(lang)
-            return JSONResponse({"success": False, "error": problem}, status_code=503)
-        doc = stack.issuer.document(row, lang)
-        ready = doc["status"] == LinkStatus.READY
-        url = doc["url"] if ready else None
-        out = {
-            "success": True,
-            "token": token if ready else None,
-            "consultationUrl": url,
-            "qrCode": qr_data_uri(url) if url else None,
-            "whatsappDeepLink": doc["whatsapp_url"] if ready else None,
-            "shortMessage": SHORT_MESSAGE.format(url=url).get(lang) if url else None,
-            "expiresAt": doc["expires_at"],
-            "createdAt": doc["created_at"],
-            "status": doc["status"],
-            "verifiedAt": doc["verified_at"],
-            "linkId": row.id,
-        }
-        headers = {} if ready else {"Location": f"/api/consultation-links/{row.id}"}
-        return JSONResponse(out, status_code=200 if ready else 202, headers=headers)
+    from linkpronto.web import dropin, logs
+
+    dropin.register(app, stack)
+    logs.register(app, stack)
 
     # -- stack control ------------------------------------------------------------------------------
     @app.post("/api/stack/start")

@@ -1,14 +1,19 @@
 """The browser files linkpronto serves itself: its own pages' JS/CSS and the vendored livekit-client.
 
-``livekit-client`` comes from npm at set-up (``npm install`` in the project root reads the root
-``package.json``) and is copied into ``static/vendor/`` by :func:`install_assets` (or
-``python -m linkpronto.web.assets``). The pages load it from our own origin: no CDN, no third-party
-script. The UMD build is used because it is minified (about 150 kB gzip) and needs no build step; it
-defines the global ``LivekitClient``.
+``static/vendor/livekit-client.umd.js`` is **committed to the repository** (with its licence and a
+``livekit-client.VERSION`` file), so a wheel or sdist built from a clean checkout carries it and
+``pip install`` / ``pipx install`` / ``uv tool install`` serve working patient pages with no Node.js
+anywhere — neither on the user's computer nor at build time. (A build step that runs ``npm`` would make
+every wheel build depend on Node and the npm registry; the bundle is one pinned, minified file that
+changes only when we upgrade livekit-client on purpose.) To upgrade: bump ``package.json``,
+``npm install``, then ``python -m linkpronto.web.assets`` copies the new bundle and version here.
+The pages load it from our own origin: no CDN, no third-party script. The UMD build is used because it
+is minified (about 150 kB gzip) and needs no build step; it defines the global ``LivekitClient``.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -20,8 +25,11 @@ STATIC_DIR: Path = Path(__file__).resolve().parent / "static"
 VENDOR_DIR: Path = STATIC_DIR / "vendor"
 LIVEKIT_BUNDLE = "livekit-client.umd.js"
 """File name inside ``node_modules/livekit-client/dist/`` and inside ``static/vendor/``."""
+VERSION_FILE = "livekit-client.VERSION"
 STATIC_URL_PREFIX = "/_linkpronto/static"
 """Where the web apps mount :data:`STATIC_DIR` (both listeners)."""
+PATIENT_FILES = ("app.css", "patient.js", "i18n.js", "livekit.js", "vendor/" + LIVEKIT_BUNDLE)
+"""What the patient page loads from :data:`STATIC_URL_PREFIX` (the verification ladder checks each)."""
 
 
 class AssetsMissing(LinkprontoError):
@@ -31,8 +39,11 @@ class AssetsMissing(LinkprontoError):
         "The browser files (livekit-client) are not installed.",
     )
     default_fix = Text(
-        "Na pasta do projeto, rode: npm install e depois python -m linkpronto.web.assets",
-        "In the project folder run: npm install and then python -m linkpronto.web.assets",
+        "Reinstale o linkpronto a partir do pacote publicado (pip install --force-reinstall linkpronto), que "
+        "já traz o livekit-client; numa cópia do código-fonte rode: npm install e depois "
+        "python -m linkpronto.web.assets",
+        "Reinstall linkpronto from the published package (pip install --force-reinstall linkpronto), which "
+        "carries livekit-client; in a source checkout run: npm install and then python -m linkpronto.web.assets",
     )
 
 
@@ -59,6 +70,10 @@ def install_assets(project_root: Path) -> Path:
     license_file = source.parent.parent / "LICENSE"
     if license_file.is_file():
         shutil.copyfile(license_file, VENDOR_DIR / "livekit-client.LICENSE.txt")
+    manifest = source.parent.parent / "package.json"
+    if manifest.is_file():
+        version = json.loads(manifest.read_text("utf-8")).get("version", "")
+        (VENDOR_DIR / VERSION_FILE).write_text(f"{version}\n", "utf-8")
     return target
 
 

@@ -1,9 +1,13 @@
 """The public listener: the only socket a tunnel ever points at.
 
-Routes (CONTRACT.md): the patient page at the link path, ``/api/public/*``, the instance probe,
-``/healthz``, static assets under ``/_linkpronto/static``, LiveKit signalling under ``/rtc`` (local
-and external modes) and, when an app is configured, everything else proxied to it. Admin paths
-answer 404 here, always — the admin API lives on another socket and is never reachable from here.
+linkpronto owns exactly two path prefixes here (CONTRACT.md, :mod:`linkpronto.paths`):
+``/_linkpronto/`` (its patient page ``/_linkpronto/c/{token}``, ``api/join``, ``api/device-check``,
+``api/runtime-config``, ``healthz``, ``static/``, and LiveKit signalling under ``livekit/rtc…`` in local
+and external modes) and ``/.well-known/linkpronto/`` (the instance probe). The path is normalised once
+(:mod:`linkpronto.gateway.normalize`) before any routing decision. With an app configured every other
+path belongs to the app and goes to it unchanged (normalised), marked ``X-Linkpronto-Via: public``;
+without one, ``/c/{token}`` (and ``app.link_path``) is a short alias of the patient page. Admin paths
+are never served here — the admin API lives on another socket.
 """
 
 from __future__ import annotations
@@ -23,10 +27,12 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from linkpronto import paths
 from linkpronto.errors import LinkGone, LinkNotFound, LinkprontoError, LivekitUnhealthy, StoreUnavailable
+from linkpronto.gateway.normalize import decoded, normalize_raw_path
 from linkpronto.i18n import Text
 from linkpronto.stack import Stack
-from linkpronto.verify import LINK_PROBE_TOKEN, PROBE_PATH
+from linkpronto.verify import LINK_PROBE_TOKEN
 from linkpronto.web.common import client_address, error_response, request_lang
 
 log = logging.getLogger(__name__)
@@ -43,12 +49,7 @@ PAGE_HEADERS = {
         "frame-ancestors 'none'; base-uri 'none'"
     ),
 }
-# The admin API's paths: never served here, and never passed to the app either (an app's own
-# /api/* routes are, since they are not linkpronto's).
-ADMIN_PATHS = frozenset({"/api", "/api/status", "/api/status/stream", "/api/generate-consultation-token", "/api/shutdown"})
-ADMIN_PREFIXES = ("/api/consultation-links", "/api/stack/", "/api/status/")
-OWN_PREFIXES = ("/api/public/", "/.well-known/linkpronto/", "/_linkpronto/", "/c/")
-OWN_PATHS = frozenset({"/healthz"})
+LIVEKIT_PREFIX = paths.LIVEKIT + "/"
 MAX_BODY = 64 * 1024
 GoneState = Literal["expired", "revoked", "exhausted"]
 GONE_STATES = ("expired", "revoked", "exhausted")
@@ -88,9 +89,8 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
     settings = stack.settings
     limiter = FailureLimiter(settings.server.rate_limit_storage, settings.server.join_failures_per_minute)
     link_re = _link_path_regex(settings.app.link_path)
-    default_re = _link_path_regex("/c/{token}")
-    serve_link_path = not settings.app.command
-
+    own_page_re = _link_path_regex(paths.PATIENT_PAGE)
+    short_re = _link_path_regex(paths.SHORT_PATIENT_PAGE)
     def addr(request: Request) -> str:
         if deps.trust_forwarded():
             return client_address(request)
@@ -130,8 +130,7 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
         return HTMLResponse(html, headers=PAGE_HEADERS)
 
     async def link_route(request: Request) -> Response:
-        path = request.url.path
-        m = default_re.match(path) or (link_re.match(path) if serve_link_path else None)
+        m = own_page_re.match(request.url.path)
         if m is None:
             return PlainTextResponse("Not Found", status_code=404)
         return await patient_page(request, m.group("token"))
@@ -224,14 +223,14 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
     from linkpronto.web.assets import STATIC_DIR
 
     routes = [
-        Route("/healthz", healthz),
-        Route(PROBE_PATH, probe),
-        Route("/api/public/join", join, methods=["POST"]),
-        Route("/api/public/device-check", device_check, methods=["POST"]),
-        Route("/api/public/runtime-config", runtime_config),
-        Mount("/_linkpronto/static", app=StaticFiles(directory=STATIC_DIR, check_dir=False)),
-        Route("/{path:path}", link_route, methods=["GET", "HEAD"]),
-        Route("/{path:path}", not_found, methods=["POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
+        Route(paths.HEALTHZ, healthz),
+        Route(paths.PROBE, probe),
+        Route(paths.JOIN, join, methods=["POST"]),
+        Route(paths.DEVICE_CHECK, device_check, methods=["POST"]),
+        Route(paths.RUNTIME_CONFIG, runtime_config),
+        Mount(paths.STATIC, app=StaticFiles(directory=STATIC_DIR, check_dir=False)),
+        Route(paths.PREFIX + "/c/{token}", link_route, methods=["GET", "HEAD"]),
+        Route("/{path:path}", not_found, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
     ]
     async def store_unavailable(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StoreUnavailable)
@@ -239,36 +238,51 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
 
     own = Starlette(routes=routes, exception_handlers={StoreUnavailable: store_unavailable})
 
-    def is_own(path: str) -> bool:
-        if path in OWN_PATHS or path.startswith(OWN_PREFIXES):
-            return True
-        return serve_link_path and link_re.match(path) is not None
+    def alias(path: str) -> str | None:
+        """Without an app: ``/c/{token}`` (and ``app.link_path``) → linkpronto's own patient page."""
+        m = short_re.match(path) or link_re.match(path)
+        return paths.PATIENT_PAGE.replace("{token}", m.group("token")) if m else None
+
+    async def refuse(scope: Scope, receive: Receive, send: Send, status: int, text: str) -> None:
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        await PlainTextResponse(text, status_code=status)(scope, receive, send)
 
     async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await own(scope, receive, send)
             return
-        path: str = scope.get("path", "")
-        if path == "/rtc" or path.startswith("/rtc/"):
-            if deps.rtc_proxy is not None:
-                await deps.rtc_proxy(scope, receive, send)
+        raw = scope.get("raw_path") or scope.get("path", "/").encode("utf-8")
+        normal = normalize_raw_path(raw)
+        if normal is None:
+            await refuse(scope, receive, send, 400, "Bad Request")
+            return
+        path = decoded(normal)
+        scope = {**scope, "path": path, "raw_path": normal}
+        if paths.is_own(path):
+            if path.startswith(LIVEKIT_PREFIX):
+                if deps.rtc_proxy is None:
+                    await refuse(scope, receive, send, 404, "Not Found")
+                    return
+                # LiveKit's own paths (/rtc, /rtc/v1, /rtc/validate): the proxy's allow-list applies.
+                inner = path[len(paths.LIVEKIT):]
+                await deps.rtc_proxy({**scope, "path": inner, "raw_path": normal[len(paths.LIVEKIT):]},
+                                     receive, send)
                 return
-        elif is_own(path):
             await own(scope, receive, send)
             return
-        elif path in ADMIN_PATHS or path.startswith(ADMIN_PREFIXES):
-            pass  # admin paths never exist here, with or without an app
-        elif deps.app_proxy is not None:
+        if deps.app_proxy is not None:
             await deps.app_proxy(scope, receive, send)
             return
-        elif path == "/":
-            # No app: the root explains what this address is, without revealing anything.
-            if scope["type"] == "http":
-                await PlainTextResponse("linkpronto")(scope, receive, send)
-                return
-        if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008})
+        target = alias(path)
+        if target is not None:
+            await own({**scope, "path": target, "raw_path": target.encode("latin-1")}, receive, send)
             return
-        await PlainTextResponse("Not Found", status_code=404)(scope, receive, send)
+        if path == "/" and scope["type"] == "http":
+            # No app: the root explains what this address is, without revealing anything.
+            await PlainTextResponse("linkpronto")(scope, receive, send)
+            return
+        await refuse(scope, receive, send, 404, "Not Found")
 
     return dispatch

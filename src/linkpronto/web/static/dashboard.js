@@ -168,8 +168,34 @@ function componentItems(s) {
     const ok = UP.has(c.state) ? "true" : DOWN.has(c.state) ? "false" : "wait";
     // A component that is down says why and how to fix it (its `error` problem), like a failed check.
     const fix = c.error && c.error.fix ? c.error.fix : null;
-    return stepItem(name, ok, { state: c.state, detail: c.detail, fix });
+    const li = stepItem(name, ok, { state: c.state, detail: c.detail, fix });
+    // When the user's app is down, its last lines of output say why (compile error, missing env...).
+    if (name === "app" && ok === "false") li.append(appLogTail());
+    return li;
   });
+}
+
+const APP_LOG_LINES = 20;
+let appLogText = "";
+let appLogFetching = false;
+
+function appLogTail() {
+  const pre = h("pre", { class: "log-tail", id: "app-log-tail", text: appLogText });
+  if (!appLogFetching) {
+    appLogFetching = true;
+    api("GET", `/api/logs?component=app&n=${APP_LOG_LINES}`)
+      .then(({ res, json }) => {
+        if (!res.ok || !json || !Array.isArray(json.lines)) return;
+        appLogText = json.lines.map((l) => l.line).join("\n");
+        const node = document.getElementById("app-log-tail");
+        if (node) node.textContent = appLogText;
+      })
+      .catch(() => {})
+      .finally(() => {
+        appLogFetching = false;
+      });
+  }
+  return pre;
 }
 
 function checkItems(s) {

@@ -283,7 +283,7 @@ function buildResult(phase) {
 async function postDeviceCheck(result) {
   lastResult = result;
   try {
-    const res = await fetch(apiUrl("/api/public/device-check"), {
+    const res = await fetch(apiUrl("/_linkpronto/api/device-check"), {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ token, result }),
@@ -353,7 +353,7 @@ async function requestJoin() {
   const timer = setTimeout(() => ctrl.abort(), JOIN_TIMEOUT_MS);
   let res;
   try {
-    res = await fetch(apiUrl("/api/public/join"), {
+    res = await fetch(apiUrl("/_linkpronto/api/join"), {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ token, display_name: name || null }),
