@@ -188,7 +188,9 @@ class AppSettings(_Section):
 class LinksSettings(_Section):
     default_ttl: Duration = 24 * 3600.0
     max_uses: Annotated[int, Field(ge=0)] = 0
-    join_token_ttl: Duration = 15 * 60.0
+    # Short: a revoked link's token must stop working soon (LiveKit refreshes the token of a
+    # participant who is connected; this one is only needed to connect).
+    join_token_ttl: Duration = 60.0
     # Expired, revoked and used-up links (with their device checks) are deleted this long after
     # they ended (LGPD: keep health-related data no longer than needed).
     retention: Duration = 30 * 86400.0

@@ -101,12 +101,18 @@ async def test_full_link_lifecycle(tmp_path: Path, livekit_double: RunningDouble
             assert (await lp.public.get(f"/c/{token}")).status_code == 410
 
             # 7. Expiry: 410 with the expired page.
-            res = await lp.admin.post("/api/consultation-links", json={"professional_id": "p", "expires_in_s": 1})
+            # (The shortest link lives 60 s: the service's clock is moved past it instead of waiting.)
+            res = await lp.admin.post("/api/consultation-links", json={"professional_id": "p", "expires_in_s": 60})
             short = res.json()
             short_token = short["url"].rsplit("/", 1)[1]
-            await asyncio.sleep(1.1)
-            assert (await lp.public.post("/_linkpronto/api/join", json={"token": short_token})).status_code == 410
-            assert (await lp.admin.get(f"/api/consultation-links/{short['id']}")).json()["status"] == "expired"
+            links = lp.stack.links
+            real_clock = links.clock
+            links.clock = lambda: real_clock() + timedelta(seconds=61)
+            try:
+                assert (await lp.public.post("/_linkpronto/api/join", json={"token": short_token})).status_code == 410
+                assert (await lp.admin.get(f"/api/consultation-links/{short['id']}")).json()["status"] == "expired"
+            finally:
+                links.clock = real_clock
 
             # 8. Max uses: the second join is 410 and the link reads "exhausted".
             res = await lp.admin.post("/api/consultation-links", json={"professional_id": "p", "max_uses": 1})
@@ -162,7 +168,7 @@ async def test_admin_surface_never_on_the_public_listener(tmp_path: Path, liveki
             ("GET", "/"),
             ("GET", "/call/lk_1"),
         ]
-        auth = {"Authorization": f"Bearer {lp.secrets.admin_token}", "X-Linkpronto": "1"}
+        auth = {"Authorization": f"Bearer {lp.secrets.admin_token}"}
         for method, path in paths:
             res = await lp.public.request(method, path, headers=auth)
             if path == "/":
@@ -187,21 +193,33 @@ async def test_admin_host_and_token_checks(tmp_path: Path, livekit_double: Runni
             )
             assert res.status_code == 403
             assert (await anon.get("/", headers={"Host": "evil.example"})).status_code == 403
-            # No token, no dashboard header: 401.
+            # No token: 401. A header alone (the old dashboard header) grants nothing.
             assert (await anon.get("/api/status")).status_code == 401
             assert (await anon.get("/api/status", headers={"Authorization": "Bearer wrong"})).status_code == 401
-            # The dashboard's own requests: the header and no foreign Origin.
-            assert (await anon.get("/api/status", headers={"X-Linkpronto": "1"})).status_code == 200
+            assert (await anon.get("/api/status", headers={"X-Linkpronto": "1"})).status_code == 401
+            # The dashboard: the one-time URL sets the session cookie, then a same-origin Origin is
+            # needed for anything that changes state.
+            login = lp.running.dashboard_url
+            res = await anon.get(login)
+            assert res.status_code == 303 and res.headers["location"] == "/"
+            cookie = res.headers["set-cookie"].lower()
+            assert "httponly" in cookie and "samesite=strict" in cookie
+            assert (await anon.get(login)).status_code == 401  # one-time
+            assert (await anon.get("/api/status")).status_code == 200
             res = await anon.post(
                 "/api/consultation-links",
-                json={"professional_id": "x"},
-                headers={"X-Linkpronto": "1", "Origin": "https://evil.example"},
+                json={"professional_id": "x", "wait_s": 0},
+                headers={"Origin": "https://evil.example"},
             )
             assert res.status_code == 403
-            port = base.rsplit(":", 1)[1]
-            res = await anon.get(
-                "/api/status", headers={"X-Linkpronto": "1", "Origin": f"http://localhost:{port}", "Host": f"localhost:{port}"}
+            res = await anon.post("/api/consultation-links", json={"professional_id": "x", "wait_s": 0})
+            assert res.status_code == 403  # no Origin at all
+            res = await anon.post(
+                "/api/consultation-links", json={"professional_id": "x", "wait_s": 0}, headers={"Origin": base}
             )
+            assert res.status_code in (201, 202)
+            port = base.rsplit(":", 1)[1]
+            res = await anon.get("/api/status", headers={"Host": f"localhost:{port}"})
             assert res.status_code == 200
 
 

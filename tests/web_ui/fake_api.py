@@ -172,6 +172,9 @@ class FakeStack:
         self.make_ready(link_id)
 
 
+FAKE_SESSION = "linkpronto_session_fake"
+
+
 def admin_app(stack: FakeStack) -> FastAPI:
     app = FastAPI()
     tasks: set[asyncio.Task[None]] = set()
@@ -180,9 +183,17 @@ def admin_app(stack: FakeStack) -> FastAPI:
     async def guard(request: Request, call_next: Any) -> Response:
         with stack.lock:
             stack.requests.append((request.method, request.url.path, dict(request.headers)))
-        if request.url.path.startswith("/api/") and request.headers.get("x-linkpronto") != "1":
-            return JSONResponse({"error": {"code": "FORBIDDEN", "message": "no", "fix": None}}, 403)
+        # Like the real AdminGuard: the session cookie (set with the page here), and a same-origin
+        # Origin on anything that changes state.
+        if request.url.path.startswith("/api/"):
+            if request.cookies.get(FAKE_SESSION) != "ok":
+                return JSONResponse({"error": {"code": "UNAUTHORIZED", "message": "no", "fix": None}}, 401)
+            origin = request.headers.get("origin")
+            if request.method not in ("GET", "HEAD") and origin != f"http://{request.headers.get('host')}":
+                return JSONResponse({"error": {"code": "FORBIDDEN_ORIGIN", "message": "no", "fix": None}}, 403)
         resp: Response = await call_next(request)
+        if request.url.path == "/":
+            resp.set_cookie(FAKE_SESSION, "ok", httponly=True, samesite="strict")
         return resp
 
     @app.get("/")

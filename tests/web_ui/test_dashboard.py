@@ -53,9 +53,11 @@ def test_generate_link_preparing_then_ready(
     assert page.evaluate("navigator.clipboard.readText()") == link["_url"]
     shot(page, "ready")
 
-    # every API call carried the dashboard header; the preparing link was re-read, not hammered
+    # every API call carried the session cookie (no header grants anything); the preparing link was
+    # re-read, not hammered
     api_calls = [r for r in fake.stack.requests if r[1].startswith("/api/")]
-    assert api_calls and all(r[2].get("x-linkpronto") == "1" for r in api_calls)
+    assert api_calls and all("linkpronto_session_fake=ok" in r[2].get("cookie", "") for r in api_calls)
+    assert not any("x-linkpronto" in r[2] for r in api_calls)
     polls = [r for r in api_calls if r[1] == f"/api/consultation-links/{link['id']}"]
     assert 1 <= len(polls) <= 15
     assert link["professional_id"] == "dra-ana" and link["consultation_type"] == "psicoterapia"

@@ -15,6 +15,8 @@ from livekit.api import AccessToken, VideoGrants
 PROBE_ROOM = "linkpronto-probe"
 PROBE_TTL = timedelta(seconds=60)
 HOST_TTL = timedelta(hours=4)
+#: livekit-server validates token times with go-jose's default leeway (one minute).
+LIVEKIT_LEEWAY_S = 60.0
 
 
 def opaque_identity(prefix: str) -> str:
