@@ -19,9 +19,9 @@ from sqlalchemy import create_engine, text
 
 from doubles.livekit_server import RunningDouble
 from fixtures.cluster import Cluster, caddy_available
-from fixtures.databases import require
 from fixtures.pgserver import PgServer
 from fixtures.redisserver import RedisServer
+from helpers.tiers import require
 from scale import routes
 
 pytestmark = pytest.mark.slow

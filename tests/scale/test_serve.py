@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from doubles.livekit_server import RunningDouble
+from helpers.inproc import InProcessDouble
 from helpers.lp import TEST_KEY, TEST_SECRET, run_lp, settings_for
 from linkpronto import keys
 from linkpronto.config import defaults
@@ -82,9 +82,9 @@ def test_instances_share_the_deployment_secrets_through_the_store(tmp_path: Path
 
 
 async def test_admin_api_accepts_the_configured_hosts_only_with_the_token(
-    tmp_path: Path, livekit_double: RunningDouble
+    tmp_path: Path, livekit_inproc: InProcessDouble
 ) -> None:
-    settings = settings_for(tmp_path / "d", livekit_url=livekit_double.url)
+    settings = settings_for(tmp_path / "d", livekit_url=livekit_inproc.url)
     port = settings.server.admin_port
     settings.server.admin_hosts = [f"linkpronto-1:{port}"]
     async with run_lp(settings) as lp:

@@ -1,0 +1,55 @@
+// THE APP'S OWN AUTHENTICATION GOES HERE.
+//
+// Every request that comes through linkpronto's public address (the tunnel) carries
+// `X-Linkpronto-Via: public` — linkpronto sets it and replaces any copy a client sends. Such a request
+// comes from the internet: it may only do professional things (create consultation links, mint a
+// LiveKit token for a room) when YOUR authentication says a professional is logged in. Requests
+// without the header come straight to this dev server on this computer (http://localhost:3001).
+//
+// Replace `currentProfessional` with your real check, for example:
+//   const session = await getServerSession(req, res, authOptions);   // NextAuth
+//   return session?.user?.role === "professional" ? { id: session.user.id } : null;
+// This demo accepts a signed cookie set by /api/demo-login (never use it in production).
+import crypto from "node:crypto";
+
+const SECRET = (globalThis.__demoAuthSecret ||= process.env.DEMO_AUTH_SECRET || crypto.randomBytes(32).toString("hex"));
+
+function sign(value) {
+  return crypto.createHmac("sha256", SECRET).update(value).digest("base64url");
+}
+
+export function sessionCookie(professionalId) {
+  const value = `${encodeURIComponent(professionalId)}.${sign(professionalId)}`;
+  return `demo_session=${value}; Path=/; HttpOnly; SameSite=Lax`;
+}
+
+export async function currentProfessional(req) {
+  const match = /(?:^|;\s*)demo_session=([^;]+)/.exec(req.headers.cookie || "");
+  if (!match) return null;
+  const [id, mac] = match[1].split(".");
+  const professionalId = decodeURIComponent(id || "");
+  if (!professionalId || !mac) return null;
+  const expected = Buffer.from(sign(professionalId));
+  const given = Buffer.from(mac);
+  return expected.length === given.length && crypto.timingSafeEqual(expected, given) ? { id: professionalId } : null;
+}
+
+export function viaPublicAddress(req) {
+  return req.headers["x-linkpronto-via"] === "public";
+}
+
+/**
+ * The guard for professional-only API routes. Returns the professional (or `{ id: null }` for a local
+ * request on this computer), or answers 401 and returns null.
+ */
+export async function requireProfessional(req, res) {
+  const professional = await currentProfessional(req); // <- your auth check
+  if (professional) return professional;
+  if (!viaPublicAddress(req)) return { id: null }; // this computer, not the internet
+  res.status(401).json({
+    success: false,
+    error: "Faça login como profissional para gerar links de consulta.",
+    code: "UNAUTHORIZED",
+  });
+  return null;
+}
