@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
+from helpers.inproc import InProcessDouble
 from helpers.lp import TEST_KEY, TEST_SECRET
 from linkpronto import keys
 from linkpronto.errors import LinkGone
@@ -168,3 +169,24 @@ def test_010_postgres_database_upgrades_in_place(tmp_path: Path, pg_url: str) ->
         assert svc.join(token, None).room == "consulta-pg"
     finally:
         store.close()
+
+
+async def test_010_data_dir_opens_in_linkpronto_and_every_link_joins_over_http(
+    tmp_path: Path, livekit_inproc: InProcessDouble
+) -> None:
+    """The real program path: ``up``'s orchestrator opens a 0.1.0 data directory (secrets.json and
+    links.db from 0.1.0), upgrades it, and every link joins through the public listener."""
+    from helpers.lp import run_lp, settings_for
+    from linkpronto import paths
+
+    data_dir = tmp_path / "data"
+    secrets_ = keys.load_or_create(data_dir)
+    issued = make_010_sqlite(data_dir, secrets_)
+    settings = settings_for(data_dir, livekit_url=livekit_inproc.url)
+    async with run_lp(settings) as lp:
+        await lp.wait_state("ready")
+        for link_id, token in issued:
+            link = (await lp.admin.get(f"/api/consultation-links/{link_id}")).json()
+            assert link["status"] == "ready" and str(link["url"]).endswith(token)
+            res = await lp.public.post(paths.JOIN, json={"token": token})
+            assert res.status_code == 200, res.text

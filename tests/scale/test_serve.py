@@ -94,3 +94,25 @@ async def test_admin_api_accepts_the_configured_hosts_only_with_the_token(
             assert res.status_code == 200
             assert (await c.get("/api/status", headers=host)).status_code == 401
             assert (await c.get("/api/status", headers={"Host": f"linkpronto-2:{port}"})).status_code == 403
+
+
+def test_serve_command_refuses_a_setup_it_cannot_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    from linkpronto.cli import main
+
+    for name in list(os.environ):
+        if name.startswith(("LINKPRONTO_", "LIVEKIT_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("LINKPRONTO_LANG", "en")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as ended:
+        main(["serve", "--livekit", "local"])
+    assert ended.value.code == 1
+    err = capsys.readouterr().err
+    assert "error[CONFIG_INVALID]" in err and "--public-url" in err and "fix:" in err
+    with pytest.raises(SystemExit) as usage:
+        main(["serve", "--admin-bind", "0.0.0.0:notaport"])
+    assert usage.value.code == 1 and "error[CONFIG_INVALID]" in capsys.readouterr().err
