@@ -93,6 +93,9 @@ class ServerSettings(_Section):
     admin_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # `serve`: the admin token of this instance instead of the one shared through the store.
     admin_token: SecretStr = SecretStr("")
+    # `serve`: a key kept outside the database (env) that seals the deployment's shared secrets in
+    # it, so the database alone never reveals a link token. Same value on every instance.
+    secrets_key: SecretStr = SecretStr("")
 
     @field_validator("admin_hosts", mode="before")
     @classmethod
@@ -318,6 +321,7 @@ SECRET_KEYS = frozenset(
         "tunnel.cloudflared_token",
         "server.database_url",
         "server.admin_token",
+        "server.secrets_key",
     }
 )
 

@@ -116,3 +116,28 @@ def test_serve_command_refuses_a_setup_it_cannot_run(
     with pytest.raises(SystemExit) as usage:
         main(["serve", "--admin-bind", "0.0.0.0:notaport"])
     assert usage.value.code == 1 and "error[CONFIG_INVALID]" in capsys.readouterr().err
+
+
+def test_secrets_key_seals_the_shared_secrets_in_the_database(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    url = sqlite_url(tmp_path)
+    store = LinkStore(url)
+    try:
+        key = {"secrets_key": "k" * 40}
+        a = shared_secrets(store, production_settings(_prod(tmp_path / "a", server=key)))  # type: ignore[arg-type]
+        with store.engine.connect() as conn:
+            stored = dict(conn.execute(text("SELECT name, value FROM linkpronto_secrets")).all())
+        assert set(stored) == {"deployment_id", "instance_secret", "link_key", "admin_token"}
+        assert all(v.startswith("sealed:") for v in stored.values())
+        assert a.link_key.decode() not in str(stored) and a.admin_token not in str(stored)
+        b = shared_secrets(store, production_settings(_prod(tmp_path / "b", server=key)))  # type: ignore[arg-type]
+        assert b.probe_mac("n") == a.probe_mac("n") and b.link_key == a.link_key
+        with pytest.raises(ConfigInvalid) as wrong:
+            shared_secrets(store, production_settings(_prod(tmp_path / "c", server={"secrets_key": "x" * 40})))  # type: ignore[arg-type]
+        assert wrong.value.context["keys"] == ["server.secrets_key"]
+        with pytest.raises(ConfigInvalid) as missing:
+            shared_secrets(store, production_settings(_prod(tmp_path / "d")))  # type: ignore[arg-type]
+        assert "LINKPRONTO_SERVER_SECRETS_KEY" in (missing.value.fix("en") or "")
+    finally:
+        store.close()
