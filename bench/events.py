@@ -188,14 +188,14 @@ async def _browser(admin_url: str, headers: dict[str, str], client: httpx.AsyncC
     """Webhook POST → the dashboard page in Chromium shows it (waiting notice appears / goes away)."""
     from playwright.async_api import async_playwright
 
-    token = headers["Authorization"].split(" ", 1)[1]
+    login = (await client.post("/api/dashboard-login")).json()["url"]  # a one-time dashboard URL
     samples: list[float] = []
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path="/usr/bin/chromium",
                                           args=["--headless=new", "--no-sandbox", "--disable-gpu"])
         try:
             page = await (await browser.new_context(locale="pt-BR")).new_page()
-            await page.goto(f"{admin_url}/?token={token}")
+            await page.goto(login)
             await page.wait_for_function("document.getElementById('stack-state').dataset.state === 'ready'",
                                          timeout=15_000)
             for i in range(events):

@@ -10,7 +10,12 @@ client process:
 - the same with an ``httpx`` client (sequential, 2,000 requests), which adds the client's own cost;
 - throughput (``wrk -t2 -c16``) of the same three, and each one's ratio to the baseline.
 
-Prints one JSON document. Targets on a 2-core machine: create p50 ≤ 5 ms, p99 ≤ 20 ms; join ≥ 500/s.
+Only the intended status counts as a success (201 for a create, 200 for a join and healthz): every
+other answer (202 "preparing", 401, 422, 502...) is an error, reported by status, and any error makes
+``meets_target`` false (bench/_status.py).
+
+Prints one JSON document. Targets on a 2-core machine: create p50 ≤ 5 ms, p99 ≤ 20 ms; join ≥ 500/s;
+no errors.
 Usage: python bench/links.py [--requests 2000]
 """
 
@@ -39,6 +44,9 @@ from doubles.livekit_server import run_double  # noqa: E402
 from helpers.lp import TEST_KEY, TEST_SECRET  # noqa: E402
 from helpers.net import free_port  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+from _status import Statuses, error_count, wrk_errors, wrk_script  # noqa: E402
+
 
 def percentiles(samples: list[float]) -> dict[str, float]:
     s = sorted(samples)
@@ -50,25 +58,17 @@ def percentiles(samples: list[float]) -> dict[str, float]:
             "mean_ms": round(statistics.fmean(s) * 1000, 3)}
 
 
-async def latency(client: httpx.AsyncClient, method: str, url: str, n: int, body: Any = None) -> dict[str, float]:
+async def latency(client: httpx.AsyncClient, method: str, url: str, n: int, expected: int,
+                  body: Any = None) -> dict[str, Any]:
+    """Sequential requests; only ``expected`` counts as a success, every other status is an error."""
     samples: list[float] = []
+    statuses = Statuses(expected)
     for _ in range(n):
         t0 = time.perf_counter()
         res = await client.request(method, url, json=body)
         samples.append(time.perf_counter() - t0)
-        if res.status_code >= 300:
-            raise SystemExit(f"{method} {url} answered {res.status_code}: {res.text[:300]}")
-    return percentiles(samples)
-
-
-def _lua(method: str, body: str | None, headers: dict[str, str]) -> str:
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
-        fh.write(f"wrk.method = {json.dumps(method)}\n")
-        if body is not None:
-            fh.write(f"wrk.body = {json.dumps(body)}\n")
-        for k, v in headers.items():
-            fh.write(f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}\n")
-        return fh.name
+        statuses.tally(res.status_code)
+    return {**percentiles(samples), "errors": statuses.report()}
 
 
 def _ms(text: str) -> float:
@@ -78,12 +78,14 @@ def _ms(text: str) -> float:
     raise ValueError(text)
 
 
-def wrk(url: str, method: str, body: str | None, headers: dict[str, str], seconds: int, conns: int) -> dict[str, Any]:
-    """Run wrk; returns requests/s, request count and (with one connection) the latency percentiles."""
+def wrk(url: str, method: str, body: str | None, headers: dict[str, str], expected: int, *, seconds: int,
+        conns: int) -> dict[str, Any]:
+    """Run wrk; returns requests/s, request count, (with one connection) the latency percentiles, and
+    the answers other than ``expected`` (errors)."""
     exe = shutil.which("wrk")
     if exe is None:
         raise SystemExit("wrk is required (Debian: apt-get install wrk)")
-    script = _lua(method, body, headers)
+    script = wrk_script(expected, method, body, headers)
     try:
         out = subprocess.run(
             [exe, f"-t{min(conns, 2)}", f"-c{conns}", f"-d{seconds}s", "--latency", "-s", script, url],
@@ -100,10 +102,9 @@ def wrk(url: str, method: str, body: str | None, headers: dict[str, str], second
             res["requests"] = int(parts[0])
         elif len(parts) == 2 and parts[0] in ("50%", "90%", "99%"):
             res[f"p{parts[0][:-1]}_ms"] = _ms(parts[1])
-        elif "Non-2xx" in line:
-            raise SystemExit(f"{url}: {line.strip()}")
     if "rps" not in res:
         raise SystemExit("wrk output not understood:\n" + out)
+    res["errors"] = wrk_errors(out, expected)
     return res
 
 
@@ -160,22 +161,24 @@ async def main() -> None:
                 res: dict[str, Any] = {"requests": n}
                 res["latency_httpx_sequential"] = {}
                 py = res["latency_httpx_sequential"]
-                py["healthz"] = await latency(c, "GET", public_url + "/_linkpronto/healthz", n)
+                py["healthz"] = await latency(c, "GET", public_url + "/_linkpronto/healthz", n, 200)
                 py["create"] = await latency(
-                    c, "POST", admin_url + "/api/consultation-links", n, {"professional_id": "bench", "wait_s": 0}
+                    c, "POST", admin_url + "/api/consultation-links", n, 201, {"professional_id": "bench", "wait_s": 0}
                 )
-                py["join"] = await latency(c, "POST", public_url + "/_linkpronto/api/join", n, {"token": token})
+                py["join"] = await latency(c, "POST", public_url + "/_linkpronto/api/join", n, 200, {"token": token})
             body_join = json.dumps({"token": token})
             body_create = json.dumps({"professional_id": "bench", "wait_s": 0})
             jh = {"Content-Type": "application/json"}
             targets = {
-                "healthz": (public_url + "/_linkpronto/healthz", "GET", None, {}),
-                "create": (admin_url + "/api/consultation-links", "POST", body_create, {**h, **jh}),
-                "join": (public_url + "/_linkpronto/api/join", "POST", body_join, jh),
+                # (url, method, body, headers, the one status that counts as a success)
+                "healthz": (public_url + "/_linkpronto/healthz", "GET", None, {}, 200),
+                "create": (admin_url + "/api/consultation-links", "POST", body_create, {**h, **jh}, 201),
+                "join": (public_url + "/_linkpronto/api/join", "POST", body_join, jh, 200),
             }
             # Latency one at a time, long enough for ≥ 2,000 requests even at 4 ms each.
             res["latency_wrk_c1"] = {k: wrk(*v, seconds=max(args.seconds, 10), conns=1) for k, v in targets.items()}
-            rps = {k: wrk(*v, seconds=args.seconds, conns=16)["rps"] for k, v in targets.items()}
+            c16 = {k: wrk(*v, seconds=args.seconds, conns=16) for k, v in targets.items()}
+            rps = {k: r["rps"] for k, r in c16.items()}
             res["throughput_rps_wrk_c16"] = rps
             lat = res["latency_wrk_c1"]
             res["ratios_vs_healthz"] = {
@@ -184,11 +187,24 @@ async def main() -> None:
                 "create_rps": round(rps["create"] / rps["healthz"], 3),
                 "join_rps": round(rps["join"] / rps["healthz"], 3),
             }
+            # Every answer other than the intended status (201 create, 200 join/healthz) is an error.
+            errors = {f"httpx/{k}": v["errors"]["unexpected"] for k, v in py.items()}
+            errors |= {f"wrk_c1/{k}": error_count(v["errors"]) for k, v in lat.items()}
+            errors |= {f"wrk_c16/{k}": error_count(v["errors"]) for k, v in c16.items()}
+            res["errors"] = {
+                "total": sum(errors.values()),
+                "by_run": errors,
+                "detail": {"httpx": {k: v["errors"] for k, v in py.items()},
+                           "wrk_c1": {k: v["errors"] for k, v in lat.items()},
+                           "wrk_c16": {k: v["errors"] for k, v in c16.items()}},
+            }
             res["targets"] = {
                 "create_p50_le_5ms": lat["create"]["p50_ms"] <= 5,
                 "create_p99_le_20ms": lat["create"]["p99_ms"] <= 20,
                 "join_ge_500_per_s": rps["join"] >= 500,
+                "no_errors": res["errors"]["total"] == 0,
             }
+            res["meets_target"] = all(res["targets"].values())
             print(json.dumps(res, indent=2))
         finally:
             proc.send_signal(signal.SIGTERM)

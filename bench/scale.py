@@ -147,6 +147,13 @@ def webhook_to_dashboard_latency(args: argparse.Namespace) -> dict[str, Any] | N
     return {**doc["webhook_to_sse"], "meets_target": doc["meets_target"], "detail": doc}
 
 
+def _loadavg() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):  # Windows
+        return None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=5)
@@ -158,6 +165,8 @@ def main() -> None:
         "seconds_per_measurement": args.seconds,
         "connections": args.connections,
         "client": "wrk -t1 (create: one wrk per instance, connections split)",
+        # Other work on the machine skews every figure: the load is reported with them.
+        "load_average_at_start": _loadavg(),
     }
     base_env = {
         # The benchmark's client is one address: the failed-join limit must not be what is measured.
@@ -203,6 +212,7 @@ def main() -> None:
     webhook = webhook_to_dashboard_latency(args)
     if webhook is not None:
         out["webhook_to_dashboard"] = webhook
+    out["load_average_at_end"] = _loadavg()
     out["elapsed_s"] = round(time.monotonic() - t0, 1)
     print(json.dumps(out, indent=2))
 

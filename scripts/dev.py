@@ -2,8 +2,13 @@
 """Set everything up, then run linkpronto or its tests — the README's two Quick-start commands.
 
     python3 scripts/dev.py up   [linkpronto up options...]
-    python3 scripts/dev.py test [pytest options...]
-    python3 scripts/dev.py setup
+    python3 scripts/dev.py test [--fast] [pytest options...]
+    python3 scripts/dev.py setup [--tests]
+
+``test`` alone is the full run (ruff, mypy for linux and win32, every test; what ``.ci/run`` does).
+``test --fast`` runs the fast tier only (``pytest -m "not slow"``: no process, browser or sshd).
+With pytest arguments (``test -k join``, ``test tests/web/test_links_api.py``) only pytest runs;
+ruff and mypy run first only in the full run or when ``CI=true``.
 
 Windows (PowerShell): ``py scripts\\dev.py up`` / ``py scripts\\dev.py test``.
 
@@ -118,7 +123,13 @@ def cmd_up(args: list[str]) -> int:
 
 
 def cmd_test(args: list[str]) -> int:
+    fast = "--fast" in args
+    args = [a for a in args if a != "--fast"]
     setup(with_tests=True)
+    if fast:
+        args = ["-m", "not slow", *args]
+    if (fast or args) and not IN_CI:
+        return subprocess.call([str(PY), "-m", "pytest", "-q", *args], cwd=ROOT)
     steps = [
         [str(PY), "-m", "ruff", "check", "src", "tests", "bench", "scripts"],
         [str(PY), "-m", "mypy", "--platform", "linux"],

@@ -1,8 +1,8 @@
-"""Fixtures shared by every test package: the LiveKit test double, and CI strictness."""
+"""Fixtures shared by every test package (the LiveKit test double as a child process and in-process,
+a real sshd) and the hooks of the test tiers and CI strictness (:mod:`helpers.tiers`)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -10,23 +10,33 @@ import pytest
 from doubles.livekit_server import RunningDouble, run_double
 from fixtures.databases import database_url, pg_url, postgres_server, redis_server  # noqa: F401 - fixtures
 from fixtures.sshd import SshServer, sshd_available
+from helpers.inproc import InProcessDouble, run_double_in_process
 from helpers.lp import TEST_KEY, TEST_SECRET
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# The tiers and CI strictness live in helpers/tiers.py; pytest finds these hooks here.
+from helpers.tiers import (  # noqa: F401
+    in_ci,
+    pytest_collection_modifyitems,
+    pytest_runtest_call,
+    pytest_runtest_makereport,
+    pytest_runtest_setup,
+    require,
+)
 
-
-def require(condition: bool, what: str) -> None:
-    """Skip locally when a component is missing; in CI (CI=true) a missing component is a failure."""
-    if condition:
-        return
-    if IN_CI:
-        pytest.fail(f"missing in CI: {what}")
-    pytest.skip(f"missing: {what}")
+IN_CI = in_ci()
+pytest_plugins = ["pytester"]  # tests/test_tiers.py runs small pytest sessions in-process
 
 
 @pytest.fixture(scope="session")
 def livekit_double() -> Iterator[RunningDouble]:
     with run_double({TEST_KEY: TEST_SECRET}) as double:
+        yield double
+
+
+@pytest.fixture(scope="session")
+def livekit_inproc() -> Iterator[InProcessDouble]:
+    """The same double served from this process (fast tier): use it unless the process matters."""
+    with run_double_in_process({TEST_KEY: TEST_SECRET}) as double:
         yield double
 
 

@@ -150,13 +150,15 @@ def test_not_ready_exit_code(tmp_path: Path, livekit_double: RunningDouble) -> N
         (["link", "--help"], ["create", "list", "revoke"]),
     ],
 )
+@pytest.mark.slow
 def test_python_dash_m_is_the_same_program(args: list[str], commands: list[str]) -> None:
     res = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=30)
     assert res.returncode == 0
     assert all(c in res.stdout for c in commands), res.stdout
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL and a shell-script livekit-server")
+@pytest.mark.slow
+@pytest.mark.only_on("posix")  # SIGKILL and a shell-script livekit-server
 def test_sigkill_of_up_loses_no_link_and_leaves_no_child(tmp_path: Path) -> None:
     import psutil
 

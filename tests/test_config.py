@@ -41,7 +41,7 @@ def test_defaults_match_the_contract(tmp_path: Path) -> None:
     assert (s.livekit.mode, s.livekit.port) == ("local", 7880)
     assert s.tunnel.provider == "auto"
     assert s.app.link_path == "/c/{token}" and s.app.restart_on_url_change is True
-    assert (s.links.default_ttl, s.links.max_uses, s.links.join_token_ttl) == (86400, 0, 900)
+    assert (s.links.default_ttl, s.links.max_uses, s.links.join_token_ttl) == (86400, 0, 60)
     assert (s.verify.max_age, s.verify.interval) == (10, 7)
 
 

@@ -28,7 +28,7 @@ from doubles.livekit_server import RunningDouble
 from helpers.lp import TEST_SECRET, cli_env
 from helpers.net import free_port
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals (pty) are POSIX-only")
+pytestmark = [pytest.mark.slow, pytest.mark.only_on("posix")]  # pseudo-terminals (pty) are POSIX-only
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts" / "console"

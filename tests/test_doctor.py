@@ -10,6 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # runs `python -m linkpronto doctor` as a child process
+
 FIXTURE = Path(__file__).parent / "fixtures" / "nextproj_no_origins"
 
 

@@ -23,12 +23,12 @@ from typing import Any
 
 import pytest
 
-from conftest import require
 from doubles.livekit_server import RunningDouble
 from fixtures.sshd import SshServer
 from gateway.test_nextjs import CHROMIUM, CHROMIUM_ARGS, NPM, NPX, prepare_app
 from helpers.lp import run_lp, settings_for
 from helpers.net import free_port
+from helpers.tiers import require
 from test_app_supervision import assert_no_children_left
 
 pytestmark = pytest.mark.slow

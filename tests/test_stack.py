@@ -1,4 +1,5 @@
-"""The stack end to end: real ssh tunnel (real sshd), the LiveKit test double, real processes.
+"""The stack end to end: real ssh tunnel (real sshd), the LiveKit test double (a child process where the
+process matters, else in-process), real processes.
 
 A link is never ready before the ladder passes; a stale tunnel keeps links preparing; losing the
 tunnel or LiveKit degrades the stack and new links wait, then become ready by themselves.
@@ -20,6 +21,7 @@ import websockets
 
 from doubles.livekit_server import RunningDouble
 from fixtures.sshd import SshServer
+from helpers.inproc import InProcessDouble
 from helpers.lp import run_lp, settings_for
 from helpers.net import free_port
 
@@ -96,14 +98,14 @@ async def test_url_change_follows_links_and_runtime_config(
 
 
 async def test_stale_tunnel_answering_for_another_instance_keeps_links_preparing(
-    tmp_path: Path, livekit_double: RunningDouble
+    tmp_path: Path, livekit_inproc: InProcessDouble
 ) -> None:
-    other = settings_for(tmp_path / "other", livekit_url=livekit_double.url)
+    other = settings_for(tmp_path / "other", livekit_url=livekit_inproc.url)
     async with run_lp(other) as lp_other:
         # Our "public URL" reaches the other instance: same routes, another instance secret.
         mine = settings_for(
             tmp_path / "mine",
-            livekit_url=livekit_double.url,
+            livekit_url=livekit_inproc.url,
             static_url=f"http://127.0.0.1:{lp_other.running.public_port}",
         )
         async with run_lp(mine) as lp:
@@ -117,9 +119,9 @@ async def test_stale_tunnel_answering_for_another_instance_keeps_links_preparing
 
 
 async def test_rtc_websocket_frames_and_close_codes_through_the_public_listener(
-    tmp_path: Path, livekit_double: RunningDouble
+    tmp_path: Path, livekit_inproc: InProcessDouble
 ) -> None:
-    settings = settings_for(tmp_path / "d", livekit_url=livekit_double.url)
+    settings = settings_for(tmp_path / "d", livekit_url=livekit_inproc.url)
     async with run_lp(settings) as lp:
         base = f"ws://127.0.0.1:{lp.running.public_port}/_linkpronto/livekit"
         for path in ("/rtc", "/rtc/v1"):
@@ -138,12 +140,13 @@ async def test_rtc_websocket_frames_and_close_codes_through_the_public_listener(
         assert refused.value.response.status_code == 401
 
 
-async def test_sse_stream_sends_every_state_change_in_order(tmp_path: Path, livekit_double: RunningDouble) -> None:
+async def test_sse_stream_sends_every_state_change_in_order(tmp_path: Path, livekit_inproc: InProcessDouble) -> None:
     settings = settings_for(
-        tmp_path / "d", livekit_url=livekit_double.url, stack={"mode": "on-demand", "idle_timeout": "1s"}
+        tmp_path / "d", livekit_url=livekit_inproc.url, stack={"mode": "on-demand", "idle_timeout": "1s"}
     )
     async with run_lp(settings) as lp:
         states: list[str] = []
+        first = asyncio.Event()
 
         async def listen() -> None:
             async with lp.admin.stream("GET", "/api/status/stream") as res:
@@ -156,11 +159,12 @@ async def test_sse_stream_sends_every_state_change_in_order(tmp_path: Path, live
                         state = json.loads(line[6:])["state"]
                         if not states or states[-1] != state:
                             states.append(state)
+                        first.set()
                         if states[-2:] == ["ready", "stopped"]:
                             return
 
         listener = asyncio.create_task(listen())
-        await asyncio.sleep(0.3)
+        await asyncio.wait_for(first.wait(), 10)  # the stream's first event: the state right now
         assert lp.stack.state.value == "stopped"  # on-demand: nothing runs before the first link
         res = await create(lp, wait_s=10)  # the first link request starts the stack
         assert res.status_code == 201, res.text
@@ -180,7 +184,8 @@ def _double_script(tmp_path: Path) -> Path:
     return script
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="shell-script stand-in for livekit-server")
+@pytest.mark.slow
+@pytest.mark.only_on("posix")  # shell-script stand-in for livekit-server
 async def test_livekit_sigkill_detected_restarted_and_waiting_links_become_ready(tmp_path: Path) -> None:
     binary = _double_script(tmp_path)
     lk_port = free_port()

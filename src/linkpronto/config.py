@@ -93,6 +93,9 @@ class ServerSettings(_Section):
     admin_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # `serve`: the admin token of this instance instead of the one shared through the store.
     admin_token: SecretStr = SecretStr("")
+    # `serve`: a key kept outside the database (env) that seals the deployment's shared secrets in
+    # it, so the database alone never reveals a link token. Same value on every instance.
+    secrets_key: SecretStr = SecretStr("")
 
     @field_validator("admin_hosts", mode="before")
     @classmethod
@@ -199,7 +202,9 @@ class AppSettings(_Section):
 class LinksSettings(_Section):
     default_ttl: Duration = 24 * 3600.0
     max_uses: Annotated[int, Field(ge=0)] = 0
-    join_token_ttl: Duration = 15 * 60.0
+    # Short: a revoked link's token must stop working soon (LiveKit refreshes the token of a
+    # participant who is connected; this one is only needed to connect).
+    join_token_ttl: Duration = 60.0
     # Expired, revoked and used-up links (with their device checks) are deleted this long after
     # they ended (LGPD: keep health-related data no longer than needed).
     retention: Duration = 30 * 86400.0
@@ -327,6 +332,7 @@ SECRET_KEYS = frozenset(
         "tunnel.cloudflared_token",
         "server.database_url",
         "server.admin_token",
+        "server.secrets_key",
     }
 )
 

@@ -13,18 +13,23 @@ its probe secret and link key are the ones stored, so links issued before the mo
 token for this instance. The admin token is also written to ``data_dir/admin-token`` (owner-only)
 so the CLI on the same machine works.
 
-Note: the database then holds the key that decrypts stored link tokens (unlike a single
-instance, whose key is a file beside the database); protect database access and backups accordingly.
+``server.secrets_key`` (env ``LINKPRONTO_SERVER_SECRETS_KEY``, the same on every instance) seals
+the stored secrets (Fernet, key derived with SHA-256): the database alone then never reveals a link
+token. Without it the secrets are stored as they are, and the database holds the key that decrypts
+stored link tokens — protect database access and backups accordingly.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import logging
 import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, InvalidToken
 
 from linkpronto import keys
 from linkpronto.config import Settings
@@ -33,7 +38,60 @@ from linkpronto.i18n import Text
 from linkpronto.links.store import LinkStore
 from linkpronto.platform import write_private
 
+log = logging.getLogger(__name__)
+
 NAMES = ("deployment_id", "instance_secret", "link_key", "admin_token")
+SEALED = "sealed:"
+
+
+def _sealer(key: str) -> Fernet | None:
+    if not key:
+        return None
+    derived = hashlib.sha256(b"linkpronto-deployment-secrets\0" + key.encode("utf-8")).digest()
+    return Fernet(base64.urlsafe_b64encode(derived))
+
+
+def _seal(values: dict[str, str], sealer: Fernet | None) -> dict[str, str]:
+    if sealer is None:
+        return values
+    return {k: SEALED + sealer.encrypt(v.encode("utf-8")).decode("ascii") for k, v in values.items()}
+
+
+def _unseal(values: dict[str, str], sealer: Fernet | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, value in values.items():
+        if not value.startswith(SEALED):
+            if sealer is not None:
+                log.warning("deployment secret %s is stored unsealed (it was stored without server.secrets_key)", name)
+            out[name] = value
+            continue
+        if sealer is None:
+            raise ConfigInvalid(
+                Text(
+                    "Os segredos da implantação no banco estão selados e server.secrets_key não foi informado.",
+                    "The deployment's secrets in the database are sealed and server.secrets_key is not set.",
+                ),
+                fix=Text(
+                    "Defina LINKPRONTO_SERVER_SECRETS_KEY com o mesmo valor das outras instâncias.",
+                    "Set LINKPRONTO_SERVER_SECRETS_KEY to the same value as the other instances.",
+                ),
+                keys=["server.secrets_key"],
+            )
+        try:
+            out[name] = sealer.decrypt(value[len(SEALED) :].encode("ascii")).decode("utf-8")
+        except InvalidToken as exc:
+            raise ConfigInvalid(
+                Text(
+                    "server.secrets_key não abre os segredos da implantação guardados no banco.",
+                    "server.secrets_key does not open the deployment's secrets stored in the database.",
+                ),
+                fix=Text(
+                    "Use o mesmo LINKPRONTO_SERVER_SECRETS_KEY das outras instâncias desta implantação.",
+                    "Use the same LINKPRONTO_SERVER_SECRETS_KEY as the other instances of this deployment.",
+                ),
+                keys=["server.secrets_key"],
+            ) from exc
+    return out
 
 
 def _proposal(data_dir: Path) -> dict[str, str]:
@@ -58,7 +116,9 @@ def shared_secrets(store: LinkStore, settings: Settings) -> keys.InstanceSecrets
     """The deployment's secrets from the store (created there by the first instance)."""
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
-    stored = store.guarded(store.secrets_get_or_create, _proposal(data_dir), datetime.now(UTC))
+    sealer = _sealer(settings.server.secrets_key.get_secret_value())
+    proposal = _seal(_proposal(data_dir), sealer)
+    stored = _unseal(store.guarded(store.secrets_get_or_create, proposal, datetime.now(UTC)), sealer)
     try:
         instance_secret = bytes.fromhex(stored["instance_secret"])
         link_key = stored["link_key"].encode("ascii")

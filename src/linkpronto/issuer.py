@@ -99,7 +99,8 @@ class LinkIssuer:
         return found
 
     async def join(self, token: str, display_name: str | None) -> JoinGrant:
-        grant: JoinGrant = await self._call(self.links.join, token, display_name)
+        # LiveKit must answer before a use is counted (LinkService.join_live).
+        grant = await self.links.join_live(token, display_name)
         self.control.touch()
         return grant
 

@@ -13,6 +13,7 @@ from linkpronto import console
 from linkpronto.config import Settings
 from linkpronto.i18n import Text
 from linkpronto.orchestrator import Running, serve
+from linkpronto.web.session import open_dashboard
 
 REFRESH_S = 0.5
 
@@ -38,16 +39,18 @@ async def _up(settings: Settings) -> int:
         waiter.cancel()
         return server.result()  # raises the LinkprontoError that stopped it
     running = waiter.result()
+    dashboard = running.dashboard_url or running.admin_url
     console.say(
         Text(
-            f"linkpronto no ar.\n  Painel (só neste computador): {running.admin_url}\n"
+            f"linkpronto no ar.\n  Painel (só neste computador): {dashboard}\n"
             f"  Escuta pública: porta {running.public_port}\n  Token de admin: {running.admin_token_path}\n"
             "  Ctrl+C para parar.",
-            f"linkpronto is up.\n  Dashboard (this computer only): {running.admin_url}\n"
+            f"linkpronto is up.\n  Dashboard (this computer only): {dashboard}\n"
             f"  Public listener: port {running.public_port}\n  Admin token: {running.admin_token_path}\n"
             "  Ctrl+C to stop.",
         ).get()
     )
+    open_dashboard(dashboard)
     shown_ready_url: str | None = None
     interactive = sys.stdout.isatty()
     # The children's output (the app's first of all), each line prefixed with its name.

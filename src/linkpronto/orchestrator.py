@@ -26,12 +26,39 @@ from linkpronto import keys
 from linkpronto.config import Settings
 from linkpronto.errors import LinkprontoError, PortInUse
 from linkpronto.i18n import Text
-from linkpronto.links.store import LinkStore, sqlite_url
+from linkpronto.links.health import StoreHealth, open_store
+from linkpronto.links.store import sqlite_url
 from linkpronto.stack import Stack
+from linkpronto.web.bounded import (
+    RATE_LIMITED_LOGGERS,
+    BodyLimit,
+    EdgeLimits,
+    RepeatFilter,
+    bounded_protocol,
+    own_body_limit,
+)
+from linkpronto.web.session import DashboardSessions
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_S = 10.0
+#: Admin connections at once (the dashboard, its event stream, the app's server, the CLI).
+ADMIN_MAX_CONNECTIONS = 64
+#: Descriptors kept back from the public listener: the admin listener's whole budget plus children's
+#: pipes, the database, log files, the tunnel and LiveKit clients.
+FD_RESERVE = ADMIN_MAX_CONNECTIONS + 96
+#: A public connection can hold two descriptors (a proxied WebSocket: the client and the upstream).
+FDS_PER_PUBLIC_CONNECTION = 2
+PUBLIC_MAX_CONNECTIONS = 4096
+FD_LIMIT_TARGET = FD_RESERVE + FDS_PER_PUBLIC_CONNECTION * PUBLIC_MAX_CONNECTIONS
+
+
+def public_connection_cap(fd_limit: int | None) -> int:
+    """Concurrent public connections allowed so that, whatever the public side does, the admin side
+    still has descriptors to accept with (the public crowd can never exhaust the process)."""
+    if fd_limit is None:
+        return PUBLIC_MAX_CONNECTIONS
+    return max(8, min(PUBLIC_MAX_CONNECTIONS, (fd_limit - FD_RESERVE) // FDS_PER_PUBLIC_CONNECTION))
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -43,12 +70,11 @@ class _EmbeddedServer(uvicorn.Server):
 
 
 def public_bind_address(settings: Settings) -> str:
+    """Loopback unless the provider is ``lan`` (devices connect directly). ``auto`` starts on loopback
+    and, only if it ends up choosing ``lan``, adds the LAN address (:func:`_lan_listener`)."""
     if settings.server.public_bind:
         return settings.server.public_bind
-    from linkpronto.tunnels import possible_facts
-
-    # Every interface when the provider (or one ``auto`` may choose) has devices connect directly.
-    return "0.0.0.0" if any(f.binds_lan for f in possible_facts(settings.tunnel.provider)) else "127.0.0.1"
+    return "0.0.0.0" if settings.tunnel.provider == "lan" else "127.0.0.1"
 
 
 def bind_socket(host: str, port: int, what: str) -> socket.socket:
@@ -83,6 +109,8 @@ class Running:
     admin_url: str
     public_port: int
     admin_token_path: str
+    #: The one-time dashboard URL (``/?token=…``) that ``up`` prints and opens.
+    dashboard_url: str = ""
 
 
 async def serve(
@@ -102,13 +130,22 @@ async def serve(
     in reverse order: signal handlers, the info file, the listeners, the proxies, the stack (and
     with it every child process), the store, the lock.
     """
-    from linkpronto.platform import orchestrator_lock, write_orchestrator_info
+    from linkpronto.platform import (
+        fd_limit,
+        make_private_tree,
+        orchestrator_lock,
+        raise_fd_limit,
+        write_orchestrator_info,
+    )
 
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_tree(data_dir)
+    raise_fd_limit(FD_LIMIT_TARGET)
     stop = stop_event or asyncio.Event()
     async with contextlib.AsyncExitStack() as exits:
         exits.enter_context(orchestrator_lock(data_dir))
+        exits.callback(_quiet_repeated_logs())
         admin_sock = exits.enter_context(
             contextlib.closing(bind_socket(settings.server.admin_bind, settings.server.admin_port, "admin"))
         )
@@ -120,7 +157,7 @@ async def serve(
         admin_port: int = admin_sock.getsockname()[1]
         public_port: int = public_sock.getsockname()[1]
         admin_url = f"http://{_admin_host(settings.server.admin_bind)}:{admin_port}"
-        store = LinkStore(settings.server.database_url.get_secret_value() or sqlite_url(data_dir))
+        store = open_store(settings.server.database_url.get_secret_value() or sqlite_url(data_dir), data_dir)
         exits.callback(store.close)
         if deployment:
             from linkpronto.deployment import shared_secrets
@@ -139,6 +176,10 @@ async def serve(
         exits.push_async_callback(_cancel, purger)
         stack = Stack(settings, secrets_, store, admin_url=admin_url, install_allowed=settings.stack.install)
         exits.push_async_callback(_close_stack, stack)
+        health = StoreHealth(store, data_dir, on_change=stack.poke)
+        stack.storage = stack.links.storage = health
+        watcher = asyncio.create_task(health.watch(), name="storage-health")
+        exits.push_async_callback(_cancel, watcher)
         await stack.events.start()  # app callbacks (app.events_url): the durable outbox's deliverer
         exits.push_async_callback(stack.events.aclose)
         if settings.stack.mode == "always-on":
@@ -147,15 +188,23 @@ async def serve(
             # failing (no ERR_NGROK_8012).
             await stack.start()
             await asyncio.sleep(0)
-        admin_app, public_app, closers = _build_apps(settings, stack, admin_port, stop)
+        sessions = DashboardSessions()
+        admin_app, public_app, closers = _build_apps(settings, stack, admin_port, stop, sessions)
         for closer in closers:
             exits.push_async_callback(closer)
+        admin_http = bounded_protocol(EdgeLimits(max_connections=ADMIN_MAX_CONNECTIONS))
+        public_http = bounded_protocol(EdgeLimits(max_connections=public_connection_cap(fd_limit())))
         servers = [
-            _EmbeddedServer(uvicorn.Config(admin_app, ws="none", **_UVICORN)),
+            _EmbeddedServer(uvicorn.Config(admin_app, ws="none", http=admin_http, **_UVICORN)),
             # Request paths carry link tokens: no access log, ever.
             _EmbeddedServer(
                 uvicorn.Config(
-                    public_app, ws="websockets-sansio", server_header=False, date_header=False, **_UVICORN
+                    public_app,
+                    ws="websockets-sansio",
+                    http=public_http,
+                    server_header=False,
+                    date_header=False,
+                    **_UVICORN,
                 )
             ),
         ]
@@ -165,6 +214,10 @@ async def serve(
         ]
         exits.push_async_callback(_stop_servers, servers, tasks)
         await _wait_started(servers, tasks)
+        if settings.tunnel.provider == "auto" and not settings.server.public_bind:
+            lan = _LanListener(stack, servers[1].config, public_port)
+            exits.push_async_callback(lan.aclose)
+            lan.start()
         write_orchestrator_info(
             data_dir,
             {
@@ -177,7 +230,11 @@ async def serve(
         exits.callback(_unlink_quietly, data_dir / "orchestrator.json")
         exits.callback(_install_signal_handlers(stop) if handle_signals else (lambda: None))
         if on_started is not None:
-            on_started(Running(stack, admin_url, public_port, str(data_dir / "admin-token")))
+            on_started(
+                Running(
+                    stack, admin_url, public_port, str(data_dir / "admin-token"), sessions.login_url(admin_url)
+                )
+            )
         await stop.wait()
     return 0
 
@@ -192,28 +249,83 @@ _UVICORN: dict[str, Any] = {
 
 
 def _build_apps(
-    settings: Settings, stack: Stack, admin_port: int, stop: asyncio.Event
+    settings: Settings, stack: Stack, admin_port: int, stop: asyncio.Event, sessions: DashboardSessions
 ) -> tuple[Any, Any, list[Callable[[], Awaitable[None]]]]:
     from linkpronto.gateway.app_proxy import AppProxy
     from linkpronto.gateway.rtc import RtcProxy
     from linkpronto.web.admin import build_admin_app
     from linkpronto.web.public import PublicDeps, build_public_app
+    from linkpronto.web.rtc_guard import RevokedRoomGuard
 
-    rtc = RtcProxy(lambda: stack.livekit_local_url) if settings.livekit.mode != "cloud" else None
+    rtc_proxy = RtcProxy(lambda: stack.livekit_local_url) if settings.livekit.mode != "cloud" else None
+    rtc = RevokedRoomGuard(rtc_proxy, stack.links.room_revoked) if rtc_proxy is not None else None
     has_app = bool(settings.app.command or settings.app.port)
     app_proxy = AppProxy(lambda: stack.app_url, lambda: stack.public_url) if has_app else None
 
-    def trust_forwarded() -> bool:
+    def client_ip_header() -> str | None:
+        # A fact of the provider in use (auto: the one it chose); never a list of provider names.
         t = stack.tunnel
-        return t is not None and t.facts.client_ip_header is not None
+        return t.facts.client_ip_header if t is not None else None
 
     async def request_stop() -> None:
         stop.set()
 
-    public_app = build_public_app(PublicDeps(stack, rtc, app_proxy, trust_forwarded))
-    admin_app = build_admin_app(stack, port_getter=lambda: admin_port, shutdown=request_stop)
-    closers: list[Callable[[], Awaitable[None]]] = [p.aclose for p in (rtc, app_proxy) if p is not None]
+    public_app = BodyLimit(build_public_app(PublicDeps(stack, rtc, app_proxy, client_ip_header)), own_body_limit)
+    admin_app = build_admin_app(stack, port_getter=lambda: admin_port, shutdown=request_stop, sessions=sessions)
+    closers: list[Callable[[], Awaitable[None]]] = [p.aclose for p in (rtc_proxy, app_proxy) if p is not None]
     return admin_app, public_app, closers
+
+
+class _LanListener:
+    """``auto`` binds the public listener to loopback; only if it chooses ``lan`` (devices connect
+    directly) is the same app also served on this computer's LAN address — and withdrawn again if
+    ``auto`` moves to another provider."""
+
+    POLL_S = 0.5
+
+    def __init__(self, stack: Stack, config: uvicorn.Config, port: int) -> None:
+        self.stack = stack
+        self.config = config
+        self.port = port
+        self._task: asyncio.Task[None] | None = None
+        self._server: _EmbeddedServer | None = None
+        self._serving: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._watch(), name="public-lan-listener")
+
+    async def _watch(self) -> None:
+        from linkpronto.tunnels.lan import lan_address
+
+        while True:
+            tunnel = self.stack.tunnel
+            wanted = tunnel is not None and tunnel.facts.binds_lan
+            if wanted and self._server is None:
+                host = lan_address()
+                if host != "127.0.0.1":
+                    try:
+                        sock = bind_socket(host, self.port, "public")
+                    except PortInUse as exc:
+                        log.warning("auto chose lan but %s:%d could not be bound: %s", host, self.port, exc)
+                    else:
+                        self._server = _EmbeddedServer(self.config)
+                        self._serving = asyncio.create_task(self._server.serve(sockets=[sock]), name="lan-listener")
+            elif not wanted and self._server is not None:
+                await self._stop_server()
+            await asyncio.sleep(self.POLL_S)
+
+    async def _stop_server(self) -> None:
+        server, serving = self._server, self._serving
+        self._server = self._serving = None
+        if server is not None and serving is not None:
+            await _stop_servers([server], [serving])
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._stop_server()
 
 
 async def _wait_started(servers: list[_EmbeddedServer], tasks: list[asyncio.Task[None]]) -> None:
@@ -252,6 +364,21 @@ async def _close_stack(stack: Stack) -> None:
         await asyncio.wait_for(stack.aclose(), SHUTDOWN_GRACE_S)
     except TimeoutError:
         log.warning("stack did not stop within %.0f s", SHUTDOWN_GRACE_S)
+
+
+def _quiet_repeated_logs() -> Callable[[], None]:
+    """One line per kind of failure per window (no ``accept() out of system resource`` flood, no
+    traceback per aborted body); returns the undo."""
+    filt = RepeatFilter()
+    loggers = [logging.getLogger(name) for name in RATE_LIMITED_LOGGERS]
+    for lg in loggers:
+        lg.addFilter(filt)
+
+    def undo() -> None:
+        for lg in loggers:
+            lg.removeFilter(filt)
+
+    return undo
 
 
 def _unlink_quietly(path: Any) -> None:

@@ -30,6 +30,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
+from linkpronto.links.inputs import SafeStr
+
 __all__ = [
     "Check",
     "CreateLinkRequest",
@@ -338,26 +340,27 @@ class InvalidRequest(_Model):
 
 
 class CreateLinkRequest(BaseModel):
-    """``POST /api/consultation-links``."""
+    """``POST /api/consultation-links``. Strict types (no ``true`` for 1, no ``"5"`` for 5), strings
+    that are valid Unicode (a lone surrogate is 422, never 500), a link that lives at least 60 s."""
 
-    model_config = ConfigDict(extra="forbid")
-    professional_id: str = Field(min_length=1, max_length=200)
-    client_id: str | None = Field(default=None, max_length=200)
-    consultation_type: str | None = Field(default=None, max_length=100)
-    expires_in_s: float | None = Field(default=None, gt=0, le=90 * 86400)
+    model_config = ConfigDict(extra="forbid", strict=True)
+    professional_id: SafeStr = Field(min_length=1, max_length=200)
+    client_id: SafeStr | None = Field(default=None, max_length=200)
+    consultation_type: SafeStr | None = Field(default=None, max_length=100)
+    expires_in_s: float | None = Field(default=None, ge=60, le=90 * 86400, allow_inf_nan=False)
     max_uses: int | None = Field(default=None, ge=0, le=1000)
-    wait_s: float = Field(default=20, ge=0, le=60)
+    wait_s: float = Field(default=20, ge=0, le=60, allow_inf_nan=False)
 
 
 class DropInRequest(BaseModel):
     """``POST /api/generate-consultation-token``: the user's existing route's body (camelCase)."""
 
-    model_config = ConfigDict(extra="ignore")
-    professionalId: str = Field(min_length=1, max_length=200)
-    clientId: str | None = Field(default=None, max_length=200)
-    consultationType: str | None = Field(default=None, max_length=100)
-    expiresInS: float | None = Field(default=None, gt=0, le=90 * 86400)
-    waitS: float = Field(default=20, ge=0, le=60)
+    model_config = ConfigDict(extra="ignore", strict=True)
+    professionalId: SafeStr = Field(min_length=1, max_length=200)
+    clientId: SafeStr | None = Field(default=None, max_length=200)
+    consultationType: SafeStr | None = Field(default=None, max_length=100)
+    expiresInS: float | None = Field(default=None, ge=60, le=90 * 86400, allow_inf_nan=False)
+    waitS: float = Field(default=20, ge=0, le=60, allow_inf_nan=False)
 
 
 # -- the drop-in route's answers ---------------------------------------------------------------------

@@ -40,6 +40,7 @@ from linkpronto.keys import InstanceSecrets
 from linkpronto.links.service import Credentials, LinkService
 from linkpronto.links.store import LinkStore
 from linkpronto.livekit.local import check_livekit_keys
+from linkpronto.livekit.reach import LivekitReach
 from linkpronto.livekit.remote import RemoteLivekit, RoomAdmin, ws_base
 from linkpronto.machine import Action, Decision, Events, PartView, Snapshot, Timing, decide
 from linkpronto.proof import ProofKeeper
@@ -84,6 +85,8 @@ class Stack:
         self.livekit: Part | None = None
         self.tunnel: TunnelProvider | None = None
         self.app: AppPart | None = None
+        #: The database's health part (``links.health.StoreHealth``), set by the orchestrator.
+        self.storage: Any = None
         self.state = StackState.STOPPED
         self.since = utcnow()
         self._reason = Text("", "")
@@ -129,6 +132,7 @@ class Stack:
             public_base=lambda: self.public_url,
             credentials=self.credentials,
             remove_participants=self._remove_participants,
+            livekit_answers=LivekitReach(lambda: self.livekit_local_url or self.settings.livekit.url).answers,
         )
         self.issuer = LinkIssuer(self.links, self.proofs, self)
         self.events = EventHub(settings, store, lambda: (self.api_key, self._api_secret), secrets.instance_secret)
@@ -363,11 +367,16 @@ class Stack:
     def _components(self) -> dict[str, PartStatus]:
         parts: dict[str, Part | None] = {"livekit": self.livekit, "tunnel": self.tunnel, "app": self.app}
         out = {name: part.status() for name, part in parts.items() if part is not None}
-        out["store"] = self.store.status()  # the links database: down means nothing can be issued or joined
+        # The links database: "store" = it answers (connection), "storage" = its disk and file.
+        out["store"] = self.store.status()
+        if self.storage is not None:
+            out["storage"] = self.storage.status()
         return out
 
     def _needed(self) -> tuple[str, ...]:
-        return ("store", "livekit", "tunnel", "app") if self.settings.app.command else ("store", "livekit", "tunnel")
+        parts = ("livekit", "tunnel", "app") if self.settings.app.command else ("livekit", "tunnel")
+        parts = ("store", *parts)
+        return (*parts, "storage") if self.storage is not None else parts
 
     def _snapshot(self) -> Snapshot:
         tunnel = self.tunnel

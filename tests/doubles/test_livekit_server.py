@@ -22,6 +22,9 @@ from doubles.livekit_server import DoubleStartError, RunningDouble, build_app, r
 KEY, SECRET = "APIdouble", "s" * 40
 KEYS = {KEY: SECRET}
 
+# The double under test runs as a child process (one module-wide, reset before each test).
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def double() -> Iterator[RunningDouble]:

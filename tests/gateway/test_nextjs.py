@@ -32,7 +32,9 @@ import httpx
 import psutil
 import pytest
 
+from fixtures.sshd import SshServer, sshd_available
 from gateway.servers import RunningServer, WithLifespan, free_port, serve
+from helpers.tiers import require
 from linkpronto.gateway import AppProxy
 
 pytestmark = pytest.mark.slow
@@ -109,8 +111,8 @@ def _kill_tree(process: subprocess.Popen[str]) -> None:
 
 @pytest.fixture(scope="module")
 def next_dev() -> Iterator[NextDev]:
-    if NPM is None or NPX is None or not CHROMIUM.is_file():
-        pytest.skip("needs node/npm and /usr/bin/chromium")
+    require(NPM is not None and NPX is not None, "node and npm (Node.js 20+)")
+    require(CHROMIUM.is_file(), "chromium (/usr/bin/chromium)")
     app = prepare_app()
     port = free_port()
     env = {**os.environ, "NEXT_TELEMETRY_DISABLED": "1", "BROWSER": "none", "NO_COLOR": "1"}
@@ -157,11 +159,7 @@ def gateway(next_dev: NextDev) -> Iterator[RunningServer]:
 @pytest.fixture(scope="module")
 def tunnel_url(gateway: RunningServer) -> Iterator[str]:
     """``http://clinic.example:<port>``: the gateway through a real ``ssh -R`` reverse forward."""
-    from fixtures.sshd import SshServer, sshd_available
-
-    if not sshd_available():
-        yield f"http://clinic.example:{gateway.port}"  # same host trick, without the tunnel
-        return
+    require(sshd_available(), "openssh-server (/usr/sbin/sshd) and the ssh client")
     remote = free_port()
     with SshServer() as sshd:
         argv = ["ssh", *sshd.client_options(), "-N", "-p", str(sshd.port),

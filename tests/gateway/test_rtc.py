@@ -1,4 +1,4 @@
-"""RtcProxy under a real uvicorn, in front of the LiveKit test double (a child process) and of a
+"""RtcProxy under a real uvicorn, in front of the LiveKit test double (in-process, :mod:`helpers.inproc`) and of a
 recording upstream: frames, close codes, token refusals, /validate, and the allow-list."""
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from livekit.protocol import rtc as rtc_pb
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from doubles.livekit_server import RunningDouble, run_double
 from gateway.servers import Recorder, RunningServer, WithLifespan, free_port, serve, upstream_app
+from helpers.inproc import InProcessDouble as RunningDouble
+from helpers.inproc import run_double_in_process
 from linkpronto.gateway import RTC_PATHS, RtcProxy
 
 KEY, SECRET = "APIgatewaytest", "s" * 40
@@ -30,7 +31,7 @@ def token(room: str = "room-1", identity: str = "patient-1", secret: str = SECRE
 
 @pytest.fixture(scope="module")
 def double() -> Iterator[RunningDouble]:
-    with run_double({KEY: SECRET}) as running:
+    with run_double_in_process({KEY: SECRET}) as running:
         yield running
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +49,8 @@ def test_parse_release_notes() -> None:
     }
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="runs a POSIX shell script")
+@pytest.mark.slow
+@pytest.mark.only_on("posix")  # runs a POSIX shell script
 async def test_latest_linux_from_release_notes(release_server: ReleaseServer, tmp_path: Path) -> None:
     payload = FAKE_CLOUDFLARED + b"#" * 200_000  # several chunks
     release_server.add(f"/{TAG}/cloudflared-linux-amd64", payload)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -39,7 +38,8 @@ def test_asset_names_follow_goreleaser() -> None:
     assert asset_name("1.9.11", "windows", "arm64") == "livekit_1.9.11_windows_arm64.zip"
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="runs a POSIX shell script")
+@pytest.mark.slow
+@pytest.mark.only_on("posix")  # runs a POSIX shell script
 async def test_installs_linux_binary_that_runs(release_server: ReleaseServer, tmp_path: Path) -> None:
     archive = livekit_tar_gz()
     publish(release_server, {LINUX_ASSET: archive, WINDOWS_ASSET: livekit_zip()})

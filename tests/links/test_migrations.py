@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
+from helpers.inproc import InProcessDouble
 from helpers.lp import TEST_KEY, TEST_SECRET
 from linkpronto import keys
 from linkpronto.errors import LinkGone
@@ -140,3 +141,52 @@ def test_revisions_form_one_line_from_the_fixed_baseline() -> None:
     chain = [r.revision for r in script.walk_revisions()]
     assert chain[-3:] == ["0003_presence", "0002_v020", "0001_baseline"]
     assert len(script.get_heads()) == 1
+
+
+@pytest.mark.slow
+def test_010_postgres_database_upgrades_in_place(tmp_path: Path, pg_url: str) -> None:
+    """A 0.1.0 PostgreSQL database: the baseline's tables and no ``alembic_version`` (0.1.0 had none)."""
+    secrets_ = keys.load_or_create(tmp_path / "keys")
+    engine = create_engine(pg_url)
+    migrations.upgrade(engine, migrations.BASELINE)
+    token = keys.new_token()
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE alembic_version"))
+        conn.execute(
+            text(
+                "INSERT INTO consultation_links (id, token_hash, token_enc, professional_id, room, status, "
+                "created_at, expires_at, max_uses, uses, verified_at) VALUES ('lk_pg010', :h, :e, 'dra-ana', "
+                "'consulta-pg', 'ready', now(), now() + interval '1 day', 0, 0, now())"
+            ),
+            {"h": keys.token_hash(token), "e": secrets_.encrypt_token(token)},
+        )
+    engine.dispose()
+    store = LinkStore(pg_url)
+    try:
+        with store.engine.connect() as conn:
+            assert migrations.current_revision(conn) == migrations.head_revision()
+        svc = service_for(store, secrets_)
+        assert svc.join(token, None).room == "consulta-pg"
+    finally:
+        store.close()
+
+
+async def test_010_data_dir_opens_in_linkpronto_and_every_link_joins_over_http(
+    tmp_path: Path, livekit_inproc: InProcessDouble
+) -> None:
+    """The real program path: ``up``'s orchestrator opens a 0.1.0 data directory (secrets.json and
+    links.db from 0.1.0), upgrades it, and every link joins through the public listener."""
+    from helpers.lp import run_lp, settings_for
+    from linkpronto import paths
+
+    data_dir = tmp_path / "data"
+    secrets_ = keys.load_or_create(data_dir)
+    issued = make_010_sqlite(data_dir, secrets_)
+    settings = settings_for(data_dir, livekit_url=livekit_inproc.url)
+    async with run_lp(settings) as lp:
+        await lp.wait_state("ready")
+        for link_id, token in issued:
+            link = (await lp.admin.get(f"/api/consultation-links/{link_id}")).json()
+            assert link["status"] == "ready" and str(link["url"]).endswith(token)
+            res = await lp.public.post(paths.JOIN, json={"token": token})
+            assert res.status_code == 200, res.text

@@ -8,6 +8,7 @@ an error with a code (``STORE_UNAVAILABLE``) that clears by itself once the serv
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -90,6 +91,7 @@ def test_revoke_is_atomic_and_idempotent(tmp_path: Path, database_url: str) -> N
         assert gone.value.reason == "revoked"
         # Expiry: a link whose time is up is refused on either instance.
         short = _ready_link(svc_a, expires_in_s=0.001)
+        time.sleep(0.01)
         with pytest.raises(LinkGone) as expired:
             svc_b.join(short, None)
         assert expired.value.reason == "expired"

@@ -19,7 +19,7 @@ from linkpronto.install.common import platform_triple
 
 DOUBLE = Path(__file__).resolve().parent.parent / "doubles" / "livekit_server.py"
 VERSION = "1.13.9"
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="the archive's binary is a shell script")
+pytestmark = [pytest.mark.slow, pytest.mark.only_on("posix")]  # the archive's binary is a shell script
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import pytest
 from linkpronto import platform
 from linkpronto.errors import AlreadyRunning, BinaryNotFound
 
-posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX")
+posix_only = pytest.mark.only_on("posix")
 
 
 def test_lan_address_is_an_ipv4_address() -> None:
@@ -58,6 +58,7 @@ def test_orchestrator_lock_refuses_a_second_holder_with_the_admin_url(tmp_path: 
         pass
 
 
+@pytest.mark.slow
 def test_orchestrator_lock_held_by_another_process(tmp_path: Path) -> None:
     script = textwrap.dedent(f"""
         import sys, time
@@ -113,6 +114,7 @@ def test_build_argv_resolves_through_path_or_says_binary_not_found() -> None:
     assert "linkpronto-no-such-program-xyz" in caught.value.text.en
 
 
+@pytest.mark.slow
 @posix_only
 def test_process_tree_terminates_and_kills_the_whole_group() -> None:
     tree = platform.new_process_tree()
@@ -140,7 +142,8 @@ def test_process_tree_terminates_and_kills_the_whole_group() -> None:
             proc.wait(5)
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux only")
+@pytest.mark.slow
+@pytest.mark.only_on("linux")  # prctl is Linux only
 def test_parent_death_signal_kills_the_direct_child() -> None:
     # A middle process starts a child with the tree's spawn options, then dies by SIGKILL.
     script = textwrap.dedent("""

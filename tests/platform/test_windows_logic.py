@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
 import pytest
 
 from linkpronto.errors import BinaryNotFound, ConfigInvalid
@@ -59,3 +64,105 @@ def test_win32_calls_are_inert_elsewhere() -> None:
     tree.terminate()  # no pid yet: nothing to do
     assert not tree.alive()
     assert _windows.set_parent_death_signal() is False
+
+
+# -- the tree kill without a Job Object (_kill_with_psutil), with a hand-written psutil stand-in ------
+class FakeProc:
+    def __init__(self, pid: int, children: list[FakeProc] | None = None, *, deny: bool = False,
+                 gone: bool = False, killed: list[int] | None = None) -> None:
+        self.pid, self._children, self.deny, self.gone = pid, children or [], deny, gone
+        self.killed = killed if killed is not None else []
+
+    def children(self, recursive: bool = False) -> list[FakeProc]:
+        assert recursive, "the whole tree, not just the direct children"
+        out: list[FakeProc] = []
+        for child in self._children:
+            out += [child, *child.children(recursive=True)]
+        return out
+
+    def kill(self) -> None:
+        if self.gone:
+            raise psutil.NoSuchProcess(self.pid)
+        if self.deny:
+            raise psutil.AccessDenied(self.pid)
+        self.killed.append(self.pid)
+
+
+def _tree(monkeypatch: pytest.MonkeyPatch, root: FakeProc | None) -> None:
+    def process(pid: int) -> FakeProc:
+        if root is None or pid != root.pid:
+            raise psutil.NoSuchProcess(pid)
+        return root
+
+    monkeypatch.setattr(_windows.psutil, "Process", process)
+
+
+def test_kill_with_psutil_kills_every_descendant_then_the_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    killed: list[int] = []
+    grandchild = FakeProc(12, killed=killed)
+    root = FakeProc(10, [FakeProc(11, [grandchild], killed=killed), FakeProc(13, killed=killed)], killed=killed)
+    _tree(monkeypatch, root)
+    _windows._kill_with_psutil(10)
+    assert sorted(killed[:-1]) == [11, 12, 13] and killed[-1] == 10  # the root last: no orphan re-parented
+
+
+def test_kill_with_psutil_goes_on_past_denied_and_vanished_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    killed: list[int] = []
+    root = FakeProc(20, [FakeProc(21, deny=True), FakeProc(22, gone=True), FakeProc(23, killed=killed)],
+                    killed=killed)
+    _tree(monkeypatch, root)
+    _windows._kill_with_psutil(20)
+    assert killed == [23, 20]
+
+
+def test_kill_with_psutil_of_a_process_already_gone_is_quiet(monkeypatch: pytest.MonkeyPatch) -> None:
+    _tree(monkeypatch, None)
+    _windows._kill_with_psutil(30)  # nothing to kill, nothing raised
+
+
+def test_process_tree_without_a_job_falls_back_to_the_psutil_kill(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[int] = []
+    monkeypatch.setattr(_windows, "_kill_with_psutil", seen.append)
+    monkeypatch.setattr(_windows.psutil, "pid_exists", lambda pid: pid == 40)
+    tree = _windows.ProcessTree()
+    tree.attach(40)  # no Job Object off Windows (and on Windows when it cannot be made)
+    assert tree.alive()
+    tree.kill()
+    assert seen == [40]
+    tree.release()
+
+
+def test_locks_and_permissions_are_inert_off_windows(tmp_path: Path) -> None:
+    if sys.platform == "win32":
+        return  # on Windows these are real calls (msvcrt), covered by the platform tests
+    path = tmp_path / "f"
+    path.write_text("x")
+    with path.open("r+") as fh:
+        assert _windows.try_lock(fh.fileno()) is False
+        _windows.unlock(fh.fileno())
+    assert _windows.make_private(path) is None
+    assert _windows.reaper_pid() is None
+
+
+@pytest.mark.slow
+def test_kill_with_psutil_kills_a_real_tree() -> None:
+    """Real processes (POSIX here, Windows in hosted CI's slow runs): a child and its grandchild."""
+    code = ("import subprocess, sys, time; "
+            "g = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+            "print(g.pid, flush=True); time.sleep(60)")
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        grandchild = int(child.stdout.readline())
+        _windows._kill_with_psutil(child.pid)
+        child.wait(10)
+        try:
+            grand = psutil.Process(grandchild)
+        except psutil.NoSuchProcess:
+            return
+        _, alive = psutil.wait_procs([grand], timeout=10)
+        assert not alive, alive
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(5)

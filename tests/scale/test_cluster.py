@@ -19,14 +19,15 @@ from sqlalchemy import create_engine, text
 
 from doubles.livekit_server import RunningDouble
 from fixtures.cluster import Cluster, caddy_available
-from fixtures.databases import require
 from fixtures.pgserver import PgServer
 from fixtures.redisserver import RedisServer
+from helpers.tiers import require
 from scale import routes
 
 pytestmark = pytest.mark.slow
 
 FAILURES_PER_MINUTE = 6
+SECRETS_KEY = "cluster-secrets-key-" + "k" * 24
 
 
 def _token(link: dict[str, object]) -> str:
@@ -34,11 +35,17 @@ def _token(link: dict[str, object]) -> str:
 
 
 def _deployment_secret(database_url: str) -> bytes:
+    """The probe secret as stored: sealed with the deployment's secrets key (never in the clear)."""
+    from linkpronto.deployment import SEALED, _sealer
+
     engine = create_engine(database_url)
     with engine.connect() as conn:
-        value = conn.execute(text("SELECT value FROM linkpronto_secrets WHERE name = 'instance_secret'")).scalar()
+        value = str(conn.execute(text("SELECT value FROM linkpronto_secrets WHERE name = 'instance_secret'")).scalar())
     engine.dispose()
-    return bytes.fromhex(str(value))
+    assert value.startswith(SEALED)
+    sealer = _sealer(SECRETS_KEY)
+    assert sealer is not None
+    return bytes.fromhex(sealer.decrypt(value[len(SEALED) :].encode()).decode())
 
 
 async def test_two_instances_behind_caddy(
@@ -47,7 +54,10 @@ async def test_two_instances_behind_caddy(
     require(caddy_available(), "caddy (Debian: caddy)")
     db = postgres_server.create_database()
     redis_server.flush()
-    env = {"LINKPRONTO_SERVER_JOIN_FAILURES_PER_MINUTE": str(FAILURES_PER_MINUTE)}
+    env = {
+        "LINKPRONTO_SERVER_JOIN_FAILURES_PER_MINUTE": str(FAILURES_PER_MINUTE),
+        "LINKPRONTO_SERVER_SECRETS_KEY": SECRETS_KEY,
+    }
     with Cluster(
         2, database_url=db, redis_url=redis_server.url, livekit_url=livekit_double.url, workdir=tmp_path, env=env
     ) as cluster:

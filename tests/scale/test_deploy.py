@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from fixtures.cluster import CADDY, caddy_available
-from fixtures.databases import require
+from helpers.tiers import require
 from linkpronto import paths
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"

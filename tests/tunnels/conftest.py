@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
-from conftest import require
 from fixtures.origin import ORIGIN_BODY, Origin
 from fixtures.sshd import SshServer, sshd_available
+from helpers.tiers import require
 
 __all__ = ["ORIGIN_BODY", "Origin"]
 

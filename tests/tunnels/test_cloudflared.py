@@ -68,6 +68,7 @@ async def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> 
         await asyncio.sleep(0.02)
 
 
+@pytest.mark.slow
 async def test_quick_tunnel_url_comes_from_the_metrics_server(no_leftovers: None, control: Control) -> None:
     tunnel = quick()
     try:
@@ -83,6 +84,7 @@ async def test_quick_tunnel_url_comes_from_the_metrics_server(no_leftovers: None
     assert tunnel.describe().state is PartState.STOPPED
 
 
+@pytest.mark.slow
 async def test_waits_for_ready_before_reading_the_url(control: Control, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAKE_CLOUDFLARED_READY_DELAY", "0.5")
     tunnel = quick()
@@ -94,6 +96,7 @@ async def test_waits_for_ready_before_reading_the_url(control: Control, monkeypa
         await tunnel.close()
 
 
+@pytest.mark.slow
 async def test_url_change_disconnect_and_reconnect(no_leftovers: None, control: Control) -> None:
     events: list[TunnelEvent] = []
     tunnel = quick(events)
@@ -112,6 +115,7 @@ async def test_url_change_disconnect_and_reconnect(no_leftovers: None, control: 
         await tunnel.close()
 
 
+@pytest.mark.slow
 async def test_crashed_cloudflared_is_restarted_and_the_new_url_reported(
     no_leftovers: None, control: Control
 ) -> None:
@@ -131,6 +135,7 @@ async def test_crashed_cloudflared_is_restarted_and_the_new_url_reported(
         await tunnel.close()
 
 
+@pytest.mark.slow
 async def test_named_tunnel_token_goes_through_the_environment(no_leftovers: None, control: Control) -> None:
     tunnel = quick(token="eyJhSECRETtoken", hostname="consultas.example.com")
     try:
@@ -149,6 +154,7 @@ async def test_named_tunnel_needs_a_hostname() -> None:
         await CloudflaredTunnel(7801, token="tok", command=COMMAND).open()
 
 
+@pytest.mark.slow
 async def test_failing_cloudflared_is_unreachable_fast(
     no_leftovers: None, control: Control, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -178,7 +184,8 @@ def _script(path: Path) -> Path:
     return path
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="uses an executable script as the binary")
+@pytest.mark.slow
+@pytest.mark.only_on("posix")  # uses an executable script as the binary
 async def test_installs_cloudflared_when_missing(
     no_leftovers: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, control: Control
 ) -> None:

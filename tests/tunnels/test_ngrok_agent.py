@@ -95,6 +95,7 @@ async def test_url_change_and_agent_going_away(api: AgentApi) -> None:
         await tunnel.close()
 
 
+@pytest.mark.slow
 async def test_starts_ngrok_when_no_agent_runs(no_leftovers: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAKE_NGROK_URL", "https://started.ngrok-free.app")
     monkeypatch.setenv("FAKE_NGROK_REQUIRE_TOKEN", "1")
@@ -109,6 +110,7 @@ async def test_starts_ngrok_when_no_agent_runs(no_leftovers: None, monkeypatch: 
         await tunnel.close()
 
 
+@pytest.mark.slow
 async def test_started_agent_errors_map_to_codes(no_leftovers: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAKE_NGROK_FAIL", "108")
     tunnel = NgrokAgentTunnel(7801, api_url=f"http://127.0.0.1:{free_port()}", command=AGENT, authtoken="t")

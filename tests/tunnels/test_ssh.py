@@ -145,6 +145,7 @@ async def test_refused_key_is_tunnel_auth(sshd: SshServer, origin: Origin, tmp_p
         other.close()
 
 
+@pytest.mark.slow
 async def test_server_down_at_open_is_unreachable_fast(no_leftovers: None, origin: Origin) -> None:
     tunnel = SshTunnel(origin.port, f"nobody@127.0.0.1:{free_port()}", restart=FAST_RESTART, open_timeout_s=10.0)
     started = time.monotonic()

@@ -1,5 +1,5 @@
 """The link API end to end over real HTTP: linkpronto's two listeners in-process, the LiveKit test
-double as a real child process, the public address reached through a TCP relay (a stand-in for a
+double in-process (:mod:`helpers.inproc`), the public address reached through a TCP relay (a stand-in for a
 tunnel edge) that the test switches off and on.
 
 Every test here takes ``database_url``: it runs against the default SQLite store and against a real
@@ -8,23 +8,23 @@ PostgreSQL started by the test session (same semantics, same assertions)."""
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
 from livekit.api import TokenVerifier
 
-from doubles.livekit_server import RunningDouble
+from helpers import wire
+from helpers.inproc import InProcessDouble
 from helpers.lp import TEST_KEY, TEST_SECRET, run_lp, settings_for
 from helpers.net import Relay, free_port
 
 
-async def test_full_link_lifecycle(tmp_path: Path, livekit_double: RunningDouble, database_url: str) -> None:
+async def test_full_link_lifecycle(tmp_path: Path, livekit_inproc: InProcessDouble, database_url: str) -> None:
     public_port = free_port()
     relay = await Relay(target=None).start()  # the "tunnel" leads nowhere at first
     settings = settings_for(
-        tmp_path / "data", livekit_url=livekit_double.url, static_url=relay.url, public_port=public_port,
+        tmp_path / "data", livekit_url=livekit_inproc.url, static_url=relay.url, public_port=public_port,
         server={"database_url": database_url},
     )
     try:
@@ -86,11 +86,11 @@ async def test_full_link_lifecycle(tmp_path: Path, livekit_double: RunningDouble
             # 6. Revoke: 410 afterwards, and the double received RemoveParticipant for the room.
             import websockets
 
-            ws = await websockets.connect(f"{livekit_double.ws_url}/rtc?access_token={grant['access_token']}")
-            livekit_double.reset()
+            ws = await websockets.connect(f"{livekit_inproc.ws_url}/rtc?access_token={grant['access_token']}")
+            livekit_inproc.reset()
             res = await lp.admin.delete(f"/api/consultation-links/{link2['id']}")
             assert res.status_code == 200 and res.json()["status"] == "revoked"
-            calls = livekit_double.state()["calls"]
+            calls = livekit_inproc.state()["calls"]
             assert any(
                 c["method"] == "RemoveParticipant" and c["room"] == link2["room"] and c["status"] == 200 for c in calls
             ), calls
@@ -101,12 +101,18 @@ async def test_full_link_lifecycle(tmp_path: Path, livekit_double: RunningDouble
             assert (await lp.public.get(f"/c/{token}")).status_code == 410
 
             # 7. Expiry: 410 with the expired page.
-            res = await lp.admin.post("/api/consultation-links", json={"professional_id": "p", "expires_in_s": 1})
+            # (The shortest link lives 60 s: the service's clock is moved past it instead of waiting.)
+            res = await lp.admin.post("/api/consultation-links", json={"professional_id": "p", "expires_in_s": 60})
             short = res.json()
             short_token = short["url"].rsplit("/", 1)[1]
-            await asyncio.sleep(1.1)
-            assert (await lp.public.post("/_linkpronto/api/join", json={"token": short_token})).status_code == 410
-            assert (await lp.admin.get(f"/api/consultation-links/{short['id']}")).json()["status"] == "expired"
+            links = lp.stack.links
+            real_clock = links.clock
+            links.clock = lambda: real_clock() + timedelta(seconds=61)
+            try:
+                assert (await lp.public.post("/_linkpronto/api/join", json={"token": short_token})).status_code == 410
+                assert (await lp.admin.get(f"/api/consultation-links/{short['id']}")).json()["status"] == "expired"
+            finally:
+                links.clock = real_clock
 
             # 8. Max uses: the second join is 410 and the link reads "exhausted".
             res = await lp.admin.post("/api/consultation-links", json={"professional_id": "p", "max_uses": 1})
@@ -144,8 +150,8 @@ async def test_full_link_lifecycle(tmp_path: Path, livekit_double: RunningDouble
         await relay.close()
 
 
-async def test_admin_surface_never_on_the_public_listener(tmp_path: Path, livekit_double: RunningDouble, database_url: str) -> None:
-    settings = settings_for(tmp_path / "d", livekit_url=livekit_double.url, server={"database_url": database_url})
+async def test_admin_surface_never_on_the_public_listener(tmp_path: Path, livekit_inproc: InProcessDouble, database_url: str) -> None:
+    settings = settings_for(tmp_path / "d", livekit_url=livekit_inproc.url, server={"database_url": database_url})
     async with run_lp(settings) as lp:
         paths = [
             ("GET", "/api/status"),
@@ -162,7 +168,7 @@ async def test_admin_surface_never_on_the_public_listener(tmp_path: Path, liveki
             ("GET", "/"),
             ("GET", "/call/lk_1"),
         ]
-        auth = {"Authorization": f"Bearer {lp.secrets.admin_token}", "X-Linkpronto": "1"}
+        auth = {"Authorization": f"Bearer {lp.secrets.admin_token}"}
         for method, path in paths:
             res = await lp.public.request(method, path, headers=auth)
             if path == "/":
@@ -170,14 +176,63 @@ async def test_admin_surface_never_on_the_public_listener(tmp_path: Path, liveki
                 continue
             assert res.status_code == 404, (method, path, res.status_code)
         # LiveKit's own admin surfaces never pass the gateway either.
-        for path in ("/twirp/livekit.RoomService/ListRooms", "/debug/pprof", "/rtc/../twirp",
-                     "/_linkpronto/livekit/twirp/livekit.RoomService/ListRooms",
-                     "/_linkpronto/livekit/rtc/../twirp", "/_linkpronto/livekit/debug/pprof"):
+        for path in ("/twirp/livekit.RoomService/ListRooms", "/debug/pprof",
+                     "/_linkpronto/livekit/twirp/livekit.RoomService/ListRooms", "/_linkpronto/livekit/debug/pprof"):
             assert (await lp.public.post(path)).status_code == 404
 
 
-async def test_admin_host_and_token_checks(tmp_path: Path, livekit_double: RunningDouble, database_url: str) -> None:
-    settings = settings_for(tmp_path / "d", livekit_url=livekit_double.url, server={"database_url": database_url})
+# Sent byte for byte (helpers/wire.py): an HTTP client would resolve these before sending them.
+TRAVERSALS = [
+    "/_linkpronto/livekit/rtc/../twirp/livekit.RoomService/ListRooms",
+    "/_linkpronto/livekit/rtc/%2e%2e/twirp/livekit.RoomService/ListRooms",
+    "/_linkpronto/livekit/rtc/%2E%2E/%2E%2E/livekit/twirp/livekit.RoomService/ListRooms",
+    "/_linkpronto/livekit//twirp/livekit.RoomService/ListRooms",
+    "/_linkpronto/livekit/rtc/../../../twirp/livekit.RoomService/ListRooms",
+    "/_linkpronto/livekit/./debug/pprof",
+    "/_linkpronto/livekit/rtc%2f..%2ftwirp/livekit.RoomService/ListRooms",
+]
+
+
+async def test_traversal_on_the_wire_never_reaches_livekit_admin_nor_the_admin_api(
+    tmp_path: Path, livekit_inproc: InProcessDouble, database_url: str
+) -> None:
+    settings = settings_for(tmp_path / "d", livekit_url=livekit_inproc.url, server={"database_url": database_url})
+    async with run_lp(settings) as lp:
+        public = f"http://127.0.0.1:{lp.running.public_port}"
+        # What a request that did reach LiveKit's Twirp API leaves behind in the double: a refused call
+        # (these carry no admin token). linkpronto's own calls are signed and answered 200.
+        def refused_calls() -> list[dict[str, object]]:
+            return [c for c in livekit_inproc.state()["calls"] if c["status"] != 200]
+
+        livekit_inproc.reset()
+        direct = await wire.send(livekit_inproc.url, "POST", "/twirp/livekit.RoomService/ListRooms",
+                                 headers={"Content-Type": "application/json"}, body=b"{}")
+        assert direct.status == 401 and len(refused_calls()) == 1
+        livekit_inproc.reset()
+        for target in TRAVERSALS:
+            for method in ("GET", "POST"):
+                res = await wire.send(public, method, target, headers={"Content-Type": "application/json"},
+                                      body=b"{}" if method == "POST" else b"")
+                assert res.status in (400, 404), (method, target, res.status, res.text)
+        assert refused_calls() == []
+        # The admin API is not on the public listener, however the path is spelled.
+        auth = {"Authorization": f"Bearer {lp.secrets.admin_token}"}
+        for target in ("/_linkpronto/../api/status", "/_linkpronto/api/%2e%2e/%2e%2e/api/status",
+                       "//api/status", "/_linkpronto/static/../../api/consultation-links"):
+            res = await wire.send(public, "GET", target, headers=auth)
+            assert res.status in (400, 404), (target, res.status, res.text)
+            assert lp.secrets.instance_id not in res.text
+        # Controls: the bytes did go out as written — the server, not the client, resolved them.
+        res = await wire.send(public, "GET", "/_linkpronto/static/../healthz")
+        assert res.status == 200, res.text
+        before = livekit_inproc.state()["validate_calls"]
+        res = await wire.send(public, "GET", "/_linkpronto/livekit/debug/../rtc/validate?access_token=forged")
+        assert res.status == 401
+        assert livekit_inproc.state()["validate_calls"] == before + 1
+
+
+async def test_admin_host_and_token_checks(tmp_path: Path, livekit_inproc: InProcessDouble, database_url: str) -> None:
+    settings = settings_for(tmp_path / "d", livekit_url=livekit_inproc.url, server={"database_url": database_url})
     async with run_lp(settings) as lp:
         base = lp.running.admin_url
         async with httpx.AsyncClient(base_url=base) as anon:
@@ -187,26 +242,38 @@ async def test_admin_host_and_token_checks(tmp_path: Path, livekit_double: Runni
             )
             assert res.status_code == 403
             assert (await anon.get("/", headers={"Host": "evil.example"})).status_code == 403
-            # No token, no dashboard header: 401.
+            # No token: 401. A header alone (the old dashboard header) grants nothing.
             assert (await anon.get("/api/status")).status_code == 401
             assert (await anon.get("/api/status", headers={"Authorization": "Bearer wrong"})).status_code == 401
-            # The dashboard's own requests: the header and no foreign Origin.
-            assert (await anon.get("/api/status", headers={"X-Linkpronto": "1"})).status_code == 200
+            assert (await anon.get("/api/status", headers={"X-Linkpronto": "1"})).status_code == 401
+            # The dashboard: the one-time URL sets the session cookie, then a same-origin Origin is
+            # needed for anything that changes state.
+            login = lp.running.dashboard_url
+            res = await anon.get(login)
+            assert res.status_code == 303 and res.headers["location"] == "/"
+            cookie = res.headers["set-cookie"].lower()
+            assert "httponly" in cookie and "samesite=strict" in cookie
+            assert (await anon.get(login)).status_code == 401  # one-time
+            assert (await anon.get("/api/status")).status_code == 200
             res = await anon.post(
                 "/api/consultation-links",
-                json={"professional_id": "x"},
-                headers={"X-Linkpronto": "1", "Origin": "https://evil.example"},
+                json={"professional_id": "x", "wait_s": 0},
+                headers={"Origin": "https://evil.example"},
             )
             assert res.status_code == 403
-            port = base.rsplit(":", 1)[1]
-            res = await anon.get(
-                "/api/status", headers={"X-Linkpronto": "1", "Origin": f"http://localhost:{port}", "Host": f"localhost:{port}"}
+            res = await anon.post("/api/consultation-links", json={"professional_id": "x", "wait_s": 0})
+            assert res.status_code == 403  # no Origin at all
+            res = await anon.post(
+                "/api/consultation-links", json={"professional_id": "x", "wait_s": 0}, headers={"Origin": base}
             )
+            assert res.status_code in (201, 202)
+            port = base.rsplit(":", 1)[1]
+            res = await anon.get("/api/status", headers={"Host": f"localhost:{port}"})
             assert res.status_code == 200
 
 
-async def test_422_names_each_bad_field(tmp_path: Path, livekit_double: RunningDouble, database_url: str) -> None:
-    settings = settings_for(tmp_path / "d", livekit_url=livekit_double.url, server={"database_url": database_url})
+async def test_422_names_each_bad_field(tmp_path: Path, livekit_inproc: InProcessDouble, database_url: str) -> None:
+    settings = settings_for(tmp_path / "d", livekit_url=livekit_inproc.url, server={"database_url": database_url})
     async with run_lp(settings) as lp:
         res = await lp.admin.post("/api/consultation-links", json={"wait_s": 999, "max_uses": -2})
         assert res.status_code == 422
@@ -222,9 +289,9 @@ async def test_422_names_each_bad_field(tmp_path: Path, livekit_double: RunningD
         assert res.status_code == 422 and "token" in res.json()["error"]["message"]
 
 
-async def test_fifty_concurrent_joins_with_max_uses_one(tmp_path: Path, livekit_double: RunningDouble, database_url: str) -> None:
+async def test_fifty_concurrent_joins_with_max_uses_one(tmp_path: Path, livekit_inproc: InProcessDouble, database_url: str) -> None:
     settings = settings_for(
-        tmp_path / "d", livekit_url=livekit_double.url, server={"join_failures_per_minute": 1000, "database_url": database_url}
+        tmp_path / "d", livekit_url=livekit_inproc.url, server={"join_failures_per_minute": 1000, "database_url": database_url}
     )
     async with run_lp(settings) as lp:
         await lp.wait_state("ready")
@@ -240,8 +307,8 @@ async def test_fifty_concurrent_joins_with_max_uses_one(tmp_path: Path, livekit_
         assert (await lp.admin.get(f"/api/consultation-links/{link['id']}")).json()["uses"] == 1
 
 
-async def test_repeated_failures_get_429(tmp_path: Path, livekit_double: RunningDouble, database_url: str) -> None:
-    settings = settings_for(tmp_path / "d", livekit_url=livekit_double.url, server={"join_failures_per_minute": 5, "database_url": database_url})
+async def test_repeated_failures_get_429(tmp_path: Path, livekit_inproc: InProcessDouble, database_url: str) -> None:
+    settings = settings_for(tmp_path / "d", livekit_url=livekit_inproc.url, server={"join_failures_per_minute": 5, "database_url": database_url})
     async with run_lp(settings) as lp:
         await lp.wait_state("ready")
         codes = [
@@ -254,8 +321,8 @@ async def test_repeated_failures_get_429(tmp_path: Path, livekit_double: Running
         assert (await lp.public.get("/c/another-guess-000000000000")).status_code == 429
 
 
-async def test_drop_in_route_shape(tmp_path: Path, livekit_double: RunningDouble, database_url: str) -> None:
-    settings = settings_for(tmp_path / "d", livekit_url=livekit_double.url, server={"database_url": database_url})
+async def test_drop_in_route_shape(tmp_path: Path, livekit_inproc: InProcessDouble, database_url: str) -> None:
+    settings = settings_for(tmp_path / "d", livekit_url=livekit_inproc.url, server={"database_url": database_url})
     async with run_lp(settings) as lp:
         await lp.wait_state("ready")
         res = await lp.admin.post(
@@ -279,8 +346,8 @@ async def test_drop_in_route_shape(tmp_path: Path, livekit_double: RunningDouble
         assert qr.status_code == 200 and qr.headers["content-type"].startswith("image/svg+xml")
 
 
-async def test_public_helpers(tmp_path: Path, livekit_double: RunningDouble, database_url: str) -> None:
-    settings = settings_for(tmp_path / "d", livekit_url=livekit_double.url, server={"database_url": database_url})
+async def test_public_helpers(tmp_path: Path, livekit_inproc: InProcessDouble, database_url: str) -> None:
+    settings = settings_for(tmp_path / "d", livekit_url=livekit_inproc.url, server={"database_url": database_url})
     async with run_lp(settings) as lp:
         assert (await lp.public.get("/_linkpronto/healthz")).status_code == 200
         res = await lp.public.get("/.well-known/linkpronto/probe", params={"nonce": "abc"})
@@ -308,6 +375,4 @@ def test_token_entropy_and_storage() -> None:
     assert len(tokens) == 1000
     assert all(len(t) >= 32 for t in tokens)  # 24 bytes → 32 URL-safe characters = 192 bits
     assert all(set(t) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") for t in tokens)
-    t0 = time.perf_counter()
     assert keys.token_hash("a") == keys.token_hash("a") != keys.token_hash("b")
-    assert time.perf_counter() - t0 < 1

@@ -6,6 +6,8 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from linkpronto.web import assets
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,6 +23,7 @@ def test_bundle_is_vendored_with_its_version_and_licence() -> None:
     assert (vendor / assets.VERSION_FILE).read_text().strip() == pinned
 
 
+@pytest.mark.slow  # runs git
 def test_bundle_is_committed_so_a_clean_checkout_carries_it() -> None:
     tracked = subprocess.run(
         ["git", "ls-files", "--error-unmatch", f"src/linkpronto/web/static/vendor/{assets.LIVEKIT_BUNDLE}"],

@@ -83,6 +83,9 @@ def new_context(browser: Browser) -> Iterator[Callable[..., BrowserContext]]:
     made: list[BrowserContext] = []
 
     def make(**kw: Any) -> BrowserContext:
+        # Both servers pick the language as the real one does (?lang=, then Accept-Language): the
+        # browser is set to Portuguese, as the patients' are, unless a test says otherwise.
+        kw.setdefault("locale", "pt-BR")
         ctx = browser.new_context(**kw)
         made.append(ctx)
         return ctx

@@ -1,6 +1,14 @@
-"""A fake linkpronto admin + public API, to test the pages' behaviour in a real browser.
+"""A fake linkpronto admin + public API, for the page states the real server cannot be put in on demand
+(a stack that fails and then recovers, checks ticking off one by one, a link sent before the address
+changed, a phone's failed device check). Every other page flow is tested against the real server
+(``test_real_server.py``).
 
-It imitates the shapes of /work/shared/CONTRACT.md ("Admin API" and "Public listener"): Status,
+It cannot drift from the real API: every document it answers is built from, or validated by, the
+pydantic models that ARE the contract (:mod:`linkpronto.schema`: Status, Link, Check, Problem,
+JoinGrant, HostGrant, RuntimeConfig, ErrorBody, InvalidRequest), with ``extra="forbid"``, so a field
+the real API does not have fails the test at once. The language is chosen as the real server chooses
+it (:func:`linkpronto.web.common.request_lang`: ``?lang=``, then ``Accept-Language``). Shapes from
+/work/shared/CONTRACT.md ("Admin API" and "Public listener"): Status,
 Link, the SSE stream (``event: status``), 201/202/503/422 on link creation, revoke, host token,
 ``/_linkpronto/api/join``, ``/_linkpronto/api/device-check``, and ``/_linkpronto/livekit/rtc`` + ``/rtc/v1`` WebSocket endpoints
 that accept and then close (there is no LiveKit here: they only record that the page opened a
@@ -30,11 +38,15 @@ import uvicorn
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
 
+from linkpronto import schema
 from linkpronto.web.assets import STATIC_DIR, STATIC_URL_PREFIX
+from linkpronto.web.common import request_lang
 from linkpronto.web.pages import call_html, dashboard_html, patient_html
 
-CHECK_NAMES = ("livekit_local", "public_probe", "public_rtc", "link_page", "media_reach")
+# The real verification ladder's check names (linkpronto/verify.py: _timed(...)).
+CHECK_NAMES = ("livekit", "public_probe", "public_rtc", "link_route")
 
 
 def _iso(dt: datetime) -> str:
@@ -46,7 +58,17 @@ def _now() -> datetime:
 
 
 def _lang(request: Request) -> str:
-    return request.query_params.get("lang") or "pt-BR"
+    return request_lang(request)
+
+
+def _doc(model: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` as the real API would answer it: validated by the contract's model, then dumped."""
+    return schema.dump(model.model_validate(data))
+
+
+def _error(code: str, message: str, fix: str | None, status: int) -> JSONResponse:
+    return JSONResponse(schema.dump(schema.ErrorBody(error=schema.Problem(code=code, message=message, fix=fix))),
+                        status)
 
 
 class FakeStack:
@@ -86,22 +108,26 @@ class FakeStack:
 
     def status(self) -> dict[str, Any]:
         with self.lock:
-            return {
-                "state": self.state,
-                "since": _iso(_now()),
-                "public_url": self.public_origin,
-                "livekit_url": self.public_origin.replace("http", "ws", 1) + "/_linkpronto/livekit",
-                "tunnel": {"provider": "static", "state": "ready", "public_url": self.public_origin, "detail": ""},
-                "components": {
-                    "livekit": {"state": "ready" if self.state != "starting" else "starting", "detail": "",
-                                "pid": 1234, "restarts": 0, "since": _iso(_now())},
-                    "tunnel": {"state": "ready", "detail": "", "pid": None, "restarts": 0, "since": _iso(_now())},
+            now = _now()
+            starting = self.state == "starting"
+            doc = schema.Status(
+                state=schema.StackState(self.state),
+                since=now,
+                public_url=self.public_origin,
+                livekit_url=self.public_origin.replace("http", "ws", 1) + "/_linkpronto/livekit",
+                tunnel=schema.TunnelInfo(provider="static", state=schema.PartState.READY,
+                                         public_url=self.public_origin, since=now),
+                components={
+                    "livekit": schema.Part(state=schema.PartState.STARTING if starting else schema.PartState.READY,
+                                           pid=1234, since=now),
+                    "tunnel": schema.Part(state=schema.PartState.READY, url=self.public_origin, since=now),
                 },
-                "verification": {"ok": self.state == "ready", "checked_at": _iso(_now()), "age_s": 1.0,
-                                 "checks": list(self.checks)},
-                "media": {"reach": self.media_reach, "detail": "LiveKit on this machine"},
-                "problems": list(self.problems),
-            }
+                verification=schema.Verification(ok=self.state == "ready", checked_at=now, age_s=1.0,
+                                                 checks=[schema.Check.model_validate(c) for c in self.checks]),
+                media=schema.Media(reach=self.media_reach, detail="LiveKit on this machine"),  # type: ignore[arg-type]
+                problems=[schema.Problem.model_validate(p) for p in self.problems],
+            )
+            return schema.dump(doc)
 
     def set_starting(self) -> None:
         with self.lock:
@@ -110,36 +136,33 @@ class FakeStack:
         self.bump()
 
     def add_link(self, *, status: str = "ready", **fields: Any) -> dict[str, Any]:
+        """A link as the real API documents it (``schema.Link``), plus the fake's own ``_token``,
+        ``_url`` and ``_qr`` (never answered)."""
         token = secrets.token_urlsafe(16)
         link_id = "lnk_" + secrets.token_hex(4)
         now = _now()
         url = f"{self.public_origin}/c/{token}"
         buf = io.BytesIO()
         segno.make(url).save(buf, kind="svg", xmldecl=False, scale=4)
-        link: dict[str, Any] = {
-            "id": link_id,
-            "status": status,
-            "url": url if status == "ready" else None,
-            "professional_id": fields.pop("professional_id", "dra-ana"),
-            "client_id": fields.pop("client_id", None),
-            "consultation_type": fields.pop("consultation_type", None),
-            "room": "room-" + link_id,
-            "created_at": _iso(now),
-            "expires_at": _iso(now + timedelta(hours=24)),
-            "max_uses": 0,
-            "uses": 0,
-            "verified_at": _iso(now) if status == "ready" else None,
-            "public_base_url": self.public_origin,
-            "checks": list(self.checks),
-            "device_check": None,
-            "sent_with_old_address": False,
-            "qr_svg": buf.getvalue().decode() if status == "ready" else None,
-            "whatsapp_url": ("https://wa.me/?text=" + quote(f"Sua consulta: {url}")) if status == "ready" else None,
-            "_token": token,
-            "_url": url,
-            "_qr": buf.getvalue().decode(),
-        }
-        link.update(fields)
+        ready = status == "ready"
+        model = schema.Link(
+            id=link_id,
+            status=schema.LinkStatus(status),
+            url=url if ready else None,
+            professional_id=fields.pop("professional_id", None) or "dra-ana",
+            client_id=fields.pop("client_id", None),
+            consultation_type=fields.pop("consultation_type", None),
+            room="room-" + link_id,
+            created_at=now,
+            expires_at=now + timedelta(hours=24),
+            verified_at=now if ready else None,
+            public_base_url=self.public_origin,
+            checks=[schema.Check.model_validate(c) for c in self.checks],
+            qr_svg_url=f"/api/consultation-links/{link_id}/qr.svg" if ready else None,
+            whatsapp_url=("https://wa.me/?text=" + quote(f"Sua consulta: {url}")) if ready else None,
+            **fields,
+        )
+        link: dict[str, Any] = {**schema.dump(model), "_token": token, "_url": url, "_qr": buf.getvalue().decode()}
         with self.lock:
             self.links[link_id] = link
             self.tokens[token] = link_id
@@ -149,13 +172,15 @@ class FakeStack:
     def make_ready(self, link_id: str) -> None:
         with self.lock:
             link = self.links[link_id]
-            link.update(status="ready", url=link["_url"], qr_svg=link["_qr"], verified_at=_iso(_now()),
+            link.update(status="ready", url=link["_url"], verified_at=_iso(_now()),
+                        qr_svg_url=f"/api/consultation-links/{link_id}/qr.svg",
                         whatsapp_url="https://wa.me/?text=" + quote(f"Sua consulta: {link['_url']}"))
         self.bump()
 
     def public_link(self, link_id: str) -> dict[str, Any]:
+        """The link as answered: whatever a test changed in it still has to be a valid ``schema.Link``."""
         with self.lock:
-            return {k: v for k, v in self.links[link_id].items() if not k.startswith("_")}
+            return _doc(schema.Link, {k: v for k, v in self.links[link_id].items() if not k.startswith("_")})
 
     async def prepare(self, link_id: str) -> None:
         """Tick the verification checks one by one, then mark the stack and the link ready."""
@@ -172,6 +197,9 @@ class FakeStack:
         self.make_ready(link_id)
 
 
+FAKE_SESSION = "linkpronto_session_fake"
+
+
 def admin_app(stack: FakeStack) -> FastAPI:
     app = FastAPI()
     tasks: set[asyncio.Task[None]] = set()
@@ -180,9 +208,17 @@ def admin_app(stack: FakeStack) -> FastAPI:
     async def guard(request: Request, call_next: Any) -> Response:
         with stack.lock:
             stack.requests.append((request.method, request.url.path, dict(request.headers)))
-        if request.url.path.startswith("/api/") and request.headers.get("x-linkpronto") != "1":
-            return JSONResponse({"error": {"code": "FORBIDDEN", "message": "no", "fix": None}}, 403)
+        # Like the real AdminGuard: the session cookie (set with the page here), and a same-origin
+        # Origin on anything that changes state.
+        if request.url.path.startswith("/api/"):
+            if request.cookies.get(FAKE_SESSION) != "ok":
+                return JSONResponse({"error": {"code": "UNAUTHORIZED", "message": "no", "fix": None}}, 401)
+            origin = request.headers.get("origin")
+            if request.method not in ("GET", "HEAD") and origin != f"http://{request.headers.get('host')}":
+                return JSONResponse({"error": {"code": "FORBIDDEN_ORIGIN", "message": "no", "fix": None}}, 403)
         resp: Response = await call_next(request)
+        if request.url.path == "/":
+            resp.set_cookie(FAKE_SESSION, "ok", httponly=True, samesite="strict")
         return resp
 
     @app.get("/")
@@ -196,6 +232,12 @@ def admin_app(stack: FakeStack) -> FastAPI:
     @app.get("/api/status")
     async def status() -> dict[str, Any]:
         return stack.status()
+
+    @app.get("/api/consultation-links/{link_id}/qr.svg")
+    async def qr(link_id: str) -> Response:
+        with stack.lock:
+            svg = stack.links[link_id]["_qr"]
+        return Response(svg, media_type="image/svg+xml")
 
     @app.get("/api/status/stream")
     async def stream(request: Request) -> StreamingResponse:
@@ -215,10 +257,14 @@ def admin_app(stack: FakeStack) -> FastAPI:
     async def create(request: Request) -> Response:
         body = await request.json()
         if not isinstance(body.get("professional_id"), str) or not body["professional_id"]:
-            return JSONResponse({"detail": [{"loc": ["body", "professional_id"], "msg": "Field required",
-                                             "type": "missing"}]}, 422)
+            invalid = schema.InvalidRequest(
+                error=schema.Problem(code="INVALID_REQUEST", message="professional_id: Field required"),
+                fields=[schema.FieldError(field="professional_id", message="Field required")],
+            )
+            return JSONResponse(schema.dump(invalid), 422)
         if stack.fail_with is not None:
-            return JSONResponse({"error": stack.fail_with}, 503)
+            return JSONResponse(schema.dump(schema.ErrorBody(error=schema.Problem.model_validate(stack.fail_with))),
+                                503)
         fields = {k: body.get(k) for k in ("professional_id", "client_id", "consultation_type")}
         if stack.state == "ready":
             link = stack.add_link(status="ready", **fields)
@@ -239,7 +285,7 @@ def admin_app(stack: FakeStack) -> FastAPI:
     @app.get("/api/consultation-links/{link_id}")
     async def get_link(link_id: str) -> Response:
         if link_id not in stack.links:
-            return JSONResponse({"error": {"code": "LINK_NOT_FOUND", "message": "not found", "fix": None}}, 404)
+            return _error("LINK_NOT_FOUND", "not found", None, 404)
         return JSONResponse(stack.public_link(link_id))
 
     @app.delete("/api/consultation-links/{link_id}")
@@ -254,8 +300,9 @@ def admin_app(stack: FakeStack) -> FastAPI:
         with stack.lock:
             stack.host_tokens.append(link_id)
             room = stack.links[link_id]["room"]
-        return {"livekit_url": stack.public_origin.replace("http", "ws", 1) + "/_linkpronto/livekit", "access_token": "fake-host-token",
-                "room": room, "identity": "professional"}
+        return _doc(schema.HostGrant, {
+            "livekit_url": stack.public_origin.replace("http", "ws", 1) + "/_linkpronto/livekit",
+            "access_token": "fake-host-token", "room": room, "identity": "professional"})
 
     app.mount(STATIC_URL_PREFIX, StaticFiles(directory=STATIC_DIR), name="static")
     return app
@@ -288,26 +335,24 @@ def public_app(stack: FakeStack) -> FastAPI:
         body = await request.json()
         link = find(str(body.get("token", "")))
         if link is None:
-            return JSONResponse({"error": {"code": "LINK_NOT_FOUND", "message": "Link não encontrado.",
-                                           "fix": "Peça um novo link."}}, 404)
+            return _error("LINK_NOT_FOUND", "Link não encontrado.", "Peça um novo link.", 404)
         if link["status"] != "ready":
-            return JSONResponse({"error": {"code": "LINK_GONE", "message": "Este link de consulta expirou.",
-                                           "fix": "Peça um novo link ao profissional."}}, 410)
+            return _error("LINK_GONE", "Este link de consulta expirou.", "Peça um novo link ao profissional.", 410)
         with stack.lock:
             stack.joins.append(body)
             link["uses"] += 1
         stack.bump()
-        return JSONResponse({"livekit_url": stack.public_origin.replace("http", "ws", 1) + "/_linkpronto/livekit",
-                             "access_token": "fake-join-token", "room": link["room"],
-                             "identity": "p_" + secrets.token_hex(4),
-                             "expires_at": _iso(_now() + timedelta(minutes=15))})
+        return JSONResponse(_doc(schema.JoinGrant, {
+            "livekit_url": stack.public_origin.replace("http", "ws", 1) + "/_linkpronto/livekit",
+            "access_token": "fake-join-token", "room": link["room"], "identity": "p_" + secrets.token_hex(4),
+            "expires_at": _iso(_now() + timedelta(minutes=15))}))
 
     @app.post("/_linkpronto/api/device-check")
     async def device_check(request: Request) -> Response:
         body = await request.json()
         link = find(str(body.get("token", "")))
         if link is None:
-            return JSONResponse({"error": {"code": "LINK_NOT_FOUND", "message": "x", "fix": None}}, 404)
+            return _error("LINK_NOT_FOUND", "x", None, 404)
         with stack.lock:
             stack.device_checks.append(body["result"])
             link["device_check"] = {**body["result"], "received_at": _iso(_now())}
@@ -316,7 +361,9 @@ def public_app(stack: FakeStack) -> FastAPI:
 
     @app.get("/_linkpronto/api/runtime-config")
     async def runtime_config() -> dict[str, Any]:
-        return {"site_url": stack.public_origin, "livekit_url": stack.public_origin.replace("http", "ws", 1) + "/_linkpronto/livekit"}
+        return _doc(schema.RuntimeConfig, {
+            "site_url": stack.public_origin,
+            "livekit_url": stack.public_origin.replace("http", "ws", 1) + "/_linkpronto/livekit"})
 
     async def rtc(ws: WebSocket) -> None:
         with stack.lock:

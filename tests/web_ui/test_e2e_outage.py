@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ from doubles.livekit_server import RunningDouble
 from fixtures.sshd import SshServer, sshd_available
 from helpers.lp import run_lp, settings_for
 from helpers.net import free_port
+from helpers.tiers import require
 from linkpronto.config import Settings
 
 SSH_DOWN = "Não consegui conectar por SSH a 127.0.0.1."
@@ -32,10 +32,7 @@ PREPARING = "Preparando o link… O link só aparece depois de testado pelo ende
 @pytest.fixture
 def sshd() -> Iterator[SshServer]:
     """A real sshd, not started yet (each test decides when the tunnel's server is up)."""
-    if not sshd_available():
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail("missing in CI: openssh-server (/usr/sbin/sshd)")
-        pytest.skip("missing: openssh-server (/usr/sbin/sshd)")
+    require(sshd_available(), "openssh-server (/usr/sbin/sshd)")
     server = SshServer()
     try:
         yield server

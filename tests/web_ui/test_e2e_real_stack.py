@@ -25,7 +25,7 @@ async def test_dashboard_link_to_phone_against_real_stack(
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=BASE_ARGS + FAKE_MEDIA_ARGS)
         try:
             page = await (await browser.new_context(locale="pt-BR")).new_page()
-            await page.goto(lp.running.admin_url + "/")
+            await page.goto(lp.running.dashboard_url)  # the one-time URL `up` prints
             await expect(page.locator("#stack-state")).to_have_text("Pronto", timeout=15_000)
             # The tunnel in use and its trade-off in one line (here: static, the URL is the user's own).
             await expect(page.locator("#tunnel-provider")).to_have_text("static")

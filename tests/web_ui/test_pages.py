@@ -1,4 +1,5 @@
-"""linkpronto.web.pages and linkpronto.web.assets without a browser."""
+"""linkpronto.web.pages and linkpronto.web.assets without a browser (and the patient page as the real
+public listener serves it, with the LiveKit double in-process)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers.inproc import InProcessDouble
+from helpers.lp import run_lp, settings_for
 from linkpronto.errors import LinkprontoError
 from linkpronto.web import assets
 from linkpronto.web.pages import call_html, dashboard_html, patient_html
@@ -77,9 +80,33 @@ def test_patient_page_escapes_consultation_type() -> None:
     assert data and json.loads(data.group(1))["consultation_type"].startswith("<img")
 
 
-def test_patient_page_never_contains_the_token() -> None:
+def test_patient_page_has_the_join_controls() -> None:
     c = _parse(patient_html(state="ok", consultation_type=None, lang="pt-BR"))
     assert {"preview", "display-name", "join", "media-help"} <= c.ids
+
+
+async def test_patient_page_never_contains_the_token(tmp_path: Path, livekit_inproc: InProcessDouble) -> None:
+    """The real listener renders the page for a real token: the link's own data is on it (so it was
+    rendered for that link), the token is nowhere in its bytes or headers — the page reads it from
+    its own address."""
+    async with run_lp(settings_for(tmp_path / "d", livekit_url=livekit_inproc.url)) as lp:
+        await lp.wait_state("ready")
+        res = await lp.admin.post("/api/consultation-links",
+                                  json={"professional_id": "dra-ana", "consultation_type": "fonoaudiologia"})
+        assert res.status_code == 201, res.text
+        link = res.json()
+        token = link["url"].rsplit("/", 1)[1]
+        for path in (f"/_linkpronto/c/{token}", f"/c/{token}"):
+            page = await lp.public.get(path)
+            assert page.status_code == 200, (path, page.status_code)
+            assert "fonoaudiologia" in page.text
+            assert token not in page.text
+            assert all(token not in value for value in page.headers.values())
+            assert token[:12] not in page.text  # nor a prefix of it
+        # Nor the page that says the link is gone.
+        assert (await lp.admin.delete(f"/api/consultation-links/{link['id']}")).status_code == 200
+        gone = await lp.public.get(f"/_linkpronto/c/{token}")
+        assert gone.status_code == 410 and token not in gone.text
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,7 @@
-"""The patient page in Chromium at 390×844 with a fake camera and microphone, against the fake API."""
+"""The patient page in Chromium at 390×844 with a fake camera and microphone, against the fake API: the
+browser-side states (permission denied per browser, no device, busy device, insecure origin, reconnecting,
+leave and rejoin). Joining, the device check and the 404/410 pages run against the real server
+(test_real_server.py)."""
 
 from __future__ import annotations
 
@@ -155,7 +158,7 @@ def test_denied_by_the_browser_itself(
 ) -> None:
     """No fake-UI flag and no granted permission: Chromium itself refuses the camera."""
     link = fake.stack.add_link()
-    ctx = bare_browser.new_context(viewport=PHONE, permissions=[])
+    ctx = bare_browser.new_context(viewport=PHONE, permissions=[], locale="pt-BR")
     try:
         page = ctx.new_page()
         page.goto(link["_url"])
@@ -183,7 +186,7 @@ def test_insecure_origin_warns_that_camera_needs_https(
 ) -> None:
     link = fake.stack.add_link()
     port = fake.public_url.rsplit(":", 1)[1]
-    ctx = bare_browser.new_context(viewport=PHONE)
+    ctx = bare_browser.new_context(viewport=PHONE, locale="pt-BR")
     try:
         page = ctx.new_page()
         page.goto(f"http://clinic.test:{port}/c/{link['_token']}")  # resolved to 127.0.0.1, not secure
@@ -193,32 +196,3 @@ def test_insecure_origin_warns_that_camera_needs_https(
         shot(page, "insecure")
     finally:
         ctx.close()
-
-
-def test_gone_pages(fake: FakeServers, new_context: Callable[..., BrowserContext],
-                    shot: Callable[[Page, str], Path]) -> None:
-    page = _phone(new_context).new_page()
-    for status, text in (("expired", "expirou"), ("revoked", "cancelado"), ("exhausted", "número máximo")):
-        link = fake.stack.add_link(status=status)
-        resp = page.goto(link["_url"])
-        assert resp is not None and resp.status == 410
-        expect(page.get_by_role("heading", level=1)).to_contain_text(text)
-        expect(page.locator("main")).to_contain_text("peça um novo link ao profissional")
-        assert page.locator("script[src]").count() == 0
-        shot(page, status)
-    resp = page.goto(fake.public_url + "/c/nao-existe")
-    assert resp is not None and resp.status == 404
-    expect(page.get_by_role("heading", level=1)).to_have_text("Não encontramos este link de consulta.")
-    page.get_by_role("link", name="English").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("We could not find this consultation link.")
-
-
-def test_join_on_a_link_revoked_meanwhile_shows_gone(
-    fake: FakeServers, new_context: Callable[..., BrowserContext]
-) -> None:
-    link = fake.stack.add_link()
-    page = _phone(new_context).new_page()
-    page.goto(link["_url"])
-    fake.stack.links[link["id"]]["status"] = "expired"
-    page.get_by_role("button", name="Entrar na consulta").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Este link de consulta expirou.")

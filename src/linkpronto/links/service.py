@@ -9,26 +9,36 @@ service knows nothing about tunnels or processes.
 
 from __future__ import annotations
 
-import json
 import secrets
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import segno
+from sqlalchemy.exc import DBAPIError
 
 from linkpronto import keys, schema
 from linkpronto.components import iso
-from linkpronto.errors import LinkGone, LinkNotFound
+from linkpronto.errors import LinkGone, LinkNotFound, LinkprontoError, LivekitUnhealthy
 from linkpronto.events.presence import Presence
 from linkpronto.i18n import Lang, Text, render
+from linkpronto.links.inputs import decode_stored
 from linkpronto.links.store import LinkRow, LinkStore, StoredStatus
 from linkpronto.livekit import tokens
 
 LinkStatus = schema.LinkStatus  # preparing, ready, expired, revoked, exhausted (CONTRACT.md)
+W = TypeVar("W")
+
+
+class StorageWatch(Protocol):
+    def refuse_writes(self) -> LinkprontoError | None: ...
+
+    def write_failed(self, exc: BaseException) -> LinkprontoError: ...
+
+    def write_ok(self) -> None: ...
 
 
 def utcnow() -> datetime:
@@ -98,6 +108,20 @@ def _render_check(check: dict[str, Any], lang: Lang | None) -> dict[str, Any]:
     return {**check, "detail": render(check.get("detail"), lang) or "", "fix": render(check.get("fix"), lang)}
 
 
+def livekit_unreachable() -> LivekitUnhealthy:
+    """The patient-facing 503: retryable, nothing used up."""
+    return LivekitUnhealthy(
+        Text(
+            "O servidor de vídeo não está respondendo agora. Seu link continua válido.",
+            "The video server is not answering right now. Your link is still valid.",
+        ),
+        fix=Text(
+            "Aguarde alguns segundos e toque em 'Tentar de novo'.",
+            "Wait a few seconds and tap 'Try again'.",
+        ),
+    )
+
+
 class LinkService:
     def __init__(
         self,
@@ -111,6 +135,7 @@ class LinkService:
         public_base: Callable[[], str | None],
         credentials: Callable[[], Credentials | None],
         remove_participants: Callable[[str], Awaitable[int]] | None = None,
+        livekit_answers: Callable[[], Awaitable[bool]] | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.store = store
@@ -122,7 +147,12 @@ class LinkService:
         self.public_base = public_base
         self.credentials = credentials
         self.remove_participants = remove_participants
+        self.livekit_answers = livekit_answers
         self.clock = clock
+        #: The database's health (``links.health.StoreHealth``): writes refused on a full disk.
+        self.storage: StorageWatch | None = None
+        #: Rooms of links revoked while running → when their last join token stops being accepted.
+        self.revoked_rooms: dict[str, datetime] = {}
 
     # -- documents ------------------------------------------------------------------------------
     def status_of(self, row: LinkRow, now: datetime | None = None) -> str:
@@ -169,15 +199,29 @@ class LinkService:
             "public_base_url": base if ever_ready else None,
             "sent_base_url": row.sent_base_url,
             "sent_with_old_address": sent_old,
-            "checks": [_render_check(c, lang) for c in json.loads(row.checks_json)] if row.checks_json else [],
-            "device_check": json.loads(row.device_check_json) if row.device_check_json else None,
-            "error": json.loads(row.failure_json) if row.failure_json else None,
+            "checks": [_render_check(c, lang) for c in (decode_stored(row.checks_json) or []) if isinstance(c, dict)],
+            "device_check": decode_stored(row.device_check_json),
+            "error": decode_stored(row.failure_json),
             "qr_svg_url": f"/api/consultation-links/{row.id}/qr.svg" if url else None,
             "whatsapp_url": whatsapp_url(url, lang) if url else None,
             # Who is in the room (linkpronto.events): a contract extension; `status` is unchanged.
             **Presence(row.presence, row.presence_since, row.waiting_name).to_json(),
         }
         return doc
+
+    def _write(self, fn: Callable[..., W], /, *args: Any) -> W:
+        """A store write; a database failure becomes an error with a code (DISK_FULL…), not a 500."""
+        if self.storage is not None and (refused := self.storage.refuse_writes()) is not None:
+            raise refused
+        try:
+            out = fn(*args)
+        except DBAPIError as exc:
+            if self.storage is None or self.store.is_connection_error(exc):
+                raise  # a lost database connection: the store makes it STORE_UNAVAILABLE
+            raise self.storage.write_failed(exc) from exc
+        if self.storage is not None:
+            self.storage.write_ok()
+        return out
 
     # -- operations -------------------------------------------------------------------------------
     def create(
@@ -216,7 +260,7 @@ class LinkService:
             row.verified_at = proven.verified_at
             row.sent_base_url = proven.base_url
             row.checks_json = proven.checks_json
-        self.store.insert(row)
+        self._write(self.store.insert, row)
         return row, token
 
     def get(self, link_id: str) -> LinkRow:
@@ -232,18 +276,29 @@ class LinkService:
             return None, "not_found"
         return row, self.status_of(row)
 
+    async def join_live(self, token: str, display_name: str | None) -> JoinGrant:
+        """Join a live link: LiveKit must answer first, so a use is never spent on an outage.
+
+        Order: the token must resolve to a live link (else LinkNotFound/LinkGone, nothing counted);
+        LiveKit must answer right now (else :class:`LivekitUnhealthy`, 503, nothing counted); then
+        the use is counted atomically and the token issued.
+        """
+        row, status = await self.store.call(self.resolve, token)
+        if row is None or status == LinkStatus.PREPARING:
+            raise LinkNotFound()
+        if status != LinkStatus.READY:
+            raise LinkGone(status)
+        if self.credentials() is None or (self.livekit_answers is not None and not await self.livekit_answers()):
+            raise livekit_unreachable()
+        return await self.store.call(self.join, token, display_name)
+
     def join(self, token: str, display_name: str | None) -> JoinGrant:
         creds = self.credentials()
         digest = keys.token_hash(token)
         now = self.clock()
         if creds is None:
-            from linkpronto.errors import LivekitUnhealthy
-
-            raise LivekitUnhealthy(
-                Text("O servidor de vídeo ainda não está pronto.", "The video server is not ready yet."),
-                fix=Text("Aguarde alguns segundos e tente de novo.", "Wait a few seconds and try again."),
-            )
-        result = self.store.use(digest, now)
+            raise livekit_unreachable()
+        result = self._write(self.store.use, digest, now)
         if result.row is None:
             raise LinkNotFound()
         if not result.ok:
@@ -264,8 +319,6 @@ class LinkService:
         row = self.get(link_id)
         creds = self.credentials()
         if creds is None:
-            from linkpronto.errors import LivekitUnhealthy
-
             raise LivekitUnhealthy(
                 Text("O servidor de vídeo ainda não está pronto.", "The video server is not ready yet."),
                 fix=Text("Aguarde alguns segundos e tente de novo.", "Wait a few seconds and try again."),
@@ -275,14 +328,30 @@ class LinkService:
         return {"livekit_url": creds.livekit_url, "access_token": jwt, "room": row.room, "identity": identity}
 
     async def revoke(self, link_id: str) -> LinkRow:
-        row = await self.store.call(self.store.revoke, link_id, self.clock())
+        """Revoke: no new join, everyone in the room removed (RoomService), and the join tokens
+        already issued refused at linkpronto's LiveKit gateway until they expire (LiveKit itself
+        refuses them after ``join_token_ttl`` plus its 60 s leeway)."""
+        now = self.clock()
+        row = await self.store.call(self.store.revoke, link_id, now)
         if row is None:
             raise LinkNotFound()
+        self.revoked_rooms[row.room] = now + timedelta(seconds=self.join_token_ttl_s + tokens.LIVEKIT_LEEWAY_S)
         if self.remove_participants is not None:
             await self.remove_participants(row.room)
         return row
 
+    def room_revoked(self, room: str) -> bool:
+        """True while tokens for ``room`` (a revoked link's) could still be accepted by LiveKit."""
+        until = self.revoked_rooms.get(room)
+        if until is None:
+            return False
+        if until <= self.clock():
+            self.revoked_rooms.pop(room, None)
+            return False
+        return True
+
     def record_device_check(self, token: str, result: dict[str, Any]) -> bool:
+        """Store a result already validated and bounded by :mod:`linkpronto.links.inputs`."""
         result = dict(result)
         result["received_at"] = iso(self.clock())
-        return self.store.set_device_check(keys.token_hash(token), result)
+        return bool(self._write(self.store.set_device_check, keys.token_hash(token), result))

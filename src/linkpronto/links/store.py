@@ -237,7 +237,11 @@ def _unavailable(url: str, exc: BaseException) -> StoreUnavailable:
     )
 
 
-def _is_connection_error(exc: BaseException) -> bool:
+def _is_connection_error(exc: BaseException, *, sqlite: bool = False) -> bool:
+    """A lost or refused connection to a database server (never a SQLite file's own errors, such
+    as a full disk: those are the ``storage`` part's)."""
+    if sqlite:
+        return isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
     if isinstance(exc, sa_exc.DBAPIError):
         if exc.connection_invalidated:
             return True
@@ -326,7 +330,7 @@ class LinkStore:
         try:
             return migrations.upgrade(self.engine)
         except sa_exc.SQLAlchemyError as exc:
-            if _is_connection_error(exc):
+            if _is_connection_error(exc, sqlite=self.is_sqlite):
                 raise _unavailable(self.url, exc) from exc
             raise
 
@@ -360,12 +364,15 @@ class LinkStore:
             )
         return PartStatus(state=PartState.READY, detail=T.same(where), since=self._since)
 
+    def is_connection_error(self, exc: BaseException) -> bool:
+        return _is_connection_error(exc, sqlite=self.is_sqlite)
+
     def guarded(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
         """Run ``fn`` turning a lost connection into :class:`StoreUnavailable` (and tracking health)."""
         try:
             out = fn(*args, **kwargs)
         except sa_exc.SQLAlchemyError as exc:
-            if not _is_connection_error(exc):
+            if not self.is_connection_error(exc):
                 raise
             err = _unavailable(self.url, exc)
             self._record(err)
@@ -472,7 +479,7 @@ class LinkStore:
             res = s.execute(
                 update(LinkRow)
                 .where(LinkRow.token_hash == digest)
-                .values(device_check_json=json.dumps(result)[:20000])
+                .values(device_check_json=json.dumps(result))  # validated and bounded by links.inputs
             )
             return bool(getattr(res, "rowcount", 0))
 

@@ -24,6 +24,8 @@ PROBE_ROOM = "linkpronto-probe"
 ROLE_ATTRIBUTE = "linkpronto.role"  # read back from webhooks by linkpronto.events.webhook.role_of
 PROBE_TTL = timedelta(seconds=60)
 HOST_TTL = timedelta(hours=4)
+#: livekit-server validates token times with go-jose's default leeway (one minute).
+LIVEKIT_LEEWAY_S = 60.0
 
 
 def opaque_identity(prefix: str) -> str:

@@ -174,6 +174,33 @@ def write_private(path: Path, data: bytes) -> None:
         raise
 
 
+def make_private_tree(root: Path) -> None:
+    """The data directory and everything in it readable by its owner only: ``0700`` directories and
+    ``0600`` files on POSIX (executables ``0700``); on Windows the user's own ACL (``icacls``)."""
+    _impl.make_private_tree(root)
+
+
+def create_private(path: Path) -> None:
+    """Create ``path`` empty with owner-only permissions if it does not exist (before a library such
+    as SQLite creates it with the process umask; SQLite gives ``-wal``/``-shm`` the same mode)."""
+    with contextlib.suppress(FileExistsError):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY, 0o600)
+        os.close(fd)
+    _impl.make_private(path)
+
+
+# --- file descriptors ----------------------------------------------------------------------------
+def fd_limit() -> int | None:
+    """How many descriptors this process may open (``RLIMIT_NOFILE``); None when there is no such
+    limit (Windows) or it is unlimited."""
+    return _impl.fd_limit()
+
+
+def raise_fd_limit(target: int) -> int | None:
+    """Raise the descriptor limit towards ``target`` where the OS allows it; returns the new limit."""
+    return _impl.raise_fd_limit(target)
+
+
 def write_orchestrator_info(data_dir: Path, info: dict[str, Any]) -> None:
     """What the lock holder tells a second ``linkpronto up`` (e.g. ``admin_url``, ``pid``)."""
     payload = {"pid": os.getpid(), **info}

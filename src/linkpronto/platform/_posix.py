@@ -200,3 +200,42 @@ def unlock(fd: int) -> None:
 
 def make_private(path: Path) -> None:
     os.chmod(path, 0o600)
+
+
+def make_private_tree(root: Path) -> None:
+    """``root`` and every directory under it ``0700``; every file ``0600`` (``0700`` if executable)."""
+    import stat
+
+    os.chmod(root, 0o700)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames:
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(os.path.join(dirpath, name), 0o700)
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            with contextlib.suppress(FileNotFoundError):
+                st = os.lstat(path)
+                if stat.S_ISLNK(st.st_mode):
+                    continue
+                os.chmod(path, 0o700 if st.st_mode & 0o111 else 0o600)
+
+
+# --- file descriptors ----------------------------------------------------------------------------
+def fd_limit() -> int | None:
+    """The soft ``RLIMIT_NOFILE`` (None when unlimited)."""
+    import resource
+
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return None if soft == resource.RLIM_INFINITY else int(soft)
+
+
+def raise_fd_limit(target: int) -> int | None:
+    """Raise the soft ``RLIMIT_NOFILE`` towards ``target`` (never above the hard limit)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = target if hard == resource.RLIM_INFINITY else min(target, hard)
+    if soft != resource.RLIM_INFINITY and want > soft:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    return fd_limit()

@@ -298,3 +298,45 @@ def make_private(path: Path) -> None:
     """Best effort on Windows: files under the user's profile already inherit an owner-only ACL
     (the profile grants the user, SYSTEM and Administrators). POSIX mode bits do not exist here."""
     return None
+
+
+def _owner_only_argv(path: Path, user: str, recursive: bool) -> list[str]:
+    """``icacls`` arguments that leave ``path`` readable by ``user`` alone (no inherited entries)."""
+    grant = f"{user}:(OI)(CI)F" if path.is_dir() else f"{user}:F"
+    argv = ["icacls", str(path), "/inheritance:r", "/grant:r", grant]
+    if recursive:
+        argv.append("/T")
+    return argv
+
+
+def _current_user() -> str:
+    import getpass
+
+    domain = os.environ.get("USERDOMAIN", "")
+    user = getpass.getuser()
+    return f"{domain}\\{user}" if domain else user
+
+
+def make_private_tree(root: Path) -> None:
+    """The data directory on Windows: the user's own ACL only — inheritance removed, full control
+    granted to the current user, on the directory and (``/T``) everything in it. New files inherit
+    it through the ``(OI)(CI)`` entry."""
+    import subprocess
+
+    if sys.platform != "win32":
+        return
+    icacls = shutil.which("icacls") or "icacls"
+    argv = _owner_only_argv(root, _current_user(), recursive=True)
+    argv[0] = icacls
+    result = subprocess.run(argv, capture_output=True, check=False, timeout=30)
+    if result.returncode != 0:
+        log.warning("icacls could not restrict %s (exit %s)", root, result.returncode)
+
+
+def fd_limit() -> int | None:
+    """Windows has no per-process descriptor limit for sockets like ``RLIMIT_NOFILE``."""
+    return None
+
+
+def raise_fd_limit(target: int) -> int | None:
+    return None

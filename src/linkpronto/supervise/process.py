@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import re
 import time
 from collections import deque
@@ -38,6 +37,7 @@ from linkpronto.errors import CrashLoop, LinkprontoError, LivekitCrashLoop, Port
 from linkpronto.i18n import Text
 from linkpronto.schema import PartState
 from linkpronto.supervise import probes
+from linkpronto.supervise.env import child_environment
 from linkpronto.supervise.logtail import OutputTail
 from linkpronto.supervise.spec import ADOPTED_CHECK_PERIOD_S, LogProbe, ProbeResult, ProcessSpec
 
@@ -217,9 +217,8 @@ class ManagedProcess(Observable):
     # --- spawning and stopping -----------------------------------------------------------------
     async def _spawn(self) -> None:
         argv = platform.build_argv(self.spec.argv)
-        env = None
-        if self.spec.env:
-            env = {**os.environ, **self.spec.env}
+        # The user's environment minus linkpronto's secrets; the spec adds back what this child needs.
+        env = child_environment(self.spec.env)
         tree = platform.new_process_tree()
         self._log_matched = self._output.watch(self._log_pattern)
         self._last_probe = []

@@ -1,11 +1,10 @@
 """The admin listener (``127.0.0.1:<admin_port>``): the dashboard and the API of CONTRACT.md.
 
 A request is served only when its ``Host`` is this listener's own (``127.0.0.1:<port>`` or
-``localhost:<port>``: DNS-rebinding pages are refused) and it carries the admin bearer token, or
-comes from the dashboard itself (header ``X-Linkpronto: 1``, which a cross-origin page cannot send
-without a CORS preflight we never grant, and no foreign ``Origin``).
+``localhost:<port>``: DNS-rebinding pages are refused) and it carries the admin bearer token, or the
+dashboard's session cookie (from the one-time URL ``up`` prints; see :mod:`linkpronto.web.session`)
+— with a same-origin ``Origin`` on anything that changes state. No header alone grants anything.
 """
-
 from __future__ import annotations
 
 import asyncio
@@ -16,7 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 from starlette.staticfiles import StaticFiles
@@ -30,9 +29,16 @@ from linkpronto.links.service import LinkStatus, qr_svg
 from linkpronto.schema import CreateLinkRequest
 from linkpronto.stack import STATUS_HEARTBEAT_S, Stack, StackState
 from linkpronto.web.common import error_response, request_lang
+from linkpronto.web.session import SESSION_TTL_S, DashboardSessions, cookie_name
 
 SSE_HEARTBEAT_S = STATUS_HEARTBEAT_S
-DASHBOARD_HEADER = "x-linkpronto"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_LOGIN_USED = Text(
+    "Este endereço de acesso já foi usado ou expirou. Use o endereço novo que o 'linkpronto up' mostra "
+    "(ou reinicie-o).",
+    "This sign-in address was already used or has expired. Use the new address 'linkpronto up' shows "
+    "(or restart it).",
+)
 
 
 CreateLink = CreateLinkRequest
@@ -57,7 +63,10 @@ _DENIED = {
     "FORBIDDEN_ORIGIN": Text(
         "Acesso recusado: pedido vindo de outra página.", "Access refused: request from another page."
     ),
-    "UNAUTHORIZED": Text("É preciso o token de administrador.", "The admin token is required."),
+    "UNAUTHORIZED": Text(
+        "É preciso o token de administrador ou abrir o painel pelo endereço que o 'linkpronto up' mostra.",
+        "The admin token is required, or open the dashboard through the address 'linkpronto up' shows.",
+    ),
 }
 _EXTRA_PAGE_HEADERS = [
     (b"cache-control", b"no-store"),
@@ -67,7 +76,14 @@ _EXTRA_PAGE_HEADERS = [
 
 
 class AdminGuard:
-    """Pure ASGI guard in front of the admin app: Host check, then bearer token or dashboard header.
+    """Pure ASGI guard in front of the admin app (CONTRACT.md, "Admin API").
+
+    1. ``Host`` must be this listener's own (``127.0.0.1:<port>`` / ``localhost:<port>``): a
+       DNS-rebinding page is refused.
+    2. ``GET /?token=<one-time login>`` trades the token for the session cookie and redirects to ``/``.
+    3. ``/api/*`` needs ``Authorization: Bearer <admin token>``, or the session cookie — and with the
+       cookie, a state-changing request must carry a same-origin ``Origin``. No header alone grants
+       anything. Pages and static files carry no data and need neither.
 
     (A ``BaseHTTPMiddleware`` costs a task and a stream per request; this costs a few comparisons.)
     """
@@ -79,12 +95,14 @@ class AdminGuard:
         token: str,
         port_getter: Callable[[], int],
         token_path: str,
+        sessions: DashboardSessions | None = None,
         extra_hosts: frozenset[str] = frozenset(),
     ) -> None:
         self.app = app
         self.token = token.encode("utf-8")
         self.port_getter = port_getter
         self.token_path = token_path
+        self.sessions = sessions or DashboardSessions()
         self.extra_hosts = extra_hosts  # server.admin_hosts (linkpronto serve --admin-bind)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -101,6 +119,9 @@ class AdminGuard:
         if path == WEBHOOK_PATH:  # LiveKit's webhooks: no admin token, a LiveKit signature instead
             await self.app(scope, receive, send)
             return
+        if path == "/" and scope["method"] in ("GET", "HEAD") and b"token=" in scope.get("query_string", b""):
+            await self._login(scope, receive, send, port)
+            return
         if not path.startswith("/api/"):
             await self.app(scope, receive, _with_headers(send))
             return
@@ -111,14 +132,35 @@ class AdminGuard:
             else:
                 await self._deny(scope, receive, send, 401, "UNAUTHORIZED")
             return
-        if headers.get(DASHBOARD_HEADER) == "1":
-            origin = headers.get("origin")
-            if origin is None or origin == f"http://{host}":
+        session = _cookie(headers, cookie_name(port))
+        if session and self.sessions.valid(session):
+            if scope["method"] in SAFE_METHODS or headers.get("origin") == f"http://{host}":
                 await self.app(scope, receive, send)
             else:
                 await self._deny(scope, receive, send, 403, "FORBIDDEN_ORIGIN")
             return
         await self._deny(scope, receive, send, 401, "UNAUTHORIZED")
+
+    async def _login(self, scope: Scope, receive: Receive, send: Send, port: int) -> None:
+        from urllib.parse import parse_qs
+
+        qs = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        login = (qs.get("token") or [""])[0]
+        session = self.sessions.redeem(login) if login else None
+        if session is None:
+            lang = request_lang(HTTPConnection(scope))
+            text = _LOGIN_USED.get(lang)
+            await HTMLResponse(
+                f"<!doctype html><meta charset=utf-8><title>linkpronto</title><p>{text}</p>",
+                status_code=401,
+                headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+            )(scope, receive, send)
+            return
+        response = RedirectResponse("/", status_code=303, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+        response.set_cookie(
+            cookie_name(port), session, httponly=True, samesite="strict", path="/", max_age=int(SESSION_TTL_S)
+        )
+        await response(scope, receive, send)
 
     async def _deny(self, scope: Scope, receive: Receive, send: Send, status: int, code: str) -> None:
         lang = request_lang(HTTPConnection(scope))
@@ -128,6 +170,21 @@ class AdminGuard:
         )
         body = {"error": {"code": code, "message": _DENIED[code].get(lang), "fix": fix.get(lang)}}
         await JSONResponse(body, status_code=status)(scope, receive, send)
+
+
+def _cookie(headers: Headers, name: str) -> str:
+    from http.cookies import CookieError, SimpleCookie
+
+    raw = headers.get("cookie", "")
+    if not raw:
+        return ""
+    jar: SimpleCookie = SimpleCookie()
+    try:
+        jar.load(raw)
+    except CookieError:
+        return ""
+    morsel = jar.get(name)
+    return morsel.value if morsel is not None else ""
 
 
 def _with_headers(send: Send) -> Send:
@@ -146,8 +203,10 @@ def build_admin_app(
     *,
     port_getter: Callable[[], int],
     shutdown: Callable[[], Awaitable[None]] | None = None,
+    sessions: DashboardSessions | None = None,
 ) -> ASGIApp:
     app = FastAPI(title="linkpronto admin", docs_url=None, redoc_url=None, openapi_url=None)
+    guard_sessions = sessions or DashboardSessions()
 
     @app.exception_handler(RequestValidationError)
     async def validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -224,7 +283,8 @@ def build_admin_app(
         try:
             row, _token = await _create(body)
         except LinkprontoError as exc:
-            return error_response(exc, 503, lang)
+            # A full disk is 507 Insufficient Storage; anything else keeps the stack's 503.
+            return error_response(exc, 507 if exc.code == "DISK_FULL" else 503, lang)
         doc = stack.issuer.document(row, lang)
         if doc["status"] == LinkStatus.READY:
             return JSONResponse(doc, status_code=201)
@@ -276,6 +336,12 @@ def build_admin_app(
     dropin.register(app, stack)
     logs.register(app, stack)
 
+    @app.post("/api/dashboard-login")
+    async def dashboard_login(request: Request) -> JSONResponse:
+        """A fresh one-time dashboard URL (for a second browser, or after the first was used)."""
+        base = f"http://127.0.0.1:{port_getter()}"
+        return JSONResponse({"url": guard_sessions.login_url(base)}, headers={"Cache-Control": "no-store"})
+
     # -- stack control ------------------------------------------------------------------------------
     @app.post("/api/stack/start")
     async def stack_start(request: Request) -> JSONResponse:
@@ -316,6 +382,7 @@ def build_admin_app(
         token=stack.secrets.admin_token,
         port_getter=port_getter,
         token_path=str(stack.settings.data_dir / "admin-token"),
+        sessions=guard_sessions,
         extra_hosts=_admin_hosts(stack.settings, port_getter),
     )
 

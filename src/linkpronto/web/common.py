@@ -21,22 +21,43 @@ def error_body(err: LinkprontoError, lang: Lang) -> dict[str, Any]:
     return {"error": err.to_problem(lang)}
 
 
-def error_response(err: LinkprontoError, status: int, lang: Lang) -> JSONResponse:
-    return JSONResponse(error_body(err, lang), status_code=status, headers={"Cache-Control": "no-store"})
+def error_response(err: LinkprontoError, status: int, lang: Lang, *, retry_after: int | None = None) -> JSONResponse:
+    headers = {"Cache-Control": "no-store"}
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    return JSONResponse(error_body(err, lang), status_code=status, headers=headers)
 
 
-def client_address(conn: HTTPConnection) -> str:
-    """The patient's address. Forwarding headers are trusted only from a local peer (the tunnel)."""
-    peer = conn.client.host if conn.client else "unknown"
+def _ip(text: str) -> str | None:
     try:
-        local_peer = ipaddress.ip_address(peer).is_loopback
+        return str(ipaddress.ip_address(text.strip()))
     except ValueError:
-        local_peer = False
-    if local_peer:
-        cf = conn.headers.get("cf-connecting-ip")
-        if cf:
-            return cf.strip()
-        xff = conn.headers.get("x-forwarded-for")
-        if xff:
-            return xff.split(",")[-1].strip()
-    return peer
+        return None
+
+
+def client_address(conn: HTTPConnection, client_ip_header: str | None) -> str | None:
+    """The client's address as far as it can be known without trusting the client; None when unknown.
+
+    * A peer that is not loopback connected directly (``lan``): its address is the answer, whatever
+      headers it sends.
+    * A loopback peer is the tunnel's own hop (the agent, SDK or ssh forward runs here). Only then,
+      and only when the provider in use sets a client header (``client_ip_header``, a fact of the
+      provider — ``auto`` resolves to the one it chose), is that one header read: for
+      ``X-Forwarded-For`` the entry the edge appended (the rightmost of the last field line), for
+      ``CF-Connecting-IP`` the value Cloudflare sets (it overwrites any client copy).
+    * Otherwise (ssh, ``auto`` before it chose, a provider without a client header): None. The
+      caller must not lump all these clients into a bucket that can lock patients out.
+    """
+    peer = conn.client.host if conn.client else ""
+    peer_ip = _ip(peer) if peer else None
+    if peer_ip is not None and not ipaddress.ip_address(peer_ip).is_loopback:
+        return peer_ip
+    if not client_ip_header:
+        return None
+    values = conn.headers.getlist(client_ip_header)
+    if not values:
+        return None
+    last = values[-1]
+    if client_ip_header.lower() == "x-forwarded-for":
+        last = last.split(",")[-1]
+    return _ip(last)

@@ -12,14 +12,13 @@ are never served here — the admin API lives on another socket.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Literal, TypeVar, cast
 
-from limits import RateLimitItemPerMinute, strategies
+from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
@@ -31,9 +30,13 @@ from linkpronto import paths
 from linkpronto.errors import LinkGone, LinkNotFound, LinkprontoError, LivekitUnhealthy, StoreUnavailable
 from linkpronto.gateway.normalize import decoded, normalize_raw_path
 from linkpronto.i18n import Text
+from linkpronto.links import inputs
+from linkpronto.links.health import StorageFault
 from linkpronto.stack import Stack
 from linkpronto.verify import LINK_PROBE_TOKEN
+from linkpronto.web.bounded import BodyTooLarge, read_body
 from linkpronto.web.common import client_address, error_response, request_lang
+from linkpronto.web.limiter import FailedJoinLimiter
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,7 @@ LIVEKIT_PREFIX = paths.LIVEKIT + "/"
 MAX_BODY = 64 * 1024
 GoneState = Literal["expired", "revoked", "exhausted"]
 GONE_STATES = ("expired", "revoked", "exhausted")
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass
@@ -60,23 +64,8 @@ class PublicDeps:
     stack: Stack
     rtc_proxy: ASGIApp | None
     app_proxy: ASGIApp | None
-    trust_forwarded: Callable[[], bool]
-
-
-class FailureLimiter:
-    """Failed joins per client address, with the ``limits`` library (memory or Redis storage)."""
-
-    def __init__(self, storage_uri: str, per_minute: int) -> None:
-        self.item = RateLimitItemPerMinute(per_minute)
-        from linkpronto.limits_storage import storage_for
-
-        self.limiter = strategies.MovingWindowRateLimiter(storage_for(storage_uri))
-
-    def blocked(self, key: str) -> bool:
-        return not self.limiter.test(self.item, key)
-
-    def fail(self, key: str) -> None:
-        self.limiter.hit(self.item, key)
+    #: The header the tunnel in use sets with the client's address (``TunnelProvider.facts``).
+    client_ip_header: Callable[[], str | None]
 
 
 def _link_path_regex(template: str) -> re.Pattern[str]:
@@ -87,14 +76,13 @@ def _link_path_regex(template: str) -> re.Pattern[str]:
 def build_public_app(deps: PublicDeps) -> ASGIApp:
     stack = deps.stack
     settings = stack.settings
-    limiter = FailureLimiter(settings.server.rate_limit_storage, settings.server.join_failures_per_minute)
+    limiter = FailedJoinLimiter(settings.server.rate_limit_storage, settings.server.join_failures_per_minute)
     link_re = _link_path_regex(settings.app.link_path)
     own_page_re = _link_path_regex(paths.PATIENT_PAGE)
     short_re = _link_path_regex(paths.SHORT_PATIENT_PAGE)
-    def addr(request: Request) -> str:
-        if deps.trust_forwarded():
-            return client_address(request)
-        return request.client.host if request.client else "unknown"
+
+    def addr(request: Request) -> str | None:
+        return client_address(request, deps.client_ip_header())
 
     def too_many(request: Request) -> JSONResponse:
         err = LinkprontoError(
@@ -114,12 +102,11 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
         if token == LINK_PROBE_TOKEN:  # the verification ladder's own request
             html = pages.patient_html(state="not_found", consultation_type=None, lang=lang)
             return HTMLResponse(html, status_code=404, headers=PAGE_HEADERS)
-        key = addr(request)
-        if limiter.blocked(key):
-            return too_many(request)
         row, state = await stack.issuer.resolve(token)
+        # A live link's page is never limited; only failures count (and the one past the limit is 429).
+        if state != "ready" and not limiter.fail(addr(request)):
+            return too_many(request)
         if row is None or state in ("preparing", "failed"):
-            limiter.fail(key)
             html = pages.patient_html(state="not_found", consultation_type=None, lang=lang)
             return HTMLResponse(html, status_code=404, headers=PAGE_HEADERS)
         if state in GONE_STATES:
@@ -135,15 +122,15 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
             return PlainTextResponse("Not Found", status_code=404)
         return await patient_page(request, m.group("token"))
 
-    async def read_json(request: Request) -> dict[str, Any] | None:
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            return None
-        try:
-            data = json.loads(body or b"{}")
-        except ValueError:
-            return None
-        return data if isinstance(data, dict) else None
+    def body_too_large(request: Request) -> JSONResponse:
+        err = LinkprontoError(
+            Text("Pedido grande demais.", "Request too large."),
+            fix=Text("Abra o link recebido de novo.", "Open the link you received again."),
+            code="BODY_TOO_LARGE",
+        )
+        response = error_response(err, 413, request_lang(request))
+        response.headers["Connection"] = "close"
+        return response
 
     def bad_request(request: Request, field: str) -> JSONResponse:
         err = LinkprontoError(
@@ -153,48 +140,44 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
         )
         return error_response(err, 422, request_lang(request))
 
+    async def read_model(request: Request, model: type[M]) -> M | Response:
+        try:
+            body = await read_body(request.receive, MAX_BODY)
+        except BodyTooLarge:
+            return body_too_large(request)
+        parsed, bad = inputs.parse(model, body)
+        if parsed is None:
+            return bad_request(request, ", ".join(bad))
+        return parsed
+
     async def join(request: Request) -> Response:
         lang = request_lang(request)
-        key = addr(request)
-        if limiter.blocked(key):
-            return too_many(request)
-        data = await read_json(request)
-        if data is None:
-            return bad_request(request, "body")
-        token = data.get("token")
-        name = data.get("display_name")
-        if not isinstance(token, str) or not token or len(token) > 200:
-            return bad_request(request, "token")
-        if name is not None and not isinstance(name, str):
-            return bad_request(request, "display_name")
+        req = await read_model(request, inputs.JoinRequest)
+        if isinstance(req, Response):
+            return req
         try:
-            grant = await stack.issuer.join(token, name)
-        except LinkNotFound as exc:
-            limiter.fail(key)
-            return error_response(exc, 404, lang)
-        except LinkGone as exc:
-            limiter.fail(key)
-            return error_response(exc, 410, lang)
-        except LivekitUnhealthy as exc:
-            return error_response(exc, 503, lang)
+            # A live link joins whatever the limiter says; LiveKit must answer before a use counts.
+            grant = await stack.issuer.join(req.token, req.display_name)
+        except (LinkNotFound, LinkGone) as exc:
+            if not limiter.fail(addr(request)):
+                return too_many(request)
+            return error_response(exc, 404 if isinstance(exc, LinkNotFound) else 410, lang)
+        except (LivekitUnhealthy, StorageFault) as exc:
+            return error_response(exc, 503, lang, retry_after=5)
         stack.touch()
         return JSONResponse(grant.to_json(), headers={"Cache-Control": "no-store"})
 
     async def device_check(request: Request) -> Response:
-        key = addr(request)
-        if limiter.blocked(key):
-            return too_many(request)
-        data = await read_json(request)
-        if data is None:
-            return bad_request(request, "body")
-        token, result = data.get("token"), data.get("result")
-        if not isinstance(token, str) or not token:
-            return bad_request(request, "token")
-        if not isinstance(result, dict):
-            return bad_request(request, "result")
-        ok = await stack.issuer.record_device_check(token, result)
+        req = await read_model(request, inputs.DeviceCheckRequest)
+        if isinstance(req, Response):
+            return req
+        stored = inputs.stored_device_check(req.result)
+        if stored is None:
+            return bad_request(request, "result (too large)")
+        ok = await stack.issuer.record_device_check(req.token, stored)
         if not ok:
-            limiter.fail(key)
+            if not limiter.fail(addr(request)):
+                return too_many(request)
             return error_response(LinkNotFound(), 404, request_lang(request))
         stack.poke()
         return Response(status_code=204)

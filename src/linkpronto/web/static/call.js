@@ -13,7 +13,7 @@ let ending = false;
 let link = null;
 
 async function api(method, path) {
-  const res = await fetch(apiUrl(path), { method, headers: { "X-Linkpronto": "1" }, cache: "no-store" });
+  const res = await fetch(apiUrl(path), { method, credentials: "same-origin", cache: "no-store" });
   let json = null;
   try {
     json = await res.json();

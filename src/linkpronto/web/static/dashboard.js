@@ -1,6 +1,7 @@
 // Admin dashboard: live status (SSE over fetch), "Gerar link", device test, links table.
-// Every API call sends X-Linkpronto: 1 (same-origin dashboard requests, see CONTRACT.md); the
-// status stream is read with fetch() because EventSource cannot send headers.
+// API calls are authorised by the dashboard's session cookie (HttpOnly, SameSite=Strict; set by the
+// one-time URL `linkpronto up` prints), sent with credentials "same-origin"; the status stream is read
+// with fetch() too.
 
 import { apiUrl, applyI18n, copyText, formatTime, h, initLangToggle, onLangChange, problemBox, t } from "./i18n.js";
 import { initPresence, onPresence, presencePill, rerenderPresence, syncLinks } from "./presence.js";
@@ -19,12 +20,13 @@ const statusListeners = new Set();
 // --------------------------------------------------------------------------------------------- api
 
 async function api(method, path, body) {
-  const headers = { "X-Linkpronto": "1", Accept: "application/json" };
+  const headers = { Accept: "application/json" };
   if (body !== undefined) headers["content-type"] = "application/json";
   const res = await fetch(apiUrl(path), {
     method,
     headers,
     body: body === undefined ? undefined : JSON.stringify(body),
+    credentials: "same-origin",
     cache: "no-store",
   });
   let json = null;
@@ -91,7 +93,8 @@ async function runStatusStream() {
     try {
       kick();
       const res = await fetch(apiUrl("/api/status/stream"), {
-        headers: { "X-Linkpronto": "1", Accept: "text/event-stream" },
+        headers: { Accept: "text/event-stream" },
+        credentials: "same-origin",
         signal: ctrl.signal,
         cache: "no-store",
       });
@@ -280,7 +283,7 @@ function qrElement(link, label) {
   if (link.qr_svg) {
     insertSvg(box, link.qr_svg);
   } else if (link.qr_svg_url) {
-    fetch(apiUrl(link.qr_svg_url), { headers: { "X-Linkpronto": "1" }, cache: "no-store" })
+    fetch(apiUrl(link.qr_svg_url), { credentials: "same-origin", cache: "no-store" })
       .then((res) => (res.ok ? res.text() : Promise.reject(new Error(`HTTP ${res.status}`))))
       .then((text) => insertSvg(box, text))
       .catch(() => box.replaceChildren(h("span", { class: "help", text: t("common.network_error") })));

@@ -1,0 +1,43 @@
+"""The environment a supervised child starts with: the user's own, minus linkpronto's secrets.
+
+Every child (LiveKit, the tunnel's agent, the user's app) inherits the orchestrator's environment
+*without* the variables that hold linkpronto's credentials — the LiveKit secret, tunnel tokens,
+database URLs, anything under ``LINKPRONTO_``. What a child really needs is then added back by its
+own spec (:attr:`ProcessSpec.env`): the tunnel's token only to the tunnel's process, the app's
+documented variables (:mod:`linkpronto.app_env`) only to the app.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+#: Never inherited: credentials linkpronto reads from its own environment.
+SECRET_NAMES = frozenset(
+    {
+        "LIVEKIT_API_SECRET",
+        "LIVEKIT_API_KEY",
+        "NGROK_AUTHTOKEN",
+        "NGROK_API_KEY",
+        "TUNNEL_TOKEN",
+        "CLOUDFLARED_TOKEN",
+        "TUNNEL_ORIGIN_CERT",
+    }
+)
+#: linkpronto's own configuration (``LINKPRONTO_<SECTION>_<KEY>``: the admin token, database URL,
+#: Redis URL with its password…) is linkpronto's alone.
+SECRET_PREFIXES = ("LINKPRONTO_",)
+
+
+def is_secret(name: str) -> bool:
+    upper = name.upper()  # Windows names are case-insensitive
+    return upper in SECRET_NAMES or upper.startswith(SECRET_PREFIXES)
+
+
+def child_environment(extra: Mapping[str, str] | None = None, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``base`` (the orchestrator's environment) without secrets, then ``extra`` on top."""
+    source = os.environ if base is None else base
+    env = {k: v for k, v in source.items() if not is_secret(k)}
+    if extra:
+        env.update(extra)
+    return env
