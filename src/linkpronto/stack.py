@@ -307,6 +307,7 @@ class Stack:
             admin_url=ctx.admin_url,
             admin_token=ctx.admin_token,
             port=app.port,
+            events_secret=ctx.events_secret,
         )
 
     def _watch(self, part: Part) -> Callable[[], None]:

@@ -16,6 +16,9 @@ from helpers.net import free_port
 from linkpronto.app_part import AppContext, app_environment
 from linkpronto.config import defaults
 from linkpronto.events.hub import backoff, load_secret, secret_from_files, sign
+from linkpronto.keys import load_or_create
+from linkpronto.links.store import LinkStore, sqlite_url
+from linkpronto.stack import Stack
 from presence.lpkit import (
     double_posting_to,
     lp_settings,
@@ -65,6 +68,19 @@ def test_events_secret_is_derived_per_install_or_configured(tmp_path: Path) -> N
     assert load_secret(configured, b"1" * 32) == "from-config-" + "k" * 30
     env = app_environment(plain.app, AppContext(None, None, "http://127.0.0.1:1", "tok", a))
     assert env["LINKPRONTO_EVENTS_SECRET"] == a
+
+
+async def test_the_supervised_app_gets_the_events_secret(tmp_path: Path) -> None:
+    settings = defaults(tmp_path, app={"command": "node server.js", "port": 3000})
+    secrets = load_or_create(tmp_path)
+    store = LinkStore(sqlite_url(tmp_path))
+    try:
+        stack = Stack(settings, secrets, store, admin_url="http://127.0.0.1:1")
+        env = stack._app_environment(settings.app, stack._app_context())
+        assert env["LINKPRONTO_EVENTS_SECRET"] == stack.events.secret == load_secret(settings, secrets.instance_secret)
+        await stack.aclose()
+    finally:
+        store.close()
 
 
 def test_signature_is_hmac_sha256_of_the_body() -> None:
