@@ -84,3 +84,17 @@ def test_names_are_forgotten_when_the_room_finishes() -> None:
     for e in (ev("participant_joined", "PA_p", name="Maria"), ev("room_finished")):
         pres.apply(state, e)
     assert "Maria" not in pres.dump_state(state)
+
+
+def test_recorders_and_agents_are_not_the_professional() -> None:
+    from livekit.protocol import models
+    from livekit.protocol.webhook import WebhookEvent
+
+    from linkpronto.events.webhook import parse
+
+    egress = WebhookEvent(event="participant_joined", id="EV_e", created_at=100,
+                          room=models.Room(sid="RM_1", name="consulta-1"),
+                          participant=models.ParticipantInfo(sid="PA_e", identity="EG_rec",
+                                                             kind=models.ParticipantInfo.EGRESS))
+    assert parse(egress).role == "other"
+    assert run(ev("participant_joined", "PA_p"), parse(egress)) == ("waiting", "Maria")

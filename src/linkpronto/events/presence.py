@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from linkpronto.events.webhook import PATIENT, RoomEvent
+from linkpronto.events.webhook import OTHER, PATIENT, RoomEvent
 
 WAITING, IN_CALL, ENDED = "waiting", "in_call", "ended"
 VALUES = (WAITING, IN_CALL, ENDED)
@@ -91,6 +91,8 @@ def apply(state: dict[str, Any], ev: RoomEvent) -> bool:
         state["started"] = ev.created_at
     participants: dict[str, dict[str, Any]] = state["participants"]
     key = ev.participant_sid or ev.identity
+    if ev.role == OTHER:
+        return bool(ev.id)  # a recorder or an agent: not someone the professional waits for
     if ev.kind == "participant_joined" and key:
         known = participants.get(key)
         if known is not None and known.get("left"):

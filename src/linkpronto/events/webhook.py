@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from livekit.api import TokenVerifier, WebhookReceiver
+from livekit.protocol import models
 from livekit.protocol.webhook import WebhookEvent
 
 from linkpronto.i18n import Text
@@ -26,6 +27,9 @@ MAX_BODY_BYTES = 256 * 1024
 LEEWAY = timedelta(seconds=10)
 ROLE_ATTRIBUTE = "linkpronto.role"
 PATIENT, PROFESSIONAL = "patient", "professional"
+#: Recorders, streams in, AI agents and bridges are not people in the consultation: they move nothing.
+OTHER = "other"
+_NOT_PEOPLE = frozenset({"INGRESS", "EGRESS", "AGENT", "CONNECTOR", "BRIDGE"})
 #: Only these move presence; others (track_*, egress_*) are accepted and ignored.
 HANDLED = frozenset({"participant_joined", "participant_left", "participant_connection_aborted",
                      "room_started", "room_finished"})
@@ -83,6 +87,16 @@ def role_of(identity: str, attributes: dict[str, str] | None = None) -> str:
     return PATIENT if identity.startswith("p-") else PROFESSIONAL
 
 
+def _role(participant: models.ParticipantInfo) -> str:
+    kind = models.ParticipantInfo.Kind.Name(participant.kind) if participant.kind in _KINDS else "STANDARD"
+    if kind in _NOT_PEOPLE:
+        return OTHER
+    return role_of(participant.identity, dict(participant.attributes))
+
+
+_KINDS = frozenset(v for _, v in models.ParticipantInfo.Kind.items())
+
+
 def parse(event: WebhookEvent) -> RoomEvent:
     participant = event.participant if event.HasField("participant") else None
     return RoomEvent(
@@ -94,7 +108,7 @@ def parse(event: WebhookEvent) -> RoomEvent:
         participant_sid=participant.sid if participant else "",
         identity=participant.identity if participant else "",
         name=participant.name if participant else "",
-        role=role_of(participant.identity, dict(participant.attributes)) if participant else "",
+        role=_role(participant) if participant else "",
     )
 
 
