@@ -57,15 +57,19 @@ def stats(samples: list[float]) -> dict[str, float]:
     }
 
 
+def ssh_tunnel(sshd: SshServer) -> dict[str, Any]:
+    return {
+        "provider": "ssh",
+        "ssh_target": sshd.target,
+        "ssh_remote_port": free_port(),
+        "ssh_options": sshd.client_options(),
+    }
+
+
 async def ladder_and_warm_create(runs: int, sshd: SshServer) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="lp-bench-verify-"))
     with run_double({TEST_KEY: TEST_SECRET}) as double:
-        tunnel = {
-            "provider": "ssh",
-            "ssh_target": sshd.target,
-            "ssh_remote_port": free_port(),
-            "ssh_options": sshd.client_options(),
-        }
+        tunnel = ssh_tunnel(sshd)
         settings = settings_for(tmp / "d", livekit_url=double.url, tunnel=tunnel, verify={"max_age": "10m", "interval": "9m"})
         async with run_lp(settings) as lp:
             await lp.wait_state("ready", timeout=30)
@@ -106,12 +110,7 @@ async def creates_spread(sshd: SshServer, seconds: float) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="lp-bench-spread-"))
     rng = random.Random(7)
     with run_double({TEST_KEY: TEST_SECRET}) as double:
-        tunnel = {
-            "provider": "ssh",
-            "ssh_target": sshd.target,
-            "ssh_remote_port": free_port(),
-            "ssh_options": sshd.client_options(),
-        }
+        tunnel = ssh_tunnel(sshd)
         settings = settings_for(tmp / "d", livekit_url=double.url, tunnel=tunnel)
         async with run_lp(settings) as lp:
             await lp.wait_state("ready", timeout=30)
@@ -122,6 +121,18 @@ async def creates_spread(sshd: SshServer, seconds: float) -> dict[str, Any]:
                 ladder.append(time.perf_counter() - t0)
             latencies, baseline, codes = [], [], []
             runs_before = lp.stack.proofs.runs
+            # How many creates found no proof that counted and waited for a ladder run (target: 0).
+            waited: list[float] = []
+            wait_fresh = lp.stack.proofs.wait_fresh
+
+            async def counted_wait(timeout: float) -> Any:
+                t0 = time.perf_counter()
+                try:
+                    return await wait_fresh(timeout)
+                finally:
+                    waited.append(time.perf_counter() - t0)
+
+            lp.stack.proofs.wait_fresh = counted_wait
             loop = asyncio.get_running_loop()
             end = loop.time() + seconds
             while loop.time() < end:
@@ -147,6 +158,8 @@ async def creates_spread(sshd: SshServer, seconds: float) -> dict[str, Any]:
         "baseline_get_status": stats(baseline),
         "one_ladder_run_through_ssh": stats(ladder),
         "background_ladder_runs": ladder_runs,
+        "creates_that_waited_for_a_ladder": len(waited),
+        "longest_wait_for_a_ladder_ms": round(max(waited) * 1000, 2) if waited else 0.0,
         "meets_target": count_202 == 0 and set(codes) == {201} and worst <= one_ladder + 0.050,
     }
 
@@ -193,10 +206,16 @@ def time_double_alone() -> float:
         proc.wait(5)
 
 
+def time_import_of(mods: str) -> float:
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", f"import {mods}"], check=True)
+    return time.perf_counter() - t0
+
+
 def time_imports() -> float:
     """A fresh interpreter importing what `linkpronto up` imports, and nothing else."""
-    mods = "linkpronto.cli, linkpronto.live, linkpronto.web.admin, linkpronto.web.public, linkpronto.gateway.rtc, " \
-        "linkpronto.gateway.app_proxy, linkpronto.tunnels.ssh, linkpronto.livekit.local, linkpronto.web.pages, livekit.api"
+    mods = "linkpronto.cli, linkpronto.live, linkpronto.orchestrator, linkpronto.web.admin, linkpronto.web.public, " \
+        "linkpronto.gateway.rtc, linkpronto.gateway.app_proxy, linkpronto.tunnels.ssh, linkpronto.livekit.local"
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-c", f"import {mods}"], check=True)
     return time.perf_counter() - t0
@@ -228,7 +247,7 @@ def cold_start(sshd: SshServer, rounds: int) -> dict[str, Any]:
     script.parent.mkdir(parents=True)
     script.write_text(f"#!/bin/sh\nexec {sys.executable} -u {DOUBLE} \"$@\"\n")
     script.chmod(0o755)
-    ups, listening, doubles, bare, imports = [], [], [], [], []
+    ups, listening, doubles, bare, imports, off_path, bare_python = [], [], [], [], [], [], []
     for r in range(rounds):
         public, admin = free_port(), free_port()
         data = tmp / f"data{r}"
@@ -270,11 +289,15 @@ def cold_start(sshd: SshServer, rounds: int) -> dict[str, Any]:
             proc.wait(20)
         doubles.append(time_double_alone())
         imports.append(time_imports())
+        off_path.append(time_import_of("livekit.api, yaml"))  # on the path to ready in 0.1.0, not now
+        bare_python.append(time_import_of("sys"))
     return {
         "up_to_ready": stats(ups),
         "up_to_admin_api_answering": stats(listening),
         "children_own_start": {"livekit_double_to_ok": stats(doubles), "bare_ssh_R_to_serving": stats(bare)},
         "orchestrator_python_imports_alone": stats(imports),
+        "imports_taken_off_the_path_livekit_api_yaml": stats(off_path),
+        "bare_python_start": stats(bare_python),
         "note": "up_to_ready includes the orchestrator's own Python start-up and imports (measured alone above)",
         "target_up_le_1_5s": statistics.median(ups) <= 1.5,
     }

@@ -3,7 +3,8 @@ buffer and served by ``linkpronto logs app [-f] [-n N]``.
 
 Real processes: ``python -m linkpronto up --app "<python> app.py PORT"`` with its stdout piped (so no
 colours: the prefix is plain ``app     | ``), the LiveKit double as an external LiveKit, and the app, which
-prints a line whenever the test drops a file named ``say`` next to it.
+prints a line whenever the test drops a file named ``say`` next to it. And when the app fails, the
+dashboard shows its last lines under the app step (Chromium).
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.async_api import async_playwright, expect
 
 from doubles.livekit_server import RunningDouble
-from helpers.lp import cli_env
+from helpers.lp import cli_env, run_lp, settings_for
 from helpers.net import free_port
 
 pytestmark = pytest.mark.slow
@@ -134,3 +136,36 @@ def test_app_output_streams_into_up_and_logs(tmp_path: Path, livekit_double: Run
             (folder / "say").write_text("compiled /consultations/client/[token] [nonce-2]")
             assert follow.wait_for("[nonce-2]", timeout=5).strip() == "compiled /consultations/client/[token] [nonce-2]"
         out.wait_for("[nonce-2]", timeout=3)
+
+
+CRASH = r'''
+import sys
+print("booting clinic app", flush=True)
+print("Error: DATABASE_URL is not set (pages/api/db.js:3)", file=sys.stderr, flush=True)
+sys.exit(3)
+'''
+
+
+async def test_dashboard_shows_the_apps_last_lines_when_it_fails(tmp_path: Path, livekit_double: RunningDouble) -> None:
+    if not Path("/usr/bin/chromium").is_file():
+        pytest.skip("missing: /usr/bin/chromium")
+    script = tmp_path / "crash.py"
+    script.write_text(CRASH)
+    port = free_port()
+    settings = settings_for(tmp_path / "data", livekit_url=livekit_double.url,
+                            app={"command": shlex.join([sys.executable, str(script)]), "port": port})
+    async with run_lp(settings) as lp:
+        await lp.wait_state("failed", timeout=60)
+        logs = (await lp.admin.get("/api/logs", params={"component": "app", "n": 5})).json()
+        assert [x["line"] for x in logs["lines"]][-1] == "Error: DATABASE_URL is not set (pages/api/db.js:3)"
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path="/usr/bin/chromium",
+                                               args=["--headless=new", "--no-sandbox", "--disable-gpu"])
+            try:
+                page = await browser.new_page()
+                await page.goto(lp.running.admin_url + "/")
+                tail = page.locator("li[data-name='app'] #app-log-tail")
+                await expect(tail).to_contain_text("DATABASE_URL is not set", timeout=15_000)
+                await expect(tail).to_contain_text("booting clinic app")
+            finally:
+                await browser.close()

@@ -472,7 +472,7 @@ async def test_while_the_app_is_down_links_wait_and_become_ready_when_it_is_back
         assert rung is not None and rung["detail"] == "HTTP 503" and rung["fix"]
         link_rung = check(doc, "link_route")
         assert link_rung is not None and link_rung["ok"] is False  # the link's page is the app's
-        assert any(p["code"] == "VERIFY_FAILED" and "app" in p["message"] for p in doc["problems"])
+        assert any(p["code"] == "APP_UNHEALTHY" and "503" in p["message"] for p in doc["problems"])
         res = await lp.admin.post("/api/consultation-links", json={"professional_id": "p", "wait_s": 0.5})
         assert res.status_code == 202, res.text
         waiting = res.json()

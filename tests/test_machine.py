@@ -31,7 +31,7 @@ def passed(age: float, *, promoted: bool = True, took: float = 0.03) -> ProofVie
 
 def failed(age: float, took: float = 0.03) -> ProofView:
     return ProofView(ok=False, started_at=NOW - age, finished_at=NOW - age + took,
-                     failure=("public_probe", "HTTP 502", Text("pt", "en")))
+                     failure=("public_probe", Text.same("HTTP 502"), Text("pt", "en")))
 
 
 # -- states and transitions ---------------------------------------------------------------------------
@@ -150,7 +150,7 @@ def test_url_change_during_a_ladder_run() -> None:
 
 # -- problems --------------------------------------------------------------------------------------------
 def test_problems_carry_both_languages_and_codes() -> None:
-    media = ProofView(ok=False, started_at=NOW - 1, finished_at=NOW - 0.9, failure=("public_rtc", "x", None),
+    media = ProofView(ok=False, started_at=NOW - 1, finished_at=NOW - 0.9, failure=("public_rtc", Text.same("x"), None),
                       same_network_only=Text("pt fix", "en fix"))
     d = decide(snap(https=False, public_url="http://10.0.0.2:7801"), media, NOW, T)
     assert [p.code for p in d.problems] == ["VERIFY_FAILED", "MEDIA_SAME_NETWORK_ONLY", "INSECURE_ORIGIN"]
@@ -167,3 +167,33 @@ def test_the_same_error_is_listed_once() -> None:
     err = InsecureLivekitKeys()
     d = decide(snap(failure=err, parts=(PartView("livekit", PartState.FAILED, error=err), UP[1])), None, NOW, T)
     assert [p.code for p in d.problems] == ["INSECURE_LIVEKIT_KEYS"]
+
+
+# -- every arrow of the state diagram -------------------------------------------------------------------
+DOWN = (UP[0], PartView("tunnel", PartState.UNHEALTHY))
+TRANSITIONS = [
+    # (from, snapshot changes, proof, to)
+    (S.STOPPED, {"parts": ()}, None, S.STARTING),  # start()
+    (S.STARTING, {}, None, S.VERIFYING),  # all parts up
+    (S.VERIFYING, {}, passed(0.1, promoted=False), S.READY),  # ladder ok
+    (S.VERIFYING, {}, failed(0.1), S.VERIFYING),  # ladder fails before ever being ready
+    (S.READY, {"parts": DOWN}, passed(0.1), S.DEGRADED),  # a part goes down
+    (S.READY, {}, failed(0.1), S.DEGRADED),  # the ladder fails
+    (S.READY, {"invalidated_at": NOW - 0.01}, passed(0.1), S.READY),  # URL changed: re-proving
+    (S.DEGRADED, {}, passed(0.1), S.READY),  # recovered
+    (S.DEGRADED, {"parts": DOWN}, None, S.DEGRADED),
+    (S.READY, {"failure": InsecureLivekitKeys()}, passed(0.1), S.FAILED),
+    (S.STARTING, {"parts": (PartView("livekit", PartState.FAILED, error=LivekitCrashLoop()),)}, None, S.FAILED),
+    (S.READY, {"running": False}, passed(0.1), S.STOPPED),  # stop()
+    (S.FAILED, {"running": False}, None, S.STOPPED),
+]
+
+
+@pytest.mark.parametrize(("before", "changes", "proof", "after"), TRANSITIONS,
+                         ids=[f"{t[0].value}->{t[3].value}-{i}" for i, t in enumerate(TRANSITIONS)])
+def test_transitions(before: S, changes: dict[str, object], proof: ProofView | None, after: S) -> None:
+    assert decide(snap(previous=before, **changes), proof, NOW, T).state is after
+
+
+def test_every_state_is_left_and_entered() -> None:
+    assert {t[0] for t in TRANSITIONS} == set(S) and {t[3] for t in TRANSITIONS} == set(S)

@@ -9,6 +9,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
+from linkpronto.i18n import Text
 from linkpronto.proof import ProofKeeper
 from linkpronto.verify import Check, LadderResult
 
@@ -25,7 +26,7 @@ class FakeLadder:
         self.started += 1
         t0 = self.clock()
         await self.release.wait()
-        check = Check("public_probe", self.ok, 1.0, "" if self.ok else "HTTP 502")
+        check = Check("public_probe", self.ok, 1.0, Text.same("" if self.ok else "HTTP 502"))
         return LadderResult((check,), t0, time.time()), "https://x.example"
 
 

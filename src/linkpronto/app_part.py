@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from linkpronto.components import Observable, PartStatus
 from linkpronto.config import AppSettings
 from linkpronto.errors import LinkprontoError
+from linkpronto.i18n import Text
 from linkpronto.schema import PartState
 from linkpronto.supervise import ManagedProcess
 from linkpronto.supervise.spec import ProcessSpec, RestartPolicy, TcpProbe
@@ -84,22 +86,14 @@ class AppPart(Observable):
         if self._restart_task is not None and not self._restart_task.done():
             return PartStatus(
                 state=PartState.RESTARTING,
-                detail="restarting with the new public address",
+                detail=Text("reiniciando com o novo endereço público", "restarting with the new public address"),
                 pid=proc.pid if proc is not None else None,
                 restarts=self._restarts,
             )
         if proc is None:
-            return PartStatus(detail="not started")
-        st = proc.status()
-        return PartStatus(
-            state=st.state,
-            detail=st.detail,
-            pid=st.pid,
-            restarts=st.restarts,
-            since=st.since,
-            error=st.error,
-            url=f"http://127.0.0.1:{self.settings.port}" if self.settings.port else None,
-        )
+            return PartStatus(detail=Text("não iniciado", "not started"))
+        url = f"http://127.0.0.1:{self.settings.port}" if self.settings.port else None
+        return dataclasses.replace(proc.status(), url=url)
 
     async def start(self) -> None:
         """Start the app with the current environment. Raises what the process raises (PORT_IN_USE,

@@ -17,21 +17,33 @@ import typer
 
 from linkpronto import console
 from linkpronto.config import Settings, load_settings
-from linkpronto.errors import LinkprontoError, NotRunning
-from linkpronto.i18n import Text
+from linkpronto.errors import LinkprontoError, NotRunning, VerifyTimeout
+from linkpronto.i18n import Text, default_lang
+
+
+def _h(pt: str, en: str) -> str:
+    """Help text in the process's language (``LINKPRONTO_LANG``), chosen once, when the CLI is built."""
+    return Text(pt, en).get()
+
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_READY = 0, 1, 2, 3
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
-    help="linkpronto: links de consulta que funcionam — provados antes de serem enviados.",
+    help=_h(
+        "linkpronto: links de consulta que funcionam — provados antes de serem enviados.",
+        "linkpronto: consultation links that work — proven before anyone receives them.",
+    ),
     pretty_exceptions_enable=False,
 )
-link_app = typer.Typer(no_args_is_help=True, help="Criar, listar e cancelar links de consulta.")
+link_app = typer.Typer(
+    no_args_is_help=True,
+    help=_h("Criar, listar e cancelar links de consulta.", "Create, list and revoke consultation links."),
+)
 app.add_typer(link_app, name="link")
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Arquivo linkpronto.toml.")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help=_h("Arquivo linkpronto.toml.", "The linkpronto.toml file."))]
 
 
 def _settings(config: Path | None, overrides: dict[str, dict[str, Any]] | None = None) -> Settings:
@@ -56,7 +68,11 @@ class AdminClient:
             )
         self.client = httpx.Client(
             base_url=self.base,
-            headers={"Authorization": "Bearer " + token_path.read_text("ascii").strip()},
+            headers={
+                "Authorization": "Bearer " + token_path.read_text("ascii").strip(),
+                # Answers (status, problems, fixes) in the CLI's own language.
+                "Accept-Language": default_lang(),
+            },
             timeout=httpx.Timeout(75.0, connect=3.0),
         )
 
@@ -66,11 +82,7 @@ class AdminClient:
         except httpx.ConnectError as exc:
             raise NotRunning() from exc
         except httpx.TimeoutException as exc:
-            raise LinkprontoError(
-                Text("O linkpronto não respondeu a tempo.", "linkpronto did not answer in time."),
-                fix=Text("Veja 'linkpronto status'.", "See 'linkpronto status'."),
-                code="VERIFY_TIMEOUT",
-            ) from exc
+            raise VerifyTimeout() from exc
 
 
 def _problem_exit(res: httpx.Response) -> None:
@@ -87,7 +99,8 @@ def _problem_exit(res: httpx.Response) -> None:
 
 
 # -- up -----------------------------------------------------------------------------------------------
-@app.command()
+@app.command(help=_h("Sobe tudo: LiveKit, túnel, seu app, e prova que os links funcionam.",
+                     "Starts everything: LiveKit, the tunnel, your app, and proves that links work."))
 def up(
     config: ConfigOpt = None,
     tunnel: Annotated[
@@ -95,14 +108,15 @@ def up(
     ] = None,
     livekit: Annotated[str | None, typer.Option(help="local|external|cloud")] = None,
     app_cmd: Annotated[
-        str | None, typer.Option("--app", help='Comando do seu app, ex.: "npx next dev -p 3001"')
+        str | None, typer.Option("--app", help=_h('Comando do seu app, ex.: "npx next dev -p 3001"',
+                                      'Your app\'s command, e.g. "npx next dev -p 3001"'))
     ] = None,
     app_port: Annotated[int | None, typer.Option("--app-port")] = None,
     link_path: Annotated[
-        str | None, typer.Option("--link-path", help="ex.: /consultations/client/{token}")
+        str | None, typer.Option("--link-path", help=_h("ex.: /consultations/client/{token}", "e.g. /consultations/client/{token}"))
     ] = None,
     mode: Annotated[str | None, typer.Option(help="always-on|on-demand")] = None,
-    no_install: Annotated[bool, typer.Option("--no-install", help="Nunca baixar binários.")] = False,
+    no_install: Annotated[bool, typer.Option("--no-install", help=_h("Nunca baixar binários.", "Never download binaries."))] = False,
 ) -> None:
     """Sobe tudo: LiveKit, túnel, seu app, e prova que os links funcionam."""
     overrides: dict[str, dict[str, Any]] = {
@@ -164,11 +178,12 @@ def serve(
 
 
 # -- status -------------------------------------------------------------------------------------------
-@app.command()
+@app.command(help=_h("Mostra o estado do linkpronto (e espera ficar pronto com --wait-ready).",
+                     "Shows linkpronto's state (and waits for it to be ready with --wait-ready)."))
 def status(
     config: ConfigOpt = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
-    wait_ready: Annotated[float | None, typer.Option("--wait-ready", help="Espera até N segundos.")] = None,
+    wait_ready: Annotated[float | None, typer.Option("--wait-ready", help=_h("Espera até N segundos.", "Wait up to N seconds."))] = None,
 ) -> None:
     """Mostra o estado do linkpronto (e espera ficar pronto com --wait-ready)."""
     settings = _settings(config)
@@ -231,14 +246,14 @@ def logs(
 
 
 # -- links --------------------------------------------------------------------------------------------
-@link_app.command("create")
+@link_app.command("create", help=_h("Cria um link de consulta verificado.", "Creates a verified consultation link."))
 def link_create(
-    professional: Annotated[str, typer.Option("--professional", help="ID do profissional.")],
+    professional: Annotated[str, typer.Option("--professional", help=_h("ID do profissional.", "The professional's ID."))],
     client_id: Annotated[str | None, typer.Option("--client")] = None,
     consultation_type: Annotated[str | None, typer.Option("--type")] = None,
-    expires_in: Annotated[str | None, typer.Option("--expires-in", help="ex.: 24h, 30m")] = None,
+    expires_in: Annotated[str | None, typer.Option("--expires-in", help=_h("ex.: 24h, 30m", "e.g. 24h, 30m"))] = None,
     max_uses: Annotated[int | None, typer.Option("--max-uses")] = None,
-    wait: Annotated[float, typer.Option("--wait", help="Segundos esperando a verificação.")] = 20,
+    wait: Annotated[float, typer.Option("--wait", help=_h("Segundos esperando a verificação.", "Seconds to wait for verification."))] = 20,
     as_json: Annotated[bool, typer.Option("--json")] = False,
     config: ConfigOpt = None,
 ) -> None:
@@ -270,7 +285,7 @@ def link_create(
         raise typer.Exit(EXIT_NOT_READY)
 
 
-@link_app.command("list")
+@link_app.command("list", help=_h("Lista os links.", "Lists the links."))
 def link_list(as_json: Annotated[bool, typer.Option("--json")] = False, config: ConfigOpt = None) -> None:
     """Lista os links."""
     client = AdminClient(_settings(config))
@@ -284,9 +299,10 @@ def link_list(as_json: Annotated[bool, typer.Option("--json")] = False, config: 
         console.print_links(doc["items"])
 
 
-@link_app.command("revoke")
+@link_app.command("revoke", help=_h("Cancela um link e tira da sala quem estiver nela.",
+                                    "Revokes a link and removes whoever is in its room."))
 def link_revoke(
-    link_id: Annotated[str, typer.Argument(help="ID do link (lk_...).")],
+    link_id: Annotated[str, typer.Argument(help=_h("ID do link (lk_...).", "The link's ID (lk_...)."))],
     as_json: Annotated[bool, typer.Option("--json")] = False,
     config: ConfigOpt = None,
 ) -> None:
@@ -337,7 +353,7 @@ def link_purge(
 
 
 # -- down ---------------------------------------------------------------------------------------------
-@app.command()
+@app.command(help=_h("Para o linkpronto e tudo o que ele iniciou.", "Stops linkpronto and everything it started."))
 def down(config: ConfigOpt = None, timeout: float = 20.0) -> None:
     """Para o linkpronto e tudo o que ele iniciou."""
     settings = _settings(config)
@@ -359,11 +375,12 @@ def down(config: ConfigOpt = None, timeout: float = 20.0) -> None:
 
 
 # -- env ----------------------------------------------------------------------------------------------
-@app.command()
+@app.command(help=_h("Variáveis para o seu app (endereço público atual, URL do LiveKit, acesso à API).",
+                     "Variables for your app (current public address, LiveKit URL, API access)."))
 def env(
     fmt: Annotated[str, typer.Option("--format", help="dotenv|json")] = "dotenv",
     write: Annotated[
-        Path | None, typer.Option("--write", help="Grava num arquivo (ex.: .env.local).")
+        Path | None, typer.Option("--write", help=_h("Grava num arquivo (ex.: .env.local).", "Writes to a file (e.g. .env.local)."))
     ] = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -397,7 +414,8 @@ def env(
 
 
 # -- install ------------------------------------------------------------------------------------------
-@app.command()
+@app.command(help=_h("Baixa e verifica o livekit-server ou o cloudflared oficiais.",
+                     "Downloads and verifies the official livekit-server or cloudflared."))
 def install(
     what: Annotated[str, typer.Argument(help="livekit | cloudflared")],
     version: Annotated[str | None, typer.Option("--version")] = None,
@@ -414,10 +432,11 @@ def install(
 
 
 # -- doctor -------------------------------------------------------------------------------------------
-@app.command()
+@app.command(help=_h("Confere binários, portas, chaves, túnel e o seu projeto Next.js — cada item com a correção.",
+                     "Checks binaries, ports, keys, the tunnel and your Next.js project — each item with its fix."))
 def doctor(
     as_json: Annotated[bool, typer.Option("--json")] = False,
-    project: Annotated[Path | None, typer.Option("--project", help="Pasta do seu app Next.js.")] = None,
+    project: Annotated[Path | None, typer.Option("--project", help=_h("Pasta do seu app Next.js.", "Your Next.js app's folder."))] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Confere binários, portas, chaves, túnel e o seu projeto Next.js — cada item com a correção."""

@@ -17,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from linkpronto import schema
 from linkpronto.errors import LinkprontoError
-from linkpronto.i18n import Lang
+from linkpronto.i18n import Lang, Text
 from linkpronto.schema import PartState, iso
 
 __all__ = ["Observable", "Part", "PartState", "PartStatus", "StatusListener", "iso", "utcnow"]
@@ -34,7 +34,7 @@ class PartStatus:
     """A part's status at one moment (immutable: listeners may keep it)."""
 
     state: PartState = PartState.STOPPED
-    detail: str = ""
+    detail: Text = field(default_factory=lambda: Text("", ""))
     pid: int | None = None
     restarts: int = 0
     since: datetime = field(default_factory=utcnow)
@@ -45,7 +45,7 @@ class PartStatus:
     def to_schema(self, lang: Lang | None = None) -> schema.Part:
         return schema.Part(
             state=self.state,
-            detail=self.detail,
+            detail=self.detail.get(lang),
             url=self.url,
             pid=self.pid,
             restarts=self.restarts,

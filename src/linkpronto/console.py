@@ -31,19 +31,38 @@ STATE_STYLE = {
     "ready": "bold green",
     "adopted": "green",
     "external": "green",
-    "open": "green",
     "starting": "yellow",
     "verifying": "yellow",
-    "opening": "yellow",
     "restarting": "yellow",
-    "backoff": "yellow",
-    "reconnecting": "yellow",
+    "stopping": "yellow",
     "degraded": "bold yellow",
     "unhealthy": "red",
-    "disconnected": "red",
     "failed": "bold red",
     "stopped": "dim",
-    "closed": "dim",
+}
+#: The stack's and the parts' states (schema.StackState, schema.PartState) as a person reads them.
+STATE_LABEL = {
+    "ready": T("pronto", "ready"),
+    "adopted": T("adotado", "adopted"),
+    "external": T("externo", "external"),
+    "starting": T("iniciando", "starting"),
+    "verifying": T("verificando", "verifying"),
+    "restarting": T("reiniciando", "restarting"),
+    "stopping": T("parando", "stopping"),
+    "degraded": T("degradado", "degraded"),
+    "unhealthy": T("com problema", "unhealthy"),
+    "failed": T("falhou", "failed"),
+    "stopped": T("parado", "stopped"),
+    "ok": T("ok", "ok"),
+    "fail": T("falhou", "failed"),
+    "info": T("aviso", "note"),
+    "unknown": T("desconhecido", "unknown"),
+    "preparing": T("preparando", "preparing"),
+    "expired": T("expirado", "expired"),
+    "revoked": T("cancelado", "revoked"),
+    "exhausted": T("esgotado", "used up"),
+    "same-network": T("só nesta rede", "same network only"),
+    "anywhere": T("qualquer rede", "anywhere"),
 }
 
 
@@ -75,8 +94,13 @@ def qr_text(url: str) -> str:
     return buf.getvalue()
 
 
+def _label(state: str) -> str:
+    text = STATE_LABEL.get(state)
+    return text.get() if text is not None else state
+
+
 def _styled(state: str) -> RichText:
-    return RichText(state, style=STATE_STYLE.get(state, ""))
+    return RichText(_label(state), style=STATE_STYLE.get(state, ""))
 
 
 def status_renderable(status: dict[str, Any]) -> Group:
@@ -89,7 +113,7 @@ def status_renderable(status: dict[str, Any]) -> Group:
     head.add_row("Admin:", str(status.get("admin_url") or "—"))
     media = status.get("media") or {}
     head.add_row(
-        T("Vídeo", "Media").get() + ":", f"{media.get('reach', 'unknown')} {media.get('detail', '')}"
+        T("Vídeo", "Media").get() + ":", f"{_label(media.get('reach', 'unknown'))} — {media.get('detail', '')}"
     )
 
     table = Table(show_header=True, header_style="bold", expand=False, box=None, pad_edge=False)
@@ -109,7 +133,7 @@ def status_renderable(status: dict[str, Any]) -> Group:
             detail += f"\n→ {check['fix']}"
         table.add_row(
             f"✓ {check['name']}" if check.get("ok") else f"✗ {check['name']}",
-            RichText(state, style=style),
+            RichText(_label(state), style=style),
             f"{check.get('duration_ms', 0):.0f}",
             detail,
         )

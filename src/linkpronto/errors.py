@@ -100,6 +100,40 @@ class NotRunning(LinkprontoError):
 class PortInUse(LinkprontoError):
     code = "PORT_IN_USE"
 
+    @classmethod
+    def held(cls, port: int | None, needed_by: str, holder: tuple[int, str] | None, setting: str) -> PortInUse:
+        """The one way to say it: which port, who needs it, who holds it, and how to free or change it.
+
+        ``setting`` names the setting (or variable) that changes the port."""
+        if holder:
+            pid, name = holder
+            message = Text(
+                f"A porta {port}, de que {needed_by} precisa, já está em uso por {name} (PID {pid}).",
+                f"Port {port}, which {needed_by} needs, is already used by {name} (PID {pid}).",
+            )
+            fix = Text(
+                f"Feche {name} (PID {pid}) — no Windows pelo Gerenciador de Tarefas, no macOS/Linux com "
+                f"'kill {pid}' — ou escolha outra porta ({setting}).",
+                f"Close {name} (PID {pid}) — on Windows from Task Manager, on macOS/Linux with "
+                f"'kill {pid}' — or choose another port ({setting}).",
+            )
+        else:
+            message = Text(
+                f"A porta {port}, de que {needed_by} precisa, já está em uso por outro programa.",
+                f"Port {port}, which {needed_by} needs, is already used by another program.",
+            )
+            fix = Text(
+                f"Feche o programa que usa a porta {port} ou escolha outra porta ({setting}).",
+                f"Close the program using port {port} or choose another port ({setting}).",
+            )
+        return cls(
+            message,
+            fix=fix,
+            port=port,
+            holder_pid=holder[0] if holder else None,
+            holder_name=holder[1] if holder else None,
+        )
+
 
 class BinaryNotFound(LinkprontoError):
     code = "BINARY_NOT_FOUND"
@@ -169,15 +203,19 @@ class TunnelUrlChanged(TunnelError):
 class AppUnhealthy(LinkprontoError):
     code = "APP_UNHEALTHY"
 
+    @classmethod
+    def of_check(cls, detail: Text, fix: Text | None) -> AppUnhealthy:
+        return cls(Text(f"Seu app não responde: {detail.pt}", f"Your app does not answer: {detail.en}"), fix=fix)
+
 
 class VerifyFailed(LinkprontoError):
     code = "VERIFY_FAILED"
 
     @classmethod
-    def of_check(cls, name: str, detail: str, fix: Text | None) -> VerifyFailed:
+    def of_check(cls, name: str, detail: Text, fix: Text | None) -> VerifyFailed:
         """A rung of the ladder failed: its name, what it saw and its own fix."""
         return cls(
-            Text(f"Verificação '{name}' falhou: {detail}", f"Check '{name}' failed: {detail}"),
+            Text(f"Verificação '{name}' falhou: {detail.pt}", f"Check '{name}' failed: {detail.en}"),
             fix=fix,
             check=name,
         )
@@ -185,6 +223,17 @@ class VerifyFailed(LinkprontoError):
 
 class VerifyTimeout(LinkprontoError):
     code = "VERIFY_TIMEOUT"
+    default_message = Text("O linkpronto não respondeu a tempo.", "linkpronto did not answer in time.")
+    default_fix = Text(
+        "Confira a conexão e veja 'linkpronto status'.", "Check the connection and see 'linkpronto status'."
+    )
+
+
+def check_failed(name: str, detail: Text, fix: Text | None) -> LinkprontoError:
+    """The problem for a failed rung of the ladder: the app's own code for the app, else VERIFY_FAILED."""
+    if name == "app":
+        return AppUnhealthy.of_check(detail, fix)
+    return VerifyFailed.of_check(name, detail, fix)
 
 
 class MediaSameNetworkOnly(LinkprontoError):

@@ -32,9 +32,9 @@ from linkpronto.errors import (
     InsecureOrigin,
     LinkprontoError,
     MediaSameNetworkOnly,
-    VerifyFailed,
+    check_failed,
 )
-from linkpronto.i18n import Text
+from linkpronto.i18n import EMPTY, Text
 from linkpronto.schema import PartState, StackState
 
 #: How long a past event (e.g. TUNNEL_URL_CHANGED) stays in the problems list.
@@ -55,7 +55,7 @@ class Timing:
 class PartView:
     name: str
     state: PartState
-    detail: str = ""
+    detail: Text = EMPTY
     error: LinkprontoError | None = None
 
 
@@ -66,7 +66,7 @@ class ProofView:
     ok: bool
     started_at: float  # the proof is as old as its run's start
     finished_at: float
-    failure: tuple[str, str, Text | None] | None = None  # first failed required check: name, detail, fix
+    failure: tuple[str, Text, Text | None] | None = None  # first failed required check: name, detail, fix
     same_network_only: Text | None = None  # the media check's fix when only this network gets media
     promoted: bool = False  # links waiting in ``preparing`` were already made ready under it
 
@@ -166,15 +166,16 @@ VERIFYING_REASON = Text("executando a verificação", "running the verification 
 def _waiting_for(name: str, part: PartView | None) -> Text:
     if part is None:
         return Text(f"{name}: ainda não iniciado", f"{name}: not started yet")
-    detail = part.detail or part.state.value
-    return Text(f"{name}: {detail}", f"{name}: {detail}")
+    if part.detail.en:
+        return Text.same(f"{name}: ") + part.detail
+    return Text.same(f"{name}: {part.state.value}")
 
 
 def _failed_reason(proof: ProofView) -> Text:
     if proof.failure is None:
         return Text("a verificação falhou", "verification failed")
     name, detail, _ = proof.failure
-    return Text(f"{name}: {detail}", f"{name}: {detail}")
+    return Text.same(f"{name}: ") + detail
 
 
 def _problems(snap: Snapshot, proof: ProofView | None, now: float) -> tuple[LinkprontoError, ...]:
@@ -184,7 +185,7 @@ def _problems(snap: Snapshot, proof: ProofView | None, now: float) -> tuple[Link
     out.extend(p.error for p in snap.parts if p.error is not None and p.error is not snap.failure)
     if proof is not None and not proof.ok and proof.failure is not None:
         name, detail, fix = proof.failure
-        out.append(VerifyFailed.of_check(name, detail, fix))
+        out.append(check_failed(name, detail, fix))
     if proof is not None and proof.same_network_only is not None:
         out.append(MediaSameNetworkOnly.build(proof.same_network_only))
     if snap.https is False and snap.public_url:

@@ -98,20 +98,7 @@ def bind_socket(host: str, port: int, what: str) -> socket.socket:
 def port_in_use(port: int, what: str) -> PortInUse:
     from linkpronto.platform import port_holder
 
-    holder = port_holder(port)
-    who = f"{holder[1]} (PID {holder[0]})" if holder else "outro programa / another program"
-    return PortInUse(
-        Text(
-            f"A porta {port} ({what}) já está em uso por {who}.",
-            f"Port {port} ({what}) is already in use by {who}.",
-        ),
-        fix=Text(
-            f"Feche esse programa ou escolha outra porta (por exemplo LINKPRONTO_SERVER_{what.upper()}_PORT).",
-            f"Close that program or choose another port (for example LINKPRONTO_SERVER_{what.upper()}_PORT).",
-        ),
-        port=port,
-        holder=holder,
-    )
+    return PortInUse.held(port, f"linkpronto ({what})", port_holder(port), f"LINKPRONTO_SERVER_{what.upper()}_PORT")
 
 
 @dataclass

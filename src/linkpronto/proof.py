@@ -113,7 +113,7 @@ class ProofKeeper:
             return None
         if last.proof is None:
             verified = datetime.fromtimestamp(last.result.wall_time, tz=UTC)
-            checks = json.dumps([c.to_json() for c in last.result.checks])
+            checks = json.dumps([c.to_stored() for c in last.result.checks])  # both languages
             last.proof = Proof(verified, last.base_url, checks)
         return last.proof
 

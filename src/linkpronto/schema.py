@@ -80,9 +80,10 @@ UtcTime = Annotated[datetime, PlainSerializer(_iso, return_type=str)]
 
 
 class _Model(BaseModel):
-    """Answers are built by the program: no coercion surprises, unknown fields refused."""
+    """Answers are built by the program: no coercion surprises, unknown fields refused. Validators are
+    built when a model is first used (``defer_build``), not at import: start-up stays fast."""
 
-    model_config = ConfigDict(extra="forbid", use_enum_values=False, ser_json_inf_nan="null")
+    model_config = ConfigDict(extra="forbid", use_enum_values=False, ser_json_inf_nan="null", defer_build=True)
 
 
 # -- states ------------------------------------------------------------------------------------------

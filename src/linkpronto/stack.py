@@ -37,7 +37,7 @@ from linkpronto.i18n import Lang, Text
 from linkpronto.issuer import LinkIssuer
 from linkpronto.keys import InstanceSecrets
 from linkpronto.links.service import Credentials, LinkService
-from linkpronto.links.store import LinkRow, LinkStore
+from linkpronto.links.store import LinkStore
 from linkpronto.livekit.local import check_livekit_keys
 from linkpronto.livekit.reach import LivekitReach
 from linkpronto.livekit.remote import RemoteLivekit, RoomAdmin, ws_base
@@ -46,7 +46,7 @@ from linkpronto.proof import ProofKeeper
 from linkpronto.schema import PartState, StackState
 from linkpronto.supervise.logtail import OutputHub
 from linkpronto.verify import LINK_PROBE_TOKEN, Ladder, LadderInput, LadderResult, assess_media
-from linkpronto.warmup import AppWarmup, warm_paths
+from linkpronto.warmup import AppWarmup, app_check_path
 
 if TYPE_CHECKING:
     from linkpronto.tunnels.base import TunnelEvent, TunnelProvider
@@ -340,8 +340,8 @@ class Stack:
                                      on_line=self.output.sink("app"), redact=(self._api_secret,))
             self._watch(app)
             if self.app_url:  # warm the link route as soon as the port opens (a dev server's first compile)
-                self._unsubscribe.append(self._warmup.watch(app, self.app_url, warm_paths(
-                    self.settings.app.health_path, self.links.link_path, LINK_PROBE_TOKEN), self.poke))
+                check = app_check_path(self.settings.app.health_path, self.links.link_path, LINK_PROBE_TOKEN)
+                self._unsubscribe.append(self._warmup.watch(app, self.app_url, [check], self.poke))
             # The app's own rule: a new public URL restarts it (app.restart_on_url_change).
             self._unsubscribe.append(tunnel.subscribe(lambda status: app.on_public_url(status.url)))
             try:
@@ -471,7 +471,7 @@ class Stack:
             livekit_local_url=self.livekit_local_url,
             livekit_cloud_url=lk.url if lk.mode == "cloud" else None,
             app_url=self.app_url if self.settings.app.command or self.settings.app.port else None,
-            app_health_path=self.settings.app.health_path,
+            app_health_path=app_check_path(self.settings.app.health_path, self.links.link_path, LINK_PROBE_TOKEN),
             link_path=self.links.link_path,
             app_budget_s=self._warmup.budget_s,
             media=assess_media(
@@ -480,27 +480,6 @@ class Stack:
                 turn_url=lk.turn_url,
                 forwards_media=self.tunnel.facts.forwards_media if self.tunnel else False,
             ),
-        )
-
-    # -- links ---------------------------------------------------------------------------------------
-    async def create_link(
-        self,
-        *,
-        professional_id: str,
-        client_id: str | None,
-        consultation_type: str | None,
-        expires_in_s: float | None,
-        max_uses: int | None,
-        wait_s: float,
-    ) -> tuple[LinkRow, str]:
-        """Issue a link (see :meth:`LinkIssuer.create`)."""
-        return await self.issuer.create(
-            professional_id=professional_id,
-            client_id=client_id,
-            consultation_type=consultation_type,
-            expires_in_s=expires_in_s,
-            max_uses=max_uses,
-            wait_s=wait_s,
         )
 
     # -- StackControl (what the issuer asks) -------------------------------------------------------------
@@ -573,7 +552,7 @@ class Stack:
                 provider=st.provider,
                 state=st.state,
                 public_url=st.public_url,
-                detail=st.detail,
+                detail=st.detail.get(lang),
                 last_error=_problem(st.last_error, lang),
                 reconnects=st.reconnects,
                 since=st.since,

@@ -27,7 +27,7 @@ import httpx
 import websockets
 
 from linkpronto import paths
-from linkpronto.i18n import Lang, Text
+from linkpronto.i18n import EMPTY, Lang, Text
 from linkpronto.livekit import tokens
 from linkpronto.livekit.remote import check_livekit, http_base, ws_base
 
@@ -49,18 +49,27 @@ class Check:
     name: str
     ok: bool
     duration_ms: float
-    detail: str = ""
+    detail: Text = EMPTY
     fix: Text | None = None
     required: bool = True
 
     def to_json(self, lang: Lang | None = None) -> dict[str, Any]:
+        """The contract's **Check**, rendered in ``lang``."""
         return {
             "name": self.name,
             "ok": self.ok,
             "duration_ms": round(self.duration_ms, 2),
-            "detail": self.detail,
+            "detail": self.detail.get(lang),
             "fix": self.fix.get(lang) if self.fix else None,
             "required": self.required,
+        }
+
+    def to_stored(self) -> dict[str, Any]:
+        """For a link row: both languages kept (rendered when the link is read)."""
+        return {
+            **self.to_json(),
+            "detail": self.detail.to_json(),
+            "fix": self.fix.to_json() if self.fix else None,
         }
 
 
@@ -109,19 +118,23 @@ class LadderResult:
         return next((c for c in self.checks if c.name == "media"), None)
 
 
-async def _timed(
-    name: str, fn: Callable[[], Awaitable[tuple[bool, str, Text | None]]], budget_s: float = CHECK_TIMEOUT_S
-) -> Check:
+Outcome = tuple[bool, Text, Text | None]
+
+
+async def _timed(name: str, fn: Callable[[], Awaitable[Outcome]], budget_s: float = CHECK_TIMEOUT_S) -> Check:
     t0 = time.perf_counter()
     try:
         ok, detail, fix = await asyncio.wait_for(fn(), budget_s)
     except TimeoutError:
-        ok, detail, fix = False, f"no answer within {budget_s:.0f} s", FIX_TIMEOUT
+        ok, detail, fix = False, Text(f"sem resposta em {budget_s:.0f} s",
+                                      f"no answer within {budget_s:.0f} s"), FIX_TIMEOUT
     except (httpx.HTTPError, OSError, websockets.exceptions.WebSocketException) as exc:
-        ok, detail, fix = False, f"{type(exc).__name__}: {exc}"[:300], None
+        kind = type(exc).__name__
+        ok, detail, fix = False, Text(f"a conexão falhou ({kind})", f"the connection failed ({kind})"), None
     return Check(name, ok, (time.perf_counter() - t0) * 1000, detail, None if ok else fix)
 
 
+NO_URL = Text("ainda sem endereço público", "no public URL yet")
 FIX_TIMEOUT = Text(
     "A verificação demorou demais. Confira sua conexão com a internet.",
     "The check took too long. Check your internet connection.",
@@ -238,10 +251,11 @@ def assess_media(
             Text(f"O LiveKit anuncia o endereço público {node_ip}.", f"LiveKit advertises the public address {node_ip}."),
         )
     if kind in ("private", "cgnat", "loopback"):
+        kind_pt = {"private": "privado", "cgnat": "CGNAT", "loopback": "local"}[kind]
         return MediaAssessment(
             "same-network",
             Text(
-                f"A mídia vai direto para {node_ip} (endereço {kind}): só aparelhos nesta rede terão vídeo.",
+                f"A mídia vai direto para {node_ip} (endereço {kind_pt}): só aparelhos nesta rede terão vídeo.",
                 f"Media goes straight to {node_ip} ({kind} address): only devices on this network get video.",
             ),
         )
@@ -268,15 +282,15 @@ class Ladder:
         checks = await asyncio.gather(*local, *public)
         m = inp.media
         ok = m.reach == "anywhere"
-        media = Check("media", ok, 0.0, f"{m.reach}: {m.why.en}", None if ok else FIX_MEDIA, required=False)
+        media = Check("media", ok, 0.0, m.why, None if ok else FIX_MEDIA, required=False)
         return LadderResult((*checks, media), started, started_wall, m)
 
     # -- rungs -----------------------------------------------------------------------------------
     def _livekit(self, inp: LadderInput) -> Awaitable[Check]:
-        async def go() -> tuple[bool, str, Text | None]:
+        async def go() -> Outcome:
             url = inp.livekit_local_url or inp.livekit_cloud_url
             if not url:
-                return False, "LiveKit is not configured", FIX_LIVEKIT
+                return False, Text("o LiveKit não está configurado", "LiveKit is not configured"), FIX_LIVEKIT
             ok, detail = await check_livekit(
                 self.client,
                 url,
@@ -289,17 +303,17 @@ class Ladder:
         return _timed("livekit", go)
 
     def _app(self, inp: LadderInput) -> Awaitable[Check]:
-        async def go() -> tuple[bool, str, Text | None]:
+        async def go() -> Outcome:
             assert inp.app_url
             res = await self.client.get(inp.app_url + inp.app_health_path, timeout=inp.app_budget_s)
-            return res.status_code < 500, f"HTTP {res.status_code}", FIX_APP
+            return res.status_code < 500, Text.same(f"HTTP {res.status_code}"), FIX_APP
 
         return _timed("app", go, max(CHECK_TIMEOUT_S, inp.app_budget_s))
 
     def _probe(self, inp: LadderInput) -> Awaitable[Check]:
-        async def go() -> tuple[bool, str, Text | None]:
+        async def go() -> Outcome:
             if not inp.public_url:
-                return False, "no public URL yet", FIX_NO_URL
+                return False, NO_URL, FIX_NO_URL
             nonce = secrets.token_hex(16)
             res = await self.client.get(
                 inp.public_url + PROBE_PATH,
@@ -308,29 +322,33 @@ class Ladder:
                 timeout=CHECK_TIMEOUT_S,
             )
             if res.status_code != 200:
-                return False, f"{inp.public_url} answered HTTP {res.status_code}", FIX_PROBE
+                return False, Text(f"{inp.public_url} respondeu HTTP {res.status_code}",
+                                   f"{inp.public_url} answered HTTP {res.status_code}"), FIX_PROBE
             try:
                 body = res.json()
             except ValueError:
-                return False, f"{inp.public_url} answered something that is not linkpronto", FIX_PROBE
+                return False, Text(f"{inp.public_url} respondeu algo que não é o linkpronto",
+                                   f"{inp.public_url} answered something that is not linkpronto"), FIX_PROBE
             if not isinstance(body, dict) or body.get("nonce") != nonce:
-                return False, "the probe answer does not echo our nonce", FIX_PROBE
+                return False, Text("a resposta da sonda não repete o nosso nonce",
+                                   "the probe answer does not echo our nonce"), FIX_PROBE
             if body.get("instance") != inp.instance_id or body.get("mac") != inp.probe_mac(nonce):
-                return False, "another linkpronto instance answers at this address (stale tunnel)", FIX_PROBE
-            return True, f"{inp.public_url} reaches this instance", None
+                return False, Text("outra instância do linkpronto responde neste endereço (túnel antigo)",
+                                   "another linkpronto instance answers at this address (stale tunnel)"), FIX_PROBE
+            return True, Text(f"{inp.public_url} chega a esta instância", f"{inp.public_url} reaches this instance"), None
 
         return _timed("public_probe", go)
 
     def _rtc(self, inp: LadderInput) -> Awaitable[Check]:
-        async def go() -> tuple[bool, str, Text | None]:
+        async def go() -> Outcome:
             if inp.livekit_cloud_url:
                 # Signalling goes straight to LiveKit Cloud, not through our public URL.
                 ok, detail = await check_livekit(
                     self.client, inp.livekit_cloud_url, inp.api_key, inp.api_secret, expect_root_ok=False
                 )
-                return ok, f"LiveKit Cloud: {detail}", FIX_LIVEKIT
+                return ok, Text.same("LiveKit Cloud: ") + detail, FIX_LIVEKIT
             if not inp.public_url:
-                return False, "no public URL yet", FIX_NO_URL
+                return False, NO_URL, FIX_NO_URL
             probe = tokens.probe_token(inp.api_key, inp.api_secret)
             res = await self.client.get(
                 http_base(inp.public_url) + paths.LIVEKIT + "/rtc/validate",
@@ -339,13 +357,15 @@ class Ladder:
                 timeout=CHECK_TIMEOUT_S,
             )
             if res.status_code != 200:
-                return False, f"{paths.LIVEKIT}/rtc/validate through the public URL answered {res.status_code}", FIX_RTC
+                return False, Text(f"{paths.LIVEKIT}/rtc/validate pelo endereço público respondeu {res.status_code}",
+                                   f"{paths.LIVEKIT}/rtc/validate through the public URL answered {res.status_code}"), FIX_RTC
             ws_url = ws_base(inp.public_url) + paths.LIVEKIT + "/rtc?access_token=" + probe + "&auto_subscribe=0"
             async with websockets.connect(
                 ws_url, open_timeout=CHECK_TIMEOUT_S, close_timeout=1, max_size=2**20
             ):
                 pass
-            return True, "validate and WebSocket upgrade through the public URL", None
+            return True, Text("validate e WebSocket pelo endereço público",
+                              "validate and WebSocket upgrade through the public URL"), None
 
         return _timed("public_rtc", go)
 
@@ -355,13 +375,16 @@ class Ladder:
         own_page = inp.app_url is None or paths.is_own(inp.link_path.split("{token}", 1)[0])
         budget = CHECK_TIMEOUT_S if own_page else max(CHECK_TIMEOUT_S, inp.app_budget_s)
 
-        async def go() -> tuple[bool, str, Text | None]:
+        async def go() -> Outcome:
             from linkpronto.web.assets import LIVEKIT_BUNDLE, vendor_ready
 
             if not inp.public_url:
-                return False, "no public URL yet", FIX_NO_URL
+                return False, NO_URL, FIX_NO_URL
             if own_page and not vendor_ready():
-                return False, f"ASSETS_MISSING: {LIVEKIT_BUNDLE} is not installed in this copy of linkpronto", FIX_ASSETS
+                return False, Text(
+                    f"ASSETS_MISSING: {LIVEKIT_BUNDLE} não está instalado nesta cópia do linkpronto",
+                    f"ASSETS_MISSING: {LIVEKIT_BUNDLE} is not installed in this copy of linkpronto",
+                ), FIX_ASSETS
             path = inp.link_path.replace("{token}", LINK_PROBE_TOKEN)
             # A browser User-Agent, so a tunnel that shows browsers a warning page shows it to us too.
             res = await self.client.get(
@@ -369,18 +392,31 @@ class Ladder:
             )
             body = res.text[:20000]
             if any(m in body for m in WARNING_MARKERS):
-                return False, "a tunnel warning page stands in front of the link", FIX_WARNING
+                return False, Text("uma página de aviso do túnel aparece antes do link",
+                                   "a tunnel warning page stands in front of the link"), FIX_WARNING
             if not own_page:
                 if 200 <= res.status_code < 300:
-                    return True, f"the app's link route answers HTTP {res.status_code} for a probe link", None
-                return False, f"the app's link route {path} answered HTTP {res.status_code} for a probe link", FIX_APP_LINK_ROUTE
+                    return True, Text(
+                        f"a rota de link do app responde HTTP {res.status_code} a um link de teste",
+                        f"the app's link route answers HTTP {res.status_code} for a probe link",
+                    ), None
+                return False, Text(
+                    f"a rota de link do app {path} respondeu HTTP {res.status_code} a um link de teste",
+                    f"the app's link route {path} answered HTTP {res.status_code} for a probe link",
+                ), FIX_APP_LINK_ROUTE
             # linkpronto's own page answers a probe link with its "unknown link" page (404, by design).
             if PAGE_MARKER not in body:
-                return False, f"linkpronto's page did not answer through the public URL (HTTP {res.status_code})", FIX_LINK_ROUTE
+                return False, Text(
+                    f"a página do linkpronto não respondeu pelo endereço público (HTTP {res.status_code})",
+                    f"linkpronto's page did not answer through the public URL (HTTP {res.status_code})",
+                ), FIX_LINK_ROUTE
             missing = await self._missing_files(inp.public_url)
             if missing:
-                return False, "ASSETS_MISSING: " + "; ".join(missing), FIX_ASSETS
-            return True, "linkpronto's page and its files (livekit-client included) load through the public URL", None
+                return False, Text.same("ASSETS_MISSING: " + "; ".join(missing)), FIX_ASSETS
+            return True, Text(
+                "a página do linkpronto e seus arquivos (incluindo o livekit-client) carregam pelo endereço público",
+                "linkpronto's page and its files (livekit-client included) load through the public URL",
+            ), None
 
         return _timed("link_route", go, budget)
 

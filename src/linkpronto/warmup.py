@@ -94,3 +94,11 @@ def warm_paths(health_path: str, link_path: str, probe_token: str) -> list[str]:
     if not own.is_own(link_path.split("{token}", 1)[0] or "/"):
         out.append(link_path.replace("{token}", probe_token))
     return out
+
+
+def app_check_path(health_path: str, link_path: str, probe_token: str) -> str:
+    """The path of the ladder's ``app`` rung. With the default ``/`` and a link route that is the app's,
+    it is the link route's probe link: proving the app answers then costs ``next dev`` no extra compile
+    of a page the patient never opens (its ``/``), only the one the first link needs anyway."""
+    paths_ = warm_paths(health_path, link_path, probe_token)
+    return paths_[1] if health_path == "/" and len(paths_) > 1 else health_path

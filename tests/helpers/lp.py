@@ -87,7 +87,10 @@ async def run_lp(settings: Settings) -> AsyncIterator[LP]:
     running = started.result()
     secrets = load_or_create(settings.data_dir)
     admin = httpx.AsyncClient(
-        base_url=running.admin_url, headers={"Authorization": f"Bearer {secrets.admin_token}"}, timeout=30
+        base_url=running.admin_url,
+        # Tests read the English rendering unless they ask for another (?lang=, Accept-Language).
+        headers={"Authorization": f"Bearer {secrets.admin_token}", "Accept-Language": "en"},
+        timeout=30,
     )
     public = httpx.AsyncClient(base_url=f"http://127.0.0.1:{running.public_port}", timeout=30)
     try:

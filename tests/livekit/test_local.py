@@ -253,7 +253,7 @@ async def test_missing_binary_is_installed_when_allowed(tmp_path: Path, fake_liv
     s = settings_for(tmp_path, _free_port())
     lk = LocalLivekit(s, KEY, SECRET, which=lambda _: None, install_allowed=True, installer=installer)
     details: list[str] = []
-    lk.subscribe(lambda _st: details.append(lk.status().detail))
+    lk.subscribe(lambda _st: details.append(_st.detail.en))
     await lk.start()
     try:
         assert calls == [(s.data_dir / "bin", s.livekit.version)]

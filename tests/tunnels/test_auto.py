@@ -71,8 +71,8 @@ async def test_first_that_opens_wins_and_the_status_says_why_the_others_did_not(
     status = auto.describe()
     assert status.provider == "cloudflared" and status.state is PartState.READY
     assert status.public_url == "https://a-b-c.trycloudflare.com"
-    assert "ngrok failed (TUNNEL_UNREACHABLE: offline)" in status.detail
-    assert "ssh skipped (no ssh_target)" in status.detail
+    assert "ngrok failed (TUNNEL_UNREACHABLE: offline)" in status.detail.en
+    assert "ssh skipped (no ssh_target)" in status.detail.en
     assert status.tradeoff == good.tradeoff
     await auto.close()
     assert good.closed == 1 and auto.describe().state is PartState.STOPPED
@@ -106,7 +106,7 @@ async def test_nothing_opens_is_one_error_listing_every_attempt() -> None:
         await auto.open()
     assert "ngrok failed (TUNNEL_AUTH: bad token); ssh skipped (no ssh_target)" in info.value.message("en")
     assert info.value.fix("en") == "fix the token"
-    assert auto.describe().state is PartState.FAILED
+    assert auto.describe().state is PartState.UNHEALTHY  # unreachable: retried by the stack, not failed for good
 
 
 def _settings(tmp_path: Path, **tunnel: object) -> Settings:
@@ -139,7 +139,7 @@ async def test_offline_ngrok_falls_back_to_the_next_candidate(
     url = await tunnel.open()
     assert url.startswith("http://") and isinstance(tunnel.active, LanTunnel)
     assert tunnel.https is False
-    detail = tunnel.describe().detail
+    detail = tunnel.describe().detail.en
     assert "ngrok failed (TUNNEL_UNREACHABLE" in detail and "cloudflared skipped" in detail
     await tunnel.close()
 

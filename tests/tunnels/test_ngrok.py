@@ -34,7 +34,7 @@ async def test_offline_sdk_fails_at_once_as_unreachable() -> None:
     assert time.monotonic() - started < 3
     assert "2abcSECRETtoken" not in str(info.value.to_problem())
     status = tunnel.describe()
-    assert status.state is PartState.FAILED and status.last_error is info.value
+    assert status.state is PartState.UNHEALTHY and status.last_error is info.value
     await tunnel.close()
 
 

@@ -72,7 +72,7 @@ async def test_no_endpoint_for_our_port_and_no_binary_is_unreachable(api: AgentA
     with pytest.raises(TunnelUnreachable) as info:
         await tunnel.open()
     assert "ngrok http 7801" in (info.value.fix("en") or "")
-    assert tunnel.describe().state is PartState.FAILED
+    assert tunnel.describe().state is PartState.UNHEALTHY
 
 
 async def test_url_change_and_agent_going_away(api: AgentApi) -> None:

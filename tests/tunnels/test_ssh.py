@@ -123,7 +123,7 @@ async def test_exit_on_forward_failure_when_the_remote_port_is_taken(
         assert time.monotonic() - started < 5
         assert str(remote) in info.value.message("en")
         assert info.value.context.get("remote_port") == remote
-        assert second.describe().state is PartState.FAILED
+        assert second.describe().state is PartState.UNHEALTHY
         assert second._proc is None  # the failed ssh was stopped, not left retrying
     finally:
         await second.close()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from urllib.parse import parse_qs
 
 from starlette.types import Receive, Scope, Send
 
@@ -28,15 +29,26 @@ from linkpronto.gateway._headers import (
 )
 from linkpronto.gateway._http import HttpForwarder, UpstreamUnavailable, send_simple
 from linkpronto.gateway._ws import bridge, deny, upstream_ws_headers
+from linkpronto.i18n import Text, pick_lang
 
 log = logging.getLogger("linkpronto.gateway")
 
 RTC_PATHS = frozenset({"/rtc", "/rtc/v1", "/rtc/validate", "/rtc/v1/validate"})
 
-_NOT_FOUND = b"Not Found"
-_NO_LIVEKIT = b"LiveKit is not available through this address right now."
-_LIVEKIT_DOWN = b"LiveKit is not answering."
+_NOT_FOUND = Text("Não encontrado.", "Not Found")
+_NO_LIVEKIT = Text(
+    "O LiveKit não está disponível por este endereço agora.",
+    "LiveKit is not available through this address right now.",
+)
+_LIVEKIT_DOWN = Text("O LiveKit não está respondendo.", "LiveKit is not answering.")
 _TEXT = b"text/plain; charset=utf-8"
+
+
+def _body(scope: Scope, text: Text) -> bytes:
+    """``text`` in the request's language (``?lang=``, ``Accept-Language``, ``LINKPRONTO_LANG``)."""
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("lang", [None])[0]
+    accept = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"accept-language"), None)
+    return text.get(pick_lang(query, accept)).encode("utf-8")
 
 
 class RtcProxy:
@@ -60,16 +72,16 @@ class RtcProxy:
             return
         if scope["path"] not in RTC_PATHS:
             if kind == "http":
-                await send_simple(send, 404, _NOT_FOUND)
+                await send_simple(send, 404, _body(scope, _NOT_FOUND))
             else:
-                await _deny_ws(scope, receive, send, 404, _NOT_FOUND)
+                await _deny_ws(scope, receive, send, 404, _body(scope, _NOT_FOUND))
             return
         target = self._upstream()
         if not target:
             if kind == "http":
-                await send_simple(send, 503, _NO_LIVEKIT)
+                await send_simple(send, 503, _body(scope, _NO_LIVEKIT))
             else:
-                await _deny_ws(scope, receive, send, 503, _NO_LIVEKIT)
+                await _deny_ws(scope, receive, send, 503, _body(scope, _NO_LIVEKIT))
             return
         upstream = parse_upstream(target)
         if kind == "websocket":
@@ -83,7 +95,7 @@ class RtcProxy:
             await self._http.forward(scope, receive, send, upstream, headers)
         except UpstreamUnavailable as exc:
             log.warning("LiveKit unavailable for %s %s: %s", scope["method"], scope["path"], exc.reason)
-            await send_simple(send, exc.status, _LIVEKIT_DOWN)
+            await send_simple(send, exc.status, _body(scope, _LIVEKIT_DOWN))
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send, upstream: Upstream) -> None:
         raw: RawHeaders = scope["headers"]
@@ -100,7 +112,7 @@ class RtcProxy:
             headers=headers,
             host_header=upstream.authority.decode("latin-1"),
             origin=_header_str(raw, b"origin"),
-            unavailable_body=_LIVEKIT_DOWN,
+            unavailable_body=_body(scope, _LIVEKIT_DOWN),
             unavailable_type=_TEXT,
         )
 

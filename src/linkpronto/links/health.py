@@ -248,8 +248,8 @@ class StoreHealth:
     def status(self) -> PartStatus:
         err = self.error()
         if err is None:
-            return PartStatus(PartState.READY, str(self.where), since=self._since)
-        return PartStatus(PartState.UNHEALTHY, err.text.en, since=self._since, error=err)
+            return PartStatus(PartState.READY, Text.same(str(self.where)), since=self._since)
+        return PartStatus(PartState.UNHEALTHY, err.text, since=self._since, error=err)
 
     async def watch(self, period_s: float = 2.0) -> None:
         """Poll, so a deleted file or a full disk shows in the status without waiting for a write."""

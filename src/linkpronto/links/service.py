@@ -20,15 +20,17 @@ from typing import Any, Protocol, TypeVar
 import segno
 from sqlalchemy.exc import DBAPIError
 
-from linkpronto import keys
+from linkpronto import keys, schema
 from linkpronto.components import iso
 from linkpronto.errors import LinkGone, LinkNotFound, LinkprontoError, LivekitUnhealthy
-from linkpronto.i18n import Lang, Text
+from linkpronto.i18n import Lang, Text, render
 from linkpronto.links.inputs import decode_stored
 from linkpronto.links.store import LinkRow, LinkStore, StoredStatus
 from linkpronto.livekit import tokens
 
 W = TypeVar("W")
+
+LinkStatus = schema.LinkStatus  # preparing, ready, expired, revoked, exhausted (CONTRACT.md)
 
 
 class StorageWatch(Protocol):
@@ -37,15 +39,6 @@ class StorageWatch(Protocol):
     def write_failed(self, exc: BaseException) -> LinkprontoError: ...
 
     def write_ok(self) -> None: ...
-
-
-class LinkStatus:
-    PREPARING = "preparing"
-    READY = "ready"
-    FAILED = "failed"
-    EXPIRED = "expired"
-    REVOKED = "revoked"
-    EXHAUSTED = "exhausted"
 
 
 def utcnow() -> datetime:
@@ -124,6 +117,11 @@ def livekit_unreachable() -> LivekitUnhealthy:
     )
 
 
+def _render_check(check: dict[str, Any], lang: Lang | None) -> dict[str, Any]:
+    """A check stored with both languages (``{"pt-BR", "en"}``), or a plain string from 0.1.0, in ``lang``."""
+    return {**check, "detail": render(check.get("detail"), lang) or "", "fix": render(check.get("fix"), lang)}
+
+
 class LinkService:
     def __init__(
         self,
@@ -159,10 +157,10 @@ class LinkService:
     # -- documents ------------------------------------------------------------------------------
     def status_of(self, row: LinkRow, now: datetime | None = None) -> str:
         now = now or self.clock()
-        if row.status == StoredStatus.REVOKED.value:
+        if row.status in (StoredStatus.REVOKED.value, StoredStatus.FAILED.value):
+            # Nothing stores "failed" since 0.2.0 (a link that cannot be verified stays preparing);
+            # a row from before reads as revoked: it was never handed out.
             return LinkStatus.REVOKED
-        if row.status == StoredStatus.FAILED.value:
-            return LinkStatus.FAILED
         if row.expires_at <= now:
             return LinkStatus.EXPIRED
         if row.status == StoredStatus.PREPARING.value:
@@ -201,7 +199,7 @@ class LinkService:
             "public_base_url": base if ever_ready else None,
             "sent_base_url": row.sent_base_url,
             "sent_with_old_address": sent_old,
-            "checks": decode_stored(row.checks_json) or [],
+            "checks": [_render_check(c, lang) for c in checks] if isinstance(checks := decode_stored(row.checks_json), list) else [],
             "device_check": decode_stored(row.device_check_json),
             "error": decode_stored(row.failure_json),
             "qr_svg_url": f"/api/consultation-links/{row.id}/qr.svg" if url else None,
@@ -284,7 +282,7 @@ class LinkService:
         the use is counted atomically and the token issued.
         """
         row, status = await self.store.call(self.resolve, token)
-        if row is None or status in (LinkStatus.PREPARING, LinkStatus.FAILED):
+        if row is None or status == LinkStatus.PREPARING:
             raise LinkNotFound()
         if status != LinkStatus.READY:
             raise LinkGone(status)

@@ -351,9 +351,12 @@ class LinkStore:
         where = redacted_url(self.url) if not self.is_sqlite else "sqlite"
         if self.failure is not None:
             return PartStatus(
-                state=PartState.UNHEALTHY, detail=f"{where}: unreachable", since=self._since, error=self.failure
+                state=PartState.UNHEALTHY,
+                detail=T(f"{where}: inacessível", f"{where}: unreachable"),
+                since=self._since,
+                error=self.failure,
             )
-        return PartStatus(state=PartState.READY, detail=where, since=self._since)
+        return PartStatus(state=PartState.READY, detail=T.same(where), since=self._since)
 
     def is_connection_error(self, exc: BaseException) -> bool:
         return _is_connection_error(exc, sqlite=self.is_sqlite)

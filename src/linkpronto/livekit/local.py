@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from collections.abc import Awaitable, Callable
@@ -27,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 
 from linkpronto import platform
 from linkpronto.components import Observable, PartStatus
@@ -167,7 +167,8 @@ def render_config(settings: Settings, api_key: str, api_secret: str, node_ip: st
 
 
 def write_config(path: Path, config: dict[str, Any]) -> Path:
-    platform.write_private(path, yaml.safe_dump(config, sort_keys=False).encode("utf-8"))
+    # JSON is YAML (1.2): livekit-server reads it as its YAML config, and no YAML library is loaded.
+    platform.write_private(path, json.dumps(config, indent=2).encode("utf-8"))
     return path
 
 
@@ -361,16 +362,18 @@ class LocalLivekit(Observable):
 
     def status(self) -> PartStatus:
         if self._installing is not None:
-            detail = f"installing livekit-server {self._installing}"
+            size = ""
             if self._install_bytes is not None:
                 done, total = self._install_bytes
-                detail += f" ({done / 1e6:.1f}/{total / 1e6:.1f} MB)" if total else f" ({done / 1e6:.1f} MB)"
+                size = f" ({done / 1e6:.1f}/{total / 1e6:.1f} MB)" if total else f" ({done / 1e6:.1f} MB)"
+            detail = Text(f"instalando o livekit-server {self._installing}{size}",
+                          f"installing livekit-server {self._installing}{size}")
             return PartStatus(state=PartState.STARTING, detail=detail)
         if self._process is not None and self._error is None:
             return self._process.status()
         if self._error is not None:
-            return PartStatus(state=PartState.FAILED, detail=self._error.text.en, error=self._error)
-        return PartStatus(state=PartState.STOPPED, detail="not started")
+            return PartStatus(state=PartState.FAILED, detail=self._error.text, error=self._error)
+        return PartStatus(state=PartState.STOPPED, detail=Text("não iniciado", "not started"))
 
     def log_tail(self) -> list[str]:
         return self._process.log_tail() if self._process is not None else []

@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import aiohttp
+if TYPE_CHECKING:
+    from livekit import api as lkapi
+
 import httpx
-from livekit import api as lkapi
 
 from linkpronto.components import Observable, PartStatus, utcnow
 from linkpronto.errors import LivekitUnhealthy
@@ -48,25 +49,30 @@ def ws_base(url: str) -> str:
 
 async def check_livekit(
     client: httpx.AsyncClient, base_url: str, api_key: str, api_secret: str, *, expect_root_ok: bool = True
-) -> tuple[bool, str]:
+) -> tuple[bool, Text]:
     """Does LiveKit at ``base_url`` answer and accept our key pair? Returns ``(ok, detail)``."""
     base = http_base(base_url)
     try:
         if expect_root_ok:
             root = await client.get(base + "/", timeout=HEALTH_TIMEOUT_S)
             if root.status_code != 200 or root.text.strip() != "OK":
-                return False, f"GET / answered {root.status_code}"
+                return False, Text(f"GET / respondeu {root.status_code}", f"GET / answered {root.status_code}")
         probe = tokens.probe_token(api_key, api_secret)
         res = await client.get(
             base + "/rtc/validate", params={"access_token": probe}, timeout=HEALTH_TIMEOUT_S
         )
     except httpx.HTTPError as exc:
-        return False, f"{type(exc).__name__} at {base}"
+        return False, Text(f"sem resposta em {base} ({type(exc).__name__})", f"no answer at {base} ({type(exc).__name__})")
     if res.status_code == 401:
-        return False, "LiveKit refused our API key/secret (401)"
+        return False, Text(
+            "O LiveKit recusou nossa chave de API (401)", "LiveKit refused our API key/secret (401)"
+        )
     if res.status_code != 200:
-        return False, f"/rtc/validate answered {res.status_code}"
-    return True, "OK"
+        return False, Text(f"/rtc/validate respondeu {res.status_code}", f"/rtc/validate answered {res.status_code}")
+    return True, Text("OK", "OK")
+
+
+_MODE_PT = {"external": "externo", "cloud": "Cloud"}
 
 
 class RemoteLivekit(Observable):
@@ -88,7 +94,7 @@ class RemoteLivekit(Observable):
         self.api_key = api_key
         self._secret = api_secret
         self.interval_s = interval_s
-        self._status = PartStatus(detail="not checked yet")
+        self._status = PartStatus(detail=Text("ainda não verificado", "not checked yet"))
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
         self._wake = asyncio.Event()
@@ -100,7 +106,8 @@ class RemoteLivekit(Observable):
         if self._task is not None:
             return
         self._client = httpx.AsyncClient()
-        self._set(PartState.STARTING, f"checking {self.mode} LiveKit at {self.url}")
+        self._set(PartState.STARTING, Text(f"verificando o LiveKit {_MODE_PT[self.mode]} em {self.url}",
+                                           f"checking {self.mode} LiveKit at {self.url}"))
         await self.check_now()
         self._task = asyncio.create_task(self._loop(), name="livekit-health")
 
@@ -113,7 +120,7 @@ class RemoteLivekit(Observable):
         if self._client is not None:
             await self._client.aclose()
             self._client = None
-        self._set(PartState.STOPPED, "")
+        self._set(PartState.STOPPED, Text("", ""))
 
     async def check_now(self) -> bool:
         assert self._client is not None
@@ -122,12 +129,13 @@ class RemoteLivekit(Observable):
         )
         if ok:
             if self._status.state is not PartState.EXTERNAL:
-                self._set(PartState.EXTERNAL, f"{self.mode} LiveKit at {self.url} answers")
+                self._set(PartState.EXTERNAL, Text(f"o LiveKit {_MODE_PT[self.mode]} em {self.url} responde",
+                                                   f"{self.mode} LiveKit at {self.url} answers"))
         else:
             err = LivekitUnhealthy(
                 Text(
-                    f"O LiveKit em {self.url} não está respondendo como esperado: {detail}.",
-                    f"LiveKit at {self.url} is not answering as expected: {detail}.",
+                    f"O LiveKit em {self.url} não está respondendo como esperado: {detail.pt}.",
+                    f"LiveKit at {self.url} is not answering as expected: {detail.en}.",
                 ),
                 fix=Text(
                     "Confira se o servidor LiveKit está rodando e se LIVEKIT_URL, LIVEKIT_API_KEY e "
@@ -135,10 +143,10 @@ class RemoteLivekit(Observable):
                     "Check that the LiveKit server is running and that LIVEKIT_URL, LIVEKIT_API_KEY and "
                     "LIVEKIT_API_SECRET are right.",
                 ),
-                detail=detail,
+                detail=detail.en,
             )
-            if self._status.state is not PartState.UNHEALTHY or self._status.detail != err.message():
-                self._set(PartState.UNHEALTHY, err.message(), err)
+            if self._status.state is not PartState.UNHEALTHY or self._status.detail != err.text:
+                self._set(PartState.UNHEALTHY, err.text, err)
         return ok
 
     def poke(self) -> None:
@@ -151,7 +159,7 @@ class RemoteLivekit(Observable):
             self._wake.clear()
             await self.check_now()
 
-    def _set(self, state: PartState, detail: str, error: LivekitUnhealthy | None = None) -> None:
+    def _set(self, state: PartState, detail: Text, error: LivekitUnhealthy | None = None) -> None:
         self._status = PartStatus(
             state=state, detail=detail, pid=None, restarts=0, since=utcnow(), error=error
         )
@@ -167,12 +175,19 @@ class RoomAdmin:
         self._secret = api_secret
 
     def _api(self) -> lkapi.LiveKitAPI:
+        # livekit.api (and aiohttp under it) is imported on the first RoomService call, not at start-up.
+        import aiohttp
+        from livekit import api as lkapi
+
         return lkapi.LiveKitAPI(
             self.url, self.api_key, self._secret, timeout=aiohttp.ClientTimeout(total=5), failover=False
         )
 
     async def remove_all(self, room: str) -> int:
         """Remove everyone from ``room``; returns how many were removed (0 when LiveKit is down)."""
+        import aiohttp
+        from livekit import api as lkapi
+
         client = self._api()
         removed = 0
         try:
@@ -190,6 +205,9 @@ class RoomAdmin:
 
     async def total_participants(self) -> int | None:
         """Participants across all rooms (for on-demand idle stop); None when LiveKit is unreachable."""
+        import aiohttp
+        from livekit import api as lkapi
+
         client = self._api()
         try:
             res = await client.room.list_rooms(lkapi.ListRoomsRequest())

@@ -1,16 +1,24 @@
-"""LiveKit access tokens, built with ``livekit-api``'s ``AccessToken``.
+"""LiveKit access tokens.
 
 Three kinds: a patient's join token (one room, publish/subscribe, short TTL, opaque identity), the
 professional's host token (the same room, plus room admin for that room), and a probe token used only
 to ask LiveKit's ``/rtc/validate`` whether it accepts tokens signed with our key pair.
+
+Join and host tokens are built with ``livekit-api``'s ``AccessToken`` (imported when first needed:
+``livekit.api`` loads aiohttp, which nothing on the way to ``ready`` needs). The probe token, which
+every ladder run needs from the first one on, is the same JWT (HS256, the claims ``AccessToken``
+writes) signed here with the standard library.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import secrets
+import time
 from datetime import timedelta
-
-from livekit.api import AccessToken, VideoGrants
 
 PROBE_ROOM = "linkpronto-probe"
 PROBE_TTL = timedelta(seconds=60)
@@ -33,6 +41,8 @@ def join_token(
     name: str | None,
     ttl: timedelta,
 ) -> str:
+    from livekit.api import AccessToken, VideoGrants
+
     grants = VideoGrants(room_join=True, room=room, can_publish=True, can_subscribe=True)
     token = AccessToken(api_key, api_secret).with_identity(identity).with_ttl(ttl).with_grants(grants)
     if name:
@@ -41,6 +51,8 @@ def join_token(
 
 
 def host_token(api_key: str, api_secret: str, *, room: str, identity: str, name: str | None) -> str:
+    from livekit.api import AccessToken, VideoGrants
+
     grants = VideoGrants(room_join=True, room=room, can_publish=True, can_subscribe=True, room_admin=True)
     token = AccessToken(api_key, api_secret).with_identity(identity).with_ttl(HOST_TTL).with_grants(grants)
     if name:
@@ -48,13 +60,28 @@ def host_token(api_key: str, api_secret: str, *, room: str, identity: str, name:
     return token.to_jwt()
 
 
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def hs256(claims: dict[str, object], secret: str) -> str:
+    """A compact JWS (HS256) of ``claims``, as ``AccessToken.to_jwt`` writes it."""
+    header = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
+    payload = _b64(json.dumps(claims, separators=(",", ":")).encode())
+    signing_input = f"{header}.{payload}".encode("ascii")
+    signature = hmac.new(secret.encode("utf-8"), signing_input, hashlib.sha256).digest()
+    return f"{header}.{payload}.{_b64(signature)}"
+
+
 def probe_token(api_key: str, api_secret: str) -> str:
     """A token LiveKit's ``/rtc/validate`` accepts only if it was signed with this key pair."""
-    grants = VideoGrants(room_join=True, room=PROBE_ROOM, can_publish=False, can_subscribe=False)
-    return (
-        AccessToken(api_key, api_secret)
-        .with_identity(opaque_identity("probe"))
-        .with_ttl(PROBE_TTL)
-        .with_grants(grants)
-        .to_jwt()
-    )
+    now = int(time.time())
+    claims: dict[str, object] = {
+        "video": {"roomJoin": True, "room": PROBE_ROOM, "canPublish": False, "canSubscribe": False,
+                  "canPublishData": True},
+        "sub": opaque_identity("probe"),
+        "iss": api_key,
+        "nbf": now,
+        "exp": now + int(PROBE_TTL.total_seconds()),
+    }
+    return hs256(claims, api_secret)

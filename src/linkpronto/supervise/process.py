@@ -52,12 +52,12 @@ READER_DRAIN_S = 1.0
 _CRASH_LOOP_CLASSES: dict[str, type[LinkprontoError]] = {"LIVEKIT_CRASH_LOOP": LivekitCrashLoop}
 
 
-def describe_exit(code: int | None) -> str:
+def describe_exit(code: int | None) -> Text:
     if code is None:
-        return "exited"
+        return Text("terminou", "exited")
     if code < 0:
-        return f"was killed by signal {-code}"
-    return f"exited with code {code}"
+        return Text(f"foi encerrado pelo sinal {-code}", f"was killed by signal {-code}")
+    return Text(f"terminou com o código {code}", f"exited with code {code}")
 
 
 class ManagedProcess(Observable):
@@ -75,7 +75,7 @@ class ManagedProcess(Observable):
         self.spec = spec
         self.name = spec.name
         self.state = PartState.STOPPED
-        self.reason = "not started"
+        self.reason_text = Text("não iniciado", "not started")
         self.pid: int | None = None
         self.restarts = 0
         self.error: LinkprontoError | None = None
@@ -102,7 +102,7 @@ class ManagedProcess(Observable):
     def status(self) -> PartStatus:
         return PartStatus(
             state=self.state,
-            detail=self.reason,
+            detail=self.reason_text,
             pid=self.pid,
             restarts=self.restarts,
             since=self.since,
@@ -132,7 +132,7 @@ class ManagedProcess(Observable):
                     self._task = asyncio.create_task(self._watch_adopted(), name=f"adopted:{self.name}")
                     return
                 raise await self._port_in_use()
-            self._set(PartState.STARTING, "starting")
+            self._set(PartState.STARTING, Text("iniciando", "starting"))
             await self._spawn()
         except LinkprontoError as exc:
             self._fail(exc)
@@ -171,15 +171,16 @@ class ManagedProcess(Observable):
         if self.state is PartState.ADOPTED or self._proc is None:
             self.pid = None
             await self._close_client()
-            self._set(PartState.STOPPED, "stopped" if self.state is not PartState.ADOPTED
-                      else "stopped watching (the adopted service keeps running)")
+            self._set(PartState.STOPPED, Text("parado", "stopped") if self.state is not PartState.ADOPTED
+                      else Text("sem acompanhar (o serviço adotado continua rodando)",
+                                "stopped watching (the adopted service keeps running)"))
             return
-        self._set(PartState.STOPPING, "stopping")
+        self._set(PartState.STOPPING, Text("parando", "stopping"))
         await self._stop_tree(self.spec.stop_grace_s)
         await self._close_client()
         self.pid = None
         self.error = None
-        self._set(PartState.STOPPED, "stopped")
+        self._set(PartState.STOPPED, Text("parado", "stopped"))
 
     async def restart(self) -> None:
         """A planned restart (e.g. the app after the public URL changed); not counted as a failure."""
@@ -192,21 +193,26 @@ class ManagedProcess(Observable):
         await self.start()
 
     # --- state ---------------------------------------------------------------------------------
-    def _set(self, state: PartState, reason: str) -> None:
-        if state is self.state and reason == self.reason:
+    @property
+    def reason(self) -> str:
+        """Why it is in its state, in English (logs, tests); ``reason_text`` has both languages."""
+        return self.reason_text.en
+
+    def _set(self, state: PartState, reason: Text) -> None:
+        if state is self.state and reason == self.reason_text:
             return
         if state is not self.state:
             self.since = utcnow()
             log.info("%s: %s → %s (%s)", self.name, self.state.value, state.value, reason)
         self.state = state
-        self.reason = reason
+        self.reason_text = reason
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
         self._notify()
 
     def _fail(self, error: LinkprontoError) -> None:
         self.error = error
-        self._set(PartState.FAILED, error.text.en)
+        self._set(PartState.FAILED, error.text)
 
     # --- spawning and stopping -----------------------------------------------------------------
     async def _spawn(self) -> None:
@@ -311,7 +317,8 @@ class ManagedProcess(Observable):
                 return
             delay = self._delay
             self._delay = min(self._delay * policy.backoff_factor, policy.backoff_max_s)
-            self._set(PartState.RESTARTING, f"{outcome}; restarting in {delay:.2f} s")
+            self._set(PartState.RESTARTING, outcome + Text(f"; reiniciando em {delay:.2f} s",
+                                                           f"; restarting in {delay:.2f} s"))
             await asyncio.sleep(delay)
             try:
                 if await self._port_taken():
@@ -322,13 +329,14 @@ class ManagedProcess(Observable):
                     self._fail(await self._port_in_use())
                     return
                 self.restarts += 1
-                self._set(PartState.STARTING, f"restarting (restart {self.restarts})")
+                self._set(PartState.STARTING, Text(f"reiniciando (reinício {self.restarts})",
+                                                   f"restarting (restart {self.restarts})"))
                 await self._spawn()
             except LinkprontoError as exc:
                 self._fail(exc)
                 return
 
-    async def _run_once(self) -> str:
+    async def _run_once(self) -> Text:
         """Wait for readiness, then for the end of this run; returns why the run ended."""
         proc = self._proc
         assert proc is not None
@@ -337,19 +345,23 @@ class ManagedProcess(Observable):
         try:
             readiness = self._readiness_task()
             if readiness is not None:
-                self._set(PartState.STARTING, "waiting for readiness")
+                self._set(PartState.STARTING, Text("aguardando ficar pronto", "waiting for readiness"))
                 pending = {readiness}
                 done, _ = await asyncio.wait(
                     {exited, readiness}, timeout=self.spec.start_timeout_s,
                     return_when=asyncio.FIRST_COMPLETED,
                 )
                 if exited in done:
-                    return f"{describe_exit(exited.result())} before it was ready"
+                    return describe_exit(exited.result()) + Text(" antes de ficar pronto", " before it was ready")
                 if readiness not in done:
-                    last = f" (last check: {self._last_probe[0].detail})" if self._last_probe else ""
-                    return f"not ready after {self.spec.start_timeout_s:g} s{last}"
+                    last = self._last_probe[0].detail if self._last_probe else ""
+                    t = self.spec.start_timeout_s
+                    return Text(
+                        f"não ficou pronto em {t:g} s" + (f" (última verificação: {last})" if last else ""),
+                        f"not ready after {t:g} s" + (f" (last check: {last})" if last else ""),
+                    )
             self._ready_since = self._clock()
-            self._set(PartState.READY, "ready")
+            self._set(PartState.READY, Text("pronto", "ready"))
             health = self.spec.liveness
             if health is None or isinstance(health, LogProbe):
                 return describe_exit(await exited)
@@ -361,8 +373,10 @@ class ManagedProcess(Observable):
                 return describe_exit(exited.result())
             result = liveness.result()
             detail = result.detail if isinstance(result, ProbeResult) else "health check failed"
-            self._set(PartState.UNHEALTHY, f"health check failed: {detail}")
-            return f"stopped after its health check failed ({detail})"
+            self._set(PartState.UNHEALTHY, Text(f"a verificação de saúde falhou: {detail}",
+                                                f"health check failed: {detail}"))
+            return Text(f"parado porque a verificação de saúde falhou ({detail})",
+                        f"stopped after its health check failed ({detail})")
         finally:
             for task in (*pending, exited):
                 task.cancel()
@@ -379,17 +393,17 @@ class ManagedProcess(Observable):
         return asyncio.create_task(probes.until_ready(probe, self._http(), self._last_probe),
                                    name=f"ready:{self.name}")
 
-    def _crash_loop_error(self, outcome: str, failures: int, restart_enabled: bool) -> LinkprontoError:
+    def _crash_loop_error(self, outcome: Text, failures: int, restart_enabled: bool) -> LinkprontoError:
         window = self.spec.restart.crash_loop_window_s
         if restart_enabled:
             message = Text(
                 f"{self.name} parou {failures} vezes em {window:g} s e não será mais reiniciado "
-                f"automaticamente. Última vez: {outcome}.",
+                f"automaticamente. Última vez: {outcome.pt}.",
                 f"{self.name} stopped {failures} times within {window:g} s and will not be restarted "
-                f"again automatically. Last time: {outcome}.",
+                f"again automatically. Last time: {outcome.en}.",
             )
         else:
-            message = Text(f"{self.name} parou: {outcome}.", f"{self.name} stopped: {outcome}.")
+            message = Text(f"{self.name} parou: {outcome.pt}.", f"{self.name} stopped: {outcome.en}.")
         fix = Text(
             f"Veja as últimas linhas da saída de {self.name} (no detalhe do erro), corrija a causa e "
             "reinicie com: linkpronto up",
@@ -413,7 +427,10 @@ class ManagedProcess(Observable):
         holder = await asyncio.to_thread(platform.port_holder, port) if port is not None else None
         self.pid = holder[0] if holder else None
         who = f" (pid {holder[0]}, {holder[1]})" if holder else ""
-        self._set(PartState.ADOPTED, f"already running on port {port}{who}; adopted, not started by us")
+        self._set(PartState.ADOPTED, Text(
+            f"já rodava na porta {port}{who}; adotado, não iniciado por nós",
+            f"already running on port {port}{who}; adopted, not started by us",
+        ))
 
     async def _watch_adopted(self) -> None:
         """Health-check an adopted service; if it goes away, start our own copy."""
@@ -437,9 +454,11 @@ class ManagedProcess(Observable):
             if failures < threshold:
                 continue
             if await self._port_taken():
-                self._set(PartState.UNHEALTHY, f"adopted service unhealthy: {result.detail}")
+                self._set(PartState.UNHEALTHY, Text(f"serviço adotado com problema: {result.detail}",
+                                                    f"adopted service unhealthy: {result.detail}"))
                 continue
-            self._set(PartState.STARTING, "the adopted service went away; starting our own")
+            self._set(PartState.STARTING, Text("o serviço adotado sumiu; iniciando o nosso",
+                                               "the adopted service went away; starting our own"))
             try:
                 await self._spawn()
             except LinkprontoError as exc:
@@ -451,27 +470,5 @@ class ManagedProcess(Observable):
     async def _port_in_use(self) -> PortInUse:
         port = self.spec.port
         holder = await asyncio.to_thread(platform.port_holder, port) if port is not None else None
-        setting = f" ({self.spec.port_setting})" if self.spec.port_setting else ""
-        if holder:
-            pid, name = holder
-            message = Text(
-                f"A porta {port}, de que {self.name} precisa, já está em uso por {name} (PID {pid}).",
-                f"Port {port}, which {self.name} needs, is already used by {name} (PID {pid}).",
-            )
-            fix = Text(
-                f"Feche {name} (PID {pid}) — no Windows pelo Gerenciador de Tarefas, no macOS/Linux com "
-                f"'kill {pid}' — ou escolha outra porta na configuração{setting}.",
-                f"Close {name} (PID {pid}) — on Windows from Task Manager, on macOS/Linux with "
-                f"'kill {pid}' — or choose another port in the configuration{setting}.",
-            )
-        else:
-            message = Text(
-                f"A porta {port}, de que {self.name} precisa, já está em uso por outro programa.",
-                f"Port {port}, which {self.name} needs, is already used by another program.",
-            )
-            fix = Text(
-                f"Feche o programa que usa a porta {port} ou escolha outra porta na configuração{setting}.",
-                f"Close the program using port {port} or choose another port in the configuration{setting}.",
-            )
-        return PortInUse(message, fix=fix, port=port, holder_pid=holder[0] if holder else None,
-                         holder_name=holder[1] if holder else None)
+        setting = self.spec.port_setting or "linkpronto.toml"
+        return PortInUse.held(port, self.name, holder, setting)

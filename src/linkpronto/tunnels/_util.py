@@ -17,14 +17,17 @@ from linkpronto.tunnels.base import TunnelCallback, TunnelProvider
 
 REDACTED = "**********"
 
-#: How a tunnel agent run under the supervisor (cloudflared, ngrok) is restarted.
-AGENT_RESTART = RestartPolicy(
+#: How every tunnel process (ssh, cloudflared, the ngrok agent) is restarted: for as long as it takes,
+#: with back-off capped at 30 s — a tunnel that drops because the network is down must come back by
+#: itself. What cannot recover (a refused token, a key ssh rejects) is recognised from the agent's
+#: output when it opens and fails at once instead.
+TUNNEL_RESTART = RestartPolicy(
     enabled=True,
-    backoff_initial_s=1.0,
+    backoff_initial_s=0.5,
     backoff_factor=2.0,
     backoff_max_s=30.0,
-    crash_loop_failures=8,
-    crash_loop_window_s=120.0,
+    crash_loop_failures=1_000_000,
+    crash_loop_window_s=60.0,
     reset_after_ready_s=30.0,
 )
 

@@ -106,12 +106,12 @@ class AutoTunnel(TunnelProvider):
         status = self._status
         active = self.active
         summary = self._summary(include_open=False)
-        prefix = f"auto: {summary}" if summary else "auto"
+        prefix = Text.same(f"auto: {summary}" if summary else "auto")
         if active is None:
             status.provider = self.name
-            if status.detail and not status.detail.startswith("auto"):
-                status.detail = f"{prefix}; {status.detail}"
-            elif not status.detail:
+            if status.detail.en and not status.detail.en.startswith("auto"):
+                status.detail = prefix + "; " + status.detail
+            elif not status.detail.en:
                 status.detail = prefix
             return status
         inner = active.describe()
@@ -122,7 +122,7 @@ class AutoTunnel(TunnelProvider):
         status.last_error = inner.last_error
         status.tradeoff = inner.tradeoff
         status.since = inner.since
-        status.detail = f"{prefix}; {inner.detail}" if inner.detail else prefix
+        status.detail = prefix + "; " + inner.detail if inner.detail.en else prefix
         return status
 
     @property

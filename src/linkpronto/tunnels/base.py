@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from linkpronto.components import Observable, PartStatus, iso, utcnow
-from linkpronto.errors import LinkprontoError
+from linkpronto.errors import LinkprontoError, TunnelUnreachable
 from linkpronto.i18n import Lang, Text
 from linkpronto.schema import PartState
 
@@ -51,7 +51,7 @@ class TunnelStatus:
     provider: str
     state: PartState = PartState.STOPPED
     public_url: str | None = None
-    detail: str = ""
+    detail: Text = field(default_factory=lambda: Text("", ""))
     last_error: LinkprontoError | None = None
     reconnects: int = 0
     since: datetime = field(default_factory=utcnow)
@@ -63,7 +63,7 @@ class TunnelStatus:
             "provider": self.provider,
             "state": self.state.value,
             "public_url": self.public_url,
-            "detail": self.detail,
+            "detail": self.detail.get(lang),
             "last_error": self.last_error.to_problem(lang) if self.last_error else None,
             "reconnects": self.reconnects,
             "since": iso(self.since),
@@ -87,6 +87,7 @@ class ProviderFacts:
 
 
 log = logging.getLogger(__name__)
+NO_DETAIL = Text("", "")
 
 
 class TunnelProvider(Observable, abc.ABC):
@@ -116,10 +117,10 @@ class TunnelProvider(Observable, abc.ABC):
 
     def status(self) -> PartStatus:
         st = self.describe()
-        detail = st.detail or st.public_url or ""
+        detail = st.detail if st.detail.en else Text.same(st.public_url or "")
         return PartStatus(
             state=st.state,
-            detail=f"{st.provider}: {detail}" if detail else st.provider,
+            detail=Text.same(f"{st.provider}: ") + detail if detail.en else Text.same(st.provider),
             restarts=st.reconnects,
             since=st.since,
             error=st.last_error,
@@ -138,22 +139,25 @@ class TunnelProvider(Observable, abc.ABC):
         self._on_event = on_event
 
     async def open(self) -> str:
-        self._set(PartState.STARTING, "")
+        self._set(PartState.STARTING, NO_DETAIL)
         try:
             url = await self._open()
         except LinkprontoError as exc:
             self._status.last_error = exc
-            self._set(PartState.FAILED, exc.message())
+            # Unreachable is retried by whoever opens the tunnel (the stack, with back-off): not failed
+            # for good. Anything else (a refused token, a bad setting) will not recover unattended.
+            recoverable = exc.code == TunnelUnreachable.code
+            self._set(PartState.UNHEALTHY if recoverable else PartState.FAILED, exc.text)
             raise
         self._status.public_url = url.rstrip("/")
-        self._set(PartState.READY, "")
+        self._set(PartState.READY, NO_DETAIL)
         return self._status.public_url
 
     async def close(self) -> None:
         try:
             await self._close()
         finally:
-            self._set(PartState.STOPPED, "")
+            self._set(PartState.STOPPED, NO_DETAIL)
 
     # The Part interface: a tunnel starts by opening and stops by closing.
     async def start(self) -> None:
@@ -169,17 +173,19 @@ class TunnelProvider(Observable, abc.ABC):
     async def _close(self) -> None: ...
 
     # -- helpers for subclasses -------------------------------------------------------------
-    def _set(self, state: PartState, detail: str) -> None:
+    def _set(self, state: PartState, detail: Text | str) -> None:
         self._status.state = state
-        self._status.detail = detail
+        self._status.detail = detail if isinstance(detail, Text) else Text.same(detail)
         self._status.since = utcnow()
         self._notify()
 
-    def _disconnected(self, detail: str) -> None:
+    def _disconnected(self, detail: Text | str) -> None:
         """Report a disconnection once (until the provider reconnects), unless it already failed."""
         if not self._down and self._status.state is not PartState.FAILED:
             self._down = True
-            self._emit(TunnelEvent(TunnelEventKind.DISCONNECTED, url=self.public_url, detail=detail))
+            text = detail if isinstance(detail, Text) else Text.same(detail)
+            self._set(PartState.UNHEALTHY, text)
+            self._emit(TunnelEvent(TunnelEventKind.DISCONNECTED, url=self.public_url, detail=text.en))
 
     def _reconnected(self, url: str | None) -> None:
         """The provider serves (again): report ``reconnected`` after a disconnection, and
@@ -196,16 +202,17 @@ class TunnelProvider(Observable, abc.ABC):
         """It will not recover unattended (bad token, crash loop): FAILED with the error."""
         self._status.last_error = error
         self._down = True
-        self._set(PartState.FAILED, error.message())
+        self._set(PartState.FAILED, error.text)
 
     def _emit(self, event: TunnelEvent) -> None:
         if event.kind is TunnelEventKind.URL_CHANGED and event.url:
             self._status.public_url = event.url.rstrip("/")
             self._notify()
         elif event.kind is TunnelEventKind.DISCONNECTED:
-            self._set(PartState.UNHEALTHY, event.detail)
+            if self._status.state is not PartState.UNHEALTHY:
+                self._set(PartState.UNHEALTHY, event.detail)
         elif event.kind is TunnelEventKind.RECONNECTED:
             self._status.reconnects += 1
-            self._set(PartState.READY, "")
+            self._set(PartState.READY, NO_DETAIL)
         if self._on_event is not None:
             self._on_event(event)

@@ -49,7 +49,7 @@ from linkpronto.i18n import Text
 from linkpronto.schema import PartState
 from linkpronto.supervise import ManagedProcess
 from linkpronto.supervise.spec import HttpProbe, ProcessSpec, RestartPolicy
-from linkpronto.tunnels._util import AGENT_RESTART, ProcessTunnel, first_run, free_port, get_json
+from linkpronto.tunnels._util import TUNNEL_RESTART, ProcessTunnel, first_run, free_port, get_json
 from linkpronto.tunnels.base import (
     TunnelCallback,
 )
@@ -125,7 +125,7 @@ class CloudflaredTunnel(ProcessTunnel):
         self.command = tuple(command) if command else None
         self.bin_dir = bin_dir
         self.install_allowed = install_allowed
-        self.restart = restart or AGENT_RESTART
+        self.restart = restart or TUNNEL_RESTART
         self.open_timeout_s = open_timeout_s
         self.poll_interval_s = poll_interval_s
         self.metrics_addr = ""
@@ -263,7 +263,7 @@ class CloudflaredTunnel(ProcessTunnel):
             self._failed(self._start_error(proc) if not isinstance(err, TunnelError) else err)
         elif state in (PartState.RESTARTING, PartState.STARTING, PartState.UNHEALTHY):
             self._need_url_check = True
-            self._disconnected(proc.reason)
+            self._disconnected(proc.reason_text)
 
     async def _watch(self) -> None:
         while True:
@@ -278,10 +278,13 @@ class CloudflaredTunnel(ProcessTunnel):
                 connected = status == 200 and isinstance(data, dict) and int(data.get("readyConnections", 0)) > 0
                 hostname = await self._quick_hostname() if connected and not self.named else ""
             except httpx.HTTPError as exc:
-                self._disconnected(f"metrics server did not answer: {exc or type(exc).__name__}")
+                self._disconnected(Text(
+                    f"o servidor de métricas não respondeu: {exc or type(exc).__name__}",
+                    f"metrics server did not answer: {exc or type(exc).__name__}",
+                ))
                 continue
             if not connected:
-                self._disconnected("no connection to Cloudflare's edge")
+                self._disconnected(Text("sem conexão com a borda da Cloudflare", "no connection to Cloudflare's edge"))
                 continue
             url = f"https://{hostname}" if hostname else (f"https://{self.hostname}" if self.named else "")
             self._reconnected(url or None)

@@ -33,7 +33,7 @@ from linkpronto.i18n import Text
 from linkpronto.schema import PartState
 from linkpronto.supervise import ManagedProcess
 from linkpronto.supervise.spec import LogProbe, ProcessSpec, RestartPolicy
-from linkpronto.tunnels._util import AGENT_RESTART, LOCAL_HOSTS, ProcessTunnel, first_run, get_json, url_port
+from linkpronto.tunnels._util import LOCAL_HOSTS, TUNNEL_RESTART, ProcessTunnel, first_run, get_json, url_port
 from linkpronto.tunnels.base import (
     TunnelCallback,
 )
@@ -117,7 +117,7 @@ class NgrokAgentTunnel(ProcessTunnel):
         self._authtoken = authtoken.strip()
         self.domain = domain.strip()
         self.start_agent = start_agent
-        self.restart = restart or AGENT_RESTART
+        self.restart = restart or TUNNEL_RESTART
         self.open_timeout_s = open_timeout_s
         self.poll_interval_s = poll_interval_s
         self.http_timeout_s = http_timeout_s
@@ -269,7 +269,7 @@ class NgrokAgentTunnel(ProcessTunnel):
         if proc.state is PartState.FAILED:
             self._failed(self._agent_error(proc))
         elif proc.state in (PartState.RESTARTING, PartState.STARTING, PartState.UNHEALTHY):
-            self._disconnected(proc.reason)
+            self._disconnected(proc.reason_text)
 
     async def _watch(self) -> None:
         while True:
@@ -280,9 +280,15 @@ class NgrokAgentTunnel(ProcessTunnel):
             try:
                 found = await self.lookup(api)
             except httpx.HTTPError as exc:
-                self._disconnected(f"the ngrok agent's API at {api} does not answer ({type(exc).__name__})")
+                self._disconnected(Text(
+                    f"a API do agente ngrok em {api} não responde ({type(exc).__name__})",
+                    f"the ngrok agent's API at {api} does not answer ({type(exc).__name__})",
+                ))
                 continue
             if found is None:
-                self._disconnected(f"the ngrok agent has no endpoint forwarding to port {self.local_port}")
+                self._disconnected(Text(
+                    f"o agente ngrok não tem endpoint encaminhando para a porta {self.local_port}",
+                    f"the ngrok agent has no endpoint forwarding to port {self.local_port}",
+                ))
                 continue
             self._reconnected(found.url)

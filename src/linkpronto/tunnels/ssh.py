@@ -44,6 +44,7 @@ from linkpronto.i18n import Text
 from linkpronto.schema import PartState
 from linkpronto.supervise import ManagedProcess
 from linkpronto.supervise.spec import LogProbe, ProcessSpec, RestartPolicy
+from linkpronto.tunnels._util import TUNNEL_RESTART
 from linkpronto.tunnels.base import (
     TunnelCallback,
     TunnelProvider,
@@ -54,16 +55,6 @@ log = logging.getLogger(__name__)
 #: Services that print the public URL in an interactive session (so ``-N`` must not be used).
 URL_PRINTING_SERVICES = ("localhost.run", "pinggy.io", "serveo.net")
 
-#: Reconnect for as long as it takes, with back-off capped at 30 s.
-DEFAULT_RESTART = RestartPolicy(
-    enabled=True,
-    backoff_initial_s=0.5,
-    backoff_factor=2.0,
-    backoff_max_s=30.0,
-    crash_loop_failures=1_000_000,
-    crash_loop_window_s=60.0,
-    reset_after_ready_s=30.0,
-)
 
 _ALLOCATED_RE = re.compile(r"Allocated port (\d+) for remote forward to \[?([^\]\s]+?)\]?:(\d+)")
 _READY_RE = r"forwarding_success: all expected forwarding replies received"
@@ -167,7 +158,7 @@ class SshTunnel(TunnelProvider):
         self.options = tuple(options)
         self.remote_bind = remote_bind
         self.ssh_binary = ssh_binary
-        self.restart = restart or DEFAULT_RESTART
+        self.restart = restart or TUNNEL_RESTART
         self.open_timeout_s = open_timeout_s
         self.url_wait_s = url_wait_s
         self._proc: ManagedProcess | None = None
@@ -408,7 +399,7 @@ class SshTunnel(TunnelProvider):
             if state is PartState.RESTARTING:
                 # Why the last run ended (server down, key refused, port taken), with its fix.
                 self._status.last_error = self._failure_error(self._conn)
-            self._disconnected(self._conn.failure or (proc.reason or ""))
+            self._disconnected(self._conn.failure or proc.reason_text)
 
     def _forwarded_again(self) -> None:
         conn = self._conn

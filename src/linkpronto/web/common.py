@@ -9,16 +9,12 @@ from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 
 from linkpronto.errors import LinkprontoError
-from linkpronto.i18n import Lang, normalize_lang
+from linkpronto.i18n import Lang, pick_lang
 
 
 def request_lang(conn: HTTPConnection) -> Lang:
-    q = conn.query_params.get("lang")
-    if q:
-        return normalize_lang(q)
-    accept = conn.headers.get("accept-language", "")
-    first = accept.split(",")[0].strip().lower()
-    return "en" if first.startswith("en") else "pt-BR"
+    """``?lang=``, then ``Accept-Language``, then ``LINKPRONTO_LANG`` (chosen once per request)."""
+    return pick_lang(conn.query_params.get("lang"), conn.headers.get("accept-language"))
 
 
 def error_body(err: LinkprontoError, lang: Lang) -> dict[str, Any]:

@@ -137,7 +137,7 @@ def register(app: FastAPI, stack: Stack) -> None:
         failure = stack.failure()
         if failure is not None:
             return _failure(stack, lang, failure, row.id, doc["status"])
-        why = stack.reason or doc["status"]
+        why = stack.status(lang).reason or doc["status"]
         return _not_ready(lang, 202, PREPARING.format(why=why), "VERIFY_TIMEOUT",
                           PREPARING_FIX.format(id=row.id), row.id, doc["status"])
 
