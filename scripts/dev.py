@@ -79,17 +79,19 @@ def setup_python(with_tests: bool) -> None:
 
 
 def setup_assets() -> None:
-    npm = shutil.which("npm")
+    """livekit-client is vendored (committed) in static/vendor; npm is only needed to upgrade it."""
     vendor = ROOT / "src" / "linkpronto" / "web" / "static" / "vendor"
+    if any(vendor.glob("livekit-client*.js")):
+        return
+    npm = shutil.which("npm")
     if npm is None:
         if IN_CI:
-            raise SystemExit("npm is required (Node.js 20+): https://nodejs.org")
-        say("npm not found: the pages will say that livekit-client is missing. Install Node.js 20+.")
+            raise SystemExit("the vendored livekit-client bundle is missing and npm is not installed")
+        say("livekit-client bundle missing from static/vendor and npm not found: restore it with git checkout.")
         return
     if not (ROOT / "node_modules" / "livekit-client").exists():
         run([npm, "ci" if (ROOT / "package-lock.json").exists() else "install", "--no-audit", "--no-fund"])
-    if not any(vendor.glob("livekit-client*.js")):
-        run([str(PY), "-m", "linkpronto.web.assets"])
+    run([str(PY), "-m", "linkpronto.web.assets"])
 
 
 def setup_test_system() -> None:

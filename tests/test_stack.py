@@ -109,7 +109,7 @@ async def test_stale_tunnel_answering_for_another_instance_keeps_links_preparing
             static_url=f"http://127.0.0.1:{lp_other.running.public_port}",
         )
         async with run_lp(mine) as lp:
-            res = await create(lp, wait_s=1.5)
+            res = await create(lp, wait_s=0.5)
             assert res.status_code == 202 and res.json()["status"] == "preparing"
             status = (await lp.admin.get("/api/status", params={"lang": "en"})).json()
             probe = next(c for c in status["verification"]["checks"] if c["name"] == "public_probe")

@@ -59,9 +59,10 @@ class RunningServer:
 
 @contextlib.contextmanager
 def serve(app: ASGIApp, *, ws: str = "websockets-sansio", port: int | None = None,
-          http: str = "httptools", loop: str = "uvloop", keep_alive: int = 5,
+          http: str = "httptools", loop: str = "auto", keep_alive: int = 5,
           proxy_headers: bool = True) -> Iterator[RunningServer]:
-    """Run ``app`` under a real uvicorn until the block ends (lifespan on, so proxies get closed)."""
+    """Run ``app`` under a real uvicorn until the block ends (lifespan on, so proxies get closed).
+    ``loop="auto"``: uvloop where it exists (not on Windows), else asyncio."""
     port = port or free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws=ws, http=http,
                             lifespan="on", loop=loop, timeout_graceful_shutdown=2,
@@ -218,7 +219,8 @@ def upstream_app(recorder: Recorder) -> Starlette:
     async def ws_echo(ws: WebSocket) -> None:
         with recorder.lock:
             recorder.ws_headers.append({k: v for k, v in ws.headers.items()} | {
-                "__path": ws.url.path, "__query": ws.url.query})
+                "__path": ws.url.path, "__query": ws.url.query,
+                "__via": ws.headers.getlist("x-linkpronto-via")})
         offered = ws.scope.get("subprotocols") or []
         if ws.query_params.get("refuse"):
             await ws.send_denial_response(PlainTextResponse("no entry", status_code=int(ws.query_params["refuse"])))

@@ -28,7 +28,7 @@ class Stack:
     gateway: RunningServer
 
 
-@pytest.fixture(scope="module", params=["uvloop", "asyncio"])
+@pytest.fixture(scope="module", params=[pytest.param("uvloop", marks=pytest.mark.only_on("posix")), "asyncio"])
 def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
     """The gateway on uvloop (Linux/macOS) and on the plain asyncio loop (what Windows runs)."""
     recorder = Recorder()
@@ -74,6 +74,12 @@ def test_forwarded_headers_host_and_hop_by_hop(client: httpx.Client, stack: Stac
     assert headers["x-app"] == "kept"
     for hop in ("x-secret-hop", "keep-alive", "proxy-authorization"):
         assert hop not in headers
+
+
+def test_every_request_is_marked_public_and_a_client_copy_is_replaced(client: httpx.Client) -> None:
+    assert client.get("/echo").json()["headers"]["x-linkpronto-via"] == "public"
+    forged = client.post("/echo", headers={"X-Linkpronto-Via": "local"}).json()["headers"]
+    assert forged["x-linkpronto-via"] == "public"  # (the echo shows the first copy: the forged one is gone)
 
 
 def test_forwarded_proto_and_host_cannot_be_spoofed(client: httpx.Client) -> None:
@@ -175,7 +181,8 @@ def test_statuses_pass(client: httpx.Client, code: int) -> None:
 
 def test_websocket_upgrade_hmr(stack: Stack) -> None:
     url = f"{stack.gateway.ws_url}/_next/webpack-hmr?id=abc"
-    with connect(url, additional_headers={"Origin": f"http://127.0.0.1:{stack.gateway.port}"},
+    with connect(url, additional_headers={"Origin": f"http://127.0.0.1:{stack.gateway.port}",
+                                          "X-Linkpronto-Via": "local"},
                  subprotocols=["chosen.v2"], compression=None, open_timeout=5) as ws:  # type: ignore[list-item]
         assert ws.subprotocol == "chosen.v2"
         ws.send("headers")
@@ -190,6 +197,7 @@ def test_websocket_upgrade_hmr(stack: Stack) -> None:
     assert seen["origin"] == f"http://localhost:{stack.upstream.port}"
     assert seen["host"] == f"localhost:{stack.upstream.port}"
     assert seen["x-forwarded-host"] == f"127.0.0.1:{stack.gateway.port}"
+    assert seen["__via"] == ["public"]  # a client's copy is replaced on WebSockets too
 
 
 def test_websocket_refusal_passes(stack: Stack) -> None:

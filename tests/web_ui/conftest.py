@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 from fake_api import FakeServers  # type: ignore[import-not-found]
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from real_server import RealServer  # type: ignore[import-not-found]
 
+from helpers.inproc import InProcessDouble
 from linkpronto.web.assets import install_assets, vendor_ready
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,6 +71,17 @@ def bare_browser(pw: Playwright, vendored: None) -> Iterator[Browser]:
                            headless=True)
     yield b
     b.close()
+
+
+@pytest.fixture
+def real(tmp_path: Path, livekit_inproc: InProcessDouble) -> Iterator[RealServer]:
+    """The real linkpronto (in-process, LiveKit = the double, static tunnel), ready."""
+    server = RealServer(tmp_path / "data", livekit_inproc.url).start()
+    try:
+        server.wait_state("ready")
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

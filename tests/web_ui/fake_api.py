@@ -208,16 +208,16 @@ def admin_app(stack: FakeStack) -> FastAPI:
     async def guard(request: Request, call_next: Any) -> Response:
         with stack.lock:
             stack.requests.append((request.method, request.url.path, dict(request.headers)))
-        # Like the real AdminGuard: the session cookie (set with the page here), and a same-origin
-        # Origin on anything that changes state.
+        # Like the real AdminGuard (CONTRACT.md): the dashboard's session cookie (set here with any
+        # page), and a same-origin Origin on anything that changes state. No header alone grants.
         if request.url.path.startswith("/api/"):
             if request.cookies.get(FAKE_SESSION) != "ok":
-                return JSONResponse({"error": {"code": "UNAUTHORIZED", "message": "no", "fix": None}}, 401)
+                return _error("UNAUTHORIZED", "no", None, 401)
             origin = request.headers.get("origin")
             if request.method not in ("GET", "HEAD") and origin != f"http://{request.headers.get('host')}":
-                return JSONResponse({"error": {"code": "FORBIDDEN_ORIGIN", "message": "no", "fix": None}}, 403)
+                return _error("FORBIDDEN_ORIGIN", "no", None, 403)
         resp: Response = await call_next(request)
-        if request.url.path == "/":
+        if not request.url.path.startswith(("/api/", "/_linkpronto/")):  # a page: the session exists
             resp.set_cookie(FAKE_SESSION, "ok", httponly=True, samesite="strict")
         return resp
 

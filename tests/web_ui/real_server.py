@@ -81,8 +81,14 @@ class RealServer:
         """What the browser is given: ``ws://<public>/_linkpronto/livekit``."""
         return self.public_url.replace("http", "ws", 1) + "/_linkpronto/livekit"
 
-    def dashboard(self, query: str = "") -> str:
-        return self.admin_url + "/" + query
+    def open_admin(self, page: Any, path: str = "/") -> None:
+        """Open an admin page (dashboard, call page) in ``page`` the way a person does: through a
+        one-time dashboard URL when the server hands them out (``POST /api/dashboard-login``, which
+        sets the session cookie), then ``path``."""
+        login = self.client().post("/api/dashboard-login")
+        if login.status_code == 200:
+            page.goto(login.json()["url"])
+        page.goto(self.admin_url + path)
 
     # -- the admin API, for arranging and for checking what the pages did -------------------------------
     def client(self) -> httpx.Client:
@@ -105,6 +111,11 @@ class RealServer:
         assert res.status_code == 201, res.text
         link: dict[str, Any] = res.json()
         return link
+
+    def ready_link(self, **body: Any) -> dict[str, Any]:
+        """A ready link made through the real API, with ``_url`` and ``_token`` as the fake's links have."""
+        link = self.create_link(**body)
+        return {**link, "_url": link["url"], "_token": token_of(link)}
 
     def link(self, link_id: str) -> dict[str, Any]:
         res = self.client().get(f"/api/consultation-links/{link_id}")

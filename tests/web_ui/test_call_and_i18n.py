@@ -1,24 +1,24 @@
-"""The dashboard's API calls carry the language; keyboard navigation and labels (fake API). The call page
-and the English UI run against the real server (test_real_server.py)."""
+"""The dashboard's API calls carry the language; keyboard navigation and labels — against the real server.
+The call page and the English UI are in test_real_server.py."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
 
-from fake_api import FakeServers  # type: ignore[import-not-found]
 from playwright.sync_api import BrowserContext, Page, expect
+from real_server import RealServer  # type: ignore[import-not-found]
 
 from conftest import PHONE  # type: ignore[import-not-found]
 
 FAKE_LK = (Path(__file__).parent / "fake_livekit.js").read_text(encoding="utf-8")
 
 
-def test_api_calls_carry_lang(fake: FakeServers, new_context: Callable[..., BrowserContext]) -> None:
+def test_api_calls_carry_lang(real: RealServer, new_context: Callable[..., BrowserContext]) -> None:
     page = new_context().new_page()
     seen: list[str] = []
     page.on("request", lambda r: seen.append(r.url))
-    page.goto(fake.admin_url + "/?lang=en")
+    real.open_admin(page, "/?lang=en")
     expect(page.locator("#stack-state")).to_have_text("Ready")
     api = [u for u in seen if "/api/" in u]
     assert api and all("lang=en" in u for u in api)
@@ -32,9 +32,9 @@ def _tab_order(page: Page, stops: int) -> list[str]:
     return order
 
 
-def test_keyboard_navigation_and_labels(fake: FakeServers, new_context: Callable[..., BrowserContext]) -> None:
+def test_keyboard_navigation_and_labels(real: RealServer, new_context: Callable[..., BrowserContext]) -> None:
     page = new_context().new_page()
-    page.goto(fake.admin_url + "/")
+    real.open_admin(page)
     expect(page.locator("#stack-state")).to_have_text("Pronto")
     order = _tab_order(page, 8)
     expected = ["lang-toggle", "professional_id", "client_id", "consultation_type", "gen-submit", "devtest-start"]
@@ -51,7 +51,7 @@ def test_keyboard_navigation_and_labels(fake: FakeServers, new_context: Callable
     )
     assert unlabeled == []
 
-    link = fake.stack.add_link()
+    link = real.ready_link()
     phone = new_context(viewport=PHONE).new_page()
     phone.goto(link["_url"])
     expect(phone.locator("#media-state")).to_contain_text("Câmera funcionando")

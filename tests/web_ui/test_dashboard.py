@@ -10,6 +10,7 @@ from pathlib import Path
 
 from fake_api import FakeServers  # type: ignore[import-not-found]
 from playwright.sync_api import BrowserContext, Page, expect
+from real_server import RealServer  # type: ignore[import-not-found]
 
 FAKE_LK = (Path(__file__).parent / "fake_livekit.js").read_text(encoding="utf-8")
 
@@ -87,12 +88,16 @@ def test_error_shows_fix_and_retry_recovers(
     expect(result.locator(".qr svg")).to_be_visible()
 
 
-def test_missing_professional_is_explained(fake: FakeServers, new_context: Callable[..., BrowserContext]) -> None:
-    page = _open(new_context, fake)
+def test_missing_professional_is_explained(real: RealServer, new_context: Callable[..., BrowserContext]) -> None:
+    page = new_context().new_page()
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    real.open_admin(page)
     page.get_by_role("button", name="Gerar link").click()
     expect(page.locator("#gen-result")).to_contain_text("Informe o profissional.")
     expect(page.get_by_label("Profissional (ID)")).to_be_focused()
-    assert not [r for r in fake.stack.requests if r[0] == "POST"]
+    assert posts == []  # explained in the page; nothing was sent
+    assert real.links() == []
 
 
 def test_links_table_flags_and_revoke_with_confirmation(

@@ -1,7 +1,8 @@
-"""The patient page in Chromium at 390×844 with a fake camera and microphone, against the fake API: the
-browser-side states (permission denied per browser, no device, busy device, insecure origin, reconnecting,
-leave and rejoin). Joining, the device check and the 404/410 pages run against the real server
-(test_real_server.py)."""
+"""The patient page in Chromium at 390×844 with a fake camera and microphone. Browser-side states
+(permission denied per browser and by Chromium itself, no device, busy device, insecure origin, leave and
+rejoin) against the real server; against the fake API only what the real server cannot be put in: no
+LiveKit behind /rtc at all, and the call's own states (reconnecting, removed) with each device check kept.
+Joining, the device check and the 404/410 pages are also in test_real_server.py."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 from fake_api import FakeServers  # type: ignore[import-not-found]
 from playwright.sync_api import Browser, BrowserContext, Page, WebSocket, expect
+from real_server import RealServer  # type: ignore[import-not-found]
 
 from conftest import ANDROID_UA, IPHONE_UA, PHONE  # type: ignore[import-not-found]
 
@@ -115,8 +117,8 @@ def test_connected_call_states_with_livekit_double(
     expect(page.get_by_role("heading", level=1)).to_have_text("Este link de consulta foi cancelado.")
 
 
-def test_leave_and_rejoin(fake: FakeServers, new_context: Callable[..., BrowserContext]) -> None:
-    link = fake.stack.add_link()
+def test_leave_and_rejoin(real: RealServer, new_context: Callable[..., BrowserContext]) -> None:
+    link = real.ready_link()
     ctx = _phone(new_context)
     ctx.add_init_script(FAKE_LK)
     page = ctx.new_page()
@@ -132,9 +134,9 @@ def test_leave_and_rejoin(fake: FakeServers, new_context: Callable[..., BrowserC
 
 
 def test_denied_permission_help_per_browser(
-    fake: FakeServers, new_context: Callable[..., BrowserContext], shot: Callable[[Page, str], Path]
+    real: RealServer, new_context: Callable[..., BrowserContext], shot: Callable[[Page, str], Path]
 ) -> None:
-    link = fake.stack.add_link()
+    link = real.ready_link()
     cases = [
         (ANDROID_UA, "No Chrome do Android", "denied-chrome_android"),
         (IPHONE_UA, "toque em \"aA\"", "denied-safari_ios"),
@@ -154,25 +156,26 @@ def test_denied_permission_help_per_browser(
 
 
 def test_denied_by_the_browser_itself(
-    fake: FakeServers, bare_browser: Browser, shot: Callable[[Page, str], Path]
+    real: RealServer, bare_browser: Browser, shot: Callable[[Page, str], Path]
 ) -> None:
     """No fake-UI flag and no granted permission: Chromium itself refuses the camera."""
-    link = fake.stack.add_link()
+    link = real.ready_link()
     ctx = bare_browser.new_context(viewport=PHONE, permissions=[], locale="pt-BR")
     try:
         page = ctx.new_page()
         page.goto(link["_url"])
         expect(page.locator("#media-help")).to_contain_text("O navegador está bloqueando a câmera")
         page.get_by_role("button", name="Entrar na consulta").click()  # joining without devices is allowed
-        _wait(page, lambda: len(fake.stack.device_checks) >= 1, timeout=30)
-        assert fake.stack.device_checks[0]["camera"] == "denied"
+        checked = real.wait_link(link["id"], lambda d: d["device_check"] is not None, timeout=30,
+                                 what="the device check")
+        assert checked["device_check"]["camera"] == "denied"
         shot(page, "denied")
     finally:
         ctx.close()
 
 
-def test_missing_device_and_busy_device(fake: FakeServers, new_context: Callable[..., BrowserContext]) -> None:
-    link = fake.stack.add_link()
+def test_missing_device_and_busy_device(real: RealServer, new_context: Callable[..., BrowserContext]) -> None:
+    link = real.ready_link()
     for error, text in (("NotFoundError", "Não encontramos câmera"), ("NotReadableError", "outro aplicativo")):
         ctx = _phone(new_context)
         ctx.add_init_script(THROW.format(name=error))
@@ -182,14 +185,14 @@ def test_missing_device_and_busy_device(fake: FakeServers, new_context: Callable
 
 
 def test_insecure_origin_warns_that_camera_needs_https(
-    fake: FakeServers, bare_browser: Browser, shot: Callable[[Page, str], Path]
+    real: RealServer, bare_browser: Browser, shot: Callable[[Page, str], Path]
 ) -> None:
-    link = fake.stack.add_link()
-    port = fake.public_url.rsplit(":", 1)[1]
+    link = real.ready_link()
+    port = real.public_url.rsplit(":", 1)[1]
     ctx = bare_browser.new_context(viewport=PHONE, locale="pt-BR")
     try:
         page = ctx.new_page()
-        page.goto(f"http://clinic.test:{port}/c/{link['_token']}")  # resolved to 127.0.0.1, not secure
+        page.goto(f"http://clinic.test:{port}/_linkpronto/c/{link['_token']}")  # resolved to 127.0.0.1, not secure
         assert page.evaluate("window.isSecureContext") is False
         expect(page.locator("#env-warning")).to_contain_text("não começa com https")
         expect(page.locator("#media-help")).to_have_attribute("data-kind", "insecure")

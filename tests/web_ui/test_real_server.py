@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 from livekit.api import TokenVerifier
 from playwright.sync_api import BrowserContext, Page, expect
 from real_server import RealServer, token_of  # type: ignore[import-not-found]
@@ -29,16 +28,6 @@ from helpers.inproc import InProcessDouble
 from helpers.lp import TEST_KEY, TEST_SECRET
 
 FAKE_LK = (Path(__file__).parent / "fake_livekit.js").read_text(encoding="utf-8")
-
-
-@pytest.fixture
-def real(tmp_path: Path, livekit_inproc: InProcessDouble) -> Iterator[RealServer]:
-    server = RealServer(tmp_path / "data", livekit_inproc.url).start()
-    try:
-        server.wait_state("ready")
-        yield server
-    finally:
-        server.stop()
 
 
 # The real server honours Accept-Language: a browser set to Portuguese, as the patients' are.
@@ -52,7 +41,7 @@ def _phone(new_context: Callable[..., BrowserContext], **kw: Any) -> BrowserCont
 
 def _dashboard(new_context: Callable[..., BrowserContext], real: RealServer, query: str = "") -> Page:
     page = _ctx(new_context).new_page()
-    page.goto(real.dashboard(query))
+    real.open_admin(page, "/" + query)
     expect(page.locator("#stack-state")).not_to_have_attribute("data-state", "unknown")
     return page
 
@@ -106,7 +95,7 @@ def test_call_page_uses_a_real_host_token_and_ending_revokes(
     ctx = _ctx(new_context)
     ctx.add_init_script(FAKE_LK)
     page = ctx.new_page()
-    page.goto(f"{real.admin_url}/call/{link['id']}")
+    real.open_admin(page, f"/call/{link['id']}")
     expect(page.get_by_role("textbox", name="Link do paciente")).to_have_value(link["url"])
     page.get_by_role("button", name="Iniciar chamada").click()
     expect(page.locator("#conn-state")).to_have_text("Conectado")
@@ -131,7 +120,7 @@ def test_call_page_livekit_client_signals_through_the_gateway_to_livekit(
     the public listener's ``/_linkpronto/livekit/rtc`` to LiveKit, which accepts it into the room."""
     link = real.create_link()
     page = _ctx(new_context).new_page()
-    page.goto(f"{real.admin_url}/call/{link['id']}")
+    real.open_admin(page, f"/call/{link['id']}")
     page.get_by_role("button", name="Iniciar chamada").click()
 
     def for_this_room() -> list[dict[str, Any]]:

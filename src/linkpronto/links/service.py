@@ -29,8 +29,9 @@ from linkpronto.links.inputs import decode_stored
 from linkpronto.links.store import LinkRow, LinkStore, StoredStatus
 from linkpronto.livekit import tokens
 
-LinkStatus = schema.LinkStatus  # preparing, ready, expired, revoked, exhausted (CONTRACT.md)
 W = TypeVar("W")
+
+LinkStatus = schema.LinkStatus  # preparing, ready, expired, revoked, exhausted (CONTRACT.md)
 
 
 class StorageWatch(Protocol):
@@ -103,11 +104,6 @@ def whatsapp_url(url: str, lang: Lang | None = None) -> str:
     return "https://wa.me/?text=" + urllib.parse.quote(text)
 
 
-def _render_check(check: dict[str, Any], lang: Lang | None) -> dict[str, Any]:
-    """A check stored with both languages (``{"pt-BR", "en"}``), or a plain string from 0.1.0, in ``lang``."""
-    return {**check, "detail": render(check.get("detail"), lang) or "", "fix": render(check.get("fix"), lang)}
-
-
 def livekit_unreachable() -> LivekitUnhealthy:
     """The patient-facing 503: retryable, nothing used up."""
     return LivekitUnhealthy(
@@ -120,6 +116,11 @@ def livekit_unreachable() -> LivekitUnhealthy:
             "Wait a few seconds and tap 'Try again'.",
         ),
     )
+
+
+def _render_check(check: dict[str, Any], lang: Lang | None) -> dict[str, Any]:
+    """A check stored with both languages (``{"pt-BR", "en"}``), or a plain string from 0.1.0, in ``lang``."""
+    return {**check, "detail": render(check.get("detail"), lang) or "", "fix": render(check.get("fix"), lang)}
 
 
 class LinkService:
@@ -199,7 +200,7 @@ class LinkService:
             "public_base_url": base if ever_ready else None,
             "sent_base_url": row.sent_base_url,
             "sent_with_old_address": sent_old,
-            "checks": [_render_check(c, lang) for c in (decode_stored(row.checks_json) or []) if isinstance(c, dict)],
+            "checks": [_render_check(c, lang) for c in checks] if isinstance(checks := decode_stored(row.checks_json), list) else [],
             "device_check": decode_stored(row.device_check_json),
             "error": decode_stored(row.failure_json),
             "qr_svg_url": f"/api/consultation-links/{row.id}/qr.svg" if url else None,

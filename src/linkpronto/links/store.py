@@ -359,8 +359,10 @@ class LinkStore:
         where = redacted_url(self.url) if not self.is_sqlite else "sqlite"
         if self.failure is not None:
             return PartStatus(
-                state=PartState.UNHEALTHY, detail=T(f"{where}: inacessível", f"{where}: unreachable"), since=self._since,
-                error=self.failure
+                state=PartState.UNHEALTHY,
+                detail=T(f"{where}: inacessível", f"{where}: unreachable"),
+                since=self._since,
+                error=self.failure,
             )
         return PartStatus(state=PartState.READY, detail=T.same(where), since=self._since)
 
