@@ -246,13 +246,17 @@ def build_admin_app(
             presence = stack.events.subscribe()
             try:
                 yield _sse(stack.status_json(lang))
+                sent = asyncio.get_running_loop().time()
                 while True:
-                    # A presence change (patient waiting…) goes out at once as its own event.
-                    if (change := await next_presence(presence, q, SSE_HEARTBEAT_S)) is not None:
+                    # A presence change (patient waiting…) goes out at once as its own event; the
+                    # status still goes out at least every SSE_HEARTBEAT_S.
+                    left = max(0.0, SSE_HEARTBEAT_S - (asyncio.get_running_loop().time() - sent))
+                    if (change := await next_presence(presence, q, left)) is not None:
                         yield presence_sse(change)
                         continue
                     # Re-render in the client's language (the queued document is only the trigger).
                     yield _sse(stack.status_json(lang))
+                    sent = asyncio.get_running_loop().time()
             finally:
                 stack.unsubscribe_status(q)
                 stack.events.unsubscribe(presence)
