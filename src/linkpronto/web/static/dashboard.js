@@ -593,8 +593,8 @@ async function loadLinks() {
     const { res, json } = await api("GET", "/api/consultation-links");
     if (res.ok && json && Array.isArray(json.items)) {
       links = json.items;
-      renderLinks();
       syncLinks(links);
+      renderLinks();
     }
   } catch (_err) {
     // the stream note already says the server is unreachable

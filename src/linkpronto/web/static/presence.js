@@ -6,7 +6,9 @@ import { h, t } from "./i18n.js";
 
 const $ = (id) => document.getElementById(id);
 const SOUND_KEY = "linkpronto.presenceSound"; // "off" when the professional turned the sound off
-const waiting = new Map(); // link id -> {name, since, professional_id}
+const waiting = new Map(); // link id -> {name, since}
+const streamed = new Map(); // link id -> {at: ms, ev}: the stream's last word about that link
+const STREAM_WINS_MS = 5000; // a links list fetched meanwhile may predate what the stream said
 let audio = null;
 
 export function soundOn() {
@@ -71,6 +73,7 @@ function render() {
 /** One presence change from the status stream. */
 export function onPresence(ev) {
   const was = waiting.has(ev.link_id);
+  streamed.set(ev.link_id, { at: Date.now(), ev });
   if (ev.presence === "waiting") {
     waiting.set(ev.link_id, { name: ev.waiting_name, since: ev.presence_since });
     if (!was && soundOn()) beep();
@@ -80,16 +83,25 @@ export function onPresence(ev) {
   render();
 }
 
-/** The links list (GET): waiting links shown without a beep (a reload must not ring). */
+/** The links list (GET): waiting links shown without a beep (a reload must not ring). What the stream
+ * said in the last few seconds wins over the list (the request may have started before it); the
+ * list's link objects are corrected in place, so call this before rendering them. */
 export function syncLinks(links) {
-  const seen = new Set();
+  const now = Date.now();
+  const fresh = (id) => now - ((streamed.get(id) || {}).at || 0) < STREAM_WINS_MS;
+  const listed = new Set();
   for (const link of links) {
+    if (fresh(link.id)) {
+      const { ev } = streamed.get(link.id);
+      Object.assign(link, { presence: ev.presence, presence_since: ev.presence_since, waiting_name: ev.waiting_name });
+      continue;
+    }
     if (link.presence === "waiting" && link.status !== "revoked") {
-      seen.add(link.id);
+      listed.add(link.id);
       waiting.set(link.id, { name: link.waiting_name, since: link.presence_since });
     }
   }
-  for (const id of [...waiting.keys()]) if (!seen.has(id) && !links.some((l) => l.id === id && l.presence === "waiting")) waiting.delete(id);
+  for (const id of [...waiting.keys()]) if (!listed.has(id) && !fresh(id)) waiting.delete(id);
   render();
 }
 
