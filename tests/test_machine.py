@@ -115,6 +115,7 @@ def test_the_rerun_period_keeps_a_proof_always_there() -> None:
 def test_no_second_run_while_one_is_in_flight() -> None:
     d = decide(snap(previous=S.READY, ladder_running=True), passed(8), NOW, T)
     assert Action.RUN_LADDER not in d.actions and d.state is S.READY
+    assert d.wake_at == NOW + T.heartbeat  # the run's end wakes the runner: no busy loop meanwhile
 
 
 def test_failed_run_is_retried_after_the_retry_delay() -> None:

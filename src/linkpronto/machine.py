@@ -139,7 +139,9 @@ def decide(snap: Snapshot, proof: ProofView | None, now: float, timing: Timing) 
         assert proof is not None
         if not proof.promoted:
             actions.append(Action.PROMOTE)
-        wake = min(heartbeat, proof.started_at + timing.refresh)
+        # While a run is in flight its end wakes the runner; else wake when the re-run is due.
+        running = snap.ladder_running or Action.RUN_LADDER in actions
+        wake = heartbeat if running else min(heartbeat, proof.started_at + timing.refresh)
         return Decision(StackState.READY, NO_REASON, problems, tuple(actions), wake, True)
     failed_run = proof is not None and not proof.ok and proof.started_at > snap.invalidated_at
     if failed_run:
