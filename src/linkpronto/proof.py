@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -65,7 +66,7 @@ class ProofKeeper:
         self._can_verify = can_verify
         self._gave_up = gave_up
         self._on_result = on_result
-        self._clock = clock or _monotonic
+        self._clock = clock or time.monotonic
         self._last: _Run | None = None
         self.invalidated_at = float("-inf")
         self._inflight: asyncio.Task[_Run] | None = None
@@ -193,9 +194,3 @@ class ProofKeeper:
 
     def reset(self) -> None:
         self._last = None
-
-
-def _monotonic() -> float:
-    import time
-
-    return time.monotonic()
