@@ -28,12 +28,12 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import require
 from doubles.livekit_server import RunningDouble
 from fixtures.sshd import SshServer
 from gateway.test_nextjs import CHROMIUM, CHROMIUM_ARGS, NPM, NPX
 from helpers.lp import run_lp, settings_for
 from helpers.net import free_port
+from helpers.tiers import require
 
 pytestmark = pytest.mark.slow
 

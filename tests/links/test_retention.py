@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from helpers.inproc import InProcessDouble
 from linkpronto import keys
 from linkpronto.links.retention import purge, purge_periodically
 from linkpronto.links.service import LinkService, Proof
@@ -149,3 +150,24 @@ def test_link_purge_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         assert _ids(store) == {recent} and old not in _ids(store)
     finally:
         store.close()
+
+
+async def test_the_running_orchestrator_purges_used_up_links(tmp_path: Path, livekit_inproc: InProcessDouble) -> None:
+    from helpers.lp import run_lp, settings_for
+    from linkpronto import paths
+
+    settings = settings_for(
+        tmp_path / "d", livekit_url=livekit_inproc.url, links={"retention": "1s", "purge_interval": "0.2s"}
+    )
+    async with run_lp(settings) as lp:
+        await lp.wait_state("ready")
+        kept = (await lp.admin.post("/api/consultation-links", json={"professional_id": "p"})).json()
+        once = (await lp.admin.post("/api/consultation-links", json={"professional_id": "p", "max_uses": 1})).json()
+        res = await lp.public.post(paths.JOIN, json={"token": str(once["url"]).rsplit("/", 1)[1]})
+        assert res.status_code == 200
+        for _ in range(100):
+            if (await lp.admin.get(f"/api/consultation-links/{once['id']}")).status_code == 404:
+                break
+            await asyncio.sleep(0.05)
+        assert (await lp.admin.get(f"/api/consultation-links/{once['id']}")).status_code == 404
+        assert (await lp.admin.get(f"/api/consultation-links/{kept['id']}")).json()["status"] == "ready"

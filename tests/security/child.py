@@ -4,6 +4,7 @@ or in-process through :func:`helpers.lp.run_lp` when only behaviour matters."""
 from __future__ import annotations
 
 import contextlib
+import os
 import resource
 import subprocess
 import sys
@@ -56,7 +57,7 @@ def orchestrator_child(
     data_dir: Path, livekit_url: str, *, preexec: Callable[[], None] | None = None, **env_extra: str
 ) -> Iterator[Child]:
     public_port, admin_port = free_port(), free_port()
-    env = cli_env(data_dir, livekit_url, public_port, admin_port, **env_extra)
+    env = cli_env(data_dir, livekit_url, public_port, admin_port, PYTHONUNBUFFERED="1", **env_extra)
     log_path = data_dir.parent / f"orchestrator-{admin_port}.log"
     data_dir.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as out:
@@ -115,3 +116,14 @@ DEVICE_CHECK = paths.DEVICE_CHECK
 
 def page_path(token: str) -> str:
     return paths.PATIENT_PAGE.replace("{token}", token)
+
+
+def require(condition: bool, what: str) -> None:
+    """As the root conftest's: skip locally when a component is missing; with CI=true, fail."""
+    import pytest
+
+    if condition:
+        return
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"missing in CI: {what}")
+    pytest.skip(f"missing: {what}")

@@ -153,3 +153,18 @@ async def test_descriptor_exhaustion_on_public_side_never_stops_admin(
         assert len(log) < 200_000
 
 
+
+
+def test_aborted_bodies_leave_no_traceback_and_little_log(tmp_path: Path, livekit_double: RunningDouble) -> None:
+    with orchestrator_child(tmp_path / "data", livekit_double.url) as child:
+        size_before = len(child.log())
+        for i in range(300):
+            with socket.create_connection(("127.0.0.1", child.public_port), timeout=10) as s:
+                declared = 60_000 if i % 2 else 10 * MB
+                s.sendall(f"POST {JOIN} HTTP/1.1\r\nHost: x\r\nContent-Length: {declared}\r\n\r\n".encode())
+                s.sendall(b'{"token": "' + b"a" * 20_000)  # and go away mid-body
+        time.sleep(1)
+        assert httpx.get(child.public_url + "/_linkpronto/healthz", timeout=5).status_code == 200
+        log = child.log()
+        assert "Traceback" not in log
+        assert len(log) - size_before < 5_000, log[size_before:][-3000:]

@@ -130,3 +130,40 @@ async def test_spoofed_bad_joins_never_stop_a_patient_over_ssh(
     async with run_lp(settings) as lp:
         doc = await lp.wait_state("ready", timeout=40)
         await _attack_then_patient(lp, doc["public_url"])
+
+
+@pytest.mark.slow
+async def test_auto_serves_the_lan_only_when_it_chose_lan(tmp_path: Path, livekit_double: RunningDouble) -> None:
+    from linkpronto.tunnels.lan import lan_address
+
+    lan = lan_address()
+    if lan == "127.0.0.1":
+        pytest.skip("no LAN address on this machine")
+
+    async def reachable(port: int) -> bool:
+        try:
+            async with httpx.AsyncClient(timeout=2) as c:
+                return (await c.get(f"http://{lan}:{port}/_linkpronto/healthz")).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    # auto choosing static: loopback only.
+    async with run_lp(settings_for(tmp_path / "a", livekit_url=livekit_double.url, tunnel={"provider": "auto"})) as lp:
+        doc = await lp.wait_state("ready", timeout=20)
+        assert doc["tunnel"]["provider"] == "static"
+        assert not await reachable(lp.running.public_port)
+    # auto with nothing but lan: the LAN address is added.
+    settings = settings_for(
+        tmp_path / "b",
+        livekit_url=livekit_double.url,
+        tunnel={"provider": "auto", "static_url": "", "cloudflared_binary": str(tmp_path / "no-cloudflared")},
+        stack={"install": False},
+    )
+    async with run_lp(settings) as lp:
+        for _ in range(100):
+            doc = (await lp.admin.get("/api/status")).json()
+            if doc["tunnel"]["provider"] == "lan" and await reachable(lp.running.public_port):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError(f"LAN listener not added: {doc['tunnel']}")

@@ -49,3 +49,13 @@ def test_auto_binds_loopback_unless_lan(tmp_path: object) -> None:
     assert bind("auto") == "127.0.0.1"
     assert bind("ngrok") == "127.0.0.1" and bind("cloudflared") == "127.0.0.1" and bind("ssh") == "127.0.0.1"
     assert bind("lan") == "0.0.0.0"
+
+
+def test_windows_acl_is_the_users_own() -> None:
+    from pathlib import Path
+
+    from linkpronto.platform._windows import _owner_only_argv
+
+    argv = _owner_only_argv(Path("."), "CLINIC\\ana", recursive=True)
+    assert argv[:3] == ["icacls", ".", "/inheritance:r"]
+    assert argv[3:5] == ["/grant:r", "CLINIC\\ana:(OI)(CI)F"] and argv[-1] == "/T"

@@ -64,14 +64,14 @@ def _settings(tmp_path: Path, double: RunningDouble, sshd: SshServer, remote: in
 
 
 @contextlib.asynccontextmanager
-async def _dashboard(browser: Browser, admin_url: str) -> AsyncIterator[tuple[Page, list[str]]]:
+async def _dashboard(browser: Browser, login_url: str) -> AsyncIterator[tuple[Page, list[str]]]:
     """The dashboard in a fresh context (closed before the stack stops: no stream left open)."""
     ctx = await browser.new_context(locale="pt-BR", permissions=["clipboard-read", "clipboard-write"])
     try:
         page = await ctx.new_page()
         navigations: list[str] = []
         page.on("framenavigated", lambda f: navigations.append(f.url) if f == page.main_frame else None)
-        await page.goto(admin_url + "/")
+        await page.goto(login_url)  # the one-time URL `up` prints: session cookie, then "/"
         await expect(page.locator("#stack-state")).not_to_have_text("Desconhecido")
         yield page, navigations
     finally:
@@ -109,7 +109,7 @@ async def test_gerar_link_right_after_up_shows_steps_then_the_link(
     # The tunnel's server is not up yet when `up` starts: the stack is still starting at the click.
     async with (
         run_lp(_settings(tmp_path, livekit_double, sshd, remote)) as lp,
-        _dashboard(chromium, lp.running.admin_url) as (page, navigations),
+        _dashboard(chromium, lp.running.dashboard_url) as (page, navigations),
     ):
         await expect(page.locator("#stack-state")).to_have_text(re.compile("^(Iniciando|Verificando)$"))
         await page.get_by_label("Profissional (ID)").fill("dra-ana")
@@ -146,7 +146,7 @@ async def test_tunnel_outage_shows_the_fix_and_the_link_arrives_when_sshd_return
     sshd.start()
     async with (
         run_lp(_settings(tmp_path, livekit_double, sshd, remote)) as lp,
-        _dashboard(chromium, lp.running.admin_url) as (page, navigations),
+        _dashboard(chromium, lp.running.dashboard_url) as (page, navigations),
     ):
         await expect(page.locator("#stack-state")).to_have_text("Pronto", timeout=20_000)
         await page.get_by_label("Profissional (ID)").fill("dra-ana")

@@ -38,10 +38,10 @@ async def purge_periodically(
     retention_s: float,
     interval_s: float,
     clock: Callable[[], datetime] = utcnow,
-    first_delay_s: float = FIRST_PURGE_DELAY_S,
+    first_delay_s: float | None = None,
 ) -> None:
-    """Purge now (shortly after start-up) and then every ``interval_s``, until cancelled."""
-    await asyncio.sleep(first_delay_s)
+    """Purge shortly after start-up and then every ``interval_s``, until cancelled."""
+    await asyncio.sleep(min(FIRST_PURGE_DELAY_S, interval_s) if first_delay_s is None else first_delay_s)
     while True:
         try:
             n = await store.call(purge, store, retention_s, clock())

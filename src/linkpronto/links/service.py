@@ -29,9 +29,8 @@ from linkpronto.links.inputs import decode_stored
 from linkpronto.links.store import LinkRow, LinkStore, StoredStatus
 from linkpronto.livekit import tokens
 
-W = TypeVar("W")
-
 LinkStatus = schema.LinkStatus  # preparing, ready, expired, revoked, exhausted (CONTRACT.md)
+W = TypeVar("W")
 
 
 class StorageWatch(Protocol):
@@ -123,6 +122,11 @@ def _render_check(check: dict[str, Any], lang: Lang | None) -> dict[str, Any]:
     return {**check, "detail": render(check.get("detail"), lang) or "", "fix": render(check.get("fix"), lang)}
 
 
+def _checks(text: str | None) -> list[dict[str, Any]]:
+    stored = decode_stored(text)
+    return [c for c in stored if isinstance(c, dict)] if isinstance(stored, list) else []
+
+
 class LinkService:
     def __init__(
         self,
@@ -200,7 +204,7 @@ class LinkService:
             "public_base_url": base if ever_ready else None,
             "sent_base_url": row.sent_base_url,
             "sent_with_old_address": sent_old,
-            "checks": [_render_check(c, lang) for c in checks] if isinstance(checks := decode_stored(row.checks_json), list) else [],
+            "checks": [_render_check(c, lang) for c in _checks(row.checks_json)],
             "device_check": decode_stored(row.device_check_json),
             "error": decode_stored(row.failure_json),
             "qr_svg_url": f"/api/consultation-links/{row.id}/qr.svg" if url else None,
@@ -210,9 +214,13 @@ class LinkService:
         }
         return doc
 
-    def _write(self, fn: Callable[..., W], /, *args: Any) -> W:
-        """A store write; a database failure becomes an error with a code (DISK_FULL…), not a 500."""
-        if self.storage is not None and (refused := self.storage.refuse_writes()) is not None:
+    def _write(self, fn: Callable[..., W], /, *args: Any, refuse_when_full: bool = False) -> W:
+        """A store write; a database failure becomes an error with a code (DISK_FULL…), not a 500.
+
+        New links are refused up front on a full disk (``refuse_when_full``); a join still tries (it
+        only rewrites a row and may well succeed), so a patient is not turned away needlessly.
+        """
+        if refuse_when_full and self.storage is not None and (refused := self.storage.refuse_writes()) is not None:
             raise refused
         try:
             out = fn(*args)
@@ -261,7 +269,7 @@ class LinkService:
             row.verified_at = proven.verified_at
             row.sent_base_url = proven.base_url
             row.checks_json = proven.checks_json
-        self._write(self.store.insert, row)
+        self._write(self.store.insert, row, refuse_when_full=True)
         return row, token
 
     def get(self, link_id: str) -> LinkRow:
@@ -280,18 +288,19 @@ class LinkService:
     async def join_live(self, token: str, display_name: str | None) -> JoinGrant:
         """Join a live link: LiveKit must answer first, so a use is never spent on an outage.
 
-        Order: the token must resolve to a live link (else LinkNotFound/LinkGone, nothing counted);
-        LiveKit must answer right now (else :class:`LivekitUnhealthy`, 503, nothing counted); then
-        the use is counted atomically and the token issued.
+        LiveKit is asked first (cached: :mod:`linkpronto.livekit.reach`); when it answers, the use is
+        counted atomically and the token issued (one store call). When it does not, the token is
+        only resolved, so an unknown or gone link still answers 404/410, and a live one
+        :class:`LivekitUnhealthy` (503, retryable) — nothing counted either way.
         """
+        if self.credentials() is not None and (self.livekit_answers is None or await self.livekit_answers()):
+            return await self.store.call(self.join, token, display_name)
         row, status = await self.store.call(self.resolve, token)
         if row is None or status == LinkStatus.PREPARING:
             raise LinkNotFound()
         if status != LinkStatus.READY:
             raise LinkGone(status)
-        if self.credentials() is None or (self.livekit_answers is not None and not await self.livekit_answers()):
-            raise livekit_unreachable()
-        return await self.store.call(self.join, token, display_name)
+        raise livekit_unreachable()
 
     def join(self, token: str, display_name: str | None) -> JoinGrant:
         creds = self.credentials()

@@ -298,19 +298,12 @@ async def _send_413(send: Send) -> None:
 
 # -- logs ------------------------------------------------------------------------------------------
 _log = logging.getLogger("linkpronto.edge")
-_last_note: dict[str, tuple[float, int]] = {}
 
 
 def _note(key: str, msg: str, *args: Any) -> None:
-    """Log ``msg`` at most once per :data:`LOG_REPEAT_WINDOW_S` per ``key`` (with a repeat count)."""
-    now = time.monotonic()
-    last, suppressed = _last_note.get(key, (-LOG_REPEAT_WINDOW_S, 0))
-    if now - last < LOG_REPEAT_WINDOW_S:
-        _last_note[key] = (last, suppressed + 1)
-        return
-    _last_note[key] = (now, 0)
-    suffix = f" ({suppressed} more like this not shown)" if suppressed else ""
-    _log.info(msg + suffix, *args)
+    """One line about a client misbehaving; :class:`RepeatFilter` (installed on this logger by the
+    orchestrator) keeps it to one per window per kind. ``key`` names the kind for readers."""
+    _log.info(msg, *args)
 
 
 class RepeatFilter(logging.Filter):
