@@ -15,7 +15,7 @@ Windows (PowerShell): ``py scripts\\dev.py up`` / ``py scripts\\dev.py test``.
 Set-up is idempotent and quick when nothing changed: a virtual environment in ``.venv`` with
 linkpronto and its test tools, ``npm install`` for the pages' ``livekit-client`` (served by
 linkpronto itself, never from a CDN), and — for the tests, on Debian/Ubuntu as root — Debian's
-``chromium``, ``openssh-server``, ``caddy`` and ``wrk``. Uses only the standard library.
+``chromium``, ``openssh-server``, ``caddy``, ``wrk``, ``postgresql`` and ``redis-server``. Uses only the standard library.
 """
 
 from __future__ import annotations
@@ -34,7 +34,15 @@ IS_WINDOWS = sys.platform == "win32"
 BIN = VENV / ("Scripts" if IS_WINDOWS else "bin")
 PY = BIN / ("python.exe" if IS_WINDOWS else "python")
 STAMP = VENV / ".linkpronto-setup"
-TEST_DEBS = {"chromium": "/usr/bin/chromium", "openssh-server": "/usr/sbin/sshd", "caddy": "/usr/bin/caddy", "wrk": "/usr/bin/wrk"}
+TEST_DEBS = {
+    "chromium": "/usr/bin/chromium",
+    "openssh-server": "/usr/sbin/sshd",
+    "caddy": "/usr/bin/caddy",
+    "wrk": "/usr/bin/wrk",
+    # A real PostgreSQL and Redis for the store and limiter tests (started by the tests themselves).
+    "postgresql": "/usr/share/postgresql-common/pg_wrapper",
+    "redis-server": "/usr/bin/redis-server",
+}
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 

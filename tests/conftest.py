@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from doubles.livekit_server import RunningDouble, run_double
+from fixtures.databases import database_url, pg_url, postgres_server, redis_server  # noqa: F401 - fixtures
 from fixtures.sshd import SshServer, sshd_available
 from helpers.inproc import InProcessDouble, run_double_in_process
 from helpers.lp import TEST_KEY, TEST_SECRET

@@ -11,6 +11,7 @@
 ``LINKPRONTO_ADMIN_URL``   the admin API (``http://127.0.0.1:7800``) and its bearer token, for the
 ``LINKPRONTO_ADMIN_TOKEN`` drop-in ``POST /api/generate-consultation-token``
 ``LINKPRONTO_PUBLIC_URL``  the public URL again, under linkpronto's own name
+``LINKPRONTO_EVENTS_SECRET`` the HMAC key of the presence callbacks to ``app.events_url`` (linkpronto.events)
 ``PORT``                   the app's port, when one is configured
 =========================  ===========================================================================
 
@@ -35,6 +36,7 @@ def app_environment(
     admin_url: str,
     admin_token: str,
     port: int | None,
+    events_secret: str = "",
 ) -> dict[str, str]:
     """The variables above, as strings (an unknown URL is an empty string, never a stale one)."""
     env = {
@@ -47,6 +49,8 @@ def app_environment(
         "LINKPRONTO_ADMIN_TOKEN": admin_token,
         "LINKPRONTO_PUBLIC_URL": public_url or "",
     }
+    if events_secret:
+        env["LINKPRONTO_EVENTS_SECRET"] = events_secret
     if port:
         env["PORT"] = str(port)
     return env

@@ -38,6 +38,7 @@ class AppContext:
     livekit_browser_url: str | None
     admin_url: str
     admin_token: str
+    events_secret: str = ""  # HMAC key of the presence callbacks (linkpronto.events)
 
 
 def app_environment(app: AppSettings, ctx: AppContext) -> dict[str, str]:
@@ -49,6 +50,8 @@ def app_environment(app: AppSettings, ctx: AppContext) -> dict[str, str]:
         "LINKPRONTO_ADMIN_TOKEN": ctx.admin_token,
         "LINKPRONTO_PUBLIC_URL": ctx.public_url or "",
     }
+    if ctx.events_secret:
+        env["LINKPRONTO_EVENTS_SECRET"] = ctx.events_secret
     if app.port:
         env["PORT"] = str(app.port)
     return env
@@ -154,7 +157,7 @@ class AppPart(Observable):
             start_timeout_s=120.0,
             error_code="APP_CRASH_LOOP",
             port=app.port or None,
-            redact=(ctx.admin_token, *self._redact),
+            redact=(ctx.admin_token, *self._redact, *((ctx.events_secret,) if ctx.events_secret else ())),
         )
 
     async def _spawn(self, ctx: AppContext, restarts: int = 0) -> None:

@@ -132,6 +132,51 @@ def up(
     raise typer.Exit(code)
 
 
+# -- serve --------------------------------------------------------------------------------------------
+@app.command()
+def serve(
+    config: ConfigOpt = None,
+    public_url: Annotated[
+        str | None, typer.Option("--public-url", help="Seu domínio, ex.: https://consultas.clinica.com.br")
+    ] = None,
+    livekit: Annotated[str | None, typer.Option(help="external|cloud")] = None,
+    database_url: Annotated[
+        str | None, typer.Option("--database-url", help="postgresql://usuario:senha@host/banco")
+    ] = None,
+    rate_limit_storage: Annotated[
+        str | None, typer.Option("--rate-limit-storage", help="redis://host:6379")
+    ] = None,
+    admin_bind: Annotated[
+        str | None, typer.Option("--admin-bind", help="HOST[:PORTA] da API de admin (padrão 127.0.0.1)")
+    ] = None,
+    public_bind: Annotated[
+        str | None, typer.Option("--public-bind", help="HOST[:PORTA] da escuta pública")
+    ] = None,
+    app_port: Annotated[int | None, typer.Option("--app-port")] = None,
+    link_path: Annotated[str | None, typer.Option("--link-path")] = None,
+) -> None:
+    """Modo produção: várias instâncias atrás do seu domínio (nada supervisionado)."""
+    from linkpronto.production import run_serve, split_bind
+
+    admin_host, admin_port = split_bind(admin_bind, "admin-bind")
+    public_host, public_port = split_bind(public_bind, "public-bind")
+    overrides: dict[str, dict[str, Any]] = {
+        "server": {
+            "database_url": database_url,
+            "rate_limit_storage": rate_limit_storage,
+            "admin_bind": admin_host,
+            "admin_port": admin_port,
+            "public_bind": public_host,
+            "public_port": public_port,
+        },
+        "tunnel": {"provider": "static" if public_url else None, "static_url": public_url},
+        "livekit": {"mode": livekit},
+        "app": {"port": app_port, "link_path": link_path},
+    }
+    settings = _settings(config, overrides)
+    raise typer.Exit(run_serve(settings))
+
+
 # -- status -------------------------------------------------------------------------------------------
 @app.command(help=_h("Mostra o estado do linkpronto (e espera ficar pronto com --wait-ready).",
                      "Shows linkpronto's state (and waits for it to be ready with --wait-ready)."))
@@ -272,6 +317,41 @@ def link_revoke(
         console.out.print(Text(f"Link {link_id} cancelado.", f"Link {link_id} revoked.").get())
 
 
+@link_app.command("purge")
+def link_purge(
+    older_than: Annotated[
+        str | None,
+        typer.Option("--older-than", help="ex.: 30d (padrão: links.retention)"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Apaga links encerrados (expirados, cancelados, esgotados) há mais que o prazo, com seus testes."""
+    from linkpronto.config import parse_duration
+    from linkpronto.links.retention import purge
+    from linkpronto.links.store import LinkStore, sqlite_url
+
+    settings = _settings(config)
+    try:
+        seconds = parse_duration(older_than) if older_than else settings.links.retention
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--older-than") from exc
+    store = LinkStore(settings.server.database_url.get_secret_value() or sqlite_url(settings.data_dir))
+    try:
+        deleted = store.guarded(purge, store, seconds)
+    finally:
+        store.close()
+    if as_json:
+        console.print_json({"deleted": deleted, "older_than_s": seconds})
+    else:
+        console.out.print(
+            Text(
+                f"{deleted} link(s) encerrado(s) há mais de {seconds / 86400:g} dia(s) apagado(s).",
+                f"{deleted} link(s) that ended more than {seconds / 86400:g} day(s) ago deleted.",
+            ).get()
+        )
+
+
 # -- down ---------------------------------------------------------------------------------------------
 @app.command(help=_h("Para o linkpronto e tudo o que ele iniciou.", "Stops linkpronto and everything it started."))
 def down(config: ConfigOpt = None, timeout: float = 20.0) -> None:
@@ -320,6 +400,11 @@ def env(
         "LINKPRONTO_ADMIN_URL": client.base,
         "LINKPRONTO_ADMIN_TOKEN": token if write else "**********",
     }
+    from linkpronto.events.hub import secret_from_files
+
+    events_secret = secret_from_files(settings)  # the key of the presence callbacks' signatures
+    if events_secret:
+        values["LINKPRONTO_EVENTS_SECRET"] = events_secret if write else "**********"
     if fmt == "json":
         text = json.dumps(values, indent=2) + "\n"
     else:

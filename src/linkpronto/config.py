@@ -85,6 +85,24 @@ class ServerSettings(_Section):
     rate_limit_storage: str = "memory://"
     # Failed joins one client address may make before it gets 429.
     join_failures_per_minute: Annotated[int, Field(ge=1)] = 10
+    # Where the admin API listens. Keep 127.0.0.1 unless the admin API must be reached from other
+    # machines (``linkpronto serve --admin-bind``); it always requires the admin token.
+    admin_bind: str = "127.0.0.1"
+    # Host headers the admin API accepts besides 127.0.0.1:<port> and localhost:<port>
+    # (e.g. "linkpronto-1:7800" inside a container network); in env, comma-separated.
+    admin_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # `serve`: the admin token of this instance instead of the one shared through the store.
+    admin_token: SecretStr = SecretStr("")
+    # `serve`: a key kept outside the database (env) that seals the deployment's shared secrets in
+    # it, so the database alone never reveals a link token. Same value on every instance.
+    secrets_key: SecretStr = SecretStr("")
+
+    @field_validator("admin_hosts", mode="before")
+    @classmethod
+    def _admin_hosts(cls, v: object) -> object:
+        if isinstance(v, str):
+            return [h.strip() for h in v.split(",") if h.strip()]
+        return v
 
 
 class LivekitSettings(_Section):
@@ -157,6 +175,17 @@ class AppSettings(_Section):
     health_path: str = "/"
     # Where the app runs (your Next.js project); empty = the directory `linkpronto up` runs in.
     cwd: Path | None = None
+    # Presence events (patient waiting / in call / ended) are POSTed here, signed (linkpronto.events).
+    events_url: str = ""
+    # HMAC key of those callbacks; empty = one generated per install (<data_dir>/events-secret).
+    events_secret: SecretStr = SecretStr("")
+
+    @field_validator("events_url")
+    @classmethod
+    def _events_url(cls, v: str) -> str:
+        if v and not re.match(r"^https?://[^/\s]+", v):
+            raise ValueError("expected a URL such as http://127.0.0.1:3000/api/linkpronto-events")
+        return v
 
     @field_validator("link_path")
     @classmethod
@@ -176,6 +205,11 @@ class LinksSettings(_Section):
     # Short: a revoked link's token must stop working soon (LiveKit refreshes the token of a
     # participant who is connected; this one is only needed to connect).
     join_token_ttl: Duration = 60.0
+    # Expired, revoked and used-up links (with their device checks) are deleted this long after
+    # they ended (LGPD: keep health-related data no longer than needed).
+    retention: Duration = 30 * 86400.0
+    # How often a running linkpronto purges what is past retention.
+    purge_interval: Duration = 3600.0
 
 
 class VerifySettings(_Section):
@@ -292,7 +326,14 @@ class _EcosystemEnvSource(PydanticBaseSettingsSource):
 
 
 SECRET_KEYS = frozenset(
-    {"livekit.api_secret", "tunnel.ngrok_authtoken", "tunnel.cloudflared_token", "server.database_url"}
+    {
+        "livekit.api_secret",
+        "tunnel.ngrok_authtoken",
+        "tunnel.cloudflared_token",
+        "server.database_url",
+        "server.admin_token",
+        "server.secrets_key",
+    }
 )
 
 

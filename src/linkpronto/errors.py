@@ -23,6 +23,7 @@ The tree::
     ├── InsecureOrigin                    INSECURE_ORIGIN
     ├── CrashLoop                         <component>_CRASH_LOOP (generic supervised child)
     ├── NotRunning                        NOT_RUNNING
+    ├── StoreUnavailable                  STORE_UNAVAILABLE (links database unreachable; retryable)
     └── LinkError
         ├── LinkNotFound                  LINK_NOT_FOUND
         └── LinkGone                      LINK_GONE (expired, revoked, used up)
@@ -256,6 +257,19 @@ class InsecureOrigin(LinkprontoError):
     default_fix = Text(
         "Use um túnel HTTPS (cloudflared, ngrok) ou um domínio com certificado.",
         "Use an HTTPS tunnel (cloudflared, ngrok) or a domain with a certificate.",
+    )
+
+
+class StoreUnavailable(LinkprontoError):
+    """The links database does not answer (PostgreSQL down, network cut): retryable, nothing lost."""
+
+    code = "STORE_UNAVAILABLE"
+    default_message = Text(
+        "O banco de dados dos links não está acessível.", "The links database is not reachable."
+    )
+    default_fix = Text(
+        "Tente de novo em alguns segundos; o linkpronto reconecta sozinho.",
+        "Try again in a few seconds; linkpronto reconnects by itself.",
     )
 
 

@@ -119,8 +119,12 @@ async def serve(
     on_started: Callable[[Running], None] | None = None,
     stop_event: asyncio.Event | None = None,
     handle_signals: bool = True,
+    deployment: bool = False,
 ) -> int:
     """Run until a signal, ``POST /api/shutdown`` or ``stop_event``; returns the exit code.
+
+    ``deployment`` (``linkpronto serve``): the secrets are the deployment's, shared through the
+    store (:mod:`linkpronto.deployment`), so any instance behind one address serves any link.
 
     Everything acquired is registered on one exit stack, so any failure or stop releases it all
     in reverse order: signal handlers, the info file, the listeners, the proxies, the stack (and
@@ -143,7 +147,7 @@ async def serve(
         exits.enter_context(orchestrator_lock(data_dir))
         exits.callback(_quiet_repeated_logs())
         admin_sock = exits.enter_context(
-            contextlib.closing(bind_socket("127.0.0.1", settings.server.admin_port, "admin"))
+            contextlib.closing(bind_socket(settings.server.admin_bind, settings.server.admin_port, "admin"))
         )
         public_sock = exits.enter_context(
             contextlib.closing(
@@ -152,16 +156,32 @@ async def serve(
         )
         admin_port: int = admin_sock.getsockname()[1]
         public_port: int = public_sock.getsockname()[1]
-        admin_url = f"http://127.0.0.1:{admin_port}"
-        secrets_ = keys.load_or_create(data_dir)
+        admin_url = f"http://{_admin_host(settings.server.admin_bind)}:{admin_port}"
         store = open_store(settings.server.database_url.get_secret_value() or sqlite_url(data_dir), data_dir)
         exits.callback(store.close)
+        if deployment:
+            from linkpronto.deployment import shared_secrets
+
+            secrets_ = shared_secrets(store, settings)
+        else:
+            secrets_ = keys.load_or_create(data_dir)
+        from linkpronto.links.retention import purge_periodically
+
+        purger = asyncio.create_task(
+            purge_periodically(
+                store, retention_s=settings.links.retention, interval_s=settings.links.purge_interval
+            ),
+            name="retention-purge",
+        )
+        exits.push_async_callback(_cancel, purger)
         stack = Stack(settings, secrets_, store, admin_url=admin_url, install_allowed=settings.stack.install)
         exits.push_async_callback(_close_stack, stack)
         health = StoreHealth(store, data_dir, on_change=stack.poke)
         stack.storage = stack.links.storage = health
         watcher = asyncio.create_task(health.watch(), name="storage-health")
         exits.push_async_callback(_cancel, watcher)
+        await stack.events.start()  # app callbacks (app.events_url): the durable outbox's deliverer
+        exits.push_async_callback(stack.events.aclose)
         if settings.stack.mode == "always-on":
             # Children first: LiveKit and the tunnel boot while the web layer is imported and built.
             # Both sockets already listen, so early connections wait in the backlog instead of
@@ -326,17 +346,24 @@ async def _stop_servers(servers: list[_EmbeddedServer], tasks: list[asyncio.Task
         await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 5)
 
 
-async def _close_stack(stack: Stack) -> None:
-    try:
-        await asyncio.wait_for(stack.aclose(), SHUTDOWN_GRACE_S)
-    except TimeoutError:
-        log.warning("stack did not stop within %.0f s", SHUTDOWN_GRACE_S)
+def _admin_host(bind: str) -> str:
+    """Where local clients reach the admin listener: loopback when it listens on every address."""
+    if bind in ("", "0.0.0.0", "::", "127.0.0.1"):
+        return "127.0.0.1"
+    return f"[{bind}]" if ":" in bind else bind
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def _close_stack(stack: Stack) -> None:
+    try:
+        await asyncio.wait_for(stack.aclose(), SHUTDOWN_GRACE_S)
+    except TimeoutError:
+        log.warning("stack did not stop within %.0f s", SHUTDOWN_GRACE_S)
 
 
 def _quiet_repeated_logs() -> Callable[[], None]:

@@ -47,10 +47,13 @@ __all__ = [
     "Link",
     "LinkList",
     "LinkStatus",
+    "LivekitEventRef",
     "Media",
     "MediaReach",
     "Part",
     "PartState",
+    "Presence",
+    "PresenceEvent",
     "ProbeAnswer",
     "Problem",
     "RuntimeConfig",
@@ -221,6 +224,11 @@ class Status(_Model):
 # -- links -------------------------------------------------------------------------------------------
 
 
+#: ``waiting`` (patient in the room, professional not), ``in_call`` (both), ``ended`` (the room finished
+#: after a call); null otherwise.
+Presence = Literal["waiting", "in_call", "ended"]
+
+
 class Link(_Model):
     """A consultation link. ``url`` is null until the link is ``ready`` (proven)."""
 
@@ -244,6 +252,33 @@ class Link(_Model):
     error: Problem | None = None
     qr_svg_url: str | None = None
     whatsapp_url: str | None = None
+    # Who is in the room (extension, linkpronto.events): `status` is unchanged by it.
+    presence: Presence | None = None
+    presence_since: UtcTime | None = None
+    waiting_name: str | None = None  # the patient's display name, only while `waiting`
+
+
+class LivekitEventRef(_Model):
+    id: str
+    event: str
+
+
+class PresenceEvent(_Model):
+    """``event: presence`` on the status stream, and the body POSTed to ``app.events_url``."""
+
+    id: str  # also the Idempotency-Key header of the app callback
+    type: Literal["link.presence"] = "link.presence"
+    link_id: str
+    room: str
+    professional_id: str
+    client_id: str | None = None
+    consultation_type: str | None = None
+    presence: Presence | None = None
+    previous: Presence | None = None
+    presence_since: UtcTime | None = None
+    waiting_name: str | None = None
+    occurred_at: UtcTime
+    livekit_event: LivekitEventRef
 
 
 class LinkList(_Model):

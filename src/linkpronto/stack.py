@@ -33,6 +33,7 @@ from linkpronto.app_part import AppContext, AppPart
 from linkpronto.components import Part, PartStatus, utcnow
 from linkpronto.config import AppSettings, Settings
 from linkpronto.errors import LinkprontoError, TunnelError, TunnelUrlChanged
+from linkpronto.events.hub import EventHub
 from linkpronto.i18n import Lang, Text
 from linkpronto.issuer import LinkIssuer
 from linkpronto.keys import InstanceSecrets
@@ -134,6 +135,8 @@ class Stack:
             livekit_answers=LivekitReach(lambda: self.livekit_local_url or self.settings.livekit.url).answers,
         )
         self.issuer = LinkIssuer(self.links, self.proofs, self)
+        self.events = EventHub(settings, store, lambda: (self.api_key, self._api_secret), secrets.instance_secret)
+        self.events.on_change = self.poke
 
     # -- what the rest of the program reads ---------------------------------------------------------
     @property
@@ -192,6 +195,12 @@ class Stack:
                 return
             self._failure = None
             self.proofs.reset()
+            loop = asyncio.get_running_loop()
+
+            def store_changed() -> None:  # called from a database thread
+                loop.call_soon_threadsafe(self.poke)
+
+            self.store.on_change = store_changed
             self._set_state(StackState.STARTING, Text("iniciando as partes", "starting the parts"))
             self._task = asyncio.create_task(self._loop(), name="stack-loop")
             try:
@@ -284,7 +293,8 @@ class Stack:
         )
 
     def _app_context(self) -> AppContext:
-        return AppContext(self.public_url, self.livekit_browser_url, self.admin_url, self.secrets.admin_token)
+        return AppContext(self.public_url, self.livekit_browser_url, self.admin_url, self.secrets.admin_token,
+                          self.events.secret)
 
     def _app_environment(self, app: AppSettings, ctx: AppContext) -> dict[str, str]:
         """The app's environment (app_env.py): the context's URLs plus the LiveKit pair in use."""
@@ -297,6 +307,7 @@ class Stack:
             admin_url=ctx.admin_url,
             admin_token=ctx.admin_token,
             port=app.port,
+            events_secret=ctx.events_secret,
         )
 
     def _watch(self, part: Part) -> Callable[[], None]:
@@ -357,12 +368,15 @@ class Stack:
     def _components(self) -> dict[str, PartStatus]:
         parts: dict[str, Part | None] = {"livekit": self.livekit, "tunnel": self.tunnel, "app": self.app}
         out = {name: part.status() for name, part in parts.items() if part is not None}
+        # The links database: "store" = it answers (connection), "storage" = its disk and file.
+        out["store"] = self.store.status()
         if self.storage is not None:
             out["storage"] = self.storage.status()
         return out
 
     def _needed(self) -> tuple[str, ...]:
         parts = ("livekit", "tunnel", "app") if self.settings.app.command else ("livekit", "tunnel")
+        parts = ("store", *parts)
         return (*parts, "storage") if self.storage is not None else parts
 
     def _snapshot(self) -> Snapshot:
@@ -412,6 +426,9 @@ class Stack:
     async def _carry_out(self, decision: Decision) -> None:
         self._decision = decision
         self._set_state(decision.state, decision.reason)
+        if self.store.failure is not None and not await self.store.call(self.store.ping):
+            # The links database is down: degraded until it answers again (checked every second).
+            asyncio.get_running_loop().call_later(1.0, self.poke)
         for action in decision.actions:
             if action is Action.RUN_LADDER:
                 if self._ladder_task is None or self._ladder_task.done():
@@ -568,7 +585,8 @@ class Stack:
                 checks=[schema.Check.model_validate(c.to_json(lang)) for c in r.checks] if r else [],
             ),
             media=schema.Media(reach=media.reach, detail=media.why.get(lang)) if media else schema.Media(),
-            problems=[schema.Problem.model_validate(e.to_problem(lang)) for e in decision.problems],
+            problems=[schema.Problem.model_validate(e.to_problem(lang))
+                      for e in [*decision.problems, *self.events.problems()]],
         )
 
     def status_json(self, lang: Lang | None = None) -> dict[str, Any]:

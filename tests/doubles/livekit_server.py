@@ -17,6 +17,17 @@ Imitated:
   grants livekit-server checks (roomList; roomCreate for CreateRoom/DeleteRoom; roomAdmin on that room
   for the others). Removed participants get a ``leave`` and a close 1000. Rooms live until deleted.
 
+- Webhooks (docs.livekit.io "Webhooks"): with a config ``webhook: {api_key: KEY, urls: [...]}``, every
+  ``room_started``, ``participant_joined``, ``participant_left`` and ``room_finished`` is POSTed to each
+  URL as a JSON ``WebhookEvent`` (protojson: camelCase names, ``createdAt`` in UNIX seconds as a
+  string, an ``EV_…`` id) with ``Content-Type: application/webhook+json`` and ``Authorization: <JWT>``:
+  HS256 with KEY's secret, ``iss`` = KEY, valid 5 minutes, claim ``sha256`` = base64 SHA-256 of the
+  body. Deliveries to one URL are queued in order and retried on failure (network error or non-2xx)
+  with growing waits, as livekit-server does. A participant joins when its signalling WebSocket is
+  accepted and leaves when it closes or is removed; a room starts with its first participant (or
+  CreateRoom) and finishes ``room.departure_timeout`` seconds (config, default 20) after its last
+  participant left, or at once on DeleteRoom.
+
 Test-only extras: ``GET /_double/state``, ``POST /_double/reset``, and ``lp_echo=1`` on a WebSocket URL
 (no token needed): every frame is echoed, the client's close code is returned, and a text frame
 ``lp_close:CODE[:REASON]`` makes the double close with that code.
@@ -30,9 +41,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import dataclasses
 import datetime
+import hashlib
 import json
 import logging
 import os
@@ -50,13 +63,16 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import httpx
 import jwt
 import uvicorn
 import yaml
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
+from livekit.api import AccessToken
 from livekit.protocol import models, rtc
 from livekit.protocol import room as room_pb
+from livekit.protocol import webhook as webhook_pb
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -67,6 +83,10 @@ SERVER_VERSION = "1.9.0"
 PROTOCOL_VERSION = 16
 JWT_LEEWAY_S = 60  # go-jose's DefaultLeeway, which livekit-server's token verification uses
 PING_INTERVAL_S, PING_TIMEOUT_S = 5, 15
+WEBHOOK_TOKEN_TTL = datetime.timedelta(minutes=5)  # livekit-server signs webhooks for 5 minutes
+WEBHOOK_RETRIES = 6
+WEBHOOK_RETRY_S = 0.2  # doubled after each failed attempt
+DEFAULT_DEPARTURE_TIMEOUT_S = 20.0
 DEFAULT_PORT = 7880
 START_MARKER = "starting LiveKit server"
 CORS = {"Access-Control-Allow-Origin": "*"}
@@ -127,19 +147,74 @@ class Participant:
     name: str
     joined_at: int
     websocket: WebSocket | None = None
+    attributes: dict[str, str] = dataclasses.field(default_factory=dict)
+    gone: bool = False  # participant_left already sent
 
     def info(self) -> models.ParticipantInfo:
         return models.ParticipantInfo(
             sid=self.sid, identity=self.identity, name=self.name, joined_at=self.joined_at,
-            state=models.ParticipantInfo.ACTIVE,
+            state=models.ParticipantInfo.ACTIVE, attributes=self.attributes,
         )
+
+
+def sign_webhook(api_key: str, api_secret: str, body: bytes) -> str:
+    """The ``Authorization`` value livekit-server sends with a webhook body."""
+    digest = base64.b64encode(hashlib.sha256(body).digest()).decode("ascii")
+    return AccessToken(api_key, api_secret).with_ttl(WEBHOOK_TOKEN_TTL).with_sha256(digest).to_jwt()
+
+
+class WebhookSender:
+    """livekit-server's webhook notifier for one URL: an ordered queue, retried deliveries."""
+
+    def __init__(self, url: str, api_key: str, api_secret: str, log: list[dict[str, Any]]) -> None:
+        self.url, self.api_key, self.api_secret, self.log = url, api_key, api_secret, log
+        self.queue: asyncio.Queue[tuple[str, str, bytes]] = asyncio.Queue()
+        self.task: asyncio.Task[None] | None = None
+
+    def send(self, event_id: str, kind: str, body: bytes) -> None:
+        if self.task is None:
+            self.task = asyncio.get_running_loop().create_task(self._run(), name=f"webhook {self.url}")
+        self.queue.put_nowait((event_id, kind, body))
+
+    async def _run(self) -> None:
+        async with httpx.AsyncClient(timeout=5) as client:
+            while True:
+                event_id, kind, body = await self.queue.get()
+                entry: dict[str, Any] = {"url": self.url, "id": event_id, "event": kind, "attempts": 0,
+                                         "status": None, "error": None}
+                self.log.append(entry)
+                delay = WEBHOOK_RETRY_S
+                for _ in range(WEBHOOK_RETRIES):
+                    entry["attempts"] += 1
+                    headers = {"Content-Type": "application/webhook+json",
+                               "Authorization": sign_webhook(self.api_key, self.api_secret, body)}
+                    try:
+                        res = await client.post(self.url, content=body, headers=headers)
+                        entry["status"] = res.status_code
+                        if 200 <= res.status_code < 300:
+                            break
+                    except httpx.HTTPError as exc:
+                        entry["error"] = f"{type(exc).__name__}: {exc}"
+                    await asyncio.sleep(delay)
+                    delay *= 2
 
 
 class LiveKitDouble:
     """The double's whole state and its ASGI app (``.app``). One per server; no globals."""
 
-    def __init__(self, keys: Mapping[str, str]) -> None:
+    def __init__(self, keys: Mapping[str, str], conf: Mapping[str, Any] | None = None) -> None:
         self.keys = dict(keys)
+        conf = conf or {}
+        hook = conf.get("webhook") or {}
+        self.webhook_key = str(hook.get("api_key") or "")
+        self.webhook_urls = [str(u) for u in hook.get("urls") or []]
+        if self.webhook_urls and self.webhook_key not in self.keys:
+            raise SystemExit("webhook.api_key must be one of the configured keys")
+        room_conf = conf.get("room") or {}
+        self.departure_timeout = float(room_conf.get("departure_timeout", DEFAULT_DEPARTURE_TIMEOUT_S))
+        self.webhook_log: list[dict[str, Any]] = []
+        self._senders: dict[str, WebhookSender] = {}
+        self._finishers: dict[str, asyncio.TimerHandle] = {}
         self.node_id = _sid("ND_")
         self.rooms: dict[str, models.Room] = {}
         self.participants: dict[str, Participant] = {}  # by sid
@@ -171,6 +246,7 @@ class LiveKitDouble:
             "ws_open": sum(1 for p in self.participants.values() if p.websocket is not None),
             "ws_requests": list(self.ws_requests),
             "validate_calls": self.validate_calls,
+            "webhooks": list(self.webhook_log),
         }
 
     # --- HTTP ------------------------------------------------------------------------------
@@ -184,10 +260,13 @@ class LiveKitDouble:
         self.calls.clear()
         self.ws_requests.clear()
         self.validate_calls = self.ws_connections = 0
+        self.webhook_log.clear()
         return JSONResponse(self.snapshot())
 
-    def join_claims(self, headers: Mapping[str, str], query: Mapping[str, str]) -> tuple[str, str, str]:
-        """(room, identity, name) for a join, with livekit-server's checks."""
+    def join_claims(
+        self, headers: Mapping[str, str], query: Mapping[str, str]
+    ) -> tuple[str, str, str, dict[str, str]]:
+        """(room, identity, name, attributes) for a join, with livekit-server's checks."""
         claims = verify_token(self.keys, token_from(headers, query))
         video = claims.get("video")
         if not isinstance(video, dict) or not video.get("roomJoin"):
@@ -198,7 +277,9 @@ class LiveKitDouble:
         room = str(video.get("room") or query.get("room") or "")
         if not room:
             raise Refusal(401, "permissions denied: no room in token")
-        return room, identity, str(claims.get("name") or "")
+        attributes = claims.get("attributes")
+        attrs = {str(k): str(v) for k, v in attributes.items()} if isinstance(attributes, dict) else {}
+        return room, identity, str(claims.get("name") or ""), attrs
 
     async def validate(self, request: Request) -> Response:
         self.validate_calls += 1
@@ -215,7 +296,7 @@ class LiveKitDouble:
             await self._echo(ws)
             return
         try:
-            room, identity, name = self.join_claims(ws.headers, ws.query_params)
+            room, identity, name, attributes = self.join_claims(ws.headers, ws.query_params)
         except Refusal as refusal:
             await ws.send_denial_response(PlainTextResponse(refusal.message, status_code=refusal.status))
             return
@@ -224,9 +305,10 @@ class LiveKitDouble:
         for old in [p for p in self.participants.values() if (p.room, p.identity) == (room, identity)]:
             await self._kick(old, models.DisconnectReason.DUPLICATE_IDENTITY)
         room_info = self._room(room)
-        me = Participant(_sid("PA_"), room, identity, name, int(time.time()), ws)
+        me = Participant(_sid("PA_"), room, identity, name, int(time.time()), ws, attributes)
         others = [p.info() for p in self.participants.values() if p.room == room]
         self.participants[me.sid] = me
+        self._joined(me)
         join = rtc.JoinResponse(
             room=room_info, participant=me.info(), other_participants=others,
             server_version=SERVER_VERSION, subscriber_primary=True,
@@ -246,6 +328,7 @@ class LiveKitDouble:
             pass  # the peer went away (or the double closed it); unregistering below is all there is to do
         finally:
             self.participants.pop(me.sid, None)
+            self._left(me)
 
     async def _answer(self, ws: WebSocket, data: bytes) -> None:
         request = rtc.SignalRequest()
@@ -278,6 +361,7 @@ class LiveKitDouble:
     async def _kick(self, participant: Participant, reason: int) -> None:
         """What livekit-server does on removal: a ``leave``, then close 1000."""
         self.participants.pop(participant.sid, None)
+        self._left(participant)
         ws, participant.websocket = participant.websocket, None
         if ws is None:
             return
@@ -286,13 +370,62 @@ class LiveKitDouble:
             await ws.send_bytes(rtc.SignalResponse(leave=leave).SerializeToString())
             await ws.close(1000)
 
+    # --- room lifecycle and webhooks ----------------------------------------------------------------
+    def _webhook(self, kind: str, room: models.Room, participant: Participant | None = None) -> None:
+        if not self.webhook_urls:
+            return
+        event = webhook_pb.WebhookEvent(event=kind, room=room, id=_sid("EV_"), created_at=int(time.time()))
+        if participant is not None:
+            event.participant.CopyFrom(participant.info())
+        body = json_format.MessageToJson(event, indent=None).encode("utf-8")
+        secret = self.keys[self.webhook_key]
+        for url in self.webhook_urls:
+            sender = self._senders.get(url)
+            if sender is None:
+                sender = self._senders[url] = WebhookSender(url, self.webhook_key, secret, self.webhook_log)
+            sender.send(event.id, kind, body)
+
+    def _joined(self, participant: Participant) -> None:
+        timer = self._finishers.pop(participant.room, None)
+        if timer is not None:
+            timer.cancel()
+        self._webhook("participant_joined", self._room(participant.room), participant)
+
+    def _left(self, participant: Participant) -> None:
+        if participant.gone:
+            return
+        participant.gone = True
+        if participant.room not in self.rooms:
+            return
+        self._webhook("participant_left", self._room(participant.room), participant)
+        if not any(p.room == participant.room for p in self.participants.values()):
+            loop = asyncio.get_running_loop()
+            old = self._finishers.pop(participant.room, None)
+            if old is not None:
+                old.cancel()
+            self._finishers[participant.room] = loop.call_later(
+                self.departure_timeout, self._finish, participant.room
+            )
+
+    def _finish(self, name: str) -> None:
+        """The room closes: ``room_finished`` (departure timeout elapsed, or DeleteRoom)."""
+        timer = self._finishers.pop(name, None)
+        if timer is not None:
+            timer.cancel()
+        if name not in self.rooms or any(p.room == name for p in self.participants.values()):
+            return
+        room = self._room(name)
+        del self.rooms[name]
+        self._webhook("room_finished", room)
+
     def _room(self, name: str) -> models.Room:
         if name not in self.rooms:
             now = int(time.time())
             self.rooms[name] = models.Room(
                 sid=_sid("RM_"), name=name, creation_time=now, creation_time_ms=now * 1000,
-                empty_timeout=300, departure_timeout=20,
+                empty_timeout=300, departure_timeout=int(self.departure_timeout),
             )
+            self._webhook("room_started", self.rooms[name])
         room = models.Room()
         room.CopyFrom(self.rooms[name])
         room.num_participants = sum(1 for p in self.participants.values() if p.room == name)
@@ -365,7 +498,7 @@ class LiveKitDouble:
             raise Refusal(404, "room not found", "not_found")
         for p in [p for p in self.participants.values() if p.room == req.room]:
             await self._kick(p, models.DisconnectReason.ROOM_DELETED)
-        del self.rooms[req.room]
+        self._finish(req.room)
         return room_pb.DeleteRoomResponse()
 
     async def _list_participants(self, req: room_pb.ListParticipantsRequest) -> Message:
@@ -386,9 +519,9 @@ class LiveKitDouble:
         return room_pb.RemoveParticipantResponse()
 
 
-def build_app(keys: dict[str, str]) -> Starlette:
+def build_app(keys: dict[str, str], conf: Mapping[str, Any] | None = None) -> Starlette:
     """The double as an ASGI app for in-process use; its state is ``app.state.double`` (LiveKitDouble)."""
-    return LiveKitDouble(keys).app
+    return LiveKitDouble(keys, conf).app
 
 
 # --- command line, like livekit-server's ---------------------------------------------------------
@@ -453,7 +586,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sock.listen(128)
         port = sock.getsockname()[1]  # --port 0: every address shares the first one's port
         sockets.append(sock)
-    double = LiveKitDouble(keys)
+    double = LiveKitDouble(keys, conf)
     rtc_conf = conf.get("rtc") or {}
     fields = {
         "portHttp": port, "nodeID": double.node_id, "nodeIP": rtc_conf.get("node_ip", "127.0.0.1"),

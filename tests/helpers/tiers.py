@@ -26,6 +26,7 @@ SLOW_FIXTURES = frozenset({
     "livekit_double",  # tests/doubles/livekit_server.py as a child process
     "sshd",  # a real sshd
     "pw", "browser", "bare_browser", "new_context",  # Playwright's node driver and Chromium
+    "postgres_server", "pg_url", "redis_server",  # real PostgreSQL / redis-server (fixtures/databases.py)
 })  # fmt: skip
 
 

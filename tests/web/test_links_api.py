@@ -1,6 +1,9 @@
 """The link API end to end over real HTTP: linkpronto's two listeners in-process, the LiveKit test
 double in-process (:mod:`helpers.inproc`), the public address reached through a TCP relay (a stand-in for a
-tunnel edge) that the test switches off and on."""
+tunnel edge) that the test switches off and on.
+
+Every test here takes ``database_url``: it runs against the default SQLite store and against a real
+PostgreSQL started by the test session (same semantics, same assertions)."""
 
 from __future__ import annotations
 
@@ -17,11 +20,12 @@ from helpers.lp import TEST_KEY, TEST_SECRET, run_lp, settings_for
 from helpers.net import Relay, free_port
 
 
-async def test_full_link_lifecycle(tmp_path: Path, livekit_inproc: InProcessDouble) -> None:
+async def test_full_link_lifecycle(tmp_path: Path, livekit_inproc: InProcessDouble, database_url: str) -> None:
     public_port = free_port()
     relay = await Relay(target=None).start()  # the "tunnel" leads nowhere at first
     settings = settings_for(
-        tmp_path / "data", livekit_url=livekit_inproc.url, static_url=relay.url, public_port=public_port
+        tmp_path / "data", livekit_url=livekit_inproc.url, static_url=relay.url, public_port=public_port,
+        server={"database_url": database_url},
     )
     try:
         async with run_lp(settings) as lp:
@@ -128,9 +132,17 @@ async def test_full_link_lifecycle(tmp_path: Path, livekit_inproc: InProcessDoub
             assert [i["id"] for i in only_revoked] == [link2["id"]]
 
             issued = [token, short_token, once_token]
-        # 10. The database file's bytes contain no issued token (nor its URL-safe text in any form).
+        # 10. The database's bytes contain no issued token (nor its URL-safe text in any form).
         data_dir = settings.data_dir
-        blobs = b"".join(p.read_bytes() for p in data_dir.glob("links.db*"))
+        if database_url:
+            from sqlalchemy import create_engine, text
+
+            engine = create_engine(database_url)
+            with engine.connect() as conn:
+                blobs = "\n".join(r[0] for r in conn.execute(text("SELECT t::text FROM consultation_links t"))).encode()
+            engine.dispose()
+        else:
+            blobs = b"".join(p.read_bytes() for p in data_dir.glob("links.db*"))
         assert blobs
         for t in issued:
             assert t.encode() not in blobs
@@ -138,8 +150,8 @@ async def test_full_link_lifecycle(tmp_path: Path, livekit_inproc: InProcessDoub
         await relay.close()
 
 
-async def test_admin_surface_never_on_the_public_listener(tmp_path: Path, livekit_inproc: InProcessDouble) -> None:
-    settings = settings_for(tmp_path / "d", livekit_url=livekit_inproc.url)
+async def test_admin_surface_never_on_the_public_listener(tmp_path: Path, livekit_inproc: InProcessDouble, database_url: str) -> None:
+    settings = settings_for(tmp_path / "d", livekit_url=livekit_inproc.url, server={"database_url": database_url})
     async with run_lp(settings) as lp:
         paths = [
             ("GET", "/api/status"),
@@ -182,9 +194,9 @@ TRAVERSALS = [
 
 
 async def test_traversal_on_the_wire_never_reaches_livekit_admin_nor_the_admin_api(
-    tmp_path: Path, livekit_inproc: InProcessDouble
+    tmp_path: Path, livekit_inproc: InProcessDouble, database_url: str
 ) -> None:
-    settings = settings_for(tmp_path / "d", livekit_url=livekit_inproc.url)
+    settings = settings_for(tmp_path / "d", livekit_url=livekit_inproc.url, server={"database_url": database_url})
     async with run_lp(settings) as lp:
         public = f"http://127.0.0.1:{lp.running.public_port}"
         # What a request that did reach LiveKit's Twirp API leaves behind in the double: a refused call
@@ -219,8 +231,8 @@ async def test_traversal_on_the_wire_never_reaches_livekit_admin_nor_the_admin_a
         assert livekit_inproc.state()["validate_calls"] == before + 1
 
 
-async def test_admin_host_and_token_checks(tmp_path: Path, livekit_inproc: InProcessDouble) -> None:
-    settings = settings_for(tmp_path / "d", livekit_url=livekit_inproc.url)
+async def test_admin_host_and_token_checks(tmp_path: Path, livekit_inproc: InProcessDouble, database_url: str) -> None:
+    settings = settings_for(tmp_path / "d", livekit_url=livekit_inproc.url, server={"database_url": database_url})
     async with run_lp(settings) as lp:
         base = lp.running.admin_url
         async with httpx.AsyncClient(base_url=base) as anon:
@@ -260,8 +272,8 @@ async def test_admin_host_and_token_checks(tmp_path: Path, livekit_inproc: InPro
             assert res.status_code == 200
 
 
-async def test_422_names_each_bad_field(tmp_path: Path, livekit_inproc: InProcessDouble) -> None:
-    settings = settings_for(tmp_path / "d", livekit_url=livekit_inproc.url)
+async def test_422_names_each_bad_field(tmp_path: Path, livekit_inproc: InProcessDouble, database_url: str) -> None:
+    settings = settings_for(tmp_path / "d", livekit_url=livekit_inproc.url, server={"database_url": database_url})
     async with run_lp(settings) as lp:
         res = await lp.admin.post("/api/consultation-links", json={"wait_s": 999, "max_uses": -2})
         assert res.status_code == 422
@@ -277,9 +289,9 @@ async def test_422_names_each_bad_field(tmp_path: Path, livekit_inproc: InProces
         assert res.status_code == 422 and "token" in res.json()["error"]["message"]
 
 
-async def test_fifty_concurrent_joins_with_max_uses_one(tmp_path: Path, livekit_inproc: InProcessDouble) -> None:
+async def test_fifty_concurrent_joins_with_max_uses_one(tmp_path: Path, livekit_inproc: InProcessDouble, database_url: str) -> None:
     settings = settings_for(
-        tmp_path / "d", livekit_url=livekit_inproc.url, server={"join_failures_per_minute": 1000}
+        tmp_path / "d", livekit_url=livekit_inproc.url, server={"join_failures_per_minute": 1000, "database_url": database_url}
     )
     async with run_lp(settings) as lp:
         await lp.wait_state("ready")
@@ -295,8 +307,8 @@ async def test_fifty_concurrent_joins_with_max_uses_one(tmp_path: Path, livekit_
         assert (await lp.admin.get(f"/api/consultation-links/{link['id']}")).json()["uses"] == 1
 
 
-async def test_repeated_failures_get_429(tmp_path: Path, livekit_inproc: InProcessDouble) -> None:
-    settings = settings_for(tmp_path / "d", livekit_url=livekit_inproc.url, server={"join_failures_per_minute": 5})
+async def test_repeated_failures_get_429(tmp_path: Path, livekit_inproc: InProcessDouble, database_url: str) -> None:
+    settings = settings_for(tmp_path / "d", livekit_url=livekit_inproc.url, server={"join_failures_per_minute": 5, "database_url": database_url})
     async with run_lp(settings) as lp:
         await lp.wait_state("ready")
         codes = [
@@ -309,8 +321,8 @@ async def test_repeated_failures_get_429(tmp_path: Path, livekit_inproc: InProce
         assert (await lp.public.get("/c/another-guess-000000000000")).status_code == 429
 
 
-async def test_drop_in_route_shape(tmp_path: Path, livekit_inproc: InProcessDouble) -> None:
-    settings = settings_for(tmp_path / "d", livekit_url=livekit_inproc.url)
+async def test_drop_in_route_shape(tmp_path: Path, livekit_inproc: InProcessDouble, database_url: str) -> None:
+    settings = settings_for(tmp_path / "d", livekit_url=livekit_inproc.url, server={"database_url": database_url})
     async with run_lp(settings) as lp:
         await lp.wait_state("ready")
         res = await lp.admin.post(
@@ -334,8 +346,8 @@ async def test_drop_in_route_shape(tmp_path: Path, livekit_inproc: InProcessDoub
         assert qr.status_code == 200 and qr.headers["content-type"].startswith("image/svg+xml")
 
 
-async def test_public_helpers(tmp_path: Path, livekit_inproc: InProcessDouble) -> None:
-    settings = settings_for(tmp_path / "d", livekit_url=livekit_inproc.url)
+async def test_public_helpers(tmp_path: Path, livekit_inproc: InProcessDouble, database_url: str) -> None:
+    settings = settings_for(tmp_path / "d", livekit_url=livekit_inproc.url, server={"database_url": database_url})
     async with run_lp(settings) as lp:
         assert (await lp.public.get("/_linkpronto/healthz")).status_code == 200
         res = await lp.public.get("/.well-known/linkpronto/probe", params={"nonce": "abc"})

@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from linkpronto import keys, schema
 from linkpronto.components import iso
 from linkpronto.errors import LinkGone, LinkNotFound, LinkprontoError, LivekitUnhealthy
+from linkpronto.events.presence import Presence
 from linkpronto.i18n import Lang, Text, render
 from linkpronto.links.inputs import decode_stored
 from linkpronto.links.store import LinkRow, LinkStore, StoredStatus
@@ -208,6 +209,8 @@ class LinkService:
             "error": decode_stored(row.failure_json),
             "qr_svg_url": f"/api/consultation-links/{row.id}/qr.svg" if url else None,
             "whatsapp_url": whatsapp_url(url, lang) if url else None,
+            # Who is in the room (linkpronto.events): a contract extension; `status` is unchanged.
+            **Presence(row.presence, row.presence_since, row.waiting_name).to_json(),
         }
         return doc
 
@@ -222,8 +225,8 @@ class LinkService:
         try:
             out = fn(*args)
         except DBAPIError as exc:
-            if self.storage is None:
-                raise
+            if self.storage is None or self.store.is_connection_error(exc):
+                raise  # a lost database connection: the store makes it STORE_UNAVAILABLE
             raise self.storage.write_failed(exc) from exc
         if self.storage is not None:
             self.storage.write_ok()

@@ -1,8 +1,16 @@
-"""The link store: SQLAlchemy 2 over SQLite (WAL, ``synchronous=FULL``) or any SQLAlchemy URL.
+"""The link store: SQLAlchemy 2 over SQLite (WAL, ``synchronous=FULL``) or PostgreSQL (psycopg 3).
 
 A link's token is never stored: only its SHA-256 (for lookup) and the token encrypted with a key
-that lives outside the database (``keys.InstanceSecrets.link_key``). Uses are counted with one
-conditional ``UPDATE``, so concurrent joins can never exceed ``max_uses`` on any backend.
+(``keys.InstanceSecrets.link_key``). Uses are counted with one conditional ``UPDATE ... RETURNING``
+and revocation is one ``UPDATE ... RETURNING`` too, so concurrent joins can never exceed
+``max_uses`` — on SQLite, and on PostgreSQL across any number of instances (READ COMMITTED
+re-checks the ``WHERE`` of a row another transaction just updated).
+
+The schema is versioned with Alembic (:mod:`linkpronto.links.migrations`): opening a store brings
+the database up to the newest revision, a 0.1.0 file included. A lost database connection never
+escapes as a driver error: :meth:`LinkStore.call` turns it into :class:`StoreUnavailable`
+(``STORE_UNAVAILABLE``, HTTP 503 with a fix), :attr:`LinkStore.failure` says so in the status, and
+the next successful call (``pool_pre_ping`` replaces dead pooled connections) clears it.
 """
 
 from __future__ import annotations
@@ -11,6 +19,8 @@ import asyncio
 import enum
 import functools
 import json
+import logging
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -28,20 +38,33 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    and_,
     bindparam,
     create_engine,
+    delete,
     event,
+    func,
     insert,
     or_,
     select,
+    text,
     update,
 )
-from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-SCHEMA_VERSION = 1
+from linkpronto.components import PartState, PartStatus
+from linkpronto.errors import ConfigInvalid, StoreUnavailable
+from linkpronto.i18n import Text as T
+
+log = logging.getLogger(__name__)
+
 R = TypeVar("R")
 SQLITE_BUSY_TIMEOUT_MS = 5000
+PG_CONNECT_TIMEOUT_S = 5
+PG_STATEMENT_TIMEOUT_MS = 15000
+PG_POOL_SIZE = 8
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -102,11 +125,31 @@ class LinkRow(Base):
     checks_json: Mapped[str | None] = mapped_column(Text, nullable=True)
     device_check_json: Mapped[str | None] = mapped_column(Text, nullable=True)
     failure_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # 0002_v020: when the last use was counted (a used-up link's retention starts there).
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, default=None)
+    # 0003_presence: who is in the room (linkpronto.events.presence).
+    presence: Mapped[str | None] = mapped_column(String(16), nullable=True, default=None)
+    presence_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, default=None)
+    waiting_name: Mapped[str | None] = mapped_column(String(80), nullable=True, default=None)
+    presence_json: Mapped[str | None] = mapped_column(Text, nullable=True, default=None)
+    presence_version: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)  # optimistic lock
 
     __table_args__ = (
         Index("ix_links_professional", "professional_id"),
         Index("ix_links_status", "status"),
+        Index("ix_links_expires", "expires_at"),
+        Index("ix_links_room", "room"),
+        Index("ix_links_presence_since", "presence_since"),
     )
+
+
+class SecretRow(Base):
+    """0002_v020: the deployment's shared secrets (see :mod:`linkpronto.deployment`)."""
+
+    __tablename__ = "linkpronto_secrets"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +173,17 @@ _USE = (
         _T.c.expires_at > bindparam("now"),
         or_(_T.c.max_uses == 0, _T.c.uses < _T.c.max_uses),
     )
-    .values(uses=_T.c.uses + 1)
+    .values(uses=_T.c.uses + 1, last_used_at=bindparam("now"))
+    .returning(*_T.c)
+)
+# Revocation: one statement, so a join racing it either counted before or is refused after.
+_REVOKE = (
+    update(_T)
+    .where(_T.c.id == bindparam("link_id"))
+    .values(
+        status=StoredStatus.REVOKED.value,
+        revoked_at=func.coalesce(_T.c.revoked_at, bindparam("at")),
+    )
     .returning(*_T.c)
 )
 
@@ -143,6 +196,59 @@ def sqlite_url(data_dir: Path) -> str:
     return f"sqlite:///{(data_dir / 'links.db').as_posix()}"
 
 
+def normalise_url(url: str) -> str:
+    """``postgres://`` and ``postgresql://`` (what hosting providers hand out) mean psycopg 3."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def redacted_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (sa_exc.ArgumentError, ValueError):
+        return "<invalid database URL>"
+
+
+_POSTGRES_EXTRA_FIX = T(
+    'Instale o driver do PostgreSQL: pip install "linkpronto[postgres]"',
+    'Install the PostgreSQL driver: pip install "linkpronto[postgres]"',
+)
+
+
+def _unavailable(url: str, exc: BaseException) -> StoreUnavailable:
+    where = redacted_url(url)
+    # The driver's first line says why (refused, timeout, auth) and carries no password.
+    why = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:300] if str(exc) else type(exc).__name__
+    return StoreUnavailable(
+        T(
+            f"O banco de dados dos links ({where}) não está acessível: {why}",
+            f"The links database ({where}) is not reachable: {why}",
+        ),
+        fix=T(
+            "Confira se o PostgreSQL está no ar e aceita conexões neste endereço; o linkpronto "
+            "reconecta sozinho assim que ele voltar. Nada já gravado se perde.",
+            "Check that PostgreSQL is up and accepts connections at this address; linkpronto "
+            "reconnects by itself as soon as it is back. Nothing already stored is lost.",
+        ),
+        detail=type(exc).__name__,
+    )
+
+
+def _is_connection_error(exc: BaseException, *, sqlite: bool = False) -> bool:
+    """A lost or refused connection to a database server (never a SQLite file's own errors, such
+    as a full disk: those are the ``storage`` part's)."""
+    if sqlite:
+        return isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
+    if isinstance(exc, sa_exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        return isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
+    return isinstance(exc, sa_exc.TimeoutError | ConnectionError)
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
@@ -153,34 +259,141 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 class LinkStore:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, migrate: bool = True) -> None:
+        url = normalise_url(url)
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        kwargs: dict[str, Any] = {"future": True}
+        self.is_postgres = url.startswith("postgresql")
+        kwargs: dict[str, Any] = {}
         if self.is_sqlite:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
         else:
+            # A connection that died with its server (restart, failover) is replaced before use.
             kwargs["pool_pre_ping"] = True
-        self.engine: Engine = create_engine(url, **kwargs)
+            kwargs["pool_size"] = PG_POOL_SIZE
+            kwargs["max_overflow"] = 4
+            kwargs["pool_timeout"] = PG_CONNECT_TIMEOUT_S
+        if self.is_postgres:
+            kwargs["connect_args"] = {
+                "connect_timeout": PG_CONNECT_TIMEOUT_S,
+                "application_name": "linkpronto",
+                "options": f"-c statement_timeout={PG_STATEMENT_TIMEOUT_MS}",
+            }
+        try:
+            self.engine: Engine = create_engine(url, **kwargs)
+        except (ModuleNotFoundError, sa_exc.NoSuchModuleError) as exc:
+            raise ConfigInvalid(
+                T(
+                    f"O banco {redacted_url(url)} precisa de um driver que não está instalado ({exc}).",
+                    f"The database {redacted_url(url)} needs a driver that is not installed ({exc}).",
+                ),
+                fix=_POSTGRES_EXTRA_FIX,
+                keys=["server.database_url"],
+            ) from exc
+        except sa_exc.ArgumentError as exc:
+            raise ConfigInvalid(
+                T(
+                    "server.database_url não é uma URL de banco válida.",
+                    "server.database_url is not a valid database URL.",
+                ),
+                fix=T(
+                    "Use por exemplo postgresql://usuario:senha@host:5432/linkpronto, ou deixe vazio (SQLite).",
+                    "Use for example postgresql://user:password@host:5432/linkpronto, or leave it empty (SQLite).",
+                ),
+                keys=["server.database_url"],
+            ) from exc
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # Database calls leave the event loop for these threads. SQLite gets one: a single writer
         # never waits on SQLite's busy handler (which sleeps in steps of milliseconds).
         self._executor = ThreadPoolExecutor(
-            max_workers=1 if self.is_sqlite else 8, thread_name_prefix="linkpronto-db"
+            max_workers=1 if self.is_sqlite else PG_POOL_SIZE, thread_name_prefix="linkpronto-db"
         )
-        self.migrate()
+        #: The last connection failure while it lasts (None: the database answers).
+        self.failure: StoreUnavailable | None = None
+        self.failure_since: float | None = None
+        self._since = datetime.now(UTC)
+        #: Called (from a database thread) when the store goes down or comes back.
+        self.on_change: Callable[[], None] | None = None
+        if migrate:
+            try:
+                self.migrate()
+            except BaseException:
+                self.close()
+                raise
 
-    def migrate(self) -> None:
-        """Create the schema, or bring an older one up to :data:`SCHEMA_VERSION`."""
-        Base.metadata.create_all(self.engine)
-        with self.session() as s:
-            meta = s.get(Meta, "schema_version")
-            if meta is None:
-                s.add(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
-            elif int(meta.value) < SCHEMA_VERSION:  # future migrations go here, one step each
-                meta.value = str(SCHEMA_VERSION)
+    def migrate(self) -> str:
+        """Bring the schema to the newest revision (a 0.1.0 database included); returns it."""
+        from linkpronto.links import migrations
+
+        try:
+            return migrations.upgrade(self.engine)
+        except sa_exc.SQLAlchemyError as exc:
+            if _is_connection_error(exc, sqlite=self.is_sqlite):
+                raise _unavailable(self.url, exc) from exc
+            raise
+
+    def _record(self, failure: StoreUnavailable | None) -> None:
+        changed = (failure is None) != (self.failure is None)
+        if failure is None:
+            if self.failure is not None:
+                log.warning("links database reachable again")
+            self.failure = self.failure_since = None
+        else:
+            if self.failure is None:
+                log.warning("links database unreachable: %s", failure.detail)
+                self.failure_since = time.monotonic()
+            self.failure = failure
+        if changed:
+            self._since = datetime.now(UTC)
+            if self.on_change is not None:
+                self.on_change()
+
+    @property
+    def backend(self) -> str:
+        return "sqlite" if self.is_sqlite else "postgresql" if self.is_postgres else self.engine.dialect.name
+
+    def status(self) -> PartStatus:
+        """The store as a component of the status: ``ready``, or ``unhealthy`` with the error."""
+        where = redacted_url(self.url) if not self.is_sqlite else "sqlite"
+        if self.failure is not None:
+            return PartStatus(
+                state=PartState.UNHEALTHY,
+                detail=T(f"{where}: inacessível", f"{where}: unreachable"),
+                since=self._since,
+                error=self.failure,
+            )
+        return PartStatus(state=PartState.READY, detail=T.same(where), since=self._since)
+
+    def is_connection_error(self, exc: BaseException) -> bool:
+        return _is_connection_error(exc, sqlite=self.is_sqlite)
+
+    def guarded(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
+        """Run ``fn`` turning a lost connection into :class:`StoreUnavailable` (and tracking health)."""
+        try:
+            out = fn(*args, **kwargs)
+        except sa_exc.SQLAlchemyError as exc:
+            if not self.is_connection_error(exc):
+                raise
+            err = _unavailable(self.url, exc)
+            self._record(err)
+            raise err from exc
+        if self.failure is not None:
+            self._record(None)
+        return out
+
+    def ping(self) -> bool:
+        """One round trip; True when the database answers (clears :attr:`failure`)."""
+        def _ping() -> None:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+
+        try:
+            self.guarded(_ping)
+        except StoreUnavailable:
+            return False
+        return True
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -190,7 +403,9 @@ class LinkStore:
     async def call(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
         """Run a blocking store operation (or one built on it) off the event loop."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        return await loop.run_in_executor(
+            self._executor, functools.partial(self.guarded, fn, *args, **kwargs)
+        )
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
@@ -247,14 +462,10 @@ class LinkStore:
             return int(getattr(res, "rowcount", 0) or 0)
 
     def revoke(self, link_id: str, now: datetime) -> LinkRow | None:
-        with self.session() as s:
-            row = s.get(LinkRow, link_id)
-            if row is None:
-                return None
-            if row.status != StoredStatus.REVOKED.value:
-                row.status = StoredStatus.REVOKED.value
-                row.revoked_at = now
-            return row
+        """Revoke atomically (idempotent: the first revocation's time is kept)."""
+        with self.engine.begin() as conn:
+            found = conn.execute(_REVOKE, {"link_id": link_id, "at": now}).mappings().first()
+        return _row(found) if found is not None else None
 
     def use(self, digest: str, now: datetime) -> UseResult:
         """Count one use atomically; ``ok`` is False when the link cannot be used (row tells why)."""
@@ -273,3 +484,52 @@ class LinkStore:
                 .values(device_check_json=json.dumps(result))  # validated and bounded by links.inputs
             )
             return bool(getattr(res, "rowcount", 0))
+
+    # -- retention -------------------------------------------------------------------------------
+    def purge(self, cutoff: datetime) -> int:
+        """Delete every link that ended (expired, revoked or used up) at or before ``cutoff``.
+
+        A link's device check lives in its row and goes with it. Links still usable, and links that
+        ended after ``cutoff``, are kept. Returns how many were deleted.
+        """
+        ended = or_(
+            _T.c.expires_at <= cutoff,
+            and_(
+                _T.c.status == StoredStatus.REVOKED.value,
+                func.coalesce(_T.c.revoked_at, _T.c.created_at) <= cutoff,
+            ),
+            and_(
+                _T.c.max_uses > 0,
+                _T.c.uses >= _T.c.max_uses,
+                func.coalesce(_T.c.last_used_at, _T.c.created_at) <= cutoff,
+            ),
+        )
+        with self.engine.begin() as conn:
+            res = conn.execute(delete(_T).where(ended))
+        return int(res.rowcount or 0)
+
+    # -- deployment secrets ------------------------------------------------------------------------
+    def secrets_get_or_create(self, proposed: dict[str, str], now: datetime) -> dict[str, str]:
+        """The shared secrets: ``proposed`` is stored for each name not stored yet (the first
+        instance wins a race; the others read what it wrote), then everything stored is returned."""
+        secret_t = cast(Table, SecretRow.__table__)
+        with self.engine.begin() as conn:
+            have = {r.name for r in conn.execute(select(secret_t.c.name))}
+            missing = [n for n in proposed if n not in have]
+            if missing:
+                if self.is_postgres:
+                    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+                    conn.execute(
+                        pg_insert(secret_t).on_conflict_do_nothing(index_elements=["name"]),
+                        [{"name": n, "value": proposed[n], "created_at": now} for n in missing],
+                    )
+                else:
+                    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+                    conn.execute(
+                        sqlite_insert(secret_t).on_conflict_do_nothing(index_elements=["name"]),
+                        [{"name": n, "value": proposed[n], "created_at": now} for n in missing],
+                    )
+            rows = conn.execute(select(secret_t.c.name, secret_t.c.value)).all()
+        return {r.name: r.value for r in rows}

@@ -163,7 +163,16 @@ def render_config(settings: Settings, api_key: str, api_secret: str, node_ip: st
         },
         "keys": {api_key: api_secret},
         "logging": {"level": "info"},
+        # Room events (patient joined…) to the admin listener on loopback, signed with this key pair.
+        "webhook": webhook_config(settings, api_key),
     }
+
+
+def webhook_config(settings: Settings, api_key: str) -> dict[str, Any]:
+    """livekit-server's ``webhook`` section: sign with ``api_key``, POST to linkpronto's admin listener."""
+    from linkpronto.events.webhook import ADMIN_PATH
+
+    return {"api_key": api_key, "urls": [f"http://127.0.0.1:{settings.server.admin_port}{ADMIN_PATH}"]}
 
 
 def write_config(path: Path, config: dict[str, Any]) -> Path:

@@ -21,6 +21,7 @@ import time
 from datetime import timedelta
 
 PROBE_ROOM = "linkpronto-probe"
+ROLE_ATTRIBUTE = "linkpronto.role"  # read back from webhooks by linkpronto.events.webhook.role_of
 PROBE_TTL = timedelta(seconds=60)
 HOST_TTL = timedelta(hours=4)
 #: livekit-server validates token times with go-jose's default leeway (one minute).
@@ -45,6 +46,7 @@ def join_token(
 
     grants = VideoGrants(room_join=True, room=room, can_publish=True, can_subscribe=True)
     token = AccessToken(api_key, api_secret).with_identity(identity).with_ttl(ttl).with_grants(grants)
+    token = token.with_attributes({ROLE_ATTRIBUTE: "patient"})  # presence tells patient from professional
     if name:
         token = token.with_name(name)
     return token.to_jwt()
@@ -55,6 +57,7 @@ def host_token(api_key: str, api_secret: str, *, room: str, identity: str, name:
 
     grants = VideoGrants(room_join=True, room=room, can_publish=True, can_subscribe=True, room_admin=True)
     token = AccessToken(api_key, api_secret).with_identity(identity).with_ttl(HOST_TTL).with_grants(grants)
+    token = token.with_attributes({ROLE_ATTRIBUTE: "professional"})
     if name:
         token = token.with_name(name)
     return token.to_jwt()

@@ -21,7 +21,9 @@ from starlette.requests import HTTPConnection
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from linkpronto.errors import LinkNotFound, LinkprontoError
+from linkpronto.errors import LinkNotFound, LinkprontoError, StoreUnavailable
+from linkpronto.events.hub import next_presence, presence_sse
+from linkpronto.events.webhook import ADMIN_PATH as WEBHOOK_PATH
 from linkpronto.i18n import Text
 from linkpronto.links.service import LinkStatus, qr_svg
 from linkpronto.schema import CreateLinkRequest
@@ -94,12 +96,14 @@ class AdminGuard:
         port_getter: Callable[[], int],
         token_path: str,
         sessions: DashboardSessions | None = None,
+        extra_hosts: frozenset[str] = frozenset(),
     ) -> None:
         self.app = app
         self.token = token.encode("utf-8")
         self.port_getter = port_getter
         self.token_path = token_path
         self.sessions = sessions or DashboardSessions()
+        self.extra_hosts = extra_hosts  # server.admin_hosts (linkpronto serve --admin-bind)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -108,10 +112,13 @@ class AdminGuard:
         headers = Headers(scope=scope)
         port = self.port_getter()
         host = headers.get("host", "")
-        if host not in (f"127.0.0.1:{port}", f"localhost:{port}"):
+        if host not in (f"127.0.0.1:{port}", f"localhost:{port}") and host not in self.extra_hosts:
             await self._deny(scope, receive, send, 403, "FORBIDDEN_HOST")
             return
         path: str = scope["path"]
+        if path == WEBHOOK_PATH:  # LiveKit's webhooks: no admin token, a LiveKit signature instead
+            await self.app(scope, receive, send)
+            return
         if path == "/" and scope["method"] in ("GET", "HEAD") and b"token=" in scope.get("query_string", b""):
             await self._login(scope, receive, send, port)
             return
@@ -226,6 +233,10 @@ def build_admin_app(
     async def link_not_found(request: Request, exc: LinkNotFound) -> JSONResponse:
         return error_response(exc, 404, request_lang(request))
 
+    @app.exception_handler(StoreUnavailable)
+    async def store_unavailable(request: Request, exc: StoreUnavailable) -> JSONResponse:
+        return error_response(exc, 503, request_lang(request))
+
     # -- status -------------------------------------------------------------------------------------
     @app.get("/api/status")
     async def status(request: Request) -> JSONResponse:
@@ -237,23 +248,32 @@ def build_admin_app(
 
         async def events() -> AsyncIterator[bytes]:
             q = stack.subscribe_status()
+            presence = stack.events.subscribe()
             try:
                 yield _sse(stack.status_json(lang))
+                sent = asyncio.get_running_loop().time()
                 while True:
-                    try:
-                        await asyncio.wait_for(q.get(), SSE_HEARTBEAT_S)
-                    except TimeoutError:
-                        pass
+                    # A presence change (patient waiting…) goes out at once as its own event; the
+                    # status still goes out at least every SSE_HEARTBEAT_S.
+                    left = max(0.0, SSE_HEARTBEAT_S - (asyncio.get_running_loop().time() - sent))
+                    if (change := await next_presence(presence, q, left)) is not None:
+                        yield presence_sse(change)
+                        continue
                     # Re-render in the client's language (the queued document is only the trigger).
                     yield _sse(stack.status_json(lang))
+                    sent = asyncio.get_running_loop().time()
             finally:
                 stack.unsubscribe_status(q)
+                stack.events.unsubscribe(presence)
 
         return StreamingResponse(
             events(),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
+
+    # -- LiveKit webhooks (signed; exempt from the admin token in AdminGuard) -------------------------
+    app.add_api_route(WEBHOOK_PATH, stack.events.webhook, methods=["POST"], include_in_schema=False)
 
     # -- links --------------------------------------------------------------------------------------
     async def _create(body: CreateLink) -> tuple[Any, str]:
@@ -372,7 +392,17 @@ def build_admin_app(
         port_getter=port_getter,
         token_path=str(stack.settings.data_dir / "admin-token"),
         sessions=guard_sessions,
+        extra_hosts=_admin_hosts(stack.settings, port_getter),
     )
+
+
+def _admin_hosts(settings: Any, port_getter: Callable[[], int]) -> frozenset[str]:
+    """``server.admin_hosts``, plus ``<admin_bind>:<port>`` when bound to one specific address."""
+    hosts = set(settings.server.admin_hosts)
+    bind = settings.server.admin_bind
+    if bind not in ("", "0.0.0.0", "::", "127.0.0.1", "localhost"):
+        hosts.add(f"[{bind}]:{port_getter()}" if ":" in bind else f"{bind}:{port_getter()}")
+    return frozenset(hosts)
 
 
 def _sse(doc: dict[str, Any]) -> bytes:

@@ -17,7 +17,9 @@ Guessing stays pointless: link tokens carry 192 bits.
 
 from __future__ import annotations
 
-from limits import RateLimitItemPerMinute, storage, strategies
+from limits import RateLimitItemPerMinute, strategies
+
+from linkpronto.limits_storage import storage_for
 
 ANONYMOUS = "anonymous"
 
@@ -25,7 +27,7 @@ ANONYMOUS = "anonymous"
 class FailedJoinLimiter:
     def __init__(self, storage_uri: str, per_minute: int) -> None:
         self.item = RateLimitItemPerMinute(per_minute)
-        self.limiter = strategies.MovingWindowRateLimiter(storage.storage_from_string(storage_uri))
+        self.limiter = strategies.MovingWindowRateLimiter(storage_for(storage_uri))
 
     @staticmethod
     def key(address: str | None) -> str:

@@ -133,6 +133,9 @@ def dashboard_html(lang: str) -> str:
 </header>
 <main class="dash">
 <p class="stream-note" id="stream-note" role="status" aria-live="polite">{_s(lg, "dash.stream_connecting")}</p>
+<div id="presence-notice" class="presence-notice" role="alert" aria-live="assertive" hidden></div>
+<label class="presence-sound help"><input type="checkbox" id="presence-sound" checked>
+  <span {_t(lg, "dash.presence.sound")}>{_s(lg, "dash.presence.sound")}</span></label>
 
 <section class="card" id="gen" aria-labelledby="gen-h">
   {e("h2", "dash.gen.heading", 'id="gen-h"')}

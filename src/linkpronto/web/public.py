@@ -27,7 +27,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from linkpronto import paths
-from linkpronto.errors import LinkGone, LinkNotFound, LinkprontoError, LivekitUnhealthy
+from linkpronto.errors import LinkGone, LinkNotFound, LinkprontoError, LivekitUnhealthy, StoreUnavailable
 from linkpronto.gateway.normalize import decoded, normalize_raw_path
 from linkpronto.i18n import Text
 from linkpronto.links import inputs
@@ -215,11 +215,17 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
         Route(paths.JOIN, join, methods=["POST"]),
         Route(paths.DEVICE_CHECK, device_check, methods=["POST"]),
         Route(paths.RUNTIME_CONFIG, runtime_config),
+        *([Route(paths.LIVEKIT_WEBHOOK, stack.events.webhook, methods=["POST"])]
+          if settings.livekit.mode != "local" else []),  # local LiveKit posts to the admin listener
         Mount(paths.STATIC, app=StaticFiles(directory=STATIC_DIR, check_dir=False)),
         Route(paths.PREFIX + "/c/{token}", link_route, methods=["GET", "HEAD"]),
         Route("/{path:path}", not_found, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
     ]
-    own = Starlette(routes=routes)
+    async def store_unavailable(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StoreUnavailable)
+        return error_response(exc, 503, request_lang(request))
+
+    own = Starlette(routes=routes, exception_handlers={StoreUnavailable: store_unavailable})
 
     def alias(path: str) -> str | None:
         """Without an app: ``/c/{token}`` (and ``app.link_path``) → linkpronto's own patient page."""

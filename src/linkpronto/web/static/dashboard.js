@@ -4,6 +4,7 @@
 // with fetch() too.
 
 import { apiUrl, applyI18n, copyText, formatTime, h, initLangToggle, onLangChange, problemBox, t } from "./i18n.js";
+import { initPresence, onPresence, presencePill, rerenderPresence, syncLinks } from "./presence.js";
 
 const $ = (id) => document.getElementById(id);
 const STREAM_IDLE_MS = 40000; // the server sends a status at least every 15 s
@@ -99,6 +100,7 @@ async function runStatusStream() {
       });
       if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
       const parse = sseParser((event, payload) => {
+        if (event === "presence") return presenceEvent(payload);
         if (event !== "status") return;
         try {
           onStatus(JSON.parse(payload));
@@ -124,6 +126,20 @@ async function runStatusStream() {
     setStreamNote(Math.round(delay / 1000));
     await new Promise((r) => setTimeout(r, delay));
     delay = Math.min(delay * 2, BACKOFF_MAX_MS);
+  }
+}
+
+function presenceEvent(payload) {
+  try {
+    const ev = JSON.parse(payload);
+    onPresence(ev);
+    const link = links.find((l) => l.id === ev.link_id);
+    if (link) {
+      Object.assign(link, { presence: ev.presence, presence_since: ev.presence_since, waiting_name: ev.waiting_name });
+      renderLinks();
+    }
+  } catch (err) {
+    console.warn("bad presence event", err);
   }
 }
 
@@ -577,6 +593,7 @@ async function loadLinks() {
     const { res, json } = await api("GET", "/api/consultation-links");
     if (res.ok && json && Array.isArray(json.items)) {
       links = json.items;
+      syncLinks(links);
       renderLinks();
     }
   } catch (_err) {
@@ -610,6 +627,8 @@ function renderLinks() {
       const who = h("td", {}, h("span", { text: link.professional_id || "" }),
         link.client_id ? h("span", { class: "help", text: ` / ${link.client_id}` }) : null);
       const st = h("td", {}, h("span", { class: "status-pill", "data-status": link.status, text: t(`dash.link_status.${link.status}`) }));
+      const pill = presencePill(link);
+      if (pill) st.append(" ", pill);
       if (link.sent_with_old_address && link.status === "ready") {
         st.append(h("br"), h("span", { class: "flag", "data-flag": "resend", text: `⚠ ${t("dash.links.resend")}` }));
       }
@@ -678,10 +697,12 @@ async function revoke(link) {
 
 function init() {
   initLangToggle();
+  initPresence();
   onLangChange(() => {
     applyI18n();
     renderStatus();
     renderLinks();
+    rerenderPresence();
     if (streamCtrl) streamCtrl.abort("lang"); // reconnect so the server localizes messages
   });
   $("gen-form").addEventListener("submit", (ev) => {

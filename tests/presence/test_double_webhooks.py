@@ -1,0 +1,101 @@
+"""The LiveKit double's webhooks: the format LiveKit documents, verified with livekit-api's receiver."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import websockets
+import yaml
+from livekit.api import TokenVerifier, WebhookReceiver
+
+from doubles.livekit_server import run_double
+from helpers.lp import TEST_KEY, TEST_SECRET
+from linkpronto.livekit import tokens
+from presence.receiver import run_receiver
+
+pytestmark = pytest.mark.slow
+
+
+def _config(tmp_path: Path, urls: list[str], departure: float = 0.3) -> list[str]:
+    path = tmp_path / "livekit.yaml"
+    path.write_text(yaml.safe_dump({
+        "keys": {TEST_KEY: TEST_SECRET},
+        "webhook": {"api_key": TEST_KEY, "urls": urls},
+        "room": {"departure_timeout": departure},
+    }), encoding="utf-8")
+    return ["--config", str(path)]
+
+
+async def _join_and_leave(ws_url: str, room: str, identity: str, name: str, hold_s: float = 0.2) -> None:
+    token = tokens.join_token(TEST_KEY, TEST_SECRET, room=room, identity=identity, name=name,
+                              ttl=timedelta(minutes=5))
+    async with websockets.connect(f"{ws_url}/rtc?access_token={token}") as ws:
+        await ws.recv()  # the SignalResponse{join}
+        await asyncio.sleep(hold_s)
+
+
+async def test_double_sends_signed_webhooks_in_order(tmp_path: Path) -> None:
+    with run_receiver() as receiver, run_double({}, extra_args=_config(tmp_path, [receiver.url])) as double:
+        await _join_and_leave(double.ws_url, "consulta-x", "p-0001", "Maria")
+        got = await asyncio.to_thread(
+            receiver.wait_for, lambda rs: any(b"room_finished" in r.body for r in rs)
+        )
+        verifier = WebhookReceiver(TokenVerifier(TEST_KEY, TEST_SECRET))
+        events = []
+        for r in got:
+            assert r.headers["content-type"] == "application/webhook+json"
+            assert not r.headers["authorization"].lower().startswith("bearer")
+            events.append(verifier.receive(r.body.decode(), r.headers["authorization"]))
+        assert [e.event for e in events] == ["room_started", "participant_joined", "participant_left",
+                                              "room_finished"]
+        joined = events[1]
+        assert joined.room.name == "consulta-x" and joined.participant.identity == "p-0001"
+        assert joined.participant.name == "Maria"
+        assert joined.participant.attributes["linkpronto.role"] == "patient"
+        assert len({e.id for e in events}) == 4 and all(e.id.startswith("EV_") for e in events)
+        assert len({e.room.sid for e in events}) == 1
+        raw = json.loads(got[1].body)
+        assert isinstance(raw["createdAt"], str) and int(raw["createdAt"]) > 0  # protojson int64
+        assert raw["participant"]["identity"] == "p-0001"
+        assert double.state()["webhooks"][1]["status"] == 200
+
+
+async def test_double_webhook_signature_covers_the_body(tmp_path: Path) -> None:
+    with run_receiver() as receiver, run_double({}, extra_args=_config(tmp_path, [receiver.url])) as double:
+        await _join_and_leave(double.ws_url, "consulta-y", "h-0001", "Dra")
+        got = await asyncio.to_thread(receiver.wait_for, lambda rs: len(rs) >= 2)
+        verifier = WebhookReceiver(TokenVerifier(TEST_KEY, TEST_SECRET))
+        altered = got[1].body.replace(b"h-0001", b"h-0002")
+        with pytest.raises(Exception, match="hash mismatch"):
+            verifier.receive(altered.decode(), got[1].headers["authorization"])
+        with pytest.raises(Exception):  # noqa: B017 - any failure of the signature check
+            WebhookReceiver(TokenVerifier(TEST_KEY, "another-secret-" + "y" * 30)).receive(
+                got[1].body.decode(), got[1].headers["authorization"])
+
+
+async def test_double_retries_a_failed_delivery(tmp_path: Path) -> None:
+    with run_receiver(statuses=[500]) as receiver, \
+            run_double({}, extra_args=_config(tmp_path, [receiver.url])) as double:
+        await _join_and_leave(double.ws_url, "consulta-z", "p-0002", "Ana", hold_s=0.05)
+        got = await asyncio.to_thread(
+            receiver.wait_for, lambda rs: any(b"room_finished" in r.body for r in rs)
+        )
+        first, retry = got[0], got[1]
+        assert first.status == 500 and retry.status == 200
+        assert first.body == retry.body  # the same event again, not a new one
+        kinds = [json.loads(r.body)["event"] for r in got if r.status == 200]
+        assert kinds == ["room_started", "participant_joined", "participant_left", "room_finished"]
+        log = double.state()["webhooks"]
+        assert log[0]["attempts"] == 2 and log[0]["status"] == 200
+
+
+async def test_double_without_webhook_config_sends_nothing(tmp_path: Path) -> None:
+    with run_receiver() as receiver, run_double({TEST_KEY: TEST_SECRET}) as double:
+        await _join_and_leave(double.ws_url, "consulta-w", "p-0003", "Bia", hold_s=0.05)
+        await asyncio.sleep(0.5)
+        assert receiver.requests == []
+        assert double.state()["webhooks"] == []
