@@ -109,6 +109,13 @@ async def test_slow_header_clients_are_closed_while_admin_answers(
     with orchestrator_child(tmp_path / "data", livekit_double.url) as child:
         writers = await _slow_clients(child.public_port, 200)
         assert len(writers) == 200
+        # And 50 bodies that stop arriving (headers complete, 10 of 1,000 bytes, then silence).
+        silent_bodies: list[Conn] = []
+        for _ in range(50):
+            r, w = await asyncio.open_connection("127.0.0.1", child.public_port)
+            w.write(f"POST {JOIN} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    "Content-Length: 1000\r\n\r\n{\"token\": ".encode())
+            silent_bodies.append((r, w))
         started = time.monotonic()
         async with httpx.AsyncClient(
             base_url=child.admin_url, headers={"Authorization": f"Bearer {child.token}"}
@@ -125,9 +132,12 @@ async def test_slow_header_clients_are_closed_while_admin_answers(
                         w.write(b"a")
                 await asyncio.sleep(1)
             closed = [await _closed(w) for w in writers]
-        for _, w in writers:
+            bodies_closed = [await _closed(c) for c in silent_bodies]
+        for _, w in writers + silent_bodies:
             w.close()
         assert all(closed), f"{closed.count(False)} of 200 slow connections still open"
+        assert all(bodies_closed), f"{bodies_closed.count(False)} of 50 silent bodies still open"
+        assert "Traceback" not in child.log()
 
 
 async def test_descriptor_exhaustion_on_public_side_never_stops_admin(

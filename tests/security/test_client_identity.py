@@ -86,6 +86,9 @@ async def _attack_then_patient(lp: LP, base_url: str) -> None:
     res = await lp.admin.post("/api/consultation-links", json={"professional_id": "dra", "max_uses": 1, "wait_s": 20})
     assert res.status_code == 201, res.text
     token = res.json()["url"].rsplit("/", 1)[1]
+    old = (await lp.admin.post("/api/consultation-links", json={"professional_id": "dra", "wait_s": 20})).json()
+    await lp.admin.delete(f"/api/consultation-links/{old['id']}")
+    old_token = old["url"].rsplit("/", 1)[1]
     async with httpx.AsyncClient(base_url=base_url, timeout=20) as c:
         for i in range(40):
             spoof = dict(SPOOFS[i % len(SPOOFS)])
@@ -101,6 +104,9 @@ async def _attack_then_patient(lp: LP, base_url: str) -> None:
         joined = await c.post(JOIN, json={"token": token}, headers=SPOOFS[1])
         assert joined.status_code == 200, joined.text
         assert joined.json()["access_token"]
+        # A patient coming back to a revoked link gets its true page, not 429.
+        assert (await c.get(page_path(old_token))).status_code == 410
+        assert (await c.post(JOIN, json={"token": old_token})).status_code == 410
 
 
 @pytest.mark.parametrize("provider", ["static", "auto"])

@@ -59,3 +59,51 @@ def test_windows_acl_is_the_users_own() -> None:
     argv = _owner_only_argv(Path("."), "CLINIC\\ana", recursive=True)
     assert argv[:3] == ["icacls", ".", "/inheritance:r"]
     assert argv[3:5] == ["/grant:r", "CLINIC\\ana:(OI)(CI)F"] and argv[-1] == "/T"
+
+
+async def _drive(limit: int, chunks: list[bytes], gap_s: float, deadline_s: float,
+                 headers: list[tuple[bytes, bytes]] | None = None) -> tuple[list[dict[str, object]], int]:
+    """Run BodyLimit around an app that reads its body with read_body; returns what was sent and the
+    number of receive() calls the client side served."""
+    import asyncio
+
+    from linkpronto.web.bounded import BodyLimit, read_body
+
+    served = 0
+
+    async def receive() -> dict[str, object]:
+        nonlocal served
+        if served >= len(chunks):
+            await asyncio.sleep(3600)
+        await asyncio.sleep(gap_s)
+        served += 1
+        return {"type": "http.request", "body": chunks[served - 1], "more_body": served < len(chunks)}
+
+    sent: list[dict[str, object]] = []
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    async def app(scope: object, receive_: object, send_: object) -> None:
+        body = await read_body(receive_, 10**9)  # type: ignore[arg-type]
+        await send_({"type": "http.response.start", "status": 200, "headers": []})  # type: ignore[operator]
+        await send_({"type": "http.response.body", "body": body})  # type: ignore[operator]
+
+    scope = {"type": "http", "path": "/_linkpronto/api/join", "headers": headers or []}
+    await BodyLimit(app, lambda p: limit, deadline_s=deadline_s)(scope, receive, send)  # type: ignore[arg-type]
+    return sent, served
+
+
+async def test_body_limit_streams_cuts_and_deadlines() -> None:
+    # Within the limit and in time: passes through.
+    sent, _ = await _drive(100, [b"a" * 40, b"b" * 40], 0.0, 5)
+    assert sent[0]["status"] == 200 and sent[1]["body"] == b"a" * 40 + b"b" * 40
+    # Past the limit while streaming: 413 after the chunk that crossed it, nothing more read.
+    sent, served = await _drive(100, [b"a" * 60] * 1000, 0.0, 5)
+    assert [m.get("status") for m in sent if m["type"] == "http.response.start"] == [413] and served == 2
+    # A declared length above the limit: 413 before reading anything.
+    sent, served = await _drive(100, [b"a"], 0.0, 5, headers=[(b"content-length", b"1000000")])
+    assert sent[0]["status"] == 413 and served == 0
+    # A trickle: 408 at the deadline.
+    sent, _ = await _drive(100, [b"a"] * 50, 0.05, 0.3)
+    assert sent[0]["status"] == 408 and len(sent) == 2

@@ -241,9 +241,12 @@ def test_gone_pages_expired_revoked_used_up_and_unknown(
     real.revoke(revoked["id"])
     used_up = real.create_link(max_uses=1)
     assert real.join(token_of(used_up)).status_code == 200
-    expired = real.create_link(expires_in_s=1)
-    real.wait_link(expired["id"], lambda d: d["status"] == "expired" or d["expires_at"] < _utc_now(),
-                   timeout=10, what="expiry")
+    # A link lives at least 60 s: the server's link clock is moved past it instead of waiting.
+    expired = real.create_link(expires_in_s=60)
+    links = real._lp.stack.links  # type: ignore[union-attr]
+    real_clock = links.clock
+    links.clock = lambda: real_clock() + timedelta(seconds=61)
+    real.wait_link(expired["id"], lambda d: d["status"] == "expired", timeout=10, what="expiry")
     page = _phone(new_context).new_page()
     for link, text in ((expired, "expirou"), (revoked, "cancelado"), (used_up, "número máximo")):
         response = page.goto(link["url"])
@@ -254,6 +257,7 @@ def test_gone_pages_expired_revoked_used_up_and_unknown(
         shot(page, text)
     assert real.link(used_up["id"])["status"] == "exhausted"
     assert real.link(expired["id"])["status"] == "expired"
+    links.clock = real_clock
     response = page.goto(real.public_url + "/_linkpronto/c/nao-existe")
     assert response is not None and response.status == 404
     expect(page.get_by_role("heading", level=1)).to_have_text("Não encontramos este link de consulta.")

@@ -137,7 +137,7 @@ class AdminGuard:
         await self._deny(scope, receive, send, 401, "UNAUTHORIZED")
 
     async def _login(self, scope: Scope, receive: Receive, send: Send, port: int) -> None:
-        from urllib.parse import parse_qs
+        from urllib.parse import parse_qs, urlencode
 
         qs = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         login = (qs.get("token") or [""])[0]
@@ -151,7 +151,12 @@ class AdminGuard:
                 headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
             )(scope, receive, send)
             return
-        response = RedirectResponse("/", status_code=303, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+        # Back to the dashboard without the token, keeping the rest of the query (``lang``…).
+        rest = urlencode([(k, v) for k, values in qs.items() if k != "token" for v in values])
+        target = "/?" + rest if rest else "/"
+        response = RedirectResponse(
+            target, status_code=303, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+        )
         response.set_cookie(
             cookie_name(port), session, httponly=True, samesite="strict", path="/", max_age=int(SESSION_TTL_S)
         )

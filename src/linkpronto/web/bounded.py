@@ -33,6 +33,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 MAX_HEAD_BYTES = 16 * 1024
 HEADER_TIMEOUT_S = 10.0
 BODY_IDLE_TIMEOUT_S = 10.0
+#: A body of one of linkpronto's own routes (≤ 64 KiB) must arrive whole within this time.
+OWN_BODY_DEADLINE_S = 20.0
 LOG_REPEAT_WINDOW_S = 10.0
 
 
@@ -213,15 +215,19 @@ async def read_body(receive: Receive, limit: int) -> bytes:
 class BodyLimit:
     """ASGI wrapper: bodies of ``limit_for(path)`` bytes at most; ``413`` and close beyond.
 
-    ``limit_for`` returns ``None`` for paths it does not govern (an app's own routes). A declared
+    ``limit_for`` returns ``None`` for paths it does not govern (an app's own routes). The whole body
+    must also arrive within ``deadline_s`` (a trickling body is answered 408). A declared
     ``Content-Length`` above the limit is refused before a byte of the body is read; a streamed
     (chunked) body is counted as it arrives. A client that disconnects mid-body ends the request
     quietly (no traceback).
     """
 
-    def __init__(self, app: ASGIApp, limit_for: Callable[[str], int | None]) -> None:
+    def __init__(
+        self, app: ASGIApp, limit_for: Callable[[str], int | None], deadline_s: float = OWN_BODY_DEADLINE_S
+    ) -> None:
         self.app = app
         self.limit_for = limit_for
+        self.deadline_s = deadline_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -236,14 +242,27 @@ class BodyLimit:
             await _send_413(send)
             return
         seen = 0
-        started = refused = False
+        started = refused = body_done = False
+        deadline = time.monotonic() + self.deadline_s
 
         async def counted() -> Message:
-            nonlocal seen, started, refused
+            nonlocal seen, started, refused, body_done
             if refused:
                 return {"type": "http.disconnect"}
-            message = await receive()
+            if body_done:  # e.g. waiting for a disconnect while answering: no deadline then
+                return await receive()
+            try:
+                # A body that trickles in (a byte every few seconds) is cut at the deadline as well.
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                refused = True
+                _note("body deadline", "request body not complete within %.0f s: 408", self.deadline_s)
+                if not started:
+                    started = True
+                    await _send_status(send, 408, b"Request body too slow")
+                return {"type": "http.disconnect"}
             if message["type"] == "http.request":
+                body_done = not message.get("more_body", False)
                 seen += len(message.get("body", b""))
                 if seen > limit:
                     # Answer now and let the app see a client that went away; whatever the app
@@ -278,6 +297,21 @@ def _content_length(scope: Scope) -> int | None:
             except ValueError:
                 return None
     return None
+
+
+async def _send_status(send: Send, status: int, text: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(text)).encode("ascii")),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": text})
 
 
 async def _send_413(send: Send) -> None:

@@ -2,9 +2,9 @@
 
 Rules (issue 11):
 
-* Only failures count (unknown, expired, revoked or used-up tokens). A token that resolves to a live
-  link is never checked against the limiter, so no amount of guessing by others can lock a patient
-  out of their own link (join or page).
+* Only guesses count (unknown tokens). A token that resolves to a live link is never checked against
+  the limiter, so no amount of guessing by others can lock a patient out of their own link (join or
+  page); an expired, revoked or used-up link always gets its true 410 page.
 * Exact under concurrency: a failure is recorded with the ``limits`` library's atomic ``hit()``,
   whose result decides the answer — the first ``N`` failures in a window answer 404/410, every
   later one 429. (Test-then-hit lets concurrent failures all pass the test.)

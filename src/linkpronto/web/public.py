@@ -103,8 +103,10 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
             html = pages.patient_html(state="not_found", consultation_type=None, lang=lang)
             return HTMLResponse(html, status_code=404, headers=PAGE_HEADERS)
         row, state = await stack.issuer.resolve(token)
-        # A live link's page is never limited; only failures count (and the one past the limit is 429).
-        if state != "ready" and not limiter.fail(addr(request)):
+        # Only guesses count (an unknown token); a live link's page is never limited, and a gone one
+        # always gets its true page (a patient coming back to an old link, even behind an ssh tunnel
+        # where every client shares one bucket). The failure past the limit is the 429.
+        if (row is None or state == "preparing") and not limiter.fail(addr(request)):
             return too_many(request)
         if row is None or state in ("preparing", "failed"):
             html = pages.patient_html(state="not_found", consultation_type=None, lang=lang)
@@ -158,10 +160,12 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
         try:
             # A live link joins whatever the limiter says; LiveKit must answer before a use counts.
             grant = await stack.issuer.join(req.token, req.display_name)
-        except (LinkNotFound, LinkGone) as exc:
+        except LinkNotFound as exc:
             if not limiter.fail(addr(request)):
                 return too_many(request)
-            return error_response(exc, 404 if isinstance(exc, LinkNotFound) else 410, lang)
+            return error_response(exc, 404, lang)
+        except LinkGone as exc:  # a real (former) link: its true answer, never limited
+            return error_response(exc, 410, lang)
         except (LivekitUnhealthy, StorageFault) as exc:
             return error_response(exc, 503, lang, retry_after=5)
         stack.touch()
