@@ -522,8 +522,10 @@ class Stack:
             if time.monotonic() - self._last_activity < timeout:
                 continue
             admin = self.room_admin()
-            count = await admin.total_participants() if admin else None
-            if count:
+            count = await admin.total_participants() if admin else 0
+            if count is None or count > 0:
+                # Someone is in a room — or LiveKit did not answer, and then nobody can tell that the
+                # rooms are empty: never stop a stack that may be carrying a call.
                 self._last_activity = time.monotonic()
                 continue
             log.info("on-demand: idle for %.0f s with nobody in a room; stopping the stack", timeout)

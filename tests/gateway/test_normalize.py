@@ -14,3 +14,13 @@ from linkpronto.gateway.normalize import normalize_path
 ])
 def test_normalize_path_follows_rfc3986(raw: str, normal: str | None) -> None:
     assert normalize_path(raw) == normal
+
+
+def test_loggable_path_never_carries_a_link_token() -> None:
+    from linkpronto.gateway._headers import loggable_path
+
+    token = "Zm9vYmFyYmF6cXV4cXV1eHh5enp5"
+    assert token not in loggable_path(f"/consultations/client/{token}")
+    assert token not in loggable_path(f"/_linkpronto/c/{token}")
+    assert loggable_path("/api/status") == "/api/status"
+    assert loggable_path("/consultations/client/x/y") == "/consultations/client/…"

@@ -58,6 +58,23 @@ async def test_on_demand_never_stops_while_someone_is_in_a_call(
         await lp.wait_state("stopped", timeout=10)
 
 
+async def test_on_demand_never_stops_when_livekit_cannot_say_the_rooms_are_empty(
+    tmp_path: Path, livekit_inproc: InProcessDouble, monkeypatch: Any
+) -> None:
+    """ListRooms unanswered (LiveKit busy or restarting) is not "nobody in a room": a call may be on."""
+    from linkpronto.livekit.remote import RoomAdmin
+
+    async def unanswered(self: RoomAdmin) -> int | None:
+        return None
+
+    monkeypatch.setattr(RoomAdmin, "total_participants", unanswered)
+    settings = settings_for(tmp_path / "d", livekit_url=livekit_inproc.url,
+                            stack={"mode": "on-demand", "idle_timeout": "1s"})
+    async with run_lp(settings) as lp:
+        await _join(lp)  # starts the stack
+        assert await _states_during(lp, 2.5) == ["ready"]
+
+
 async def test_stack_stop_and_start_through_the_api(tmp_path: Path, livekit_inproc: InProcessDouble) -> None:
     settings = settings_for(tmp_path / "d", livekit_url=livekit_inproc.url)
     async with run_lp(settings) as lp:

@@ -183,3 +183,14 @@ def forwarded_values(
 
 def is_x_forwarded(name: bytes) -> bool:
     return name in _X_FORWARDED
+
+
+def loggable_path(path: str) -> str:
+    """A request path safe for a log line: its first two segments only.
+
+    Link routes carry the link's token in later segments (``/consultations/client/{token}``,
+    ``/_linkpronto/c/{token}``); a token is a capability and, with it, a patient identifier, so it
+    never reaches a log (LGPD).
+    """
+    parts = path.split("/")
+    return "/".join(parts[:3]) + ("/…" if len(parts) > 3 else "")

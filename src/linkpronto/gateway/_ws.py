@@ -20,7 +20,14 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.protocol import State
 from websockets.typing import Origin, Subprotocol
 
-from linkpronto.gateway._headers import HOP_BY_HOP, WS_HANDSHAKE, RawHeaders, Upstream, connection_tokens
+from linkpronto.gateway._headers import (
+    HOP_BY_HOP,
+    WS_HANDSHAKE,
+    RawHeaders,
+    Upstream,
+    connection_tokens,
+    loggable_path,
+)
 
 log = logging.getLogger("linkpronto.gateway")
 
@@ -135,7 +142,7 @@ async def bridge(
         await deny(scope, send, response.status_code, bytes(response.body or b""), ctype.encode("latin-1"))
         return
     except (OSError, TimeoutError, InvalidHandshake) as exc:
-        log.warning("websocket upstream unavailable for %s: %s", scope["path"], type(exc).__name__)
+        log.warning("websocket upstream unavailable for %s: %s", loggable_path(scope["path"]), type(exc).__name__)
         await deny(scope, send, 502, unavailable_body, unavailable_type)
         return
     try:

@@ -39,6 +39,7 @@ from linkpronto.gateway._headers import (
     forwarded_values,
     header,
     is_x_forwarded,
+    loggable_path,
     normalize_authority,
     parse_upstream,
 )
@@ -135,7 +136,7 @@ class AppProxy:
         try:
             await self._http.forward(scope, receive, send, upstream, headers, response_hook=rewrite_location)
         except UpstreamUnavailable as exc:
-            log.warning("app unavailable for %s %s: %s", scope["method"], scope["path"], exc.reason)
+            log.warning("app unavailable for %s %s: %s", scope["method"], loggable_path(scope["path"]), exc.reason)
             await send_simple(send, exc.status, _PAGE_DOWN.get(exc.status, _PAGE_DOWN[502]), _HTML,
                               [(b"retry-after", b"5")])
 

@@ -25,6 +25,7 @@ from linkpronto.gateway._headers import (
     connection_tokens,
     forwarded_values,
     is_x_forwarded,
+    loggable_path,
     parse_upstream,
 )
 from linkpronto.gateway._http import HttpForwarder, UpstreamUnavailable, send_simple
@@ -94,7 +95,7 @@ class RtcProxy:
         try:
             await self._http.forward(scope, receive, send, upstream, headers)
         except UpstreamUnavailable as exc:
-            log.warning("LiveKit unavailable for %s %s: %s", scope["method"], scope["path"], exc.reason)
+            log.warning("LiveKit unavailable for %s %s: %s", scope["method"], loggable_path(scope["path"]), exc.reason)
             await send_simple(send, exc.status, _body(scope, _LIVEKIT_DOWN))
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send, upstream: Upstream) -> None:
