@@ -25,6 +25,7 @@ from playwright.async_api import async_playwright, expect
 from doubles.livekit_server import RunningDouble
 from helpers.lp import cli_env, run_lp, settings_for
 from helpers.net import free_port
+from helpers.tiers import require
 
 pytestmark = pytest.mark.slow
 
@@ -147,8 +148,7 @@ sys.exit(3)
 
 
 async def test_dashboard_shows_the_apps_last_lines_when_it_fails(tmp_path: Path, livekit_double: RunningDouble) -> None:
-    if not Path("/usr/bin/chromium").is_file():
-        pytest.skip("missing: /usr/bin/chromium")
+    require(Path("/usr/bin/chromium").is_file(), "chromium (/usr/bin/chromium)")
     script = tmp_path / "crash.py"
     script.write_text(CRASH)
     port = free_port()
@@ -163,7 +163,7 @@ async def test_dashboard_shows_the_apps_last_lines_when_it_fails(tmp_path: Path,
                                                args=["--headless=new", "--no-sandbox", "--disable-gpu"])
             try:
                 page = await browser.new_page()
-                await page.goto(lp.running.admin_url + "/")
+                await page.goto(lp.running.dashboard_url)  # the one-time URL `up` prints
                 tail = page.locator("li[data-name='app'] #app-log-tail")
                 await expect(tail).to_contain_text("DATABASE_URL is not set", timeout=15_000)
                 await expect(tail).to_contain_text("booting clinic app")

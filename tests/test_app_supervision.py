@@ -27,7 +27,7 @@ import shlex
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -233,13 +233,25 @@ def _tree(pid: int | None) -> set[int]:
         return set()
 
 
+_BEFORE: set[int] = set()
+
+
+@pytest.fixture(autouse=True)
+def _children_before_the_test() -> Iterator[None]:
+    """Descendants alive before the test (session fixtures: PostgreSQL, Redis, the LiveKit double)."""
+    _BEFORE.clear()
+    _BEFORE.update(p.pid for p in psutil.Process().children(recursive=True))
+    yield
+    _BEFORE.clear()
+
+
 def assert_no_children_left(*keep: int | None, timeout: float = 3.0) -> None:
     """No descendant of this test process survives ``run_lp`` except the fixtures' own (sshd, the LiveKit
-    double) and the supervisor's reaper helper."""
+    double, servers started before the test) and the supervisor's reaper helper."""
     deadline = time.monotonic() + timeout
     left: list[str] = []
     while True:
-        allowed = set().union(*(_tree(pid) for pid in keep)) | _tree(platform.reaper_pid())
+        allowed = set().union(*(_tree(pid) for pid in keep)) | _tree(platform.reaper_pid()) | _BEFORE
         left = []
         for proc in psutil.Process().children(recursive=True):
             if proc.pid in allowed:

@@ -29,7 +29,7 @@ from gateway.test_nextjs import CHROMIUM, CHROMIUM_ARGS, NPM, NPX, prepare_app
 from helpers.lp import run_lp, settings_for
 from helpers.net import free_port
 from helpers.tiers import require
-from test_app_supervision import assert_no_children_left
+from test_app_supervision import _children_before_the_test, assert_no_children_left  # noqa: F401 - autouse fixture
 
 pytestmark = pytest.mark.slow
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from helpers import tiers
+from helpers.tiers import refusing
 
 PLUGIN = "from helpers.tiers import *  # noqa: F403\nfrom helpers.tiers import pytest_collection_modifyitems, pytest_runtest_call, pytest_runtest_makereport, pytest_runtest_setup\n"
 INI = "[pytest]\nasyncio_default_fixture_loop_scope = function\nmarkers =\n    slow: x\n    only_on: x\n"
@@ -36,14 +37,24 @@ def test_a_skip_fails_under_ci(session: pytest.Pytester, monkeypatch: pytest.Mon
     session.runpytest_inprocess().assert_outcomes(passed=1, skipped=2)
 
 
-def test_a_process_outside_the_slow_tier_fails_and_names_the_command(
-    session: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_process_outside_the_slow_tier_fails_and_names_the_command(session: pytest.Pytester) -> None:
     # This test is itself in the fast tier: lift its own guard so that the inner session's is seen
     # alone. Nothing is started: the inner fast tests are refused before any fork, and the inner
-    # slow test only checks that it would be allowed to.
+    # slow test only checks that it would be allowed to. The guard is put back by this test itself,
+    # not by monkeypatch: monkeypatch undoes at teardown, after the call phase's guard has restored
+    # the real functions, and would leave the refusing ones in place for every later test.
+    guarded = {key: getattr(*key) for key in tiers.ORIGINALS}
     for (owner, name), original in tiers.ORIGINALS.items():
-        monkeypatch.setattr(owner, name, original)
+        setattr(owner, name, original)
+    try:
+        _inner_session_refuses_processes(session)
+    finally:
+        for (owner, name), current in guarded.items():
+            setattr(owner, name, current)
+    assert refusing()  # still this fast test's own guard, until its call phase ends
+
+
+def _inner_session_refuses_processes(session: pytest.Pytester) -> None:
     session.makepyfile(test_x="""
         import subprocess, sys, pytest
         from helpers.tiers import refusing

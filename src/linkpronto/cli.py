@@ -328,15 +328,17 @@ def link_purge(
 ) -> None:
     """Apaga links encerrados (expirados, cancelados, esgotados) há mais que o prazo, com seus testes."""
     from linkpronto.config import parse_duration
+    from linkpronto.links.health import open_store
     from linkpronto.links.retention import purge
-    from linkpronto.links.store import LinkStore, sqlite_url
+    from linkpronto.links.store import sqlite_url
 
     settings = _settings(config)
     try:
         seconds = parse_duration(older_than) if older_than else settings.links.retention
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--older-than") from exc
-    store = LinkStore(settings.server.database_url.get_secret_value() or sqlite_url(settings.data_dir))
+    store = open_store(settings.server.database_url.get_secret_value() or sqlite_url(settings.data_dir),
+                       settings.data_dir)
     try:
         deleted = store.guarded(purge, store, seconds)
     finally:

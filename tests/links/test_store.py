@@ -129,12 +129,15 @@ def test_postgres_restart_fails_with_a_code_then_recovers(postgres_server: PgSer
         store.close()
 
 
-def test_database_urls_are_normalised_and_a_missing_driver_is_a_config_error() -> None:
+def test_database_urls_are_normalised_and_a_missing_driver_has_its_code() -> None:
+    from linkpronto.links.health import DbDriverMissing
+
     assert normalise_url("postgres://u:p@h/db") == "postgresql+psycopg://u:p@h/db"
     assert normalise_url("postgresql://u@h:5432/db") == "postgresql+psycopg://u@h:5432/db"
     assert normalise_url("sqlite:///x.db") == "sqlite:///x.db"
-    with pytest.raises(ConfigInvalid) as bad:
+    with pytest.raises(DbDriverMissing) as bad:
         LinkStore("postgresql+pg8000://u:secret@127.0.0.1:1/db")
+    assert bad.value.code == "DB_DRIVER_MISSING"
     assert "linkpronto[postgres]" in (bad.value.fix("en") or "")
     assert "secret" not in bad.value.message("en")
     with pytest.raises(ConfigInvalid):

@@ -41,8 +41,16 @@ def test_corrupt_database_stops_start_up_with_code_and_fix(tmp_path: Path, livek
 
 
 def test_database_url_without_its_driver(tmp_path: Path, livekit_double: RunningDouble) -> None:
+    # The test tools install psycopg (the PostgreSQL tests need it): hide it from the child the way a
+    # plain `pip install linkpronto` leaves it — a package on the path first that cannot be imported.
+    hidden = tmp_path / "no-psycopg"
+    (hidden / "psycopg").mkdir(parents=True)
+    (hidden / "psycopg" / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'psycopg'\", name='psycopg')\n"
+    )
     for url in ("postgresql://lp:pw@127.0.0.1:1/lp", "postgresql+psycopg://lp:pw@127.0.0.1:1/lp"):
-        res = _up(tmp_path / "data", livekit_double.url, LINKPRONTO_SERVER_DATABASE_URL=url)
+        res = _up(tmp_path / "data", livekit_double.url, LINKPRONTO_SERVER_DATABASE_URL=url,
+                  PYTHONPATH=str(hidden))
         assert res.returncode == 1, res.stdout + res.stderr
         assert "error[DB_DRIVER_MISSING]" in res.stderr and "psycopg" in res.stderr, res.stderr
         assert "Traceback" not in res.stderr + res.stdout

@@ -93,10 +93,10 @@ def disk_full(where: Path, detail: str = "") -> DiskFull:
     )
 
 
-def _driver_missing(url: str, exc: BaseException) -> DbDriverMissing:
+def driver_missing(url: str, exc: BaseException) -> DbDriverMissing:
     scheme = url.split(":", 1)[0]
     postgres = scheme.startswith("postgres")
-    package = "psycopg[binary]" if postgres else "the SQLAlchemy driver for " + scheme
+    package = "linkpronto[postgres]" if postgres else "the SQLAlchemy driver for " + scheme
     return DbDriverMissing(
         Text(
             f"O banco de dados configurado ({scheme}) precisa de um driver que não está instalado ({exc}).",
@@ -149,7 +149,7 @@ def open_store(url: str, data_dir: Path) -> LinkStore:
     try:
         store = LinkStore(url)
     except (NoSuchModuleError, ImportError) as exc:
-        raise _driver_missing(url, exc) from exc
+        raise driver_missing(url, exc) from exc
     except OperationalError as exc:
         if is_disk_full(exc):
             raise disk_full(path.parent if path else data_dir, str(exc.orig)) from exc

@@ -212,10 +212,6 @@ def redacted_url(url: str) -> str:
         return "<invalid database URL>"
 
 
-_POSTGRES_EXTRA_FIX = T(
-    'Instale o driver do PostgreSQL: pip install "linkpronto[postgres]"',
-    'Install the PostgreSQL driver: pip install "linkpronto[postgres]"',
-)
 
 
 def _unavailable(url: str, exc: BaseException) -> StoreUnavailable:
@@ -282,14 +278,9 @@ class LinkStore:
         try:
             self.engine: Engine = create_engine(url, **kwargs)
         except (ModuleNotFoundError, sa_exc.NoSuchModuleError) as exc:
-            raise ConfigInvalid(
-                T(
-                    f"O banco {redacted_url(url)} precisa de um driver que não está instalado ({exc}).",
-                    f"The database {redacted_url(url)} needs a driver that is not installed ({exc}).",
-                ),
-                fix=_POSTGRES_EXTRA_FIX,
-                keys=["server.database_url"],
-            ) from exc
+            from linkpronto.links.health import driver_missing  # health builds on this module
+
+            raise driver_missing(url, exc) from exc
         except sa_exc.ArgumentError as exc:
             raise ConfigInvalid(
                 T(
