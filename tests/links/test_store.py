@@ -151,3 +151,13 @@ def test_postgres_down_at_start_is_store_unavailable(tmp_path: Path) -> None:
     with pytest.raises(StoreUnavailable) as down:
         LinkStore(f"postgresql://postgres:hunter2@127.0.0.1:{free_port()}/none")
     assert "hunter2" not in str(down.value.to_problem("en"))
+
+
+def test_only_the_database_driver_is_a_missing_driver() -> None:
+    """A module linkpronto itself needs (alembic) missing is a broken install, never DB_DRIVER_MISSING."""
+    from linkpronto.links.health import _is_driver
+
+    assert _is_driver("postgresql+psycopg://u@h/db", ModuleNotFoundError(name="psycopg"))
+    assert _is_driver("postgresql+pg8000://u@h/db", ModuleNotFoundError(name="pg8000"))
+    assert not _is_driver("sqlite:////tmp/x.db", ModuleNotFoundError(name="alembic"))
+    assert not _is_driver("postgresql+psycopg://u@h/db", ModuleNotFoundError(name="alembic"))

@@ -93,6 +93,19 @@ def disk_full(where: Path, detail: str = "") -> DiskFull:
     )
 
 
+def _is_driver(url: str, exc: ImportError) -> bool:
+    """True when the module that failed to import is the database driver the URL names."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        driver = make_url(url).get_driver_name()
+    except ArgumentError:
+        return False
+    name = (exc.name or "").partition(".")[0]
+    return bool(name) and (name == driver or driver.startswith(name) or name.startswith(driver))
+
+
 def driver_missing(url: str, exc: BaseException) -> DbDriverMissing:
     scheme = url.split(":", 1)[0]
     postgres = scheme.startswith("postgres")
@@ -148,7 +161,11 @@ def open_store(url: str, data_dir: Path) -> LinkStore:
         create_private(path)  # 0600 from the start; SQLite gives -wal/-shm the same mode
     try:
         store = LinkStore(url)
-    except (NoSuchModuleError, ImportError) as exc:
+    except NoSuchModuleError as exc:
+        raise driver_missing(url, exc) from exc
+    except ImportError as exc:
+        if not _is_driver(url, exc):
+            raise  # linkpronto's own installation is broken (e.g. alembic missing): not the database's
         raise driver_missing(url, exc) from exc
     except OperationalError as exc:
         if is_disk_full(exc):
