@@ -33,7 +33,7 @@ from linkpronto.app_part import AppContext, AppPart
 from linkpronto.components import Part, PartStatus, utcnow
 from linkpronto.config import AppSettings, Settings
 from linkpronto.errors import LinkprontoError, TunnelError, TunnelUrlChanged
-from linkpronto.events.hub import EventHub
+from linkpronto.events.hub import EventHub, Fanout
 from linkpronto.i18n import Lang, Text
 from linkpronto.issuer import LinkIssuer
 from linkpronto.keys import InstanceSecrets
@@ -113,7 +113,7 @@ class Stack:
         self._livekit_task: asyncio.Task[None] | None = None
         self._idle_task: asyncio.Task[None] | None = None
         self._unsubscribe: list[Callable[[], None]] = []
-        self._status_listeners: set[asyncio.Queue[dict[str, Any]]] = set()
+        self._status_listeners = Fanout(maxsize=64)
         self._last_status_key = ""
         self._client = httpx.AsyncClient(http2=False)
         # The children's output: streamed into `up`'s terminal and served to `linkpronto logs`.
@@ -595,12 +595,10 @@ class Stack:
         return schema.dump(self.status(lang))
 
     def subscribe_status(self) -> asyncio.Queue[dict[str, Any]]:
-        q: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=64)
-        self._status_listeners.add(q)
-        return q
+        return self._status_listeners.subscribe()
 
     def unsubscribe_status(self, q: asyncio.Queue[dict[str, Any]]) -> None:
-        self._status_listeners.discard(q)
+        self._status_listeners.unsubscribe(q)
 
     def _publish(self) -> None:
         if not self._status_listeners:
@@ -612,11 +610,7 @@ class Stack:
         if key == self._last_status_key:
             return
         self._last_status_key = key
-        for q in list(self._status_listeners):
-            if q.full():
-                with contextlib.suppress(asyncio.QueueEmpty):
-                    q.get_nowait()
-            q.put_nowait(doc)
+        self._status_listeners.publish(doc)
 
 
 def _problem(err: LinkprontoError | None, lang: Lang | None) -> schema.Problem | None:

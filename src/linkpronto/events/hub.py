@@ -110,6 +110,33 @@ def secret_from_files(settings: Settings) -> str | None:
         return None
 
 
+class Fanout:
+    """The queues of the open SSE streams: every document goes to each; one that falls behind loses
+    its oldest document rather than holding more than ``maxsize`` or slowing the others."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._queues: set[asyncio.Queue[dict[str, Any]]] = set()
+
+    def __bool__(self) -> bool:
+        return bool(self._queues)
+
+    def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
+        q: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=self.maxsize)
+        self._queues.add(q)
+        return q
+
+    def unsubscribe(self, q: asyncio.Queue[dict[str, Any]]) -> None:
+        self._queues.discard(q)
+
+    def publish(self, doc: dict[str, Any]) -> None:
+        for q in list(self._queues):
+            if q.full():
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    q.get_nowait()
+            q.put_nowait(doc)
+
+
 class EventHub:
     def __init__(
         self,
@@ -123,7 +150,7 @@ class EventHub:
         self.settings = settings
         self.store = store
         self._keys = keys
-        self._listeners: set[asyncio.Queue[dict[str, Any]]] = set()
+        self._listeners = Fanout(maxsize=256)
         self._client = client
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -150,12 +177,10 @@ class EventHub:
 
     # -- listeners (the SSE stream) -------------------------------------------------------------------
     def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
-        q: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=256)
-        self._listeners.add(q)
-        return q
+        return self._listeners.subscribe()
 
     def unsubscribe(self, q: asyncio.Queue[dict[str, Any]]) -> None:
-        self._listeners.discard(q)
+        self._listeners.unsubscribe(q)
 
     def _publish(self, doc: dict[str, Any]) -> None:
         event_id = str(doc.get("id"))
@@ -164,11 +189,7 @@ class EventHub:
         self._published[event_id] = None
         while len(self._published) > PUBLISHED_MEMORY:
             del self._published[next(iter(self._published))]
-        for q in list(self._listeners):
-            if q.full():
-                with contextlib.suppress(asyncio.QueueEmpty):
-                    q.get_nowait()
-            q.put_nowait(doc)
+        self._listeners.publish(doc)
 
     # -- webhooks in ------------------------------------------------------------------------------------
     async def handle(self, ev: RoomEvent) -> dict[str, Any] | None:

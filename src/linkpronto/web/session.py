@@ -35,11 +35,7 @@ class DashboardSessions:
     def new_login(self) -> str:
         """A fresh single-use login token (valid :data:`LOGIN_TTL_S`)."""
         self._expire()
-        while len(self._logins) >= MAX_LOGINS:
-            self._logins.pop(next(iter(self._logins)))
-        token = secrets.token_urlsafe(32)
-        self._logins[token] = self.clock() + LOGIN_TTL_S
-        return token
+        return self._mint(self._logins, MAX_LOGINS, LOGIN_TTL_S)
 
     def login_url(self, base_url: str) -> str:
         """A fresh one-time dashboard URL: ``<base_url>/?token=<login>``."""
@@ -52,17 +48,21 @@ class DashboardSessions:
         if found is None:
             return None
         del self._logins[found]
-        while len(self._sessions) >= MAX_SESSIONS:
-            self._sessions.pop(next(iter(self._sessions)))
-        session = secrets.token_urlsafe(32)
-        self._sessions[session] = self.clock() + SESSION_TTL_S
-        return session
+        return self._mint(self._sessions, MAX_SESSIONS, SESSION_TTL_S)
 
     def valid(self, session: str) -> bool:
         if not session:
             return False
         self._expire()
         return any(hmac.compare_digest(s, session) for s in self._sessions)
+
+    def _mint(self, table: dict[str, float], cap: int, ttl_s: float) -> str:
+        """A new random key in ``table`` that lives ``ttl_s``; the oldest keys make room past ``cap``."""
+        while len(table) >= cap:
+            table.pop(next(iter(table)))
+        key = secrets.token_urlsafe(32)
+        table[key] = self.clock() + ttl_s
+        return key
 
     def _expire(self) -> None:
         now = self.clock()
