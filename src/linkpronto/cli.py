@@ -355,6 +355,21 @@ def link_purge(
 
 
 # -- down ---------------------------------------------------------------------------------------------
+@app.command(help=_h("Mostra (e abre) um endereço novo de acesso ao painel, de uso único.",
+                     "Prints (and opens) a new one-time address for the dashboard."))
+def dashboard(config: ConfigOpt = None) -> None:
+    """Mostra (e abre) um endereço novo de acesso ao painel, de uso único."""
+    from linkpronto.web.session import open_dashboard
+
+    client = AdminClient(_settings(config))
+    res = client.request("POST", "/api/dashboard-login")
+    if res.status_code != 200:
+        _problem_exit(res)
+    url = str(res.json()["url"])
+    console.out.print(url)
+    open_dashboard(url)
+
+
 @app.command(help=_h("Para o linkpronto e tudo o que ele iniciou.", "Stops linkpronto and everything it started."))
 def down(config: ConfigOpt = None, timeout: float = 20.0) -> None:
     """Para o linkpronto e tudo o que ele iniciou."""

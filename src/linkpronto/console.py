@@ -258,7 +258,8 @@ def print_doctor(report: dict[str, Any]) -> None:
         body = c["message"] + (f"\n  → {c['fix']}" if c.get("fix") and c["level"] != "ok" else "")
         table.add_row(RichText(mark, style=style), body)
     out.print(table)
-    out.print(*doctor_verdict(report))
+    message, style = doctor_verdict(report)
+    out.print(message, style=style)
 
 
 def doctor_verdict(report: dict[str, Any]) -> tuple[str, str]:

@@ -407,9 +407,15 @@ def _cat(tail: Text, head: Text) -> Text:
     return Text(head.pt + tail.pt, head.en + tail.en)
 
 
+def _without_js_comments(source: str) -> str:
+    """The config's code without ``// …`` and ``/* … */`` comments: a word in a comment sets nothing."""
+    source = re.sub(r"/\*.*?\*/", "", source, flags=re.S)
+    return re.sub(r"(?m)(^|[^:])//.*$", r"\1", source)
+
+
 def _allowed_dev_origins(settings: Settings, project: Path, config: Path) -> Finding:
     name = "nextjs.allowedDevOrigins"
-    if "allowedDevOrigins" in config.read_text("utf-8", errors="replace"):
+    if "allowedDevOrigins" in _without_js_comments(config.read_text("utf-8", errors="replace")):
         return Finding(name, "ok", Text("allowedDevOrigins definido.", "allowedDevOrigins is set."))
     installed, declared = next_version(project)
     version = _version(installed or "") if installed else None

@@ -22,6 +22,8 @@ SHORT_PATIENT_PAGE = "/c/{token}"
 #: LiveKit signalling base: the browser's LiveKit URL is ``wss://<public host>/_linkpronto/livekit``;
 #: livekit-client appends ``/rtc`` (and ``/rtc/v1``, ``/rtc/validate``).
 LIVEKIT = PREFIX + "/livekit"
+#: The token of the probe link the verification ladder opens (never a real link's token).
+PROBE_TOKEN = "linkpronto-probe"
 #: LiveKit's webhooks when LiveKit cannot reach the admin listener on loopback (LiveKit Cloud, a LiveKit
 #: on another host, ``linkpronto serve``): accepted only with LiveKit's signature (linkpronto.events).
 LIVEKIT_WEBHOOK = PREFIX + "/api/livekit-webhook"

@@ -32,7 +32,7 @@ from linkpronto.livekit import tokens
 from linkpronto.livekit.remote import check_livekit, http_base, ws_base
 
 PROBE_PATH = paths.PROBE
-LINK_PROBE_TOKEN = "linkpronto-probe"
+LINK_PROBE_TOKEN = paths.PROBE_TOKEN
 CHECK_TIMEOUT_S = 5.0
 BROWSER_UA = (
     "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "

@@ -108,19 +108,24 @@ def _is_driver(url: str, exc: ImportError) -> bool:
 
 def driver_missing(url: str, exc: BaseException) -> DbDriverMissing:
     scheme = url.split(":", 1)[0]
-    postgres = scheme.startswith("postgres")
-    package = "linkpronto[postgres]" if postgres else "the SQLAlchemy driver for " + scheme
+    if scheme.startswith("postgres"):
+        fix = Text(
+            'Instale o driver do PostgreSQL: pip install "linkpronto[postgres]" — ou deixe '
+            "server.database_url vazio para usar SQLite.",
+            'Install the PostgreSQL driver: pip install "linkpronto[postgres]" — or leave '
+            "server.database_url empty to use SQLite.",
+        )
+    else:
+        fix = Text(
+            f"Instale o driver Python que o banco {scheme} usa, ou deixe server.database_url vazio para usar SQLite.",
+            f"Install the Python driver the {scheme} database uses, or leave server.database_url empty to use SQLite.",
+        )
     return DbDriverMissing(
         Text(
             f"O banco de dados configurado ({scheme}) precisa de um driver que não está instalado ({exc}).",
             f"The configured database ({scheme}) needs a driver that is not installed ({exc}).",
         ),
-        fix=Text(
-            f"Instale-o: pip install \"{package}\" (e use uma URL postgresql+psycopg://…), "
-            "ou deixe server.database_url vazio para usar SQLite.",
-            f"Install it: pip install \"{package}\" (and use a postgresql+psycopg://… URL), "
-            "or leave server.database_url empty to use SQLite.",
-        ),
+        fix=fix,
     )
 
 

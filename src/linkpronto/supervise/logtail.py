@@ -12,8 +12,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from linkpronto.paths import PROBE_TOKEN
 from linkpronto.supervise.spec import REDACTED
 
+#: Terminal control sequences (colours, cursor show/hide) a child prints: never shown raw.
+_TERMINAL_CODES = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
 log = logging.getLogger(__name__)
 
 MAX_LINE_BYTES = 16 * 1024  # a longer "line" is cut: the tail stays bounded whatever the child writes
@@ -108,6 +111,12 @@ class OutputHub:
 
     def sink(self, name: str) -> Callable[[str], None]:
         def feed(line: str) -> None:
+            plain = _TERMINAL_CODES.sub("", line)
+            if plain != line and not plain.strip():
+                return  # only terminal codes (e.g. "show the cursor" as the child exits)
+            if PROBE_TOKEN in plain:
+                return  # the verification ladder's own requests, as the app logs them: noise for the user
+            line = plain
             self.publish(name, line)
 
         return feed

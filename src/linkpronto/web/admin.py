@@ -34,10 +34,10 @@ from linkpronto.web.session import SESSION_TTL_S, DashboardSessions, cookie_name
 SSE_HEARTBEAT_S = STATUS_HEARTBEAT_S
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _LOGIN_USED = Text(
-    "Este endereço de acesso já foi usado ou expirou. Use o endereço novo que o 'linkpronto up' mostra "
-    "(ou reinicie-o).",
-    "This sign-in address was already used or has expired. Use the new address 'linkpronto up' shows "
-    "(or restart it).",
+    "Este endereço de acesso já foi usado ou expirou. Para um endereço novo, rode no terminal: "
+    "linkpronto dashboard",
+    "This sign-in address was already used or has expired. For a new address, run in a terminal: "
+    "linkpronto dashboard",
 )
 
 
@@ -147,6 +147,10 @@ class AdminGuard:
         qs = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         login = (qs.get("token") or [""])[0]
         session = self.sessions.redeem(login) if login else None
+        if session is None and self.sessions.valid(_cookie(Headers(scope=scope), cookie_name(port))):
+            # The address was used already, by this very browser (a bookmark, a reload): it is signed in.
+            await RedirectResponse("/", status_code=303, headers={"Cache-Control": "no-store"})(scope, receive, send)
+            return
         if session is None:
             lang = request_lang(HTTPConnection(scope))
             text = _LOGIN_USED.get(lang)

@@ -187,7 +187,7 @@ function componentItems(s) {
     const ok = UP.has(c.state) ? "true" : DOWN.has(c.state) ? "false" : "wait";
     // A component that is down says why and how to fix it (its `error` problem), like a failed check.
     const fix = c.error && c.error.fix ? c.error.fix : null;
-    const li = stepItem(name, ok, { state: c.state, detail: c.detail, fix });
+    const li = stepItem(name, ok, { state: t(`dash.part.${c.state}`), detail: c.detail, fix });
     // When the user's app is down, its last lines of output say why (compile error, missing env...).
     if (name === "app" && ok === "false") li.append(appLogTail());
     return li;

@@ -1,0 +1,70 @@
+"""Fixes from trying linkpronto as a clinic's developer would (fast tier: no process, no socket).
+
+- a reused one-time dashboard address: the browser that is already signed in goes to the dashboard;
+  another gets a page that names the command giving a new address (``linkpronto dashboard``);
+- children's output is shown without raw terminal codes, and without the verification ladder's own
+  probe requests (which ``next dev`` logs every few seconds);
+- ``doctor`` does not take the word ``allowedDevOrigins`` in a comment for the setting.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+from starlette.responses import PlainTextResponse
+from starlette.types import Receive, Scope, Send
+
+from linkpronto.doctor import _without_js_comments
+from linkpronto.supervise.logtail import OutputHub
+from linkpronto.web.admin import AdminGuard
+from linkpronto.web.session import DashboardSessions, cookie_name
+
+PORT = 7800
+
+
+async def _dashboard(scope: Scope, receive: Receive, send: Send) -> None:
+    await PlainTextResponse("dashboard")(scope, receive, send)
+
+
+def _client(sessions: DashboardSessions) -> httpx.AsyncClient:
+    guard = AdminGuard(_dashboard, token="t" * 43, port_getter=lambda: PORT, token_path="admin-token",
+                       sessions=sessions)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=guard), base_url=f"http://127.0.0.1:{PORT}")
+
+
+async def test_a_reused_login_address_sends_a_signed_in_browser_to_the_dashboard() -> None:
+    sessions = DashboardSessions()
+    login = sessions.login_url(f"http://127.0.0.1:{PORT}").rsplit("token=", 1)[1]
+    async with _client(sessions) as browser:
+        first = await browser.get("/", params={"token": login})
+        assert first.status_code == 303 and first.headers["location"] == "/"
+        session = first.cookies[cookie_name(PORT)]
+        browser.cookies.set(cookie_name(PORT), session)
+        again = await browser.get("/", params={"token": login})
+        assert again.status_code == 303 and again.headers["location"] == "/"
+    async with _client(sessions) as stranger:
+        refused = await stranger.get("/", params={"token": login, "lang": "en"})
+        assert refused.status_code == 401
+        assert "linkpronto dashboard" in refused.text
+        assert cookie_name(PORT) not in refused.cookies
+
+
+def test_child_output_has_no_terminal_codes_and_no_probe_requests() -> None:
+    hub = OutputHub()
+    feed = hub.sink("app")
+    feed("\x1b[32m✓\x1b[39m Ready in 1.2s")
+    feed(" GET /consultations/client/linkpronto-probe 200 in 12ms")
+    feed("\x1b[?25h")
+    feed("compiled /api/generate-consultation-token")
+    lines = [item.line for item in hub.tail("app", 10)]
+    assert lines == ["✓ Ready in 1.2s", "compiled /api/generate-consultation-token"]
+
+
+def test_allowed_dev_origins_in_a_comment_is_not_the_setting(tmp_path: Path) -> None:
+    commented = "// No allowedDevOrigins needed: linkpronto rewrites Host/Origin\nmodule.exports = {};\n"
+    block = "/* allowedDevOrigins: [] */ module.exports = { reactStrictMode: true };\n"
+    real = 'module.exports = { allowedDevOrigins: ["https://x.example"] }; // https://nextjs.org\n'
+    assert "allowedDevOrigins" not in _without_js_comments(commented)
+    assert "allowedDevOrigins" not in _without_js_comments(block)
+    assert "allowedDevOrigins" in _without_js_comments(real)
