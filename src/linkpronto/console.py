@@ -124,20 +124,27 @@ def status_renderable(status: dict[str, Any]) -> Group:
     for name, comp in (status.get("components") or {}).items():
         pid = f" pid {comp['pid']}" if comp.get("pid") else ""
         restarts = f" ↻{comp['restarts']}" if comp.get("restarts") else ""
-        table.add_row(name, _styled(comp.get("state", "?")), "", f"{comp.get('detail', '')}{pid}{restarts}")
+        detail = str(comp.get("detail", ""))
+        if detail.strip().lower() in (_label(comp.get("state", "?")).lower(), str(comp.get("state", "")).lower()):
+            detail = ""  # "app  pronto  pronto": the state says it already
+        table.add_row(name, _styled(comp.get("state", "?")), "", f"{detail}{pid}{restarts}")
     for check in (status.get("verification") or {}).get("checks", []):
         state = "ok" if check.get("ok") else ("info" if not check.get("required", True) else "fail")
         style = {"ok": "green", "fail": "red", "info": "yellow"}[state]
         detail = check.get("detail", "")
         if not check.get("ok") and check.get("fix"):
             detail += f"\n→ {check['fix']}"
+        mark = "✓" if check.get("ok") else ("!" if state == "info" else "✗")
         table.add_row(
-            f"✓ {check['name']}" if check.get("ok") else f"✗ {check['name']}",
+            f"{mark} {check['name']}",
             RichText(_label(state), style=style),
             f"{check.get('duration_ms', 0):.0f}",
             detail,
         )
     parts: list[Any] = [head, table]
+    # On a ready stack what is left to say are warnings (media on this network only, plain HTTP).
+    ready = status.get("state") == "ready"
+    word, colour = (T("aviso", "warning").get(), "yellow") if ready else ("error", "red")
     seen: set[tuple[object, object, object]] = set()
     for p in status.get("problems") or []:
         key = (p.get("code"), p.get("message"), p.get("fix"))
@@ -147,8 +154,8 @@ def status_renderable(status: dict[str, Any]) -> Group:
         # Wrapped here: `out` soft-wraps, and inside `up`'s Live view long lines would be cut at the width.
         parts.append(
             RichText(
-                f"error[{p.get('code')}]: {p.get('message')}\n  fix: {p.get('fix') or '—'}",
-                style="red",
+                f"{word}[{p.get('code')}]: {p.get('message')}\n  fix: {p.get('fix') or '—'}",
+                style=colour,
                 no_wrap=False,
                 overflow="fold",
             )
