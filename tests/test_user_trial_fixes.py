@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import httpx
 from starlette.responses import PlainTextResponse
@@ -68,3 +69,30 @@ def test_allowed_dev_origins_in_a_comment_is_not_the_setting(tmp_path: Path) -> 
     assert "allowedDevOrigins" not in _without_js_comments(commented)
     assert "allowedDevOrigins" not in _without_js_comments(block)
     assert "allowedDevOrigins" in _without_js_comments(real)
+
+
+def test_link_list_keeps_ids_and_urls_whole_and_times_short(monkeypatch: Any) -> None:
+    import io
+
+    from rich.console import Console
+
+    from linkpronto import console
+
+    buf = io.StringIO()
+    monkeypatch.setattr(console, "out", Console(file=buf, width=80, force_terminal=False, color_system=None))
+    url = "https://consultas.example.com.br/consultations/client/" + "A" * 32
+    console.print_links([{
+        "id": "lk_0123456789abcdef", "status": "ready", "professional_id": "dra-ana",
+        "expires_at": "2026-12-03T04:16:37.505614Z", "uses": 0, "max_uses": 1, "url": url,
+    }])
+    text = buf.getvalue()
+    assert url in text and "lk_0123456789abcdef" in text  # one piece each, copyable
+    assert "2026-12-03 04:16" in text and ".505614" not in text
+    # On a terminal: a table, with the same cells.
+    buf = io.StringIO()
+    monkeypatch.setattr(console, "out", Console(file=buf, width=200, force_terminal=True, color_system=None))
+    console.print_links([{
+        "id": "lk_0123456789abcdef", "status": "ready", "professional_id": "dra-ana",
+        "expires_at": "2026-12-03T04:16:37.505614Z", "uses": 0, "max_uses": 1, "url": url,
+    }])
+    assert url in buf.getvalue() and "┃" in buf.getvalue() and "2026-12-03 04:16" in buf.getvalue()

@@ -190,28 +190,41 @@ def print_link(doc: dict[str, Any]) -> None:
 
 
 def print_links(items: list[dict[str, Any]]) -> None:
-    table = Table(show_header=True, header_style="bold")
-    for col in (
+    header = (
         "id",
-        "status",
+        T("situação", "status").get(),
         T("profissional", "professional").get(),
-        T("expira", "expires").get(),
-        "uses",
+        T("expira (UTC)", "expires (UTC)").get(),
+        T("usos", "uses").get(),
         "url",
-    ):
-        table.add_column(col, overflow="fold")
-    for i in items:
-        uses = f"{i['uses']}/{i['max_uses'] or '∞'}"
-        flag = " ⚠" if i.get("sent_with_old_address") else ""
-        table.add_row(
-            i["id"],
-            _styled(i["status"]),
-            i["professional_id"],
-            str(i["expires_at"]),
-            uses,
-            f"{i.get('url') or '—'}{flag}",
+    )
+    rows = [
+        (
+            str(i["id"]),
+            str(i["status"]),
+            str(i["professional_id"]),
+            _minute(str(i["expires_at"])),
+            f"{i['uses']}/{i['max_uses'] or '∞'}",
+            f"{i.get('url') or '—'}{' ⚠' if i.get('sent_with_old_address') else ''}",
         )
+        for i in items
+    ]
+    if not out.is_terminal:
+        # Piped or redirected: one link per line, tab-separated, ids and URLs whole (copyable, greppable).
+        for row in (header, *rows):
+            out.print("\t".join(row), soft_wrap=True, highlight=False)
+        return
+    table = Table(show_header=True, header_style="bold")
+    for col in header:
+        table.add_column(col, no_wrap=col in ("id", "url"))
+    for row in rows:
+        table.add_row(row[0], _styled(row[1]), *row[2:])
     out.print(table)
+
+
+def _minute(iso_time: str) -> str:
+    """``2026-12-03T04:16:37.505614Z`` → ``2026-12-03 04:16``."""
+    return iso_time[:16].replace("T", " ") if len(iso_time) >= 16 else iso_time
 
 
 CHILD_STYLE = {"app": "cyan", "livekit": "magenta", "tunnel": "blue"}
