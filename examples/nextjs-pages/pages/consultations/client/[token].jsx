@@ -9,7 +9,8 @@ export default function PatientConsultation() {
   const token = typeof router.query.token === "string" ? router.query.token : "";
   const video = useRef(null);
   const [devices, setDevices] = useState("checking");
-  const [state, setState] = useState("idle");
+  // {step, room, message}: what the patient sees is a sentence in plain words, never a raw state.
+  const [state, setState] = useState({ step: "idle" });
   const [name, setName] = useState("");
 
   useEffect(() => {
@@ -20,14 +21,14 @@ export default function PatientConsultation() {
         if (video.current) video.current.srcObject = stream;
         setDevices("ok");
       } catch (err) {
-        setDevices(`error: ${err.name || err}`);
+        setDevices(`Não conseguimos usar a câmera ou o microfone (${err.name || err}). Libere o acesso no navegador e recarregue a página.`);
       }
     })();
     return () => stream?.getTracks().forEach((t) => t.stop());
   }, []);
 
   async function join() {
-    setState("joining");
+    setState({ step: "joining" });
     try {
       const res = await fetch("/_linkpronto/api/join", {
         method: "POST",
@@ -38,11 +39,11 @@ export default function PatientConsultation() {
       if (!res.ok) throw new Error(grant?.error?.message || `HTTP ${res.status}`);
       const { Room } = await import("livekit-client");
       const room = new Room();
-      setState(`joined ${grant.room}`);
+      setState({ step: "joined", room: grant.room });
       await room.connect(grant.livekit_url, grant.access_token);
-      setState("connected");
+      setState({ step: "connected", room: grant.room });
     } catch (err) {
-      setState(`error: ${err.message || err}`);
+      setState((s) => ({ step: "error", room: s.room, message: err.message || String(err) }));
     }
   }
 
@@ -55,11 +56,21 @@ export default function PatientConsultation() {
         Seu nome <input id="name" value={name} onChange={(e) => setName(e.target.value)} />
       </label>
       <p>
-        <button type="button" onClick={join} disabled={devices !== "ok" || !token || state === "joining"}>
+        <button type="button" onClick={join} disabled={devices !== "ok" || !token || state.step !== "idle" && state.step !== "error"}>
           Entrar na consulta
         </button>
       </p>
-      <p id="state" role="status">{state}</p>
+      <p id="state" role="status" data-step={state.step}>{describe(state)}</p>
     </main>
   );
+}
+
+function describe({ step, room, message }) {
+  if (step === "joining") return "Entrando na consulta…";
+  if (step === "joined") return `Conectando à sala ${room}…`;
+  if (step === "connected") return `Você está na consulta (sala ${room}).`;
+  if (step === "error") {
+    return `Não foi possível entrar${room ? ` na sala ${room}` : ""}: ${message}. Tente de novo em instantes.`;
+  }
+  return "";
 }
