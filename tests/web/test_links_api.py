@@ -253,7 +253,11 @@ async def test_admin_host_and_token_checks(tmp_path: Path, livekit_inproc: InPro
             assert res.status_code == 303 and res.headers["location"] == "/"
             cookie = res.headers["set-cookie"].lower()
             assert "httponly" in cookie and "samesite=strict" in cookie
-            assert (await anon.get(login)).status_code == 401  # one-time
+            async with httpx.AsyncClient(base_url=base) as other:  # another browser, no session
+                assert (await other.get(login)).status_code == 401  # one-time
+                assert not other.cookies  # and no session for it
+            # Opened again by the browser it signed in (a reload, a bookmark): back to the dashboard.
+            assert (await anon.get(login)).status_code == 303
             assert (await anon.get("/api/status")).status_code == 200
             res = await anon.post(
                 "/api/consultation-links",
