@@ -10,7 +10,7 @@ PREFIX = "/_linkpronto"
 WELL_KNOWN = "/.well-known/linkpronto"
 OWN_PREFIXES = (PREFIX + "/", WELL_KNOWN + "/")
 
-PROBE = WELL_KNOWN + "/probe"
+PROBE = "/.well-known/linkpronto/probe"  # = WELL_KNOWN + "/probe", spelled whole as CONTRACT.md does
 HEALTHZ = PREFIX + "/healthz"
 STATIC = PREFIX + "/static"
 JOIN = PREFIX + "/api/join"
