@@ -4,7 +4,6 @@ or in-process through :func:`helpers.lp.run_lp` when only behaviour matters."""
 from __future__ import annotations
 
 import contextlib
-import os
 import resource
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import psutil
 
 from helpers.lp import cli_env
 from helpers.net import free_port
+from helpers.tiers import require  # noqa: F401 - the suite's modules import it from here
 from linkpronto import paths
 
 
@@ -107,8 +107,6 @@ def wait_ready(child: Child, timeout: float = 20.0) -> None:
     raise AssertionError("not ready:\n" + child.log()[-3000:])
 
 
-
-
 # The public routes this suite attacks.
 JOIN = paths.JOIN
 DEVICE_CHECK = paths.DEVICE_CHECK
@@ -116,14 +114,3 @@ DEVICE_CHECK = paths.DEVICE_CHECK
 
 def page_path(token: str) -> str:
     return paths.PATIENT_PAGE.replace("{token}", token)
-
-
-def require(condition: bool, what: str) -> None:
-    """As the root conftest's: skip locally when a component is missing; with CI=true, fail."""
-    import pytest
-
-    if condition:
-        return
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"missing in CI: {what}")
-    pytest.skip(f"missing: {what}")
