@@ -46,7 +46,7 @@ from linkpronto.machine import Action, Decision, Events, PartView, Snapshot, Tim
 from linkpronto.proof import ProofKeeper
 from linkpronto.schema import PartState, StackState
 from linkpronto.supervise.logtail import OutputHub
-from linkpronto.verify import LINK_PROBE_TOKEN, Ladder, LadderInput, LadderResult, assess_media
+from linkpronto.verify import Ladder, LadderInput, LadderResult, assess_media
 from linkpronto.warmup import AppWarmup, app_check_path
 
 if TYPE_CHECKING:
@@ -345,7 +345,7 @@ class Stack:
                                      on_line=self.output.sink("app"), redact=(self._api_secret,))
             self._watch(app)
             if self.app_url:  # warm the link route as soon as the port opens (a dev server's first compile)
-                check = app_check_path(self.settings.app.health_path, self.links.link_path, LINK_PROBE_TOKEN)
+                check = app_check_path(self.settings.app.health_path, self.links.link_path, paths.PROBE_TOKEN)
                 self._unsubscribe.append(self._warmup.watch(app, self.app_url, [check], self.poke))
             # The app's own rule: a new public URL restarts it (app.restart_on_url_change).
             self._unsubscribe.append(tunnel.subscribe(lambda status: app.on_public_url(status.url)))
@@ -476,7 +476,7 @@ class Stack:
             livekit_local_url=self.livekit_local_url,
             livekit_cloud_url=lk.url if lk.mode == "cloud" else None,
             app_url=self.app_url if self.settings.app.command or self.settings.app.port else None,
-            app_health_path=app_check_path(self.settings.app.health_path, self.links.link_path, LINK_PROBE_TOKEN),
+            app_health_path=app_check_path(self.settings.app.health_path, self.links.link_path, paths.PROBE_TOKEN),
             link_path=self.links.link_path,
             app_budget_s=self._warmup.budget_s,
             media=assess_media(

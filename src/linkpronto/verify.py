@@ -32,7 +32,6 @@ from linkpronto.livekit import tokens
 from linkpronto.livekit.remote import check_livekit, http_base, ws_base
 
 PROBE_PATH = paths.PROBE
-LINK_PROBE_TOKEN = paths.PROBE_TOKEN
 CHECK_TIMEOUT_S = 5.0
 BROWSER_UA = (
     "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -385,7 +384,7 @@ class Ladder:
                     f"ASSETS_MISSING: {LIVEKIT_BUNDLE} não está instalado nesta cópia do linkpronto",
                     f"ASSETS_MISSING: {LIVEKIT_BUNDLE} is not installed in this copy of linkpronto",
                 ), FIX_ASSETS
-            path = inp.link_path.replace("{token}", LINK_PROBE_TOKEN)
+            path = inp.link_path.replace("{token}", paths.PROBE_TOKEN)
             # A browser User-Agent, so a tunnel that shows browsers a warning page shows it to us too.
             res = await self.client.get(
                 inp.public_url + path, headers={"User-Agent": BROWSER_UA, "Accept": "text/html"}, timeout=budget

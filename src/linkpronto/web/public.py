@@ -33,7 +33,6 @@ from linkpronto.i18n import Text
 from linkpronto.links import inputs
 from linkpronto.links.health import StorageFault
 from linkpronto.stack import Stack
-from linkpronto.verify import LINK_PROBE_TOKEN
 from linkpronto.web.bounded import BodyTooLarge, read_body
 from linkpronto.web.common import client_address, error_response, request_lang
 from linkpronto.web.limiter import FailedJoinLimiter
@@ -99,7 +98,7 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
         from linkpronto.web import pages
 
         lang = request_lang(request)
-        if token == LINK_PROBE_TOKEN:  # the verification ladder's own request
+        if token == paths.PROBE_TOKEN:  # the verification ladder's own request
             html = pages.patient_html(state="not_found", consultation_type=None, lang=lang)
             return HTMLResponse(html, status_code=404, headers=PAGE_HEADERS)
         row, state = await stack.issuer.resolve(token)
