@@ -24,8 +24,7 @@ import uvicorn
 
 from linkpronto import keys
 from linkpronto.config import Settings
-from linkpronto.errors import LinkprontoError, PortInUse
-from linkpronto.i18n import Text
+from linkpronto.errors import ListenerFailed, PortInUse
 from linkpronto.links.health import StoreHealth, open_store
 from linkpronto.links.store import sqlite_url
 from linkpronto.stack import Stack
@@ -332,10 +331,7 @@ async def _wait_started(servers: list[_EmbeddedServer], tasks: list[asyncio.Task
     deadline = time.monotonic() + 10
     while not all(s.started for s in servers):
         if any(t.done() for t in tasks) or time.monotonic() > deadline:
-            raise LinkprontoError(
-                Text("Os servidores HTTP não iniciaram.", "The HTTP listeners did not start."),
-                code="LISTENER_FAILED",
-            )
+            raise ListenerFailed()
         await asyncio.sleep(0.01)
 
 
