@@ -32,7 +32,7 @@ from linkpronto.app_env import app_environment, link_template
 from linkpronto.app_part import AppContext, AppPart
 from linkpronto.components import Part, PartStatus, utcnow
 from linkpronto.config import AppSettings, Settings
-from linkpronto.errors import LinkprontoError, TunnelError, TunnelUrlChanged
+from linkpronto.errors import LinkprontoError, TunnelError, TunnelUnreachable, TunnelUrlChanged
 from linkpronto.events.hub import EventHub, Fanout
 from linkpronto.i18n import Lang, Text
 from linkpronto.issuer import LinkIssuer
@@ -329,7 +329,7 @@ class Stack:
             try:
                 await tunnel.open()
             except (TunnelError, LinkprontoError) as exc:
-                recoverable = exc.code == "TUNNEL_UNREACHABLE"
+                recoverable = exc.code == TunnelUnreachable.code
                 self.poke()
                 if not recoverable:
                     self._fail(exc)
