@@ -82,4 +82,4 @@ def test_links_health_and_store_import_in_either_order() -> None:
 @pytest.mark.parametrize("cls,status", [(errors.ForbiddenHost, 403), (errors.ForbiddenOrigin, 403),
                                         (errors.Unauthorized, 401), (errors.DiskFull, 507)])
 def test_statuses_ride_with_their_class(cls: type[errors.LinkprontoError], status: int) -> None:
-    assert getattr(cls, "status") == status
+    assert cls.status == status
