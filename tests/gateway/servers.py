@@ -59,7 +59,7 @@ class RunningServer:
 
 @contextlib.contextmanager
 def serve(app: ASGIApp, *, ws: str = "websockets-sansio", port: int | None = None,
-          http: str = "httptools", loop: str = "auto", keep_alive: int = 5,
+          http: str = "httptools", loop: str = "auto", keep_alive: float = 5,
           proxy_headers: bool = True) -> Iterator[RunningServer]:
     """Run ``app`` under a real uvicorn until the block ends (lifespan on, so proxies get closed).
     ``loop="auto"``: uvloop where it exists (not on Windows), else asyncio."""

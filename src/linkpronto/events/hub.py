@@ -45,6 +45,7 @@ from linkpronto.events.webhook import (
 )
 from linkpronto.i18n import Text
 from linkpronto.links.store import LinkStore
+from linkpronto.tls import client_context
 
 log = logging.getLogger(__name__)
 
@@ -331,7 +332,7 @@ class EventHub:
 
     async def _send(self, item: outbox.Pending) -> bool:
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=SEND_TIMEOUT_S)
+            self._client = httpx.AsyncClient(timeout=SEND_TIMEOUT_S, verify=client_context())
         body = item.payload.encode("utf-8")
         headers = {
             "Content-Type": "application/json",

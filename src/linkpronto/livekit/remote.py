@@ -23,6 +23,7 @@ from linkpronto.errors import LivekitUnhealthy
 from linkpronto.i18n import Text
 from linkpronto.livekit import tokens
 from linkpronto.schema import PartState
+from linkpronto.tls import client_context
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ class RemoteLivekit(Observable):
     async def start(self) -> None:
         if self._task is not None:
             return
-        self._client = httpx.AsyncClient()
+        self._client = httpx.AsyncClient(verify=client_context())
         self._set(PartState.STARTING, Text(f"verificando o LiveKit {_MODE_PT[self.mode]} em {self.url}",
                                            f"checking {self.mode} LiveKit at {self.url}"))
         await self.check_now()

@@ -49,6 +49,7 @@ from linkpronto.platform import executable_name
 from linkpronto.schema import PartState
 from linkpronto.supervise import ManagedProcess
 from linkpronto.supervise.spec import HttpProbe, ProcessSpec, RestartPolicy
+from linkpronto.tls import client_context
 from linkpronto.tunnels._util import TUNNEL_RESTART, ProcessTunnel, first_run, free_port, get_json
 from linkpronto.tunnels.base import (
     TunnelCallback,
@@ -206,7 +207,7 @@ class CloudflaredTunnel(ProcessTunnel):
             error_code=TunnelUnreachable.code,
             redact=(self.token,) if self.token else (),
         )
-        self._client = httpx.AsyncClient(timeout=2.0, trust_env=False)
+        self._client = httpx.AsyncClient(timeout=2.0, trust_env=False, verify=client_context())
         proc = ManagedProcess(spec)
         self._proc = proc
         self._down = False

@@ -33,6 +33,7 @@ from linkpronto.i18n import Text
 from linkpronto.schema import PartState
 from linkpronto.supervise import ManagedProcess
 from linkpronto.supervise.spec import LogProbe, ProcessSpec, RestartPolicy
+from linkpronto.tls import client_context
 from linkpronto.tunnels._util import LOCAL_HOSTS, TUNNEL_RESTART, ProcessTunnel, first_run, get_json, url_port
 from linkpronto.tunnels.base import (
     TunnelCallback,
@@ -139,7 +140,7 @@ class NgrokAgentTunnel(ProcessTunnel):
 
     # -- open / close ------------------------------------------------------------------------
     async def _open(self) -> str:
-        self._client = httpx.AsyncClient(timeout=self.http_timeout_s, trust_env=False)
+        self._client = httpx.AsyncClient(timeout=self.http_timeout_s, trust_env=False, verify=client_context())
         self._down = False
         try:
             url = await self._adopt_or_start()
