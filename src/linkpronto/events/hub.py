@@ -35,12 +35,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from linkpronto.config import Settings
-from linkpronto.errors import EventsUndelivered, LinkprontoError, WebhookTooLarge
+from linkpronto.errors import EventsUndelivered, LinkprontoError, WebhookRejected, WebhookTooLarge
 from linkpronto.events import outbox
 from linkpronto.events.webhook import (
     MAX_BODY_BYTES,
     RoomEvent,
-    WebhookRejected,
     verify,
 )
 from linkpronto.i18n import Text

@@ -18,7 +18,9 @@ from livekit.api import TokenVerifier, WebhookReceiver
 from livekit.protocol import models
 from livekit.protocol.webhook import WebhookEvent
 
-from linkpronto.errors import WebhookRejected  # the class lives in the one error tree
+from linkpronto.errors import (
+    WebhookRejected as WebhookRejected,  # re-exported: it lives in the one error tree
+)
 
 #: Admin listener path (loopback: local LiveKit posts here; exempt from the admin token, signed instead).
 ADMIN_PATH = "/api/livekit/webhook"

@@ -18,7 +18,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from linkpronto.errors import AssetsMissing  # the class lives in the one error tree (errors.py)
+from linkpronto.errors import AssetsMissing as AssetsMissing  # re-exported: it lives in the one error tree
 
 STATIC_DIR: Path = Path(__file__).resolve().parent / "static"
 VENDOR_DIR: Path = STATIC_DIR / "vendor"
