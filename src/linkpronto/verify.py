@@ -26,10 +26,11 @@ from typing import Any, Literal
 import httpx
 import websockets
 
-from linkpronto import paths
+from linkpronto import errors, paths
 from linkpronto.i18n import EMPTY, Lang, Text
 from linkpronto.livekit import tokens
 from linkpronto.livekit.remote import check_livekit, http_base, ws_base
+from linkpronto.tunnels import cloudflared, ngrok
 
 PROBE_PATH = paths.PROBE
 CHECK_TIMEOUT_S = 5.0
@@ -37,8 +38,11 @@ BROWSER_UA = (
     "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/131.0 Mobile Safari/537.36"
 )
-# What tunnel interstitials look like (ngrok free plan's browser warning, cloudflare challenges).
-WARNING_MARKERS = ("ngrok-skip-browser-warning", "You are about to visit", "cf-browser-verification")
+#: What tunnel interstitials look like: each provider module says (ngrok free plan's browser warning,
+#: cloudflare challenges).
+WARNING_MARKERS = (*ngrok.WARNING_PAGE_MARKERS, *cloudflared.WARNING_PAGE_MARKERS)
+#: Sent with the ladder's own (non-browser) requests, so a warning page does not hide the answer.
+SKIP_WARNING = ngrok.SKIP_WARNING_HEADER
 
 MediaReach = Literal["same-network", "anywhere", "unknown"]
 
@@ -133,67 +137,21 @@ async def _timed(name: str, fn: Callable[[], Awaitable[Outcome]], budget_s: floa
     return Check(name, ok, (time.perf_counter() - t0) * 1000, detail, None if ok else fix)
 
 
-NO_URL = Text("ainda sem endereço público", "no public URL yet")
-FIX_TIMEOUT = Text(
-    "A verificação demorou demais. Confira sua conexão com a internet.",
-    "The check took too long. Check your internet connection.",
-)
-FIX_LIVEKIT = Text(
-    "Confira se o LiveKit está rodando (linkpronto status) e se as chaves estão corretas.",
-    "Check that LiveKit is running (linkpronto status) and that its keys are right.",
-)
-FIX_APP = Text(
-    "Seu app não respondeu na porta configurada. Confira --app e --app-port.",
-    "Your app did not answer on the configured port. Check --app and --app-port.",
-)
-FIX_PROBE = Text(
-    "O endereço público não leva a este computador (túnel antigo ou parado). O linkpronto vai "
-    "reabrir o túnel; se persistir, reinicie com: linkpronto down && linkpronto up",
-    "The public address does not lead to this computer (old or stopped tunnel). linkpronto will "
-    "reopen the tunnel; if it persists, restart with: linkpronto down && linkpronto up",
-)
-FIX_RTC = Text(
-    "A sinalização do LiveKit não passa pelo endereço público. Confira o modo do LiveKit e o túnel.",
-    "LiveKit signalling does not get through the public address. Check the LiveKit mode and the tunnel.",
-)
-FIX_WARNING = Text(
-    "O túnel mostra uma página de aviso antes do link (plano gratuito do ngrok). Use um domínio "
-    "próprio, cloudflared ou ssh (linkpronto up --tunnel cloudflared).",
-    "The tunnel shows a warning page before the link (ngrok free plan). Use your own domain, "
-    "cloudflared or ssh (linkpronto up --tunnel cloudflared).",
-)
-FIX_LINK_ROUTE = Text(
-    "A página do link não respondeu pelo endereço público. Confira o app e o link_path.",
-    "The link's page did not answer through the public address. Check the app and link_path.",
-)
-FIX_APP_LINK_ROUTE = Text(
-    "Seu app não tem uma página no link_path (um link de teste não abriu). Confira --link-path: ele "
-    "deve ser a rota do app que abre a consulta, ex.: /consultations/client/{token}; ou remova-o para "
-    "usar a página do linkpronto.",
-    "Your app has no page at link_path (a probe link did not open). Check --link-path: it must be the "
-    "app's route that opens the consultation, e.g. /consultations/client/{token}; or remove it to use "
-    "linkpronto's page.",
-)
-FIX_ASSETS = Text(
-    "Os arquivos da página do paciente (livekit-client) não carregam: reinstale o linkpronto a partir "
-    "do pacote publicado (pip install --force-reinstall linkpronto); numa cópia do código-fonte rode "
-    "npm install e python -m linkpronto.web.assets.",
-    "The patient page's files (livekit-client) do not load: reinstall linkpronto from the published "
-    "package (pip install --force-reinstall linkpronto); in a source checkout run npm install and "
-    "python -m linkpronto.web.assets.",
-)
+# The fix each kind of failed rung shows lives with its error class (errors.py, the one tree).
+NO_URL = errors.NoPublicUrl.default_message
+FIX_TIMEOUT = errors.CheckTimedOut.default_fix
+FIX_LIVEKIT = errors.LivekitCheckFailed.default_fix
+FIX_APP = errors.AppCheckFailed.default_fix
+FIX_PROBE = errors.ProbeMismatch.default_fix
+FIX_RTC = errors.SignallingUnreachable.default_fix
+FIX_WARNING = errors.TunnelWarningPage.default_fix
+FIX_LINK_ROUTE = errors.LinkRouteFailed.default_fix
+FIX_APP_LINK_ROUTE = errors.AppLinkRouteMissing.default_fix
+FIX_ASSETS = errors.AssetsMissing.ladder_fix
+FIX_MEDIA = errors.MediaNotAnywhere.default_fix
+FIX_NO_URL = errors.NoPublicUrl.default_fix
 #: In every page linkpronto serves (its stylesheet link): tells its page from anything else.
 PAGE_MARKER = "/_linkpronto/static/app.css"
-FIX_MEDIA = Text(
-    "Celulares fora desta rede não terão vídeo. Use LiveKit Cloud (--livekit cloud), um VPS com "
-    "--tunnel ssh e ssh_forward_media = true, ou configure TURN (livekit.turn_url).",
-    "Phones outside this network will get no video. Use LiveKit Cloud (--livekit cloud), a VPS "
-    "with --tunnel ssh and ssh_forward_media = true, or configure TURN (livekit.turn_url).",
-)
-FIX_NO_URL = Text(
-    "O túnel ainda não tem endereço público. Aguarde; veja 'linkpronto status' para o motivo.",
-    "The tunnel has no public address yet. Wait; see 'linkpronto status' for the reason.",
-)
 
 
 def classify_address(addr: str) -> Literal["private", "cgnat", "public", "loopback", "unknown"]:
@@ -317,7 +275,7 @@ class Ladder:
             res = await self.client.get(
                 inp.public_url + PROBE_PATH,
                 params={"nonce": nonce},
-                headers={"ngrok-skip-browser-warning": "1"},
+                headers=SKIP_WARNING,
                 timeout=CHECK_TIMEOUT_S,
             )
             if res.status_code != 200:
@@ -352,7 +310,7 @@ class Ladder:
             res = await self.client.get(
                 http_base(inp.public_url) + paths.LIVEKIT + "/rtc/validate",
                 params={"access_token": probe},
-                headers={"ngrok-skip-browser-warning": "1"},
+                headers=SKIP_WARNING,
                 timeout=CHECK_TIMEOUT_S,
             )
             if res.status_code != 200:
@@ -381,8 +339,8 @@ class Ladder:
                 return False, NO_URL, FIX_NO_URL
             if own_page and not vendor_ready():
                 return False, Text(
-                    f"ASSETS_MISSING: {LIVEKIT_BUNDLE} não está instalado nesta cópia do linkpronto",
-                    f"ASSETS_MISSING: {LIVEKIT_BUNDLE} is not installed in this copy of linkpronto",
+                    f"{errors.AssetsMissing.code}: {LIVEKIT_BUNDLE} não está instalado nesta cópia do linkpronto",
+                    f"{errors.AssetsMissing.code}: {LIVEKIT_BUNDLE} is not installed in this copy of linkpronto",
                 ), FIX_ASSETS
             path = inp.link_path.replace("{token}", paths.PROBE_TOKEN)
             # A browser User-Agent, so a tunnel that shows browsers a warning page shows it to us too.
@@ -391,8 +349,7 @@ class Ladder:
             )
             body = res.text[:20000]
             if any(m in body for m in WARNING_MARKERS):
-                return False, Text("uma página de aviso do túnel aparece antes do link",
-                                   "a tunnel warning page stands in front of the link"), FIX_WARNING
+                return False, errors.TunnelWarningPage.default_message, FIX_WARNING
             if not own_page:
                 if 200 <= res.status_code < 300:
                     return True, Text(
@@ -411,7 +368,7 @@ class Ladder:
                 ), FIX_LINK_ROUTE
             missing = await self._missing_files(inp.public_url)
             if missing:
-                return False, Text.same("ASSETS_MISSING: " + "; ".join(missing)), FIX_ASSETS
+                return False, Text.same(f"{errors.AssetsMissing.code}: " + "; ".join(missing)), FIX_ASSETS
             return True, Text(
                 "a página do linkpronto e seus arquivos (incluindo o livekit-client) carregam pelo endereço público",
                 "linkpronto's page and its files (livekit-client included) load through the public URL",
@@ -425,7 +382,7 @@ class Ladder:
         async def one(name: str) -> str | None:
             res = await self.client.head(
                 f"{public_url}{STATIC_URL_PREFIX}/{name}",
-                headers={"User-Agent": BROWSER_UA, "ngrok-skip-browser-warning": "1"},
+                headers={"User-Agent": BROWSER_UA, **SKIP_WARNING},
                 timeout=CHECK_TIMEOUT_S,
             )
             if res.status_code != 200 or res.headers.get("content-length") == "0":

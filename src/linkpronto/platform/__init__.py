@@ -89,9 +89,13 @@ def build_argv(argv: Sequence[str], which: Callable[[str], str | None] = shutil.
     return resolve_argv(argv, which)
 
 
-def executable_name(name: str) -> str:
-    """``livekit-server`` → ``livekit-server.exe`` on Windows; unchanged elsewhere."""
-    return f"{name}.exe" if IS_WINDOWS and not name.lower().endswith(".exe") else name
+def executable_name(name: str, os_name: str | None = None) -> str:
+    """``livekit-server`` → ``livekit-server.exe`` on Windows; unchanged elsewhere.
+
+    The one place that knows the ``.exe`` rule. ``os_name`` (``"windows"``, ``"linux"``, ``"darwin"``,
+    as the installers name release targets) asks about another system than this one."""
+    windows = IS_WINDOWS if os_name is None else os_name == "windows"
+    return f"{name}.exe" if windows and not name.lower().endswith(".exe") else name
 
 
 def set_parent_death_signal(sig: int = 9) -> bool:

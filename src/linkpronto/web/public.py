@@ -27,11 +27,18 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from linkpronto import paths
-from linkpronto.errors import LinkGone, LinkNotFound, LinkprontoError, LivekitUnhealthy, StoreUnavailable
+from linkpronto.errors import (
+    InvalidRequest,
+    LinkGone,
+    LinkNotFound,
+    LivekitUnhealthy,
+    RateLimited,
+    RequestTooLarge,
+    StorageFault,
+    StoreUnavailable,
+)
 from linkpronto.gateway.normalize import decoded, normalize_raw_path
-from linkpronto.i18n import Text
 from linkpronto.links import inputs
-from linkpronto.links.health import StorageFault
 from linkpronto.stack import Stack
 from linkpronto.web.bounded import BodyTooLarge, read_body
 from linkpronto.web.common import client_address, error_response, request_lang
@@ -84,15 +91,7 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
         return client_address(request, deps.client_ip_header())
 
     def too_many(request: Request) -> JSONResponse:
-        err = LinkprontoError(
-            Text("Muitas tentativas com links inválidos.", "Too many attempts with invalid links."),
-            fix=Text(
-                "Aguarde um minuto e abra o link recebido de novo.",
-                "Wait a minute and open the link you received again.",
-            ),
-            code="RATE_LIMITED",
-        )
-        return error_response(err, 429, request_lang(request))
+        return error_response(RateLimited(), 429, request_lang(request))
 
     async def patient_page(request: Request, token: str) -> Response:
         from linkpronto.web import pages
@@ -124,22 +123,12 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
         return await patient_page(request, m.group("token"))
 
     def body_too_large(request: Request) -> JSONResponse:
-        err = LinkprontoError(
-            Text("Pedido grande demais.", "Request too large."),
-            fix=Text("Abra o link recebido de novo.", "Open the link you received again."),
-            code="BODY_TOO_LARGE",
-        )
-        response = error_response(err, 413, request_lang(request))
+        response = error_response(RequestTooLarge(), 413, request_lang(request))
         response.headers["Connection"] = "close"
         return response
 
     def bad_request(request: Request, field: str) -> JSONResponse:
-        err = LinkprontoError(
-            Text(f"Campo inválido ou ausente: {field}", f"Missing or invalid field: {field}"),
-            fix=Text("Abra o link recebido de novo.", "Open the link you received again."),
-            code="INVALID_REQUEST",
-        )
-        return error_response(err, 422, request_lang(request))
+        return error_response(InvalidRequest.field(field), 422, request_lang(request))
 
     async def read_model(request: Request, model: type[M]) -> M | Response:
         try:
