@@ -26,7 +26,8 @@ The tree::
     ├── StoreUnavailable                  STORE_UNAVAILABLE (links database unreachable; retryable)
     └── LinkError
         ├── LinkNotFound                  LINK_NOT_FOUND
-        └── LinkGone                      LINK_GONE (expired, revoked, used up)
+        ├── LinkGone                      LINK_GONE (expired, revoked, used up)
+        └── LinkRequired                  LINK_REQUIRED (a protected app route, no live link opened)
 
 Libraries raise these; only the CLI turns them into exit codes, and only the web layer into HTTP
 answers. ``message`` and ``fix`` are :class:`~linkpronto.i18n.Text` (pt-BR and English). ``detail``
@@ -304,3 +305,17 @@ _GONE_TEXT = {
         "This consultation link has already been used the maximum number of times.",
     ),
 }
+
+
+class LinkRequired(LinkError):
+    """A public request to an ``app.protected_routes`` route from a browser that opened no live link."""
+
+    code = "LINK_REQUIRED"
+    default_message = Text(
+        "Esta parte do aplicativo só funciona a partir de um link de consulta válido.",
+        "This part of the app only works from a valid consultation link.",
+    )
+    default_fix = Text(
+        "Abra o link de consulta que você recebeu (neste mesmo navegador) e tente de novo.",
+        "Open the consultation link you received (in this same browser) and try again.",
+    )
