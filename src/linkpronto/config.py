@@ -231,6 +231,11 @@ class VerifySettings(_Section):
 
     max_age: Duration = 10.0
     interval: Duration = 7.0
+    # The page rung (linkpronto.pagecheck): a headless Chromium opens the app's link page as a phone
+    # would. "auto": find one (chromium, google-chrome; Chrome/Edge on Windows); a path; "off".
+    page_browser: str = "auto"
+    # How often the page rung runs while it passes (a failing page is retried sooner).
+    page_interval: Duration = 120.0
 
     @field_validator("interval")
     @classmethod

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -104,7 +104,7 @@ async def test_check_counts_one_use_per_browser_session() -> None:
 
 # -- end to end, in-process -----------------------------------------------------------------------------
 class _App(BaseHTTPRequestHandler):
-    hits: list[str] = []
+    hits: ClassVar[list[str]] = []
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -204,3 +204,36 @@ async def test_without_the_setting_nothing_is_guarded(
     async with run_lp(settings) as lp:
         res = await lp.public.post(TOKEN_ROUTE)
         assert res.status_code == 200 and "set-cookie" not in res.headers
+
+
+# -- slow: a real child app -----------------------------------------------------------------------------
+TINYAPP = Path(__file__).parent.parent / "fixtures" / "tinyapp.py"
+
+
+@pytest.mark.slow
+async def test_the_guard_in_front_of_a_real_child_app(tmp_path: Path, livekit_double: Any) -> None:
+    import sys
+
+    from helpers.net import free_port
+
+    app_port = free_port()
+    settings = settings_for(
+        tmp_path / "d", livekit_url=livekit_double.url,
+        app={"command": f"{sys.executable} {TINYAPP} {app_port} {tmp_path / 'no-flag'}", "port": app_port,
+             "link_path": LINK_PATH, "protected_routes": [TOKEN_ROUTE]},
+    )
+    async with run_lp(settings) as lp:
+        await lp.wait_state("ready", timeout=30)
+        base = str(lp.public.base_url)
+        async with httpx.AsyncClient(base_url=base, timeout=30) as patient:
+            assert (await patient.get(TOKEN_ROUTE)).status_code == 401
+            link = (await lp.admin.post("/api/consultation-links", json={"professional_id": "p"})).json()
+            page = await patient.get(LINK_PATH.replace("{token}", _token_of(link["url"])))
+            assert page.status_code == 200 and "Sua consulta" in page.text
+            res = await patient.get(TOKEN_ROUTE)
+            assert res.status_code == 200 and res.json() == {"token": "signed-for-anyone"}
+            assert (await lp.admin.delete(f"/api/consultation-links/{link['id']}")).status_code == 200
+            assert (await patient.get(TOKEN_ROUTE)).status_code == 403
+        # This computer, straight to the app: unaffected.
+        async with httpx.AsyncClient(timeout=10) as local:
+            assert (await local.get(f"http://127.0.0.1:{app_port}{TOKEN_ROUTE}")).status_code == 200
