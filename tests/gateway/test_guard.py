@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 import httpx
 import pytest
+import websockets
 
 from helpers.inproc import InProcessDouble
 from helpers.lp import run_lp, settings_for
@@ -159,6 +160,12 @@ async def test_protected_route_needs_a_live_links_page_opened_through_the_gatewa
             # A forged cookie is no better.
             forged = await anonymous.get(TOKEN_ROUTE, headers={"Cookie": f"{COOKIE}=v1.lk_x.9999999999.ab.1.zz"})
             assert forged.status_code == 401
+            # A WebSocket to a protected route is refused before any upgrade.
+            ws_url = base.replace("http://", "ws://") + TOKEN_ROUTE
+            with pytest.raises(websockets.exceptions.InvalidStatus) as refused_ws:
+                async with websockets.connect(ws_url, open_timeout=10):
+                    pass
+            assert refused_ws.value.response.status_code == 403
             # Unprotected app routes are untouched.
             assert (await anonymous.get("/api/public/professional")).status_code == 200
 
