@@ -17,7 +17,6 @@ from linkpronto.doctor import run_doctor
 from linkpronto.project_scan import MAX_FILE_BYTES, blank_comments, route_of, scan_project
 
 ROOT = Path(__file__).resolve().parent.parent
-LEGACY = ROOT / "examples" / "nextjs-legacy"
 LEGACY_FIXTURE = Path(__file__).parent / "fixtures" / "legacyapp"
 PAGES = ROOT / "examples" / "nextjs-pages"
 ALL_CODES = {"LIVEKIT_URL_TO_BROWSER", "LOOPBACK_LIVEKIT_URL", "ROOM_FROM_URL_TOKEN", "ROOM_FROM_SLUG",
@@ -146,17 +145,30 @@ def test_the_scan_is_bounded_and_skips_build_output(tmp_path: Path) -> None:
     assert codes(tmp_path) == []
 
 
-@pytest.mark.parametrize("project", [LEGACY, LEGACY_FIXTURE], ids=["examples/nextjs-legacy", "fixture"])
-def test_every_pattern_on_the_legacy_shaped_app(project: Path, tmp_path: Path) -> None:
-    if not project.is_dir():
-        project = LEGACY_FIXTURE  # until examples/nextjs-legacy lands (engineer `app`)
-    settings = defaults(data_dir=project / ".linkpronto")
-    report = run_doctor(settings, project)
-    found = {c["code"] for c in report["checks"] if c.get("code")}
-    assert found == ALL_CODES, found
+def _doctor_codes(project: Path) -> set[str]:
+    report = run_doctor(defaults(data_dir=project / ".linkpronto"), project)
     for c in report["checks"]:
         if c.get("code") and c["code"] != "DATA_DIR_IN_PROJECT":
-            assert f"{c['file']}:{c['line']}" in c["message"] and c["fix"]
+            assert f"{c['file']}:{c['line']}" in c["message"] and c["fix"], c
+    return {c["code"] for c in report["checks"] if c.get("code")}
+
+
+def test_every_pattern_on_the_legacy_shaped_fixture() -> None:
+    assert _doctor_codes(LEGACY_FIXTURE) == ALL_CODES
+
+
+@pytest.mark.slow  # unmigrated_copy runs `git apply -R` of the example's MIGRATION.diff
+def test_every_pattern_on_examples_nextjs_legacy_before_its_migration(tmp_path: Path) -> None:
+    from helpers.legacy_example import unmigrated_copy
+
+    project = unmigrated_copy(tmp_path / "legacy")
+    # Its token route reads LIVEKIT_URL (no loopback literal: that one came from linkpronto's env).
+    assert _doctor_codes(project) == ALL_CODES - {"LOOPBACK_LIVEKIT_URL"}
+    found = {(f.code, f.file) for f in scan_project(project)}
+    assert ("OPEN_TOKEN_ROUTE", "pages/api/livekit/token.js") in found
+    assert ("LIVEKIT_URL_TO_BROWSER", "pages/api/livekit/token.js") in found
+    assert ("ROOM_FROM_URL_TOKEN", "pages/consultations/client/[token].js") in found
+    assert ("ROOM_FROM_SLUG", "pages/professional/[slug].js") in found
 
 
 def test_nothing_on_the_nextjs_pages_example(tmp_path: Path) -> None:
