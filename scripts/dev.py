@@ -111,11 +111,49 @@ def setup_test_system() -> None:
     run([apt, "install", "-y", "-qq", "--no-install-recommends", *missing], env=env)
 
 
+LIVEKIT_VERSION = "v1.13.5"  # the real livekit-server the tests run (its go.mod has no replace directive)
+LIVEKIT_GO_PACKAGE = "github.com/livekit/livekit-server/cmd/server"
+
+
+def livekit_cache_dir() -> Path:
+    root = os.environ.get("LINKPRONTO_TEST_CACHE")
+    return (Path(root) if root else Path.home() / ".cache" / "linkpronto") / "livekit-server" / LIVEKIT_VERSION
+
+
+def setup_livekit() -> None:
+    """A real livekit-server for the tests: $LINKPRONTO_TEST_LIVEKIT, the cache, PATH; else build it
+    with ``go install`` from its Go module into the cache (outside the repository, keyed by version)."""
+    exe = "server.exe" if IS_WINDOWS else "server"
+    explicit = os.environ.get("LINKPRONTO_TEST_LIVEKIT")
+    if (explicit and Path(explicit).is_file()) or (livekit_cache_dir() / exe).is_file():
+        return
+    if shutil.which("livekit-server"):
+        return
+    go = shutil.which("go")
+    if go is None:
+        msg = (f"no livekit-server for the tests and no Go toolchain to build it: install Go, or put "
+               f"livekit-server {LIVEKIT_VERSION} on PATH (or set LINKPRONTO_TEST_LIVEKIT)")
+        if IN_CI:
+            raise SystemExit(msg)
+        say(msg + " — the real-LiveKit tests will be skipped")
+        return
+    livekit_cache_dir().mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, GOBIN=str(livekit_cache_dir()), GOFLAGS="-mod=mod")
+    try:
+        run([go, "install", f"{LIVEKIT_GO_PACKAGE}@{LIVEKIT_VERSION}"], env=env)
+    except subprocess.CalledProcessError as exc:
+        msg = f"go install of livekit-server {LIVEKIT_VERSION} failed (exit {exc.returncode})"
+        if IN_CI:
+            raise SystemExit(msg) from None
+        say(msg + " — the real-LiveKit tests will be skipped")
+
+
 def setup(with_tests: bool) -> None:
     setup_python(with_tests)
     setup_assets()
     if with_tests:
         setup_test_system()
+        setup_livekit()
 
 
 def cmd_up(args: list[str]) -> int:

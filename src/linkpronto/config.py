@@ -117,6 +117,20 @@ class LivekitSettings(_Section):
     api_secret: SecretStr = SecretStr("")
     node_ip: str = ""
     turn_url: str = ""
+    # rtc.stun_servers for the config linkpronto renders ("host:port" each). Empty: LiveKit's own
+    # default (Google's public STUN servers). Clinics with their own STUN/TURN, and the tests, set it.
+    stun_servers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("stun_servers", mode="before")
+    @classmethod
+    def _stun_servers(cls, v: object) -> object:
+        if isinstance(v, str):
+            v = [part.strip() for part in v.split(",") if part.strip()]
+        if isinstance(v, list):
+            for item in v:
+                if not isinstance(item, str) or not re.match(r"^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$", item):
+                    raise ValueError(f"expected host:port, got {item!r}")
+        return v
 
     @field_validator("url")
     @classmethod

@@ -27,6 +27,7 @@ SLOW_FIXTURES = frozenset({
     "sshd",  # a real sshd
     "pw", "browser", "bare_browser", "new_context",  # Playwright's node driver and Chromium
     "postgres_server", "pg_url", "redis_server",  # real PostgreSQL / redis-server (fixtures/databases.py)
+    "topology", "real_livekit",  # network namespaces (fixtures/netns.py), the real livekit-server
 })  # fmt: skip
 
 
@@ -61,6 +62,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     elsewhere: list[pytest.Item] = []
     for item in items:
         used = SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        if item.get_closest_marker("real_livekit") is not None:
+            used = used | {"real livekit-server"}  # the real-LiveKit tier is part of the slow tier
         if used and item.get_closest_marker("slow") is None:
             item.add_marker(pytest.mark.slow(reason=f"uses {', '.join(sorted(used))}"))
         only = [m.args for m in item.iter_markers("only_on")]
