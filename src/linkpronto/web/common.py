@@ -9,7 +9,7 @@ from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 
 from linkpronto.errors import LinkprontoError
-from linkpronto.i18n import Lang, pick_lang
+from linkpronto.i18n import Lang, Text, pick_lang
 
 
 def request_lang(conn: HTTPConnection) -> Lang:
@@ -19,6 +19,27 @@ def request_lang(conn: HTTPConnection) -> Lang:
 
 def error_body(err: LinkprontoError, lang: Lang) -> dict[str, Any]:
     return {"error": err.to_problem(lang)}
+
+
+_PUBLIC_OUTAGE = Text(
+    "O serviço de consultas está com um problema passageiro. Nada foi perdido.",
+    "The consultation service has a passing problem. Nothing was lost.",
+)
+_PUBLIC_OUTAGE_FIX = Text(
+    "Tente de novo em alguns instantes; se continuar, avise o profissional.",
+    "Try again in a few moments; if it goes on, tell the professional.",
+)
+
+
+def public_error(err: LinkprontoError) -> LinkprontoError:
+    """What an anonymous caller may read of an infrastructure error: its stable code and a sentence
+    for a patient — never the database driver, user, host, port, file path or LiveKit address that
+    the error carries for the professional's own screens (issue 19 finding 13)."""
+    from linkpronto.errors import LivekitUnhealthy, StorageFault, StoreUnavailable
+
+    if isinstance(err, (StoreUnavailable, StorageFault, LivekitUnhealthy)):
+        return LinkprontoError(_PUBLIC_OUTAGE, fix=_PUBLIC_OUTAGE_FIX, code=err.code)
+    return err
 
 
 def error_response(err: LinkprontoError, status: int, lang: Lang, *, retry_after: int | None = None) -> JSONResponse:
