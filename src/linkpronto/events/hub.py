@@ -2,7 +2,9 @@
 
 Callbacks to ``app.events_url`` (when set): each presence change is POSTed as JSON with
 
-- ``X-Linkpronto-Signature: sha256=<hex HMAC-SHA256 of the exact body>`` — the key is
+- ``X-Linkpronto-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<exact body>">`` (Stripe's
+  signed-timestamp scheme: the app checks the MAC and that ``t`` is within :data:`TOLERANCE_S` of its
+  clock, so a captured request cannot be replayed later; :func:`verify_signature` is the reference) — the key is
   ``app.events_secret``, else one derived from the install's own secret (the deployment's, with
   ``serve``: the same on every instance), handed to a supervised app as ``LINKPRONTO_EVENTS_SECRET``
   and printed by ``linkpronto env``;
@@ -26,6 +28,7 @@ import hmac
 import json
 import logging
 import random
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -70,8 +73,36 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def sign(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+TOLERANCE_S = 300  # how far a callback's timestamp may be from the receiver's clock (Stripe: 5 min)
+
+
+def _mac(secret: str, timestamp: int, body: bytes) -> str:
+    return hmac.new(secret.encode("utf-8"), str(timestamp).encode("ascii") + b"." + body, hashlib.sha256).hexdigest()
+
+
+def sign(secret: str, body: bytes, now: float | None = None) -> str:
+    """The ``X-Linkpronto-Signature`` value for ``body`` sent at ``now`` (each retry is signed anew)."""
+    timestamp = int(time.time() if now is None else now)
+    return f"t={timestamp},v1={_mac(secret, timestamp, body)}"
+
+
+def verify_signature(secret: str, header: str, body: bytes, *, now: float | None = None,
+           tolerance_s: float = TOLERANCE_S) -> bool:
+    """What a receiving app does: the header parses, one ``v1`` MAC matches, ``t`` is fresh."""
+    parts: dict[str, list[str]] = {}
+    for item in header.split(","):
+        key, sep, value = item.strip().partition("=")
+        if sep:
+            parts.setdefault(key, []).append(value)
+    try:
+        timestamp = int(parts["t"][0])
+    except (KeyError, ValueError):
+        return False
+    current = time.time() if now is None else now
+    if abs(current - timestamp) > tolerance_s:
+        return False
+    expected = _mac(secret, timestamp, body)
+    return any(hmac.compare_digest(expected, candidate) for candidate in parts.get("v1", []))
 
 
 def backoff(attempts: int, rand: Callable[[], float] = random.random) -> float:
