@@ -139,6 +139,8 @@ class Stack:
         )
         self.issuer = LinkIssuer(self.links, self.proofs, self)
         self.events = EventHub(settings, store, lambda: (self.api_key, self._api_secret), secrets.instance_secret)
+        # Problems of parts the web layer owns (the failed-join limiter's shared storage), for the status.
+        self.side_problems: list[Callable[[], list[LinkprontoError]]] = []
         self.events.on_change = self.poke
 
     # -- what the rest of the program reads ---------------------------------------------------------
@@ -592,7 +594,8 @@ class Stack:
             ),
             media=schema.Media(reach=media.reach, detail=media.why.get(lang)) if media else schema.Media(),
             problems=[schema.Problem.model_validate(e.to_problem(lang))
-                      for e in [*decision.problems, *self.events.problems()]],
+                      for e in [*decision.problems, *self.events.problems(),
+                                *(p for source in self.side_problems for p in source())]],
         )
 
     def status_json(self, lang: Lang | None = None) -> dict[str, Any]:
