@@ -79,7 +79,8 @@ def example_copy(into: Path) -> Path:
 class Call:
     clinic: Clinic
     lp: LinkprontoInHost
-    capture: RootCapture | None
+    capture: RootCapture
+    control: RootCapture
     patient: Page
     pro: Page
     link: dict[str, Any]
@@ -111,6 +112,9 @@ def call(clinic: Clinic, stack: LinkprontoInHost, tmp_path_factory: pytest.TempP
     require(Path(TCPDUMP).is_file(), "tcpdump (scripts/dev.py setup --tests installs it)")
     work = tmp_path_factory.mktemp("browsers")
     capture = RootCapture(work / "pcap").start()
+    # The control: the same capture on the test process's own veth into the LAN must see our traffic,
+    # so a capture that sees nothing anywhere (wrong filter, dead tcpdump) cannot pass for "no leak".
+    control = RootCapture(work / "control", interfaces=[clinic.root_interface]).start()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
         phone_browser = pw.chromium.launch(executable_path=str(clinic.chromium(clinic.wifi_phone, work)),
@@ -137,15 +141,15 @@ def call(clinic: Clinic, stack: LinkprontoInHost, tmp_path_factory: pytest.TempP
             joined = pro_join(pro, f"http://localhost:{APP_PORT}", link["room"], stack.public_url + BUNDLE)
             assert joined["identity"].startswith("pro-") and joined["url"].startswith(
                 stack.public_url.replace("http", "ws") + "/_linkpronto/livekit")
-            yield Call(clinic, stack, capture, patient, pro, link, grant, phone_browser, sockets,
+            yield Call(clinic, stack, capture, control, patient, pro, link, grant, phone_browser, sockets,
                        time.monotonic() - t0)
         finally:
             for c in contexts:
                 c.close()
             phone_browser.close()
             laptop_browser.close()
-            if capture._procs:
-                capture.stop()
+            capture.stop()
+            control.stop()
 
 
 def test_real_media_both_ways_through_the_tunnel_and_nothing_leaves_the_machine(call: Call) -> None:
@@ -177,7 +181,10 @@ def test_real_media_both_ways_through_the_tunnel_and_nothing_leaves_the_machine(
       return null;
     }""")
     assert remote == call.clinic.laptop_ip
-    assert call.capture is not None
+    # The admin API (the test's status requests) crossed the control veth; nothing crossed eth0 & co.
+    call.lp.status()
+    control = call.control.stop()
+    assert control[call.clinic.root_interface] > 0, control
     counts = call.capture.stop()
     assert counts and all(n == 0 for n in counts.values()), {
         iface: call.capture.packets(iface)[:2000] for iface in counts}
