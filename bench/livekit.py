@@ -97,6 +97,24 @@ async ({ url, token, join }) => {
 """
 
 
+#: ws_times inside the laptop (``python -c``): the gateway alone, no tunnel, and LiveKit's own port.
+IN_LAPTOP = """
+import json, sys, time
+from websockets.sync.client import connect
+out = {}
+for name, url in (("gateway_no_tunnel", sys.argv[1]), ("livekit_loopback", sys.argv[2])):
+    times = []
+    for tok in sys.argv[3:]:
+        t0 = time.perf_counter()
+        with connect(f"{url}?access_token={tok}&protocol=16&sdk=python&auto_subscribe=1", open_timeout=20) as ws:
+            ws.recv(timeout=20)
+        times.append((time.perf_counter() - t0) * 1000)
+        time.sleep(0.2)
+    out[name] = times
+print(json.dumps(out))
+"""
+
+
 def summary(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
     p99 = ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)]
@@ -220,7 +238,16 @@ def main() -> None:
                                   [lp.admin.post(f"/api/consultation-links/{link['id']}/host-token").json()
                                    ["access_token"] for _ in range(args.ws)])
                 direct_ws = ws_times(base.ws_url + "/rtc", [token("baseline", f"ws-{i}") for i in range(args.ws)])
+                local_tokens = [lp.admin.post(f"/api/consultation-links/{link['id']}/host-token").json()
+                                ["access_token"] for _ in range(args.ws)]
+                inside = clinic.laptop.run([sys.executable, "-c", IN_LAPTOP,
+                                            "ws://127.0.0.1:7801/_linkpronto/livekit/rtc", "ws://127.0.0.1:7880/rtc",
+                                            *local_tokens], timeout=300)
+                split = json.loads(inside.stdout) if inside.returncode == 0 else {"error": inside.stderr[-500:]}
                 out["signalling_ms"] = {
+                    # first message, inside the laptop: linkpronto's gateway alone vs LiveKit's own port
+                    "inside_laptop_first_message": {k: summary(v) for k, v in split.items()
+                                                    if isinstance(v, list)} or split,
                     "through_linkpronto_tunnel": {k: summary(v) for k, v in via_ws.items()},
                     "straight_to_livekit": {k: summary(v) for k, v in direct_ws.items()},
                     "p50_ratio_open": round(statistics.median(via_ws["open"]) / statistics.median(direct_ws["open"]), 2),
