@@ -461,7 +461,7 @@ def doctor(
     from linkpronto.doctor import run_doctor
 
     settings = _settings(config)
-    report = run_doctor(settings, project or Path.cwd())
+    report = run_doctor(settings, project or settings.app.cwd or Path.cwd())
     if as_json:
         console.print_json(report)
     else:

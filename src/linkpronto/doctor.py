@@ -33,15 +33,22 @@ class Finding:
     level: Level
     message: Text
     fix: Text | None = None
+    #: A project finding's stable code and place (``doctor --project``: linkpronto.project_scan).
+    code: str | None = None
+    file: str | None = None
+    line: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "name": self.name,
             "level": self.level,
             "ok": self.level in ("ok", "info"),
             "message": self.message.get(),
             "fix": self.fix.get() if self.fix else None,
         }
+        if self.code is not None:
+            doc.update(code=self.code, file=self.file, line=self.line)
+        return doc
 
 
 def _livekit_binary(settings: Settings) -> Path | None:
@@ -466,10 +473,22 @@ def check_firewall(settings: Settings) -> list[Finding]:
     ]
 
 
+def check_project(settings: Settings, project: Path) -> list[Finding]:
+    """The app's own source: LiveKit URLs, rooms, open token routes, the data folder (project_scan)."""
+    from linkpronto.project_scan import scan_project
+
+    found = scan_project(project, data_dir=settings.data_dir, protected_routes=settings.app.protected_routes)
+    return [
+        Finding(f"project.{f.code.lower()}", f.level, f.message, f.fix, code=f.code, file=f.file, line=f.line or None)
+        for f in found
+    ]
+
+
 def run_doctor(settings: Settings, project: Path) -> dict[str, Any]:
     from linkpronto.platform import read_orchestrator_info
 
     running = read_orchestrator_info(settings.data_dir) is not None
+    project = project.resolve()
     findings: list[Finding] = [
         *check_binaries(settings),
         *check_ports(settings, running),
@@ -477,6 +496,7 @@ def run_doctor(settings: Settings, project: Path) -> dict[str, Any]:
         *check_tunnel(settings),
         *check_assets(),
         *check_next_project(settings, project),
+        *check_project(settings, project),
         *check_firewall(settings),
     ]
     checks = [f.to_json() for f in findings]

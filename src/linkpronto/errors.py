@@ -41,7 +41,8 @@ The tree (every stable code is a class here; nothing passes a code as a bare str
     │   └── DbFileReplaced                DB_FILE_REPLACED
     ├── LinkError                         LINK_ERROR
     │   ├── LinkNotFound                  LINK_NOT_FOUND
-    │   └── LinkGone                      LINK_GONE             (expired, revoked, used up)
+    │   ├── LinkGone                      LINK_GONE             (expired, revoked, used up)
+    │   └── LinkRequired                  LINK_REQUIRED         (a protected app route, no live link opened)
     ├── RateLimited                       RATE_LIMITED          (429)
     ├── RequestTooLarge                   BODY_TOO_LARGE        (413)
     ├── InvalidRequest                    INVALID_REQUEST       (422)
@@ -324,6 +325,20 @@ class LinkGone(LinkError):
 
     default_fix = Text("Peça um novo link ao profissional.", "Ask the professional for a new link.")
 
+
+
+class LinkRequired(LinkError):
+    """A public request to an ``app.protected_routes`` route from a browser that opened no live link."""
+
+    code = "LINK_REQUIRED"
+    default_message = Text(
+        "Esta parte do aplicativo só funciona a partir de um link de consulta válido.",
+        "This part of the app only works from a valid consultation link.",
+    )
+    default_fix = Text(
+        "Abra o link de consulta que você recebeu (neste mesmo navegador) e tente de novo.",
+        "Open the consultation link you received (in this same browser) and try again.",
+    )
 
 _GONE_TEXT = {
     "expired": Text("Este link de consulta expirou.", "This consultation link has expired."),

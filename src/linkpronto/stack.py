@@ -43,6 +43,7 @@ from linkpronto.livekit.local import check_livekit_keys
 from linkpronto.livekit.reach import LivekitReach
 from linkpronto.livekit.remote import RemoteLivekit, RoomAdmin, ws_base
 from linkpronto.machine import Action, Decision, Events, PartView, Snapshot, Timing, decide
+from linkpronto.pagecheck import PageRung
 from linkpronto.proof import ProofKeeper
 from linkpronto.schema import PartState, StackState
 from linkpronto.supervise.logtail import OutputHub
@@ -120,7 +121,8 @@ class Stack:
         # The children's output: streamed into `up`'s terminal and served to `linkpronto logs`.
         self.output = OutputHub()
         self._warmup = AppWarmup()
-        self._ladder = Ladder(self._client)
+        self.page_rung = PageRung(settings.verify.page_browser, settings.verify.page_interval)
+        self._ladder = Ladder(self._client, self.page_rung)
         self._start_lock = asyncio.Lock()
         self._last_activity = time.monotonic()
         self.links = LinkService(
@@ -239,6 +241,7 @@ class Stack:
                         await task
             self._idle_task = self._livekit_task = self._tunnel_task = None
             self._ladder_task = self._task = None
+            await self.page_rung.aclose()
             for unsub in self._unsubscribe:
                 unsub()
             self._unsubscribe.clear()

@@ -10,7 +10,10 @@ ladder; a link is ``ready`` only when every *required* check passed within ``ver
 5. ``link_route``     what the patient needs answers through the public URL, with no tunnel warning page:
                       linkpronto's page and every file it loads (livekit-client; else ``ASSETS_MISSING``),
                       or the app's own link route answering 2xx for a probe link.
-6. ``media``          where devices can get media from (informational, never blocks a link).
+6. ``page``           (with an app) the app's link page opened by a headless phone-sized Chromium:
+                      no failing same-origin call, no script error (:mod:`linkpronto.pagecheck`; its
+                      own cadence, the latest result attached; "not checked" without a browser).
+7. ``media``          where devices can get media from (informational, never blocks a link).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import httpx
 import websockets
@@ -225,9 +228,23 @@ def assess_media(
     )
 
 
+class PageChecker(Protocol):
+    """The page rung (:class:`linkpronto.pagecheck.PageRung`): the latest ``page`` check, at once."""
+
+    def check(self, url: str | None) -> Check | None: ...
+
+
+def app_page_url(inp: LadderInput) -> str | None:
+    """The app's own link page for the probe link through the public URL (None: no app page)."""
+    if inp.app_url is None or not inp.public_url or paths.is_own(inp.link_path.split("{token}", 1)[0]):
+        return None
+    return inp.public_url + inp.link_path.replace("{token}", paths.PROBE_TOKEN)
+
+
 class Ladder:
-    def __init__(self, client: httpx.AsyncClient) -> None:
+    def __init__(self, client: httpx.AsyncClient, page: PageChecker | None = None) -> None:
         self.client = client
+        self.page = page
 
     async def run(self, inp: LadderInput) -> LadderResult:
         # The result is as old as its start: anything that changed during the run makes it stale.
@@ -237,6 +254,9 @@ class Ladder:
             local.append(self._app(inp))
         public: list[Awaitable[Check]] = [self._probe(inp), self._rtc(inp), self._link_route(inp)]
         checks = await asyncio.gather(*local, *public)
+        page = self.page.check(app_page_url(inp)) if self.page is not None else None
+        if page is not None:
+            checks.append(page)  # the latest result of its own, slower cadence: never waited for
         m = inp.media
         ok = m.reach == "anywhere"
         media = Check("media", ok, 0.0, m.why, None if ok else FIX_MEDIA, required=False)

@@ -42,3 +42,17 @@ def test_a_topology_leaves_no_namespace_or_process_behind(real_livekit_binary: o
     import psutil
 
     assert pid is not None and not psutil.pid_exists(pid)
+
+
+def test_stun_servers_setting_reaches_the_rendered_config_and_the_real_server_accepts_it(
+        real_livekit_binary: object) -> None:
+    from helpers.lp import settings_for  # noqa: F401 - the settings the other tests use
+    from linkpronto.config import load_settings
+    from linkpronto.livekit.local import render_config
+
+    settings = load_settings(overrides={"livekit": {"stun_servers": "198.18.20.2:3478, 198.18.20.3:3478"}})
+    config = render_config(settings, "APIkey", "s" * 40, "198.18.20.2")
+    assert config["rtc"]["stun_servers"] == ["198.18.20.2:3478", "198.18.20.3:3478"]
+    assert check_config(config).returncode == 0
+    default = render_config(load_settings(), "APIkey", "s" * 40, "198.18.20.2")
+    assert "stun_servers" not in default["rtc"]

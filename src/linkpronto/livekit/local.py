@@ -166,6 +166,7 @@ def render_config(settings: Settings, api_key: str, api_secret: str, node_ip: st
             "udp_port": lk.udp_port,
             "use_external_ip": False,
             "node_ip": node_ip,
+            **({"stun_servers": list(lk.stun_servers)} if lk.stun_servers else {}),
         },
         "keys": {api_key: api_secret},
         "logging": {"level": "info"},

@@ -278,3 +278,32 @@ def _already_running(data_dir: Path) -> AlreadyRunning:
             "Use the one already running or stop it with: linkpronto down",
         )
     return AlreadyRunning(message, fix=fix, admin_url=admin_url or None, pid=pid)
+
+
+def find_chromium(configured: str = "auto") -> Path | None:
+    """A Chromium-family browser for the page rung: ``configured`` (a path), or the usual places.
+
+    ``off`` (or ``none``/empty) means none. On Windows the per-machine and per-user installs of Chrome,
+    Chromium and Edge; elsewhere ``chromium``, ``chromium-browser``, ``google-chrome`` on PATH.
+    """
+    value = configured.strip()
+    if value.lower() in ("", "off", "none", "false"):
+        return None
+    if value.lower() != "auto":
+        p = Path(value)
+        return p if p.is_file() else None
+    if IS_WINDOWS:
+        roots = [os.environ.get(k, "") for k in ("PROGRAMFILES", "PROGRAMFILES(X86)", "LOCALAPPDATA")]
+        tails = ("Google/Chrome/Application/chrome.exe", "Chromium/Application/chrome.exe",
+                 "Microsoft/Edge/Application/msedge.exe")
+        for root in filter(None, roots):
+            for tail in tails:
+                candidate = Path(root) / tail
+                if candidate.is_file():
+                    return candidate
+        return None
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        found = shutil.which(name)
+        if found:
+            return Path(found)
+    return None
