@@ -166,6 +166,10 @@ class Stack:
             return self.settings.livekit.url or None
         return ws_base(self.public_url) + paths.LIVEKIT if self.public_url else None
 
+    def livekit_key_pair(self) -> tuple[str, str]:
+        """The LiveKit key pair in use (the gateway verifies RoomService JWTs with it)."""
+        return self.api_key, self._api_secret
+
     def credentials(self) -> Credentials | None:
         url = self.livekit_browser_url
         if url is None:
