@@ -28,9 +28,7 @@ import enum
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
-
-from linkpronto.links.inputs import SafeStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
 
 __all__ = [
     "Check",
@@ -56,7 +54,9 @@ __all__ = [
     "PresenceEvent",
     "ProbeAnswer",
     "Problem",
+    "Required",
     "RuntimeConfig",
+    "SafeStr",
     "StackState",
     "Status",
     "TunnelInfo",
@@ -77,6 +77,22 @@ def iso(dt: datetime | None) -> str | None:
 def _iso(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
+
+def _storable(value: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("not valid Unicode (lone surrogate)") from None
+    if "\x00" in value:
+        raise ValueError("contains a NUL character")
+    return value
+
+
+#: A string that is valid Unicode and storable on every backend (a lone surrogate or a NUL is refused).
+SafeStr = Annotated[str, AfterValidator(_storable)]
+
+#: A string that must say something: ``""`` fails validation (codes, messages, ids, names, URLs).
+Required = Annotated[str, StringConstraints(min_length=1)]
 
 #: A point in time, serialised as ISO-8601 UTC with ``Z``; accepts the same strings as input.
 UtcTime = Annotated[datetime, PlainSerializer(_iso, return_type=str)]
@@ -147,8 +163,8 @@ MediaReach = Literal["same-network", "anywhere", "unknown"]
 class Problem(_Model):
     """``{code, message, fix}``: a stable code, a sentence for a person, and what to do."""
 
-    code: str
-    message: str
+    code: Required
+    message: Required
     fix: str | None = None
     detail: str | None = None  # technical context (a log tail line, a URL); never a secret
 
@@ -156,7 +172,7 @@ class Problem(_Model):
 class Check(_Model):
     """One rung of the verification ladder."""
 
-    name: str
+    name: Required
     ok: bool
     duration_ms: float
     detail: str = ""
@@ -180,7 +196,7 @@ class Part(_Model):
 class TunnelInfo(_Model):
     """``Status.tunnel``: the provider in use, its state and its trade-off."""
 
-    provider: str
+    provider: Required
     state: PartState
     public_url: str | None = None
     detail: str = ""
@@ -232,13 +248,13 @@ Presence = Literal["waiting", "in_call", "ended"]
 class Link(_Model):
     """A consultation link. ``url`` is null until the link is ``ready`` (proven)."""
 
-    id: str
+    id: Required
     status: LinkStatus
-    url: str | None = None
-    professional_id: str
+    url: Required | None = None
+    professional_id: Required
     client_id: str | None = None
     consultation_type: str | None = None
-    room: str
+    room: Required
     created_at: UtcTime
     expires_at: UtcTime
     max_uses: int = 0
@@ -288,20 +304,20 @@ class LinkList(_Model):
 class JoinGrant(_Model):
     """``POST /_linkpronto/api/join`` → what the patient's browser needs to connect."""
 
-    livekit_url: str
-    access_token: str
-    room: str
-    identity: str
+    livekit_url: Required
+    access_token: Required
+    room: Required
+    identity: Required
     expires_at: UtcTime
 
 
 class HostGrant(_Model):
     """``POST /api/consultation-links/{id}/host-token`` → the professional's side of the room."""
 
-    livekit_url: str
-    access_token: str
-    room: str
-    identity: str
+    livekit_url: Required
+    access_token: Required
+    room: Required
+    identity: Required
 
 
 class RuntimeConfig(_Model):
@@ -310,9 +326,9 @@ class RuntimeConfig(_Model):
 
 
 class ProbeAnswer(_Model):
-    instance: str
-    nonce: str
-    mac: str
+    instance: Required
+    nonce: Required
+    mac: Required
 
 
 # -- errors ------------------------------------------------------------------------------------------
@@ -325,8 +341,8 @@ class ErrorBody(_Model):
 
 
 class FieldError(_Model):
-    field: str
-    message: str
+    field: Required
+    message: Required
 
 
 class InvalidRequest(_Model):
@@ -370,17 +386,17 @@ class DropInReady(_Model):
     """200: the link is verified. None of these is null."""
 
     success: Literal[True] = True
-    token: str
-    consultationUrl: str
-    qrCode: str  # data:image/svg+xml, made locally
-    whatsappDeepLink: str
-    shortMessage: str
+    token: Required
+    consultationUrl: Required
+    qrCode: Required  # data:image/svg+xml, made locally
+    whatsappDeepLink: Required
+    shortMessage: Required
     expiresAt: UtcTime
     createdAt: UtcTime
     status: Literal[LinkStatus.READY] = LinkStatus.READY
     verifiedAt: UtcTime
-    linkId: str
-    room: str
+    linkId: Required
+    room: Required
 
 
 class DropInNotReady(_Model):
@@ -391,8 +407,8 @@ class DropInNotReady(_Model):
     """
 
     success: Literal[False] = False
-    error: str
-    code: str
+    error: Required
+    code: Required
     fix: str | None = None
     linkId: str | None = None
     status: str
@@ -402,7 +418,7 @@ class DropInInvalid(_Model):
     """400: bad input, like the old route (``fields`` names each bad field)."""
 
     success: Literal[False] = False
-    error: str
+    error: Required
     fields: list[FieldError]
 
 
