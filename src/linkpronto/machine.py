@@ -15,6 +15,7 @@ every proof so far no proof.
 
     not running ─────────────────────────────────────────────> stopped
     a stack failure, or a part that failed for good ─────────> failed
+    was stopped (start()) ───────────────────────────────────> starting
     a needed part not up ──── was ready/degraded ────────────> degraded     else starting
     parts up ── proof usable (ok, younger than max_age and
                  newer than the last part event) ────────────> ready
@@ -309,6 +310,8 @@ def decide(snap: Snapshot, proof: ProofView | None, now: float, timing: Timing) 
     _idle_rules(snap, now, timing, plan)
     was_ready = snap.previous in _WAS_READY
     waiting = _waiting(snap, stale_app)
+    if snap.previous is StackState.STOPPED:  # start(): every start is seen as starting first
+        return Decision(StackState.STARTING, STARTING_REASON, problems, tuple(plan.actions), plan.wake)
     if waiting is not None:
         state = StackState.DEGRADED if was_ready else StackState.STARTING
         return Decision(state, waiting, problems, tuple(plan.actions), plan.wake)
@@ -376,7 +379,8 @@ def tunnel_retry_at(t: TunnelView, timing: Timing) -> float:
     """When to open the tunnel again after ``t.failures`` unreachable attempts (1, 2, 4 ... 30 s)."""
     if t.failures == 0:
         return float("-inf")
-    return t.failed_at + min(timing.tunnel_retry * 2 ** (t.failures - 1), timing.tunnel_retry_max)
+    delay: float = min(timing.tunnel_retry * 2.0 ** (t.failures - 1), timing.tunnel_retry_max)
+    return t.failed_at + delay
 
 
 def _tunnel_rules(snap: Snapshot, now: float, timing: Timing, plan: _Plan) -> None:
@@ -463,6 +467,7 @@ def _media_rules(snap: Snapshot, plan: _Plan) -> None:
         plan.do(Action.RUN_MEDIA_RUNG)
 
 
+STARTING_REASON = Text("iniciando as partes", "starting the parts")
 VERIFYING_REASON = Text("executando a verificação", "running the verification ladder")
 
 

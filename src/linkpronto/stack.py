@@ -94,6 +94,7 @@ LADDER_RETRY_S = 1.0
 STORE_RETRY_S = 1.0
 LAN_RETRY_S = 5.0
 INBOX_LIMIT = 256
+JOB_FAILED_RETRY_S = 1.0  # a job that raised (a bug): the loop looks again this much later
 
 __all__ = ["STATUS_HEARTBEAT_S", "LanBinder", "Stack", "StackState"]
 
@@ -384,7 +385,9 @@ class Stack:
         self._wake.set()
 
     def _watch(self, name: str, part: Part) -> None:
+        """Take ``part``'s transitions from now on, starting with where it is (``old`` None)."""
         self._unsubscribe.append(part.subscribe(lambda status: self._report(name, status)))
+        self._report(name, part.status())
 
     def attach_lan(self, lan: LanBinder) -> None:
         self.lan = lan
@@ -445,9 +448,10 @@ class Stack:
                 await job()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # a bug in a job must not kill the runner; the next decision retries
+            except Exception:  # a bug in a job must not kill the runner, nor make it spin: look again later
                 log.exception("stack job %s failed", action.value)
-            finally:
+                asyncio.get_running_loop().call_later(JOB_FAILED_RETRY_S, self.poke)
+            else:
                 self.poke()
 
         self._jobs[action] = asyncio.create_task(run(), name=f"stack-{action.value}")
@@ -626,11 +630,11 @@ class Stack:
             self._publish()
             await self._next_messages(max(0.0, min(wake_at - time.monotonic(), STATUS_HEARTBEAT_S)))
 
-    async def _next_messages(self, timeout: float) -> list[Transition]:
-        """Wait up to ``timeout`` for the inbox, then take everything in it."""
+    async def _next_messages(self, within: float) -> list[Transition]:
+        """Wait up to ``within`` seconds for the inbox, then take everything in it."""
         if not self._inbox:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                await asyncio.wait_for(self._wake.wait(), within)
         self._wake.clear()
         taken = [t for t in self._inbox if t is not None]
         self._inbox.clear()

@@ -196,7 +196,7 @@ class LinkService:
         presence = Presence(row.presence, row.presence_since, row.waiting_name)
         return schema.Link(
             id=row.id,
-            status=self.status_of(row, now),
+            status=LinkStatus(self.status_of(row, now)),
             url=url,
             professional_id=row.professional_id,
             client_id=row.client_id,
