@@ -76,9 +76,11 @@ from linkpronto.machine import (
     decide,
     invalidates,
 )
+from linkpronto.pagecheck import PageRung
 from linkpronto.proof import ProofKeeper
 from linkpronto.schema import PartState, StackState
 from linkpronto.supervise.logtail import OutputHub
+from linkpronto.tls import client_context
 from linkpronto.verify import Ladder, LadderInput, LadderResult, assess_media
 from linkpronto.warmup import AppWarmup, app_check_path
 
@@ -199,11 +201,12 @@ class Stack:
         self._unsubscribe: list[Callable[[], None]] = []
         self._status_listeners = Fanout(maxsize=64)
         self._last_status_key = ""
-        self._client = httpx.AsyncClient(http2=False)
+        self._client = httpx.AsyncClient(http2=False, verify=client_context())
         # The children's output: streamed into `up`'s terminal and served to `linkpronto logs`.
         self.output = OutputHub()
         self._warmup = AppWarmup()
-        self._ladder = Ladder(self._client)
+        self.page_rung = PageRung(settings.verify.page_browser, settings.verify.page_interval)
+        self._ladder = Ladder(self._client, self.page_rung)
         self._start_lock = asyncio.Lock()
         self._last_activity = time.monotonic()
         self.links = LinkService(
@@ -325,6 +328,7 @@ class Stack:
                         await task
             self._livekit_task = self._task = None
             self._jobs.clear()
+            await self.page_rung.aclose()
             for unsub in self._unsubscribe:
                 unsub()
             self._unsubscribe.clear()
