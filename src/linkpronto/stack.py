@@ -223,6 +223,8 @@ class Stack:
         )
         self.issuer = LinkIssuer(self.links, self.proofs, self)
         self.events = EventHub(settings, store, lambda: (self.api_key, self._api_secret), secrets.instance_secret)
+        # Problems of parts the web layer owns (the failed-join limiter's shared storage), for the status.
+        self.side_problems: list[Callable[[], list[LinkprontoError]]] = []
         self.events.on_change = self.poke
 
     # -- what the rest of the program reads ---------------------------------------------------------
@@ -724,7 +726,7 @@ class Stack:
             tunnel=status_view.tunnel_info(self.tunnel, self.settings.tunnel.provider, lang),
             parts=self._components(),
             proofs=self.proofs,
-            extra_problems=self.events.problems(),
+            extra_problems=[*self.events.problems(), *(p for source in self.side_problems for p in source())],
             lang=lang,
         )
 
