@@ -28,6 +28,7 @@ from typing import Any, Literal, Protocol
 
 import httpx
 import websockets
+import websockets.exceptions
 
 from linkpronto import errors, paths, schema
 from linkpronto.i18n import EMPTY, Lang, Text
