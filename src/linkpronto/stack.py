@@ -43,10 +43,11 @@ from linkpronto.livekit.local import check_livekit_keys
 from linkpronto.livekit.reach import LivekitReach
 from linkpronto.livekit.remote import RemoteLivekit, RoomAdmin, ws_base
 from linkpronto.machine import Action, Decision, Events, PartView, Snapshot, Timing, decide
+from linkpronto.media.wiring import media_keeper, status_media
 from linkpronto.proof import ProofKeeper
 from linkpronto.schema import PartState, StackState
 from linkpronto.supervise.logtail import OutputHub
-from linkpronto.verify import Ladder, LadderInput, LadderResult, assess_media
+from linkpronto.verify import Ladder, LadderInput, LadderResult, MediaAssessment, assess_media
 from linkpronto.warmup import AppWarmup, app_check_path
 
 if TYPE_CHECKING:
@@ -137,6 +138,8 @@ class Stack:
         self.issuer = LinkIssuer(self.links, self.proofs, self)
         self.events = EventHub(settings, store, lambda: (self.api_key, self._api_secret), secrets.instance_secret)
         self.events.on_change = self.poke
+        #: The media rung on its own cadence (media/rung.py); None when verify.media_interval = 0.
+        self.media = media_keeper(self) if settings.verify.media_interval > 0 else None
 
     # -- what the rest of the program reads ---------------------------------------------------------
     @property
@@ -217,6 +220,8 @@ class Stack:
             self._tunnel_task = asyncio.create_task(self._open_tunnel(), name="tunnel-open")
             if self.settings.stack.mode == "on-demand":
                 self._idle_task = asyncio.create_task(self._idle_watch(), name="idle-stop")
+            if self.media is not None:
+                self.media.start()
             self.poke()
 
     async def _start_livekit(self, livekit: Part) -> None:
@@ -238,6 +243,8 @@ class Stack:
                         await task
             self._idle_task = self._livekit_task = self._tunnel_task = None
             self._ladder_task = self._task = None
+            if self.media is not None:
+                await self.media.stop()
             for unsub in self._unsubscribe:
                 unsub()
             self._unsubscribe.clear()
@@ -260,6 +267,8 @@ class Stack:
     def poke(self) -> None:
         """Something changed: re-evaluate soon."""
         self._wake.set()
+        if self.media is not None:
+            self.media.poke()  # it runs at once when the public URL or LiveKit changed
 
     def invalidate(self) -> None:
         """Every proof so far is no proof (a part went down, the URL changed)."""
@@ -479,12 +488,19 @@ class Stack:
             app_health_path=app_check_path(self.settings.app.health_path, self.links.link_path, paths.PROBE_TOKEN),
             link_path=self.links.link_path,
             app_budget_s=self._warmup.budget_s,
-            media=assess_media(
-                livekit_mode=lk.mode,
-                node_ip=node_ip,
-                turn_url=lk.turn_url,
-                forwards_media=self.tunnel.facts.forwards_media if self.tunnel else False,
-            ),
+            media=self._assess_media(node_ip),
+            media_result=self.media.result_for(self.public_url) if self.media is not None else None,
+            media_pending=self.media is not None and self.media.result_for(self.public_url) is None,
+        )
+
+    def _assess_media(self, node_ip: str) -> MediaAssessment:
+        """The configuration's judgement (the fallback when the media rung cannot measure)."""
+        lk = self.settings.livekit
+        return assess_media(
+            livekit_mode=lk.mode,
+            node_ip=node_ip,
+            turn_url=lk.turn_url,
+            forwards_media=self.tunnel.facts.forwards_media if self.tunnel else False,
         )
 
     # -- StackControl (what the issuer asks) -------------------------------------------------------------
@@ -586,7 +602,7 @@ class Stack:
                 age_s=round(time.monotonic() - r.checked_at, 2) if r else None,
                 checks=[schema.Check.model_validate(c.to_json(lang)) for c in r.checks] if r else [],
             ),
-            media=schema.Media(reach=media.reach, detail=media.why.get(lang)) if media else schema.Media(),
+            media=status_media(r, media, lang),
             problems=[schema.Problem.model_validate(e.to_problem(lang))
                       for e in [*decision.problems, *self.events.problems()]],
         )

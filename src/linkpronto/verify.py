@@ -10,7 +10,12 @@ ladder; a link is ``ready`` only when every *required* check passed within ``ver
 5. ``link_route``     what the patient needs answers through the public URL, with no tunnel warning page:
                       linkpronto's page and every file it loads (livekit-client; else ``ASSETS_MISSING``),
                       or the app's own link route answering 2xx for a probe link.
-6. ``media``          where devices can get media from (informational, never blocks a link).
+6. ``media``          the media rung (media/rung.py): a synthetic publisher and subscriber through the
+                      public URL, measured on its own cadence; the ladder reads its latest result. Reach
+                      ``none`` blocks links (``MEDIA_UNREACHABLE``); while the first measurement for a URL is
+                      pending no link is ready. Without the rung (``linkpronto[media]`` missing,
+                      ``verify.media_interval = 0``) the configuration's judgement, ``measured: false``,
+                      informational as before.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 import websockets
@@ -30,6 +35,9 @@ from linkpronto import paths
 from linkpronto.i18n import EMPTY, Lang, Text
 from linkpronto.livekit import tokens
 from linkpronto.livekit.remote import check_livekit, http_base, ws_base
+
+if TYPE_CHECKING:
+    from linkpronto.media.result import MediaResult
 
 PROBE_PATH = paths.PROBE
 CHECK_TIMEOUT_S = 5.0
@@ -40,7 +48,7 @@ BROWSER_UA = (
 # What tunnel interstitials look like (ngrok free plan's browser warning, cloudflare challenges).
 WARNING_MARKERS = ("ngrok-skip-browser-warning", "You are about to visit", "cf-browser-verification")
 
-MediaReach = Literal["same-network", "anywhere", "unknown"]
+MediaReach = Literal["same-network", "anywhere", "none", "unknown"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +105,10 @@ class LadderInput:
     media: MediaAssessment
     #: Timeout of the app's rungs: the first-compile budget until a dev server warmed up (warmup.py).
     app_budget_s: float = 5.0
+    #: The media rung's latest result for ``public_url`` (media/rung.py MediaKeeper.result_for).
+    media_result: MediaResult | None = None
+    #: The rung is on but has not measured ``public_url`` yet: no link is ready until it has.
+    media_pending: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +117,7 @@ class LadderResult:
     checked_at: float  # time.monotonic() when the run started
     wall_time: float  # time.time() when the run started
     media: MediaAssessment | None = None
+    media_result: MediaResult | None = None  # the rung's measurement behind the media check, if any
 
     @property
     def ok(self) -> bool:
@@ -267,6 +280,26 @@ def assess_media(
     )
 
 
+MEDIA_PENDING = Text("medindo o vídeo pelo endereço público (teste de vídeo em andamento)",
+                     "measuring video through the public URL (video check in progress)")
+
+
+def media_check(inp: LadderInput) -> tuple[Check, MediaAssessment]:
+    """The ``media`` check: the rung's measurement when there is one, else the configuration's judgement."""
+    r = inp.media_result
+    if r is not None:
+        assessment = MediaAssessment(r.reach, r.detail)
+        if r.measured:
+            # ok only when frames were decoded; reach none blocks links (MEDIA_UNREACHABLE).
+            return Check("media", r.ok, r.duration_ms, r.detail, r.fix, required=True), assessment
+        return Check("media", r.reach == "anywhere", 0.0, r.detail, r.fix, required=False), assessment
+    if inp.media_pending:
+        return Check("media", False, 0.0, MEDIA_PENDING, None, required=True), inp.media
+    m = inp.media
+    ok = m.reach == "anywhere"
+    return Check("media", ok, 0.0, m.why, None if ok else FIX_MEDIA, required=False), m
+
+
 class Ladder:
     def __init__(self, client: httpx.AsyncClient) -> None:
         self.client = client
@@ -279,10 +312,8 @@ class Ladder:
             local.append(self._app(inp))
         public: list[Awaitable[Check]] = [self._probe(inp), self._rtc(inp), self._link_route(inp)]
         checks = await asyncio.gather(*local, *public)
-        m = inp.media
-        ok = m.reach == "anywhere"
-        media = Check("media", ok, 0.0, m.why, None if ok else FIX_MEDIA, required=False)
-        return LadderResult((*checks, media), started, started_wall, m)
+        media, assessment = media_check(inp)
+        return LadderResult((*checks, media), started, started_wall, assessment, inp.media_result)
 
     # -- rungs -----------------------------------------------------------------------------------
     def _livekit(self, inp: LadderInput) -> Awaitable[Check]:
