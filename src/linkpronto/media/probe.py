@@ -1,17 +1,17 @@
 """The synthetic publisher and subscriber (``livekit.rtc``), run as a child process.
 
-``python -m linkpronto.media.probe`` reads one JSON object on stdin — ``{url, api_url, api_key,
+``python -m linkpronto.media.probe`` reads one JSON object on stdin — ``{url, room, api_key,
 api_secret, timeout_s}``, so the secret never shows in a process list — and prints one
-:class:`~linkpronto.media.result.ProbeReport` as JSON on stdout. It:
+:class:`~linkpronto.media.result.ProbeReport` as JSON on stdout. The parent (media/rung.py) creates
+the probe room (``linkpronto-probe-media-<hex>``, RoomService CreateRoom, so a LiveKit with
+``room.auto_create: false`` works too) and deletes it afterwards, whatever the child did. The child:
 
-1. creates a probe room (``linkpronto-probe-media-<hex>``; RoomService CreateRoom, so a LiveKit with
-   ``room.auto_create: false`` works too) and mints two short-lived probe tokens;
+1. mints two short-lived probe tokens (``lp-probe-…`` identities, one room, publish xor subscribe);
 2. connects a subscriber and a publisher to ``url`` — the public URL's ``/_linkpronto/livekit`` (or
    LiveKit Cloud): the path a phone outside takes;
 3. publishes a generated video track (a moving pattern, never black) and a tone, and waits until the
    subscriber has decoded a non-black frame;
-4. reads the selected ICE candidate pair from each side's ``get_rtc_stats()``;
-5. disconnects and deletes the room (DeleteRoom) whatever happened.
+4. reads the selected ICE candidate pair from each side's ``get_rtc_stats()``, and disconnects.
 
 Only this module imports ``livekit.rtc``; without the extra the parent never starts it.
 """
@@ -28,7 +28,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from linkpronto.media import PROBE_IDENTITY_PREFIX, PROBE_PREFIX
+from linkpronto.media import PROBE_IDENTITY_PREFIX
 from linkpronto.media.result import Candidate, ProbeReport
 
 WIDTH, HEIGHT, FPS = 160, 120, 15
@@ -42,8 +42,9 @@ def _debug(*args: Any) -> None:
         print(*args, file=sys.stderr, flush=True)
 
 
-def probe_room() -> str:
-    return f"{PROBE_PREFIX}-media-{secrets.token_hex(6)}"
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        _debug("feed", repr(task.exception()))
 
 
 def probe_grant_token(api_key: str, api_secret: str, room: str, identity: str, *, publish: bool,
@@ -110,17 +111,9 @@ def _candidate(stats: list[Any]) -> Candidate | None:
     return Candidate(type=ctype, protocol=(rc.protocol or "").lower(), address=f"{rc.address}:{rc.port}")
 
 
-async def run_probe(url: str, api_url: str, api_key: str, api_secret: str, timeout_s: float) -> ProbeReport:
-    from livekit import api as lkapi
+async def run_probe(url: str, room_name: str, api_key: str, api_secret: str, timeout_s: float) -> ProbeReport:
     from livekit import rtc
 
-    room_name = probe_room()
-    lk = lkapi.LiveKitAPI(api_url, api_key, api_secret)
-    try:
-        await asyncio.wait_for(lk.room.create_room(lkapi.CreateRoomRequest(name=room_name, empty_timeout=10,
-                                                                            max_participants=2)), 5)
-    except Exception as exc:  # auto_create may still make it; the join says what went wrong
-        _debug("create_room", repr(exc))
     sub, pub = rtc.Room(), rtc.Room()
     frames = 0
     black = False
@@ -187,7 +180,7 @@ async def run_probe(url: str, api_url: str, api_key: str, api_secret: str, timeo
                 await asyncio.sleep(1 / FPS)
 
         feeder = asyncio.create_task(feed())
-        feeder.add_done_callback(lambda t: t.cancelled() or t.exception() is None or _debug("feed", t.exception()))
+        feeder.add_done_callback(_log_failure)
         await pub.local_participant.publish_track(vtrack, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA))
         await pub.local_participant.publish_track(atrack,
                                                   rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE))
@@ -221,12 +214,6 @@ async def run_probe(url: str, api_url: str, api_key: str, api_secret: str, timeo
             await asyncio.wait_for(room.disconnect(), 3)
         except Exception:  # noqa: S110
             pass
-    try:
-        await asyncio.wait_for(lk.room.delete_room(lkapi.DeleteRoomRequest(room=room_name)), 5)
-    except Exception:  # noqa: S110 - the room's empty_timeout removes it anyway
-        pass
-    finally:
-        await lk.aclose()
     ffm = (first.result() - t_pub[0]) * 1000 if first.done() and frames > 0 else None
     return ProbeReport(frames=frames, first_frame_ms=ffm, candidate=candidate, publisher_candidate=pub_candidate,
                        error=error if frames == 0 else "", black=black and frames == 0)
@@ -234,7 +221,7 @@ async def run_probe(url: str, api_url: str, api_key: str, api_secret: str, timeo
 
 def main() -> int:
     args = json.loads(sys.stdin.readline())
-    report = asyncio.run(run_probe(args["url"], args["api_url"], args["api_key"], args["api_secret"],
+    report = asyncio.run(run_probe(args["url"], args["room"], args["api_key"], args["api_secret"],
                                    float(args.get("timeout_s", 15.0))))
     sys.stdout.write("LINKPRONTO-PROBE " + json.dumps(report.to_json()) + "\n")
     sys.stdout.flush()

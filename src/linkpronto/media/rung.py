@@ -22,11 +22,13 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 from linkpronto import paths
 from linkpronto.i18n import Text
+from linkpronto.livekit.remote import http_base
+from linkpronto.media import PROBE_PREFIX
 from linkpronto.media.result import MediaResult, PathFacts, ProbeReport, Reach, judge
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,12 @@ def not_measured(public_url: str | None, reach: Reach, why: Text, reason: Text, 
     )
 
 
+def probe_room() -> str:
+    import secrets
+
+    return f"{PROBE_PREFIX}-media-{secrets.token_hex(6)}"
+
+
 def probe_url(public_url: str, livekit_mode: str, cloud_url: str) -> str:
     from linkpronto.livekit.remote import ws_base
 
@@ -85,11 +93,14 @@ class MediaRung:
     """One run: the probe child (media/probe.py) through ``config().url``, judged by :func:`judge`."""
 
     def __init__(self, config: Callable[[str], RungConfig], *, timeout_s: float = PROBE_TIMEOUT_S,
-                 python: str | None = None, available: Callable[[], bool] = rtc_available) -> None:
+                 python: str | None = None, available: Callable[[], bool] = rtc_available,
+                 launcher: Sequence[str] = ()) -> None:
         self._config = config
         self.timeout_s = timeout_s
         self._python = python or sys.executable
         self._available = available
+        #: Put before the probe's command (tests: ``ip netns exec <ns>``, so libwebrtc runs in our namespace).
+        self.launcher = tuple(launcher)
 
     async def run(self, public_url: str) -> MediaResult:
         cfg = self._config(public_url)
@@ -98,21 +109,48 @@ class MediaRung:
                                 Text("o pacote livekit não está instalado", "the livekit package is not installed"),
                                 FIX_INSTALL)
         t0 = time.perf_counter()
+        room = probe_room()
+        created = await self._room(cfg, room, create=True)
         try:
-            report = await self._probe(cfg)
+            report = await self._probe(cfg, room)
         except (OSError, ValueError, TimeoutError) as exc:
             log.warning("media rung could not run: %s", exc)
             return not_measured(public_url, cfg.fallback_reach, cfg.fallback_why,
                                 Text(f"o teste de vídeo não rodou ({type(exc).__name__})",
                                      f"the video check did not run ({type(exc).__name__})"), None)
+        finally:
+            if created:
+                await self._room(cfg, room, create=False)  # probe rooms never linger
         return judge(report, cfg.facts, duration_ms=(time.perf_counter() - t0) * 1000, public_url=public_url,
                      finished_at=time.monotonic())
 
-    async def _probe(self, cfg: RungConfig) -> ProbeReport:
-        args = {"url": cfg.url, "api_url": cfg.api_url, "api_key": cfg.api_key, "api_secret": cfg.api_secret,
+    @staticmethod
+    async def _room(cfg: RungConfig, room: str, *, create: bool) -> bool:
+        """CreateRoom (so ``room.auto_create: false`` works) / DeleteRoom; False when LiveKit refused."""
+        if not cfg.api_url:
+            return False
+        import aiohttp
+        from livekit import api as lkapi
+
+        client = lkapi.LiveKitAPI(http_base(cfg.api_url), cfg.api_key, cfg.api_secret)
+        try:
+            if create:
+                req = lkapi.CreateRoomRequest(name=room, empty_timeout=10, departure_timeout=1, max_participants=2)
+                await asyncio.wait_for(client.room.create_room(req), 5)
+            else:
+                await asyncio.wait_for(client.room.delete_room(lkapi.DeleteRoomRequest(room=room)), 5)
+            return True
+        except (lkapi.TwirpError, aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("media rung: %s of probe room failed: %s", "CreateRoom" if create else "DeleteRoom", exc)
+            return create  # a failed create may still be auto-created by the join: try deleting it anyway
+        finally:
+            await client.aclose()
+
+    async def _probe(self, cfg: RungConfig, room: str) -> ProbeReport:
+        args = {"url": cfg.url, "room": room, "api_key": cfg.api_key, "api_secret": cfg.api_secret,
                 "timeout_s": self.timeout_s}
         proc = await asyncio.create_subprocess_exec(
-            self._python, "-m", "linkpronto.media.probe",
+            *self.launcher, self._python, "-m", "linkpronto.media.probe",
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
         )
         try:
