@@ -727,4 +727,4 @@ function init() {
 init();
 
 // For tests and support: the last device-check result this page sent.
-window.__linkpronto = { lastResult: () => lastResult, mediaCheck: () => mediaCheckRun };
+window.__linkpronto = { lastResult: () => lastResult, mediaCheck: () => mediaCheckRun, room: () => room };
