@@ -17,7 +17,7 @@ from typing import Any
 async def main() -> dict[str, Any]:
     from livekit import rtc
 
-    from linkpronto.media.probe import FPS, HEIGHT, WIDTH, pattern
+    from linkpronto.media.probe import BLACK_MEAN, FPS, HEIGHT, WIDTH, pattern, rgb_mean
 
     args = json.loads(sys.stdin.readline())
     room = rtc.Room()
@@ -29,9 +29,7 @@ async def main() -> dict[str, Any]:
     async def read(track: Any) -> None:
         nonlocal frames, first
         async for ev in rtc.VideoStream(track):
-            data = bytes(ev.frame.convert(rtc.VideoBufferType.RGBA).data)
-            sample = data[:: max(4, (len(data) // 2000) & ~3)]
-            if sum(sample) / max(1, len(sample)) > 16:
+            if rgb_mean(bytes(ev.frame.convert(rtc.VideoBufferType.RGBA).data)) > BLACK_MEAN:
                 frames += 1
                 if first is None:
                     first = (time.perf_counter() - t0) * 1000

@@ -74,6 +74,7 @@ class MediaCheckReport(_StrictLenient):
     candidate: MediaCandidateReport | None = None
     duration_ms: Annotated[float, Field(ge=0, le=600_000)] | None = None
     error: Annotated[SafeStr, Field(max_length=300)] | None = None
+    signalled: bool | None = None  # the signalling WebSocket got through before the failure
 
 
 class DeviceCheckResult(_StrictLenient):

@@ -57,6 +57,20 @@ def probe_grant_token(api_key: str, api_secret: str, room: str, identity: str, *
             .with_grants(grants).with_attributes({"linkpronto.role": "probe"}).to_jwt())
 
 
+def rgb_mean(rgba: bytes, samples: int = 600) -> float:
+    """The mean R, G and B level (0-255) of about ``samples`` pixels of an RGBA frame (alpha ignored)."""
+    pixels = len(rgba) // 4
+    if pixels == 0:
+        return 0.0
+    step = max(1, pixels // samples)
+    total = count = 0
+    for p in range(0, pixels, step):
+        i = 4 * p
+        total += rgba[i] + rgba[i + 1] + rgba[i + 2]
+        count += 3
+    return total / count
+
+
 def pattern(t: int) -> bytes:
     """A moving gradient with a bright bar: RGBA, never black, different every frame."""
     row = bytearray()
@@ -84,6 +98,8 @@ def _candidate(stats: list[Any]) -> Candidate | None:
             selected.append(sub.transport.selected_candidate_pair_id)
         if kind == "candidate_pair":
             pairs.append(sub)
+        if kind in ("local_candidate", "remote_candidate"):
+            _debug(kind, sub.candidate.protocol, sub.candidate.address, sub.candidate.port)
     pair = None
     for pid in selected:
         found = by_id.get(pid)
@@ -111,8 +127,14 @@ def _candidate(stats: list[Any]) -> Candidate | None:
     return Candidate(type=ctype, protocol=(rc.protocol or "").lower(), address=f"{rc.address}:{rc.port}")
 
 
-async def run_probe(url: str, room_name: str, api_key: str, api_secret: str, timeout_s: float) -> ProbeReport:
+async def run_probe(url: str, room_name: str, api_key: str, api_secret: str, timeout_s: float,
+                    *, no_host: bool = False) -> ProbeReport:
+    """``no_host``: never advertise this machine's own addresses, so LiveKit cannot reach us by a LAN or
+    loopback shortcut and the media must take the advertised (forwarded) address — what a phone outside
+    does. libwebrtc still checks from its own sockets towards LiveKit's candidates."""
     from livekit import rtc
+
+    config = rtc.RtcConfiguration(ice_transport_type=rtc.IceTransportType.TRANSPORT_NOHOST) if no_host else None
 
     sub, pub = rtc.Room(), rtc.Room()
     frames = 0
@@ -127,10 +149,7 @@ async def run_probe(url: str, room_name: str, api_key: str, api_secret: str, tim
         try:
             async for ev in stream:
                 buf = ev.frame.convert(rtc.VideoBufferType.RGBA)
-                data = bytes(buf.data)
-                step = max(4, (len(data) // 2000) & ~3)
-                sample = data[::step]
-                mean = sum(sample) / max(1, len(sample))
+                mean = rgb_mean(bytes(buf.data))
                 _debug("frame", mean)
                 if mean < BLACK_MEAN:
                     black = True
@@ -158,9 +177,10 @@ async def run_probe(url: str, room_name: str, api_key: str, api_secret: str, tim
                                     publish=False)
         pub_tok = probe_grant_token(api_key, api_secret, room_name, PROBE_IDENTITY_PREFIX + "pub-" + secrets.token_hex(4),
                                     publish=True)
-        await asyncio.wait_for(sub.connect(url, sub_tok, rtc.RoomOptions(auto_subscribe=True)), timeout_s)
+        await asyncio.wait_for(sub.connect(url, sub_tok, rtc.RoomOptions(auto_subscribe=True, rtc_config=config)),
+                               timeout_s)
         t_pub[0] = time.perf_counter()
-        await asyncio.wait_for(pub.connect(url, pub_tok), timeout_s)
+        await asyncio.wait_for(pub.connect(url, pub_tok, rtc.RoomOptions(rtc_config=config)), timeout_s)
         vsrc = rtc.VideoSource(WIDTH, HEIGHT)
         asrc = rtc.AudioSource(SAMPLE_RATE, 1)
         vtrack = rtc.LocalVideoTrack.create_video_track("probe-video", vsrc)
@@ -222,7 +242,7 @@ async def run_probe(url: str, room_name: str, api_key: str, api_secret: str, tim
 def main() -> int:
     args = json.loads(sys.stdin.readline())
     report = asyncio.run(run_probe(args["url"], args["room"], args["api_key"], args["api_secret"],
-                                   float(args.get("timeout_s", 15.0))))
+                                   float(args.get("timeout_s", 15.0)), no_host=bool(args.get("no_host"))))
     sys.stdout.write("LINKPRONTO-PROBE " + json.dumps(report.to_json()) + "\n")
     sys.stdout.flush()
     return 0

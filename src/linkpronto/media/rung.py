@@ -148,7 +148,9 @@ class MediaRung:
 
     async def _probe(self, cfg: RungConfig, room: str) -> ProbeReport:
         args = {"url": cfg.url, "room": room, "api_key": cfg.api_key, "api_secret": cfg.api_secret,
-                "timeout_s": self.timeout_s}
+                "timeout_s": self.timeout_s,
+                # Forwarded media: prove the forwarded address, never a shortcut to this machine.
+                "no_host": cfg.facts.forwards_media}
         proc = await asyncio.create_subprocess_exec(
             *self.launcher, self._python, "-m", "linkpronto.media.probe",
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,

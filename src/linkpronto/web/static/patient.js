@@ -31,7 +31,7 @@ let mediaCheck = null; // the real WebRTC check's result (runMediaCheck), sent i
 let mediaCheckRun = null;
 let mediaProbe = null; // the probe Room while the check runs (a tap on "Entrar" aborts it)
 let mediaAborted = false;
-const MEDIA_CHECK_TIMEOUT_MS = 15000;
+const MEDIA_CHECK_TIMEOUT_MS = 20000; // livekit-client's own peer-connection timeout is 15 s
 
 // ------------------------------------------------------------------------------------ environment
 
@@ -389,16 +389,18 @@ async function runMediaCheck() {
   if (mediaAborted) return out(false, "skipped", "aborted");
   const probe = (mediaProbe = new LK.Room({}));
   const clones = [];
+  let signalled = false; // the signalling WebSocket got through (then a failure is media: ICE)
+  if (LK.RoomEvent && LK.RoomEvent.SignalConnected) probe.once(LK.RoomEvent.SignalConnected, () => { signalled = true; });
   try {
     try {
-      await withTimeout(probe.connect(grant.url, grant.token), MEDIA_CHECK_TIMEOUT_MS, "signal");
+      await withTimeout(probe.connect(grant.url, grant.token), MEDIA_CHECK_TIMEOUT_MS, "connect");
     } catch (err) {
       // livekit-client connects the peer connection inside connect(): "could not establish pc connection"
       // is ICE (media), anything else is signalling.
       const msg = String((err && err.message) || err);
       if (mediaAborted) return out(false, "skipped", "aborted");
-      return out(false, "failed", /pc connection|ice|peer ?connection/i.test(msg) ? "ice" : "signal",
-        { error: msg.slice(0, 300) });
+      const ice = signalled || /pc connection|ice|peer ?connection/i.test(msg);
+      return out(false, "failed", ice ? "ice" : "signal", { error: msg.slice(0, 300), signalled });
     }
     const v = vt.clone();
     clones.push(v);
