@@ -140,7 +140,12 @@ class MediaRung:
             else:
                 await asyncio.wait_for(client.room.delete_room(lkapi.DeleteRoomRequest(room=room)), 5)
             return True
-        except (lkapi.TwirpError, aiohttp.ClientError, TimeoutError) as exc:
+        except lkapi.TwirpError as exc:
+            if not create and exc.code == "not_found":  # LiveKit already closed the empty room
+                return True
+            log.warning("media rung: %s of probe room failed: %s", "CreateRoom" if create else "DeleteRoom", exc)
+            return create
+        except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("media rung: %s of probe room failed: %s", "CreateRoom" if create else "DeleteRoom", exc)
             return create  # a failed create may still be auto-created by the join: try deleting it anyway
         finally:
@@ -155,6 +160,7 @@ class MediaRung:
             *self.launcher, self._python, "-m", "linkpronto.media.probe",
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
         )
+        _lower_priority(proc.pid)  # the probe's encoder must never slow the requests the stack serves
         try:
             out, _ = await asyncio.wait_for(proc.communicate((json.dumps(args) + "\n").encode()),
                                             self.timeout_s * 2 + 10)
@@ -167,6 +173,15 @@ class MediaRung:
             if line.startswith(REPORT_PREFIX):
                 return ProbeReport.from_json(json.loads(line[len(REPORT_PREFIX):]))
         raise ValueError(f"the probe exited {proc.returncode} without a report")
+
+
+def _lower_priority(pid: int) -> None:
+    """Below-normal CPU priority for the probe (libwebrtc encodes video): psutil speaks both nice values
+    (POSIX) and priority classes (Windows)."""
+    import psutil
+
+    with contextlib.suppress(psutil.Error, OSError, ValueError):
+        psutil.Process(pid).nice(getattr(psutil, "BELOW_NORMAL_PRIORITY_CLASS", 10))
 
 
 Run = Callable[[str], Awaitable[MediaResult]]
