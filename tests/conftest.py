@@ -1,9 +1,17 @@
+# ruff: noqa: E402 - the bytecode switch below goes before every import, on purpose
 """Fixtures shared by every test package (the LiveKit test double as a child process and in-process,
 a real sshd) and the hooks of the test tiers and CI strictness (:mod:`helpers.tiers`)."""
 
 from __future__ import annotations
 
 import os
+import sys
+
+# Keep compiled test modules (pytest's assertion rewriting) and linkpronto's between runs even where
+# the environment sets PYTHONDONTWRITEBYTECODE=1 (this build machine does): recompiling everything cost
+# ~5 s of every fast-tier run. They go to the git-ignored __pycache__ directories, as Python's default.
+sys.dont_write_bytecode = False
+
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +34,7 @@ from helpers.tiers import (  # noqa: F401
     pytest_runtest_makereport,
     pytest_runtest_setup,
     require,
+    share_default_tls_context,
 )
 from linkpronto import config
 from linkpronto.config import VerifySettings
@@ -38,6 +47,7 @@ _verify_fields = VerifySettings.model_fields  # in-process: defaults() reads no 
 _verify_fields["media_interval"].default = 0.0
 for _model in (VerifySettings, config.Settings, config._ExplicitSettings):
     _model.model_rebuild(force=True)
+share_default_tls_context()  # test clients share one TLS context (see helpers.tiers)
 pytest_plugins = ["pytester"]  # tests/test_tiers.py runs small pytest sessions in-process
 
 

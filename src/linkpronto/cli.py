@@ -17,7 +17,7 @@ import typer
 
 from linkpronto import console
 from linkpronto.config import Settings, load_settings
-from linkpronto.errors import LinkprontoError, NotRunning, VerifyTimeout
+from linkpronto.errors import LinkprontoError, NotRunning, NotStopped, VerifyTimeout
 from linkpronto.i18n import Text, default_lang
 
 
@@ -384,11 +384,7 @@ def down(config: ConfigOpt = None, timeout: float = 20.0) -> None:
             console.out.print(Text("linkpronto parado.", "linkpronto stopped.").get())
             return
         time.sleep(0.2)
-    raise LinkprontoError(
-        Text("O linkpronto não parou a tempo.", "linkpronto did not stop in time."),
-        fix=Text("Feche a janela onde ele roda (Ctrl+C).", "Close the window where it runs (Ctrl+C)."),
-        code="NOT_STOPPED",
-    )
+    raise NotStopped()
 
 
 # -- env ----------------------------------------------------------------------------------------------
@@ -465,7 +461,7 @@ def doctor(
     from linkpronto.doctor import run_doctor
 
     settings = _settings(config)
-    report = run_doctor(settings, project or Path.cwd())
+    report = run_doctor(settings, project or settings.app.cwd or Path.cwd())
     if as_json:
         console.print_json(report)
     else:

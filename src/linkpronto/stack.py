@@ -32,7 +32,7 @@ from linkpronto.app_env import app_environment, link_template
 from linkpronto.app_part import AppContext, AppPart
 from linkpronto.components import Part, PartStatus, utcnow
 from linkpronto.config import AppSettings, Settings
-from linkpronto.errors import LinkprontoError, TunnelError, TunnelUrlChanged
+from linkpronto.errors import LinkprontoError, TunnelError, TunnelUnreachable, TunnelUrlChanged
 from linkpronto.events.hub import EventHub, Fanout
 from linkpronto.i18n import Lang, Text
 from linkpronto.issuer import LinkIssuer
@@ -44,9 +44,11 @@ from linkpronto.livekit.reach import LivekitReach
 from linkpronto.livekit.remote import RemoteLivekit, RoomAdmin, ws_base
 from linkpronto.machine import Action, Decision, Events, PartView, Snapshot, Timing, decide
 from linkpronto.media.wiring import media_keeper, status_media
+from linkpronto.pagecheck import PageRung
 from linkpronto.proof import ProofKeeper
 from linkpronto.schema import PartState, StackState
 from linkpronto.supervise.logtail import OutputHub
+from linkpronto.tls import client_context
 from linkpronto.verify import Ladder, LadderInput, LadderResult, MediaAssessment, assess_media
 from linkpronto.warmup import AppWarmup, app_check_path
 
@@ -116,11 +118,12 @@ class Stack:
         self._unsubscribe: list[Callable[[], None]] = []
         self._status_listeners = Fanout(maxsize=64)
         self._last_status_key = ""
-        self._client = httpx.AsyncClient(http2=False)
+        self._client = httpx.AsyncClient(http2=False, verify=client_context())
         # The children's output: streamed into `up`'s terminal and served to `linkpronto logs`.
         self.output = OutputHub()
         self._warmup = AppWarmup()
-        self._ladder = Ladder(self._client)
+        self.page_rung = PageRung(settings.verify.page_browser, settings.verify.page_interval)
+        self._ladder = Ladder(self._client, self.page_rung)
         self._start_lock = asyncio.Lock()
         self._last_activity = time.monotonic()
         self.links = LinkService(
@@ -245,6 +248,7 @@ class Stack:
             self._ladder_task = self._task = None
             if self.media is not None:
                 await self.media.stop()
+            await self.page_rung.aclose()
             for unsub in self._unsubscribe:
                 unsub()
             self._unsubscribe.clear()
@@ -338,7 +342,7 @@ class Stack:
             try:
                 await tunnel.open()
             except (TunnelError, LinkprontoError) as exc:
-                recoverable = exc.code == "TUNNEL_UNREACHABLE"
+                recoverable = exc.code == TunnelUnreachable.code
                 self.poke()
                 if not recoverable:
                     self._fail(exc)
