@@ -288,3 +288,56 @@ async def test_probe_webhooks_never_reach_presence(tmp_path: Path, livekit_inpro
             assert applied == []
         finally:
             outbox.apply_event = real  # type: ignore[assignment]
+
+
+# -- the patient's media-check token -----------------------------------------------------------------
+async def test_media_check_token_is_a_probe_room_for_a_live_link_only_and_never_a_use(
+        tmp_path: Path, livekit_inproc: InProcessDouble) -> None:
+    import jwt
+
+    settings = settings_for(tmp_path / "d", livekit_url=livekit_inproc.url)
+    async with run_lp(settings) as lp:
+        await lp.wait_state("ready", timeout=15)
+        link = (await lp.admin.post("/api/consultation-links", json={"professional_id": "dra-ana"})).json()
+        token = link["url"].rstrip("/").rsplit("/", 1)[-1]
+        res = await lp.public.post("/_linkpronto/api/media-check-token", json={"token": token})
+        assert res.status_code == 200, res.text
+        doc = res.json()
+        claims = jwt.decode(doc["token"], options={"verify_signature": False})
+        assert is_probe(room=doc["room"]) and doc["room"] == claims["video"]["room"]
+        assert is_probe(identity=claims["sub"])
+        assert claims["video"]["canPublish"] is True and claims["video"]["canSubscribe"] is False
+        assert claims["video"].get("hidden") is True
+        assert claims["exp"] - claims["nbf"] <= 120
+        assert doc["room"] != link["room"]
+        again = (await lp.admin.get(f"/api/consultation-links/{link['id']}")).json()
+        assert again["uses"] == link["uses"]  # never a use of the link
+        bad = await lp.public.post("/_linkpronto/api/media-check-token", json={"token": "x" * 30})
+        assert bad.status_code == 404
+        typed = await lp.public.post("/_linkpronto/api/media-check-token", json={"token": 5})
+        assert typed.status_code == 422  # strict types
+
+
+def test_device_check_media_part_is_strict_and_bounded() -> None:
+    from linkpronto.links import inputs
+
+    ok, bad = inputs.parse(inputs.DeviceCheckRequest, json_bytes({
+        "token": "t", "result": {"ok": True, "media": {"ok": True, "status": "passed", "packets_sent": 42,
+                                                        "rtt_ms": 38, "candidate": {"type": "host", "protocol": "udp",
+                                                                                    "address": "198.18.1.2:7882"}}}}))
+    assert ok is not None and not bad
+    assert ok.result.media is not None and ok.result.media.candidate is not None
+    stored = inputs.stored_device_check(ok.result)
+    assert stored is not None and stored["media"]["candidate"]["protocol"] == "udp"
+    none, bad = inputs.parse(inputs.DeviceCheckRequest, json_bytes({
+        "token": "t", "result": {"ok": True, "media": {"ok": True, "status": "passed", "packets_sent": -1}}}))
+    assert none is None and any("media" in b for b in bad)
+    extra, _ = inputs.parse(inputs.DeviceCheckRequest, json_bytes({
+        "token": "t", "result": {"ok": True, "media": {"ok": True, "status": "passed", "evil": "x" * 100}}}))
+    assert extra is not None and "evil" not in (inputs.stored_device_check(extra.result) or {})["media"]
+
+
+def json_bytes(doc: Any) -> bytes:
+    import json
+
+    return json.dumps(doc).encode()

@@ -40,7 +40,7 @@ from linkpronto.errors import (
 from linkpronto.gateway._headers import header
 from linkpronto.gateway.guard import LinkGuard, with_cookie
 from linkpronto.gateway.normalize import decoded, normalize_raw_path
-from linkpronto.i18n import pick_lang
+from linkpronto.i18n import Text, pick_lang
 from linkpronto.links import inputs
 from linkpronto.stack import Stack
 from linkpronto.web.bounded import BodyTooLarge, read_body
