@@ -113,6 +113,20 @@ class ConfigInvalid(LinkprontoError):
     )
 
 
+class UsageError(LinkprontoError):
+    """The command line itself is wrong (unknown command or option, a value of the wrong shape): exit 2."""
+
+    code = "USAGE"
+
+    def __init__(self, detail: str, command: str = "linkpronto", **kw: Any) -> None:
+        self.command = command
+        super().__init__(
+            Text(f"Comando inválido: {detail}", f"Invalid command: {detail}"),
+            fix=Text(f"Veja as opções com: {command} --help", f"See the options with: {command} --help"),
+            **kw,
+        )
+
+
 class AlreadyRunning(LinkprontoError):
     code = "ALREADY_RUNNING"
 

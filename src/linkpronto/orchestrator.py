@@ -278,12 +278,13 @@ def _build_apps(
     rtc_proxy = RtcProxy(lambda: stack.livekit_local_url) if settings.livekit.mode != "cloud" else None
     rtc = RevokedRoomGuard(rtc_proxy, stack.links.room_revoked) if rtc_proxy is not None else None
     has_app = bool(settings.app.command or settings.app.port)
-    app_proxy = AppProxy(lambda: stack.app_url, lambda: stack.public_url) if has_app else None
 
     def client_ip_header() -> str | None:
         # A fact of the provider in use (auto: the one it chose); never a list of provider names.
         t = stack.tunnel
         return t.facts.client_ip_header if t is not None else None
+
+    app_proxy = AppProxy(lambda: stack.app_url, lambda: stack.public_url, client_ip_header) if has_app else None
 
     async def request_stop() -> None:
         stop.set()

@@ -44,7 +44,7 @@ from linkpronto.i18n import Text, pick_lang
 from linkpronto.links import inputs
 from linkpronto.stack import Stack
 from linkpronto.web.bounded import BodyTooLarge, read_body
-from linkpronto.web.common import client_address, error_response, request_lang
+from linkpronto.web.common import client_address, error_response, public_error, request_lang
 from linkpronto.web.limiter import FailedJoinLimiter
 
 log = logging.getLogger(__name__)
@@ -181,7 +181,7 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
         except LinkGone as exc:  # a real (former) link: its true answer, never limited
             return error_response(exc, 410, lang)
         except (LivekitUnhealthy, StorageFault) as exc:
-            return error_response(exc, 503, lang, retry_after=5)
+            return error_response(public_error(exc), 503, lang, retry_after=5)
         stack.touch()
         return JSONResponse(grant.to_json(), headers={"Cache-Control": "no-store"})
 
@@ -262,7 +262,7 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
     ]
     async def store_unavailable(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StoreUnavailable)
-        return error_response(exc, 503, request_lang(request))
+        return error_response(public_error(exc), 503, request_lang(request), retry_after=5)
 
     own = Starlette(routes=routes, exception_handlers={StoreUnavailable: store_unavailable})
 
