@@ -127,6 +127,21 @@ class UsageError(LinkprontoError):
         )
 
 
+class LimiterUnavailable(LinkprontoError):
+    """The failed-join limiter's shared storage (Redis) does not answer: guesses are not counted
+    meanwhile (links still join; tokens carry ≥128 bits), and the status says so."""
+
+    code = "LIMITER_UNAVAILABLE"
+    default_message = Text(
+        "O contador de tentativas inválidas (Redis) não está respondendo; os links continuam funcionando.",
+        "The invalid-attempt counter (Redis) is not answering; links keep working.",
+    )
+    default_fix = Text(
+        "Confira se o Redis de server.rate_limit_storage está no ar; o linkpronto volta a contar sozinho.",
+        "Check that the Redis in server.rate_limit_storage is up; linkpronto resumes counting by itself.",
+    )
+
+
 class AlreadyRunning(LinkprontoError):
     code = "ALREADY_RUNNING"
 

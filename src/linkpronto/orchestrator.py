@@ -275,7 +275,8 @@ def _build_apps(
     from linkpronto.web.public import PublicDeps, build_public_app
     from linkpronto.web.rtc_guard import RevokedRoomGuard
 
-    rtc_proxy = RtcProxy(lambda: stack.livekit_local_url) if settings.livekit.mode != "cloud" else None
+    rtc_proxy = (RtcProxy(lambda: stack.livekit_local_url, stack.livekit_key_pair)
+                 if settings.livekit.mode != "cloud" else None)
     rtc = RevokedRoomGuard(rtc_proxy, stack.links.room_revoked) if rtc_proxy is not None else None
     has_app = bool(settings.app.command or settings.app.port)
 

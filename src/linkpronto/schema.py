@@ -30,7 +30,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
-from linkpronto.links.inputs import SafeStr
+from linkpronto.links.inputs import RoomName, SafeStr
 
 __all__ = [
     "Check",
@@ -359,6 +359,7 @@ class CreateLinkRequest(BaseModel):
     expires_in_s: float | None = Field(default=None, ge=60, le=90 * 86400, allow_inf_nan=False)
     max_uses: int | None = Field(default=None, ge=0, le=1000)
     wait_s: float = Field(default=20, ge=0, le=60, allow_inf_nan=False)
+    room: RoomName | None = None  # the app's own LiveKit room (issue 16)
 
 
 class DropInRequest(BaseModel):
@@ -370,6 +371,11 @@ class DropInRequest(BaseModel):
     consultationType: SafeStr | None = Field(default=None, max_length=100)
     expiresInS: float | None = Field(default=None, ge=60, le=90 * 86400, allow_inf_nan=False)
     waitS: float = Field(default=20, ge=0, le=60, allow_inf_nan=False)
+    # The app's own room (issue 16): ``roomName`` as the app computes it; ``room`` is accepted too.
+    roomName: RoomName | None = None
+    room: RoomName | None = None
+    # The app's own WhatsApp wording: ``{url}`` (required), optional ``{name}``/``{type}``.
+    messageTemplate: SafeStr | None = Field(default=None, min_length=5, max_length=1000, pattern=r"\{url\}")
 
 
 # -- the drop-in route's answers ---------------------------------------------------------------------

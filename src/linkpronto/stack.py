@@ -140,6 +140,8 @@ class Stack:
         )
         self.issuer = LinkIssuer(self.links, self.proofs, self)
         self.events = EventHub(settings, store, lambda: (self.api_key, self._api_secret), secrets.instance_secret)
+        # Problems of parts the web layer owns (the failed-join limiter's shared storage), for the status.
+        self.side_problems: list[Callable[[], list[LinkprontoError]]] = []
         self.events.on_change = self.poke
         #: The media rung on its own cadence (media/rung.py); None when verify.media_interval = 0.
         self.media = media_keeper(self) if settings.verify.media_interval > 0 else None
@@ -166,6 +168,10 @@ class Stack:
         if self.settings.livekit.mode == "cloud":
             return self.settings.livekit.url or None
         return ws_base(self.public_url) + paths.LIVEKIT if self.public_url else None
+
+    def livekit_key_pair(self) -> tuple[str, str]:
+        """The LiveKit key pair in use (the gateway verifies RoomService JWTs with it)."""
+        return self.api_key, self._api_secret
 
     def credentials(self) -> Credentials | None:
         url = self.livekit_browser_url
@@ -608,7 +614,8 @@ class Stack:
             ),
             media=status_media(r, media, lang),
             problems=[schema.Problem.model_validate(e.to_problem(lang))
-                      for e in [*decision.problems, *self.events.problems()]],
+                      for e in [*decision.problems, *self.events.problems(),
+                                *(p for source in self.side_problems for p in source())]],
         )
 
     def status_json(self, lang: Lang | None = None) -> dict[str, Any]:

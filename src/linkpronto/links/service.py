@@ -9,6 +9,7 @@ service knows nothing about tunnels or processes.
 
 from __future__ import annotations
 
+import re
 import secrets
 import urllib.parse
 from collections.abc import Awaitable, Callable
@@ -98,9 +99,19 @@ def qr_data_uri(url: str) -> str:
     return str(qr.svg_data_uri(scale=4, border=2))
 
 
-def whatsapp_url(url: str, lang: Lang | None = None) -> str:
-    text = SHORT_MESSAGE.format(url=url).get(lang)
+def whatsapp_url(url: str, lang: Lang | None = None, text: str | None = None) -> str:
+    text = SHORT_MESSAGE.format(url=url).get(lang) if text is None else text
     return "https://wa.me/?text=" + urllib.parse.quote(text)
+
+
+def short_message(url: str, lang: Lang | None, template: str | None = None, *, name: str = "",
+                  consultation_type: str = "") -> str:
+    """The message sent with a link: the app's own template (``{url}``, ``{name}``, ``{type}``; other
+    braces kept as written) or linkpronto's sentence."""
+    if not template:
+        return SHORT_MESSAGE.format(url=url).get(lang)
+    values = {"url": url, "name": name, "type": consultation_type}
+    return re.sub(r"\{(url|name|type)\}", lambda m: values[m.group(1)], template)
 
 
 def livekit_unreachable() -> LivekitUnhealthy:
@@ -242,6 +253,7 @@ class LinkService:
         expires_in_s: float | None = None,
         max_uses: int | None = None,
         proven: Proof | None = None,
+        room: str | None = None,
     ) -> tuple[LinkRow, str]:
         """Issue a link; returns the row and the token (the only time it is plain).
 
@@ -257,7 +269,7 @@ class LinkService:
             professional_id=professional_id,
             client_id=client_id,
             consultation_type=consultation_type,
-            room="consulta-" + secrets.token_hex(8),
+            room=room or "consulta-" + secrets.token_hex(8),  # the app's own room when it names one
             status=StoredStatus.PREPARING.value,
             created_at=now,
             expires_at=now + timedelta(seconds=expires_in_s or self.default_ttl_s),
