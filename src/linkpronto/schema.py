@@ -169,7 +169,7 @@ class LinkStatus(enum.StrEnum):
     EXHAUSTED = "exhausted"
 
 
-MediaReach = Literal["same-network", "anywhere", "unknown"]
+MediaReach = Literal["same-network", "anywhere", "none", "unknown"]
 
 
 # -- building blocks ---------------------------------------------------------------------------------
@@ -230,9 +230,18 @@ class Verification(_Model):
     checks: list[Check] = Field(default_factory=list)
 
 
+class MediaCandidate(_Model):
+    type: str
+    protocol: str
+    address: str
+
+
 class Media(_Model):
     reach: MediaReach = "unknown"
     detail: str = ""
+    measured: bool = False  # the media rung's measurement (else the configuration's judgement)
+    candidate: MediaCandidate | None = None  # the ICE candidate pair the rung's media used
+    first_frame_ms: float | None = None
 
 
 class Status(_Model):

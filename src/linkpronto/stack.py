@@ -76,12 +76,13 @@ from linkpronto.machine import (
     decide,
     invalidates,
 )
+from linkpronto.media.wiring import media_keeper
 from linkpronto.pagecheck import PageRung
 from linkpronto.proof import ProofKeeper
 from linkpronto.schema import PartState, StackState
 from linkpronto.supervise.logtail import OutputHub
 from linkpronto.tls import client_context
-from linkpronto.verify import Ladder, LadderInput, LadderResult, assess_media
+from linkpronto.verify import Ladder, LadderInput, LadderResult, MediaAssessment, assess_media
 from linkpronto.warmup import AppWarmup, app_check_path
 
 if TYPE_CHECKING:
@@ -226,6 +227,8 @@ class Stack:
         # Problems of parts the web layer owns (the failed-join limiter's shared storage), for the status.
         self.side_problems: list[Callable[[], list[LinkprontoError]]] = []
         self.events.on_change = self.poke
+        #: The media rung on its own cadence (media/rung.py); None when verify.media_interval = 0.
+        self.media = media_keeper(self) if settings.verify.media_interval > 0 else None
 
     # -- what the rest of the program reads ---------------------------------------------------------
     @property
@@ -313,6 +316,8 @@ class Stack:
             # while the loop opens the tunnel — the public listener already serves, so the tunnel never
             # points at nothing.
             self._livekit_task = asyncio.create_task(self._start_livekit(self.livekit), name="livekit-start")
+            if self.media is not None:
+                self.media.start()
             self.poke()
 
     async def _start_livekit(self, livekit: Part) -> None:
@@ -334,6 +339,8 @@ class Stack:
                         await task
             self._livekit_task = self._task = None
             self._jobs.clear()
+            if self.media is not None:
+                await self.media.stop()
             await self.page_rung.aclose()
             for unsub in self._unsubscribe:
                 unsub()
@@ -360,6 +367,8 @@ class Stack:
         """Look again (something that is not a part changed: a job ended, a presence event)."""
         self._inbox.append(None)
         self._wake.set()
+        if self.media is not None:
+            self.media.poke()  # it runs at once when the public URL or LiveKit changed
 
     def invalidate(self) -> None:
         """Every proof so far is no proof (the URL changed)."""
@@ -569,6 +578,10 @@ class Stack:
         parts = ("store", *parts)
         return (*parts, "storage") if self.storage is not None else parts
 
+    def can_verify(self) -> bool:
+        """Whether a proof may be sought now (the ladder's and the media rung's precondition)."""
+        return can_verify(self._snapshot())
+
     def _snapshot(self) -> Snapshot:
         tunnel, app, lan = self.tunnel, self.app, self.lan
         return Snapshot(
@@ -677,12 +690,19 @@ class Stack:
             app_health_path=app_check_path(self.settings.app.health_path, self.links.link_path, paths.PROBE_TOKEN),
             link_path=self.links.link_path,
             app_budget_s=self._warmup.budget_s,
-            media=assess_media(
-                livekit_mode=lk.mode,
-                node_ip=node_ip,
-                turn_url=lk.turn_url,
-                forwards_media=self.tunnel.facts.forwards_media if self.tunnel else False,
-            ),
+            media=self._assess_media(node_ip),
+            media_result=self.media.result_for(self.public_url) if self.media is not None else None,
+            media_pending=self.media is not None and self.media.result_for(self.public_url) is None,
+        )
+
+    def _assess_media(self, node_ip: str) -> MediaAssessment:
+        """The configuration's judgement (the fallback when the media rung cannot measure)."""
+        lk = self.settings.livekit
+        return assess_media(
+            livekit_mode=lk.mode,
+            node_ip=node_ip,
+            turn_url=lk.turn_url,
+            forwards_media=self.tunnel.facts.forwards_media if self.tunnel else False,
         )
 
     # -- StackControl (what the issuer asks) -------------------------------------------------------------

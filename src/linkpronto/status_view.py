@@ -14,6 +14,7 @@ from linkpronto.components import PartStatus
 from linkpronto.errors import LinkprontoError
 from linkpronto.i18n import Lang, Text
 from linkpronto.machine import Decision
+from linkpronto.media.wiring import status_media
 from linkpronto.schema import PartState, StackState
 
 if TYPE_CHECKING:
@@ -67,6 +68,6 @@ def render(
             age_s=round(time.monotonic() - r.checked_at, 2) if r else None,
             checks=[c.to_schema(lang) for c in r.checks] if r else [],
         ),
-        media=schema.Media(reach=media.reach, detail=media.why.get(lang)) if media else schema.Media(),
+        media=status_media(r, media, lang),
         problems=[e.to_schema(lang) for e in [*decision.problems, *extra_problems]],
     )

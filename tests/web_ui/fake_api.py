@@ -475,6 +475,11 @@ def public_app(stack: FakeStack) -> FastAPI:
         stack.bump()
         return Response(status_code=204)
 
+    @app.post("/_linkpronto/api/media-check-token")
+    async def media_check_token(request: Request) -> Response:
+        # The patient's real WebRTC check needs a real LiveKit: the fake says "not now", the page skips it.
+        return _error("LIVEKIT_UNHEALTHY", "O servidor de vídeo ainda não está pronto.", None, 503)
+
     @app.get("/_linkpronto/api/runtime-config")
     async def runtime_config() -> dict[str, Any]:
         return _doc(schema.RuntimeConfig, {

@@ -43,6 +43,28 @@ class CheckItem(_StrictLenient):
     message: Annotated[SafeStr, Field(max_length=500)] | None = None
 
 
+class MediaCandidateReport(_StrictLenient):
+    type: Annotated[SafeStr, Field(max_length=16)] | None = None  # host | srflx | prflx | relay
+    protocol: Annotated[SafeStr, Field(max_length=8)] | None = None  # udp | tcp
+    address: Annotated[SafeStr, Field(max_length=64)] | None = None  # LiveKit's side, ip:port
+
+
+class MediaCheckReport(_StrictLenient):
+    """The patient's real WebRTC check (patient.js): camera and microphone published to this LiveKit."""
+
+    ok: bool
+    #: passed | failed | skipped (no camera), and why when it failed: a stable reason word.
+    status: Annotated[SafeStr, Field(max_length=16)]
+    reason: Annotated[SafeStr, Field(max_length=32)] | None = None  # signal | ice | no_packets | black | ...
+    packets_sent: Annotated[int, Field(ge=0, le=10**9)] | None = None
+    black: bool | None = None
+    rtt_ms: Annotated[float, Field(ge=0, le=600_000)] | None = None
+    candidate: MediaCandidateReport | None = None
+    duration_ms: Annotated[float, Field(ge=0, le=600_000)] | None = None
+    error: Annotated[SafeStr, Field(max_length=300)] | None = None
+    signalled: bool | None = None  # the signalling WebSocket got through before the failure
+
+
 class DeviceCheckResult(_StrictLenient):
     ok: bool
     checks: Annotated[list[CheckItem], Field(max_length=32)] = []
@@ -54,9 +76,14 @@ class DeviceCheckResult(_StrictLenient):
     media_error: Annotated[SafeStr, Field(max_length=500)] | None = None
     phase: Annotated[SafeStr, Field(max_length=32)] | None = None
     lang: Annotated[SafeStr, Field(max_length=16)] | None = None
+    media: MediaCheckReport | None = None  # the real WebRTC check, when the page ran it
 
     def to_stored(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)
+
+
+class MediaCheckTokenRequest(_StrictLenient):
+    token: Annotated[SafeStr, Field(min_length=1, max_length=200)]
 
 
 class DeviceCheckRequest(_StrictLenient):
