@@ -11,22 +11,26 @@ export default function ClientConsultation() {
   const [name, setName] = useState("");
   const lkRoom = useRef(null);
 
-  useEffect(() => {
-    if (!token) return;
-    fetch(`/api/public/professional?slug=${encodeURIComponent(token)}`)
+  function loadProfessional(slug) {
+    fetch(`/api/public/professional?slug=${encodeURIComponent(slug)}`)
       .then((r) => (r.ok ? r.json() : Promise.reject(new Error(`HTTP ${r.status}`))))
       .then(setProfessional)
       .catch(() => setError("Não foi possível carregar as informações do profissional."));
-  }, [token]);
+  }
   useEffect(() => () => lkRoom.current?.disconnect(), []);
 
   async function join() {
     setState("connecting");
     try {
-      const roomName = `consulta-${token.toLowerCase()}`;
-      const res = await fetch(`/api/livekit/token?room=${encodeURIComponent(roomName)}&identity=paciente-${Date.now()}&name=${encodeURIComponent(name || "Paciente")}`);
-      const { token: accessToken, wsUrl, error: err } = await res.json();
-      if (!res.ok) throw new Error(err || `HTTP ${res.status}`);
+      const res = await fetch("/_linkpronto/api/join", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ token, display_name: name || "Paciente" }),
+      });
+      const grant = await res.json();
+      if (!res.ok) throw new Error(grant?.error?.message || `HTTP ${res.status}`);
+      const { room: roomName, access_token: accessToken, livekit_url: wsUrl } = grant;
+      loadProfessional(roomName.replace(/^consulta-/, ""));
       const { Room } = await import("livekit-client");
       const room = (lkRoom.current = new Room());
       await room.connect(wsUrl, accessToken);
