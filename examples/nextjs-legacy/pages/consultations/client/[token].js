@@ -9,6 +9,7 @@ export default function ClientConsultation() {
   const [error, setError] = useState("");
   const [state, setState] = useState("idle");
   const [name, setName] = useState("");
+  const [joinedRoom, setJoinedRoom] = useState("");
   const lkRoom = useRef(null);
 
   function loadProfessional(slug) {
@@ -30,6 +31,7 @@ export default function ClientConsultation() {
       const grant = await res.json();
       if (!res.ok) throw new Error(grant?.error?.message || `HTTP ${res.status}`);
       const { room: roomName, access_token: accessToken, livekit_url: wsUrl } = grant;
+      setJoinedRoom(roomName);
       loadProfessional(roomName.replace(/^consulta-/, ""));
       const { Room } = await import("livekit-client");
       const room = (lkRoom.current = new Room());
@@ -47,6 +49,7 @@ export default function ClientConsultation() {
       {error && <p role="alert" id="load-error">{error}</p>}
       <label>Seu nome <input id="name" value={name} onChange={(e) => setName(e.target.value)} /></label>
       <p><button type="button" onClick={join} disabled={!token || state === "connecting"}>Entrar na consulta</button></p>
+      {joinedRoom && <p>Sala: <code id="room">{joinedRoom}</code></p>}
       <p id="state" role="status">{state}</p>
     </main>
   );
