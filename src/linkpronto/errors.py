@@ -61,9 +61,12 @@ is technical context (a log tail, a URL, an exit code) that must never contain a
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from linkpronto.i18n import Lang, Text
+
+if TYPE_CHECKING:
+    from linkpronto import schema
 
 
 class LinkprontoError(Exception):
@@ -100,6 +103,12 @@ class LinkprontoError(Exception):
         if self.detail:
             out["detail"] = self.detail
         return out
+
+    def to_schema(self, lang: Lang | None = None) -> schema.Problem:
+        """The same, as the wire's model (:class:`linkpronto.schema.Problem`)."""
+        from linkpronto.schema import Problem
+
+        return Problem.model_validate(self.to_problem(lang))
 
     def __str__(self) -> str:
         return f"{self.code}: {self.text.en}"

@@ -12,25 +12,13 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from linkpronto.schema import SafeStr  # defined with the wire's types; re-exported here
 
 #: The device-check result as stored (JSON text): at most this many bytes.
 DEVICE_CHECK_MAX_BYTES = 16 * 1024
 M = TypeVar("M", bound=BaseModel)
-
-
-def _storable(value: str) -> str:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("not valid Unicode (lone surrogate)") from None
-    if "\x00" in value:
-        raise ValueError("contains a NUL character")
-    return value
-
-
-#: A string that is valid Unicode and storable on every backend.
-SafeStr = Annotated[str, AfterValidator(_storable)]
 
 
 class _Strict(BaseModel):
@@ -108,21 +96,3 @@ def decode_stored(text: str | None) -> Any:
         return json.loads(text)
     except (ValueError, RecursionError):
         return {"unreadable": True}
-
-
-
-
-# -- the app's own LiveKit room name (issue 16) ---------------------------------------------------------
-#: LiveKit accepts almost any string as a room name; the app's names are URL/identifier-like
-#: (``consulta-dra-ana``). Letters, digits and ``-_.:@``, starting with a letter or digit, at most 64
-#: (the ``links.room`` column); ``linkpronto-`` is linkpronto's own (the probe room).
-ROOM_RE = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$"
-
-
-def _room_name(value: str) -> str:
-    if value.startswith("linkpronto-"):
-        raise ValueError("names starting with 'linkpronto-' are linkpronto's own")
-    return value
-
-
-RoomName = Annotated[str, Field(pattern=ROOM_RE), AfterValidator(_room_name)]
