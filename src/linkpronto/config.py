@@ -478,7 +478,12 @@ def load_settings(
         settings = _with_file(toml_data)(**init)
     except ValidationError as exc:
         raise _invalid(exc, hint) from exc
-    if not settings.server.data_dir.is_absolute():
+    if "data_dir" not in settings.server.model_fields_set:
+        # Not configured: the platform's user data folder for this project, outside it (data_dir.py).
+        from linkpronto.data_dir import default_data_dir
+
+        settings.server.data_dir = default_data_dir(base)
+    elif not settings.server.data_dir.is_absolute():
         settings.server.data_dir = (base / settings.server.data_dir).resolve()
     settings.config_path = path
     if settings.server.admin_port == settings.server.public_port:
