@@ -483,23 +483,51 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_ERROR)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except (typer.BadParameter, typer.Abort) as exc:
-        _usage(exc)
     except Exception as exc:
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(EXIT_USAGE)
-        if isinstance(exc, click.exceptions.Abort):
+        if _is_click(exc, "Abort"):
             sys.exit(130)
+        if _is_click(exc, "Exit"):
+            sys.exit(int(getattr(exc, "exit_code", EXIT_OK) or 0))
+        if _is_click(exc, "ClickException"):
+            _usage(exc)
         raise
     sys.exit(rc if isinstance(rc, int) else EXIT_OK)
 
 
-def _usage(exc: Exception) -> None:
-    import click
+_USAGE_MISSING = Text("Falta o comando.", "The command is missing.")
+_USAGE_FIX = Text(
+    "Veja os comandos e opções com 'linkpronto --help' (ou 'linkpronto <comando> --help').",
+    "See the commands and options with 'linkpronto --help' (or 'linkpronto <command> --help').",
+)
 
-    if isinstance(exc, click.exceptions.ClickException):
-        exc.show()
+
+def _click_modules() -> list[Any]:
+    """Every click that can raise here: typer >= 0.2x bundles its own (``typer._click``), older
+    typers use the ``click`` package; both are handled so any version pyproject allows behaves."""
+    import importlib
+
+    found = []
+    for name in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            found.append(importlib.import_module(name))
+        except ImportError:
+            continue
+    return found
+
+
+def _is_click(exc: BaseException, cls_name: str) -> bool:
+    classes = tuple(c for m in _click_modules() if isinstance(c := getattr(m, cls_name, None), type))
+    return bool(classes) and isinstance(exc, classes)
+
+
+def _usage(exc: Exception) -> None:
+    """A usage error: exit 2 and one ``error[USAGE]: …`` line plus a fix (CONTRACT.md), whatever click."""
+    fmt = getattr(exc, "format_message", None)
+    message = (fmt() if callable(fmt) else str(exc)) or str(exc) or _USAGE_MISSING.get()  # no args: help shown
+    ctx = getattr(exc, "ctx", None)
+    command = getattr(ctx, "command_path", "") if ctx is not None else ""
+    where = f" ({command})" if command and command != "linkpronto" else ""
+    sys.stderr.write(f"error[USAGE]: {' '.join(str(message).split())}{where}\n")
+    sys.stderr.write(f"fix: {_USAGE_FIX.get()}\n")
+    sys.stderr.flush()
     sys.exit(EXIT_USAGE)
