@@ -127,11 +127,19 @@ def production_settings(settings: Settings) -> Settings:
     return settings
 
 
-def run_serve(settings: Settings) -> int:
+def configure_logging() -> None:
+    """INFO for linkpronto; httpx/httpcore at WARNING: their INFO lines carry whole URLs
+    (``/rtc/validate?access_token=<JWT>``), and logs must never hold a token (issue 19)."""
     if not logging.getLogger().handlers:
         logging.basicConfig(
             level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def run_serve(settings: Settings) -> int:
+    configure_logging()
     return asyncio.run(_serve(production_settings(settings)))
 
 

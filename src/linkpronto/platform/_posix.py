@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1
 REAPER_SCRIPT = Path(__file__).with_name("_reaper.py")
+from linkpronto.platform._reaper import scrubbed_env  # noqa: E402 - stdlib only, like the script
 
 
 # --- parent-death signal (Linux) -----------------------------------------------------------------
@@ -87,6 +88,7 @@ class _Reaper:
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl+C in the terminal must not kill the reaper first
             close_fds=True,
+            env=scrubbed_env(os.environ),  # no tunnel tokens, API keys or LINKPRONTO_* (issue 19)
         )
 
     @property

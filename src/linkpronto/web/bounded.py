@@ -66,6 +66,10 @@ class EdgeLimits:
     body_rate_grace_s: float = BODY_RATE_GRACE_S
     body_deadline_s: float = BODY_DEADLINE_S
     evictable_after_s: float = EVICTABLE_AFTER_S
+    #: Connections past ``max_connections`` kept for ``reserved_for`` paths only (linkpronto's own
+    #: public routes; the admin API's authenticated callers): nginx ``limit_conn`` per class.
+    reserve: int = 0
+    reserved_for: Callable[[str], bool] | None = None
 
 
 def _plain(status: bytes, text: bytes) -> bytes:
@@ -94,6 +98,8 @@ class BoundedHttpTools(HttpToolsProtocol):
         self._body_timer: asyncio.TimerHandle | None = None
         self._rate_timer: asyncio.TimerHandle | None = None
         self._sending_since: float | None = None  # the current request is still arriving since then
+        self._in_reserve = False
+        self._dropped = False  # refused after its head (the reserve was not for its path)
         self._body_started = 0.0
         self._body_bytes = 0
 
@@ -105,7 +111,9 @@ class BoundedHttpTools(HttpToolsProtocol):
         # ``evictable_after_s`` — is closed to make room: a request that arrived whole (being
         # answered, or a WebSocket) is never a victim, and quick callers (joins, the admin API's
         # own clients) are never the oldest senders.
-        if len(self.connections) >= self.limits.max_connections and not self._evict_one():
+        limits = self.limits
+        self._in_reserve = len(self.connections) >= limits.max_connections
+        if len(self.connections) >= limits.max_connections + limits.reserve and not self._evict_one():
             # Refused before anything is read or allocated: the descriptor is released at once.
             self._refused = True
             self.transport = transport
@@ -121,6 +129,8 @@ class BoundedHttpTools(HttpToolsProtocol):
         now = self.loop.time()
         oldest: BoundedHttpTools | None = None
         for conn in self.connections:
+            if self.limits.reserve and not getattr(conn, "_in_reserve", False):
+                continue  # with a reserve, slow senders of the main pool are cut by the rate rule
             since = getattr(conn, "_sending_since", None)
             if since is None or now - since < self.limits.evictable_after_s:
                 continue
@@ -140,7 +150,7 @@ class BoundedHttpTools(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._refused:
+        if self._refused or self._dropped:
             return
         if self._in_head:
             room = self.limits.max_head_bytes - self._head_bytes
@@ -170,6 +180,13 @@ class BoundedHttpTools(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        reserved_for = self.limits.reserved_for
+        if self._in_reserve and reserved_for is not None:
+            path = self.url.split(b"?", 1)[0].decode("latin-1")
+            if not reserved_for(path):  # the reserve is not for this path: as if at the cap
+                self._dropped = True
+                self._reject(RESPONSE_503, "connection cap: %s", 503)
+                return
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
@@ -182,11 +199,15 @@ class BoundedHttpTools(HttpToolsProtocol):
         self._rate_timer = self.loop.call_later(self.limits.body_rate_grace_s, self._rate_check)
 
     def on_body(self, body: bytes) -> None:
+        if self._dropped:
+            return
         super().on_body(body)
         self._body_bytes += len(body)
         self._arm_body_timer()
 
     def on_message_complete(self) -> None:
+        if self._dropped:
+            return
         self._sending_since = None
         for timer in (self._body_timer, self._rate_timer):
             if timer is not None:

@@ -165,7 +165,9 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
             return error_response(exc, 404, lang)
         except LinkGone as exc:  # a real (former) link: its true answer, never limited
             return error_response(exc, 410, lang)
-        except (LivekitUnhealthy, StorageFault) as exc:
+        except StorageFault as exc:
+            return error_response(_for_the_public(exc), 503, lang, retry_after=5)
+        except LivekitUnhealthy as exc:
             return error_response(exc, 503, lang, retry_after=5)
         stack.touch()
         return JSONResponse(grant.to_json(), headers={"Cache-Control": "no-store"})
@@ -222,7 +224,7 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
     ]
     async def store_unavailable(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StoreUnavailable)
-        return error_response(exc, 503, request_lang(request))
+        return error_response(_for_the_public(exc), 503, request_lang(request), retry_after=5)
 
     own = Starlette(routes=routes, exception_handlers={StoreUnavailable: store_unavailable})
 
@@ -274,3 +276,9 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
         await refuse(scope, receive, send, 404, "Not Found")
 
     return dispatch
+
+
+def _for_the_public(exc: LinkprontoError) -> LinkprontoError:
+    """A storage failure as anonymous callers see it: its code and a generic sentence, never the
+    driver, user, host, port, database name or file path (those stay in the status and the log)."""
+    return StoreUnavailable(StoreUnavailable.default_message, fix=StoreUnavailable.default_fix, code=exc.code)
