@@ -129,9 +129,11 @@ class BoundedHttpTools(HttpToolsProtocol):
         now = self.loop.time()
         oldest: BoundedHttpTools | None = None
         for conn in self.connections:
-            if self.limits.reserve and not getattr(conn, "_in_reserve", False):
+            if not isinstance(conn, BoundedHttpTools):  # a WebSocket: its request arrived whole
+                continue
+            if self.limits.reserve and not conn._in_reserve:
                 continue  # with a reserve, slow senders of the main pool are cut by the rate rule
-            since = getattr(conn, "_sending_since", None)
+            since = conn._sending_since
             if since is None or now - since < self.limits.evictable_after_s:
                 continue
             if oldest is None or since < (oldest._sending_since or now):
