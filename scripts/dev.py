@@ -44,6 +44,8 @@ TEST_DEBS = {
     "redis-server": "/usr/bin/redis-server",
 }
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+#: How long apt-get waits for another apt-get's dpkg lock before giving up (seconds).
+APT_LOCK_WAIT_S = 300
 
 
 def say(msg: str) -> None:
@@ -107,8 +109,58 @@ def setup_test_system() -> None:
         say(msg + " — the tests that need them will be skipped")
         return
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    run([apt, "update", "-qq"], env=env)
-    run([apt, "install", "-y", "-qq", "--no-install-recommends", *missing], env=env)
+    # Another apt-get (unattended-upgrades, a second terminal) may hold the dpkg lock: wait for it
+    # (up to APT_LOCK_WAIT_S) instead of failing at once, and say so.
+    lock = ["-o", f"DPkg::Lock::Timeout={APT_LOCK_WAIT_S}"]
+    install = [apt, *lock, "install", "-y", "-qq", "--no-install-recommends", *missing]
+    say(f"installing {', '.join(missing)} with apt-get (waits up to {APT_LOCK_WAIT_S} s if another apt holds the lock)")
+    for argv in ([apt, *lock, "update", "-qq"], install):
+        say(" ".join(argv))
+        result = subprocess.run(argv, cwd=ROOT, env=env, check=False)
+        if result.returncode != 0:
+            hint = f"sudo apt-get install -y {' '.join(missing)}" if argv is install else "sudo apt-get update"
+            raise SystemExit(
+                f"[dev] apt-get failed (exit {result.returncode}) while installing the test system packages "
+                f"({', '.join(missing)}). If another apt-get or the automatic updates are running, wait for "
+                f"them to finish; then run:\n    {hint}\nand start scripts/dev.py again."
+            )
+
+
+LIVEKIT_VERSION = "v1.13.5"  # the real livekit-server the tests run (its go.mod has no replace directive)
+LIVEKIT_GO_PACKAGE = "github.com/livekit/livekit-server/cmd/server"
+
+
+def livekit_cache_dir() -> Path:
+    root = os.environ.get("LINKPRONTO_TEST_CACHE")
+    return (Path(root) if root else Path.home() / ".cache" / "linkpronto") / "livekit-server" / LIVEKIT_VERSION
+
+
+def setup_livekit() -> None:
+    """A real livekit-server for the tests: $LINKPRONTO_TEST_LIVEKIT, the cache, PATH; else build it
+    with ``go install`` from its Go module into the cache (outside the repository, keyed by version)."""
+    exe = "server.exe" if IS_WINDOWS else "server"
+    explicit = os.environ.get("LINKPRONTO_TEST_LIVEKIT")
+    if (explicit and Path(explicit).is_file()) or (livekit_cache_dir() / exe).is_file():
+        return
+    if shutil.which("livekit-server"):
+        return
+    go = shutil.which("go")
+    if go is None:
+        msg = (f"no livekit-server for the tests and no Go toolchain to build it: install Go, or put "
+               f"livekit-server {LIVEKIT_VERSION} on PATH (or set LINKPRONTO_TEST_LIVEKIT)")
+        if IN_CI:
+            raise SystemExit(msg)
+        say(msg + " — the real-LiveKit tests will be skipped")
+        return
+    livekit_cache_dir().mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, GOBIN=str(livekit_cache_dir()), GOFLAGS="-mod=mod")
+    try:
+        run([go, "install", f"{LIVEKIT_GO_PACKAGE}@{LIVEKIT_VERSION}"], env=env)
+    except subprocess.CalledProcessError as exc:
+        msg = f"go install of livekit-server {LIVEKIT_VERSION} failed (exit {exc.returncode})"
+        if IN_CI:
+            raise SystemExit(msg) from None
+        say(msg + " — the real-LiveKit tests will be skipped")
 
 
 def setup(with_tests: bool) -> None:
@@ -116,6 +168,7 @@ def setup(with_tests: bool) -> None:
     setup_assets()
     if with_tests:
         setup_test_system()
+        setup_livekit()
 
 
 def cmd_up(args: list[str]) -> int:

@@ -1,14 +1,25 @@
+# ruff: noqa: E402 - the bytecode switch below goes before every import, on purpose
 """Fixtures shared by every test package (the LiveKit test double as a child process and in-process,
 a real sshd) and the hooks of the test tiers and CI strictness (:mod:`helpers.tiers`)."""
 
 from __future__ import annotations
 
+import sys
+
+# Keep compiled test modules (pytest's assertion rewriting) and linkpronto's between runs even where
+# the environment sets PYTHONDONTWRITEBYTECODE=1 (this build machine does): recompiling everything cost
+# ~5 s of every fast-tier run. They go to the git-ignored __pycache__ directories, as Python's default.
+sys.dont_write_bytecode = False
+
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from doubles.livekit_server import RunningDouble, run_double
 from fixtures.databases import database_url, pg_url, postgres_server, redis_server  # noqa: F401 - fixtures
+from fixtures.livekit_real import LIVEKIT_VERSION, RealLivekit, livekit_binary
+from fixtures.netns import Topology, netns_available
 from fixtures.sshd import SshServer, sshd_available
 from helpers.inproc import InProcessDouble, run_double_in_process
 from helpers.lp import TEST_KEY, TEST_SECRET
@@ -21,9 +32,11 @@ from helpers.tiers import (  # noqa: F401
     pytest_runtest_makereport,
     pytest_runtest_setup,
     require,
+    share_default_tls_context,
 )
 
 IN_CI = in_ci()
+share_default_tls_context()  # test clients share one TLS context (see helpers.tiers)
 pytest_plugins = ["pytester"]  # tests/test_tiers.py runs small pytest sessions in-process
 
 
@@ -38,6 +51,34 @@ def livekit_inproc() -> Iterator[InProcessDouble]:
     """The same double served from this process (fast tier): use it unless the process matters."""
     with run_double_in_process({TEST_KEY: TEST_SECRET}) as double:
         yield double
+
+
+@pytest.fixture
+def topology(request: pytest.FixtureRequest) -> Iterator[Topology]:
+    """An empty network topology of our own (fixtures/netns.py); removed after the test."""
+    require(netns_available(), "network namespaces (root and iproute2's ip)")
+    with Topology(request.node.name[:3].lower().replace("_", "")) as topo:
+        yield topo
+
+
+@pytest.fixture
+def real_livekit_binary() -> Path:
+    """The real livekit-server v1.13.5 (scripts/dev.py test builds it with go install)."""
+    binary = livekit_binary()
+    require(binary is not None, f"livekit-server {LIVEKIT_VERSION} (python3 scripts/dev.py setup --tests builds it)")
+    assert binary is not None
+    return binary
+
+
+@pytest.fixture
+def real_livekit(topology: Topology, real_livekit_binary: Path) -> Iterator[RealLivekit]:
+    """The real livekit-server alone on a host ``lk`` (198.18.20.2) that the test process reaches."""
+    lan = topology.network("lklan", "198.18.20.0/24")
+    host = topology.host("lk")
+    topology.attach(host, lan, "198.18.20.2", default=True)
+    topology.link_root(lan, "198.18.20.254")
+    with RealLivekit({TEST_KEY: TEST_SECRET}, host=host, ip="198.18.20.2") as lk:
+        yield lk
 
 
 @pytest.fixture

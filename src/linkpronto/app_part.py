@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from linkpronto.components import Observable, PartStatus
 from linkpronto.config import AppSettings
-from linkpronto.errors import LinkprontoError
+from linkpronto.errors import AppCrashLoop, LinkprontoError
 from linkpronto.i18n import Text
 from linkpronto.schema import PartState
 from linkpronto.supervise import ManagedProcess
@@ -155,7 +155,7 @@ class AppPart(Observable):
             readiness=TcpProbe("127.0.0.1", app.port, period_s=0.2, timeout_s=1.0) if app.port else None,
             restart=RestartPolicy(),
             start_timeout_s=120.0,
-            error_code="APP_CRASH_LOOP",
+            error_code=AppCrashLoop.code,
             port=app.port or None,
             redact=(ctx.admin_token, *self._redact, *((ctx.events_secret,) if ctx.events_secret else ())),
         )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import shutil
 import socket
 import sys
 from dataclasses import dataclass
@@ -34,33 +33,46 @@ class Finding:
     level: Level
     message: Text
     fix: Text | None = None
+    #: A project finding's stable code and place (``doctor --project``: linkpronto.project_scan).
+    code: str | None = None
+    file: str | None = None
+    line: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "name": self.name,
             "level": self.level,
             "ok": self.level in ("ok", "info"),
             "message": self.message.get(),
             "fix": self.fix.get() if self.fix else None,
         }
+        if self.code is not None:
+            doc.update(code=self.code, file=self.file, line=self.line)
+        return doc
 
 
-def _binary(settings: Settings, stem: str, configured: str) -> Path | None:
-    exe = stem + (".exe" if sys.platform == "win32" else "")
-    if configured:
-        p = Path(configured)
-        return p if p.exists() else None
-    found = shutil.which(stem)
-    if found:
-        return Path(found)
-    local = settings.data_dir / "bin" / exe
-    return local if local.exists() else None
+def _livekit_binary(settings: Settings) -> Path | None:
+    """Where ``up`` would find livekit-server (the LiveKit module's own search)."""
+    from linkpronto.errors import BinaryNotFound
+    from linkpronto.livekit.local import find_livekit_binary
+
+    try:
+        return find_livekit_binary(settings, settings.data_dir)
+    except BinaryNotFound:
+        return None
+
+
+def _cloudflared_binary(settings: Settings) -> Path | None:
+    """Where ``up`` would find cloudflared (the cloudflared module's own search)."""
+    from linkpronto.tunnels.cloudflared import find_cloudflared
+
+    return find_cloudflared(settings.tunnel.cloudflared_binary, settings.data_dir / "bin")
 
 
 def check_binaries(settings: Settings) -> list[Finding]:
     out: list[Finding] = []
     if settings.livekit.mode == "local":
-        p = _binary(settings, "livekit-server", settings.livekit.binary)
+        p = _livekit_binary(settings)
         if p:
             out.append(Finding("livekit-server", "ok", Text(f"livekit-server: {p}", f"livekit-server: {p}")))
         elif settings.stack.install:
@@ -85,7 +97,7 @@ def check_binaries(settings: Settings) -> list[Finding]:
                 )
             )
     if settings.tunnel.provider in ("auto", "cloudflared"):
-        p = _binary(settings, "cloudflared", settings.tunnel.cloudflared_binary)
+        p = _cloudflared_binary(settings)
         level: Level = "ok" if p else ("info" if settings.stack.install else "warn")
         out.append(
             Finding(
@@ -98,18 +110,6 @@ def check_binaries(settings: Settings) -> list[Finding]:
                     "cloudflared is not installed ('up' downloads it when needed).",
                 ),
                 None if p else Text("Ou instale agora: linkpronto install cloudflared", "Or now: linkpronto install cloudflared"),
-            )
-        )
-    if settings.tunnel.provider == "ssh" and not shutil.which("ssh"):
-        out.append(
-            Finding(
-                "ssh",
-                "error",
-                Text("O cliente ssh não foi encontrado.", "The ssh client was not found."),
-                Text(
-                    "Windows 10/11: Configurações > Aplicativos > Recursos opcionais > Cliente OpenSSH.",
-                    "Windows 10/11: Settings > Apps > Optional features > OpenSSH Client.",
-                ),
             )
         )
     return out
@@ -196,40 +196,29 @@ def check_keys(settings: Settings) -> list[Finding]:
     return out
 
 
+def unmet_requirements(settings: Settings) -> list[ConfigInvalid]:
+    """What the chosen tunnel provider needs and lacks — each provider module says (``unmet_requirements``)."""
+    from linkpronto.tunnels import ngrok, ssh, static
+
+    p = settings.tunnel.provider
+    out: list[ConfigInvalid] = []
+    if p == "ngrok":  # the agent may carry its own authtoken in ngrok.yml
+        out += ngrok.unmet_requirements(settings.tunnel)
+    elif p == "ssh":
+        out += ssh.unmet_requirements(settings.tunnel)
+    elif p == "static":
+        out += static.unmet_requirements(settings.tunnel)
+    for err in out:
+        err.context.setdefault("provider", p)
+    return out
+
+
 def check_tunnel(settings: Settings) -> list[Finding]:
     t = settings.tunnel
     p = t.provider
     out: list[Finding] = []
-    if p == "ngrok" and not t.ngrok_authtoken.get_secret_value():
-        out.append(
-            Finding(
-                "tunnel.ngrok",
-                "error",
-                Text("O ngrok precisa de um authtoken.", "ngrok needs an authtoken."),
-                Text(
-                    "Defina NGROK_AUTHTOKEN (dashboard.ngrok.com > Your Authtoken) ou use --tunnel cloudflared.",
-                    "Set NGROK_AUTHTOKEN (dashboard.ngrok.com > Your Authtoken) or use --tunnel cloudflared.",
-                ),
-            )
-        )
-    if p == "ssh" and not t.ssh_target:
-        out.append(
-            Finding(
-                "tunnel.ssh",
-                "error",
-                Text("O túnel ssh precisa de tunnel.ssh_target.", "The ssh tunnel needs tunnel.ssh_target."),
-                Text("Ex.: ssh_target = \"usuario@meu-vps.com\"", 'E.g. ssh_target = "user@my-vps.com"'),
-            )
-        )
-    if p == "static" and not t.static_url:
-        out.append(
-            Finding(
-                "tunnel.static",
-                "error",
-                Text("O provedor static precisa de tunnel.static_url.", "The static provider needs tunnel.static_url."),
-                Text("Ex.: static_url = \"https://consultas.suaclinica.com.br\"", 'E.g. static_url = "https://consultas.yourclinic.com"'),
-            )
-        )
+    for err in unmet_requirements(settings):
+        out.append(Finding(f"tunnel.{err.context.get('provider', p)}", "error", err.text, err.fix_text))
     if p == "lan" or (p == "static" and t.static_url.startswith("http://")):
         out.append(
             Finding(
@@ -484,10 +473,22 @@ def check_firewall(settings: Settings) -> list[Finding]:
     ]
 
 
+def check_project(settings: Settings, project: Path) -> list[Finding]:
+    """The app's own source: LiveKit URLs, rooms, open token routes, the data folder (project_scan)."""
+    from linkpronto.project_scan import scan_project
+
+    found = scan_project(project, data_dir=settings.data_dir, protected_routes=settings.app.protected_routes)
+    return [
+        Finding(f"project.{f.code.lower()}", f.level, f.message, f.fix, code=f.code, file=f.file, line=f.line or None)
+        for f in found
+    ]
+
+
 def run_doctor(settings: Settings, project: Path) -> dict[str, Any]:
     from linkpronto.platform import read_orchestrator_info
 
     running = read_orchestrator_info(settings.data_dir) is not None
+    project = project.resolve()
     findings: list[Finding] = [
         *check_binaries(settings),
         *check_ports(settings, running),
@@ -495,6 +496,7 @@ def run_doctor(settings: Settings, project: Path) -> dict[str, Any]:
         *check_tunnel(settings),
         *check_assets(),
         *check_next_project(settings, project),
+        *check_project(settings, project),
         *check_firewall(settings),
     ]
     checks = [f.to_json() for f in findings]

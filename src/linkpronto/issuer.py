@@ -104,6 +104,16 @@ class LinkIssuer:
         self.control.touch()
         return grant
 
+    async def guard_lookup(self, link_id: str) -> tuple[str, float] | None:
+        found: tuple[str, float] | None = await self._call(self.links.guard_lookup, link_id)
+        return found
+
+    async def guard_use(self, link_id: str) -> tuple[bool, str]:
+        used: tuple[bool, str] = await self._call(self.links.guard_use, link_id)
+        if used[0]:
+            self.control.touch()
+        return used
+
     async def record_device_check(self, token: str, result: dict[str, Any]) -> bool:
         ok: bool = await self._call(self.links.record_device_check, token, result)
         return ok

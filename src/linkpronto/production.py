@@ -19,7 +19,7 @@ import logging
 import sys
 from typing import Any
 
-from linkpronto import console
+from linkpronto import console, redaction
 from linkpronto.config import Settings
 from linkpronto.errors import ConfigInvalid
 from linkpronto.i18n import Text
@@ -128,14 +128,15 @@ def production_settings(settings: Settings) -> Settings:
 
 
 def configure_logging() -> None:
-    """INFO for linkpronto; httpx/httpcore at WARNING: their INFO lines carry whole URLs
-    (``/rtc/validate?access_token=<JWT>``), and logs must never hold a token (issue 19)."""
+    """``serve`` logs to stderr at INFO; httpx/httpcore (which log every request URL at INFO, e.g.
+    ``/rtc/validate?access_token=<JWT>``) at WARNING; and every record is redacted (issue 19, 12)."""
     if not logging.getLogger().handlers:
         logging.basicConfig(
             level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
     for name in ("httpx", "httpcore"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    redaction.install()
 
 
 def run_serve(settings: Settings) -> int:

@@ -366,21 +366,26 @@ class DropInRequest(BaseModel):
 # -- the drop-in route's answers ---------------------------------------------------------------------
 
 
+#: A value the drop-in's old callers show or open as is: never empty (issue 17: "" used to pass).
+_Filled = Annotated[str, Field(min_length=1)]
+_WebUrl = Annotated[str, Field(pattern=r"^https?://[^\s/]+/\S*$")]
+
+
 class DropInReady(_Model):
-    """200: the link is verified. None of these is null."""
+    """200: the link is verified. None of these is null, nor empty."""
 
     success: Literal[True] = True
-    token: str
-    consultationUrl: str
-    qrCode: str  # data:image/svg+xml, made locally
-    whatsappDeepLink: str
-    shortMessage: str
+    token: _Filled
+    consultationUrl: _WebUrl
+    qrCode: Annotated[str, Field(pattern=r"^data:image/svg\+xml[;,]")]  # made locally
+    whatsappDeepLink: Annotated[str, Field(pattern=r"^https://wa\.me/\?text=\S+$")]
+    shortMessage: _Filled
     expiresAt: UtcTime
     createdAt: UtcTime
     status: Literal[LinkStatus.READY] = LinkStatus.READY
     verifiedAt: UtcTime
-    linkId: str
-    room: str
+    linkId: _Filled
+    room: _Filled
 
 
 class DropInNotReady(_Model):

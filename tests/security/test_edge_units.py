@@ -125,22 +125,3 @@ def test_serve_never_logs_httpx_request_urls() -> None:
         assert logger.isEnabledFor(logging.WARNING)
     finally:
         logger.setLevel(before)
-
-
-def test_public_store_errors_never_describe_the_infrastructure() -> None:
-    """Issue 19, LOW 13: the public 503 keeps the code, drops driver/user/host/port/database/path."""
-    from linkpronto.errors import StoreUnavailable
-    from linkpronto.i18n import Text
-    from linkpronto.links.health import DbFileMissing
-    from linkpronto.web.common import error_body
-    from linkpronto.web.public import _for_the_public
-
-    where = "postgresql+psycopg://clinic_user@db.internal:5432/linkpronto_prod"
-    inner = StoreUnavailable(Text(f"({where}) down", f"({where}) down"), fix=Text(where, where), detail=where)
-    missing = DbFileMissing(Text("/srv/data/links.db gone", "/srv/data/links.db gone"), fix=Text("/srv", "/srv"))
-    for exc, code in ((inner, "STORE_UNAVAILABLE"), (missing, "DB_FILE_MISSING")):
-        for lang in ("pt-BR", "en"):
-            body = str(error_body(_for_the_public(exc), lang))  # type: ignore[arg-type]
-            assert code in body
-            for secret in ("psycopg", "clinic_user", "db.internal", "5432", "linkpronto_prod", "/srv"):
-                assert secret not in body, (secret, body)

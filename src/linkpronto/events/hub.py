@@ -35,18 +35,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from linkpronto.config import Settings
-from linkpronto.errors import LinkprontoError
+from linkpronto.errors import EventsUndelivered, LinkprontoError, WebhookRejected, WebhookTooLarge
 from linkpronto.events import outbox
 from linkpronto.events.webhook import (
     MAX_BODY_BYTES,
-    REJECTED,
-    REJECTED_FIX,
     RoomEvent,
-    WebhookRejected,
     verify,
 )
 from linkpronto.i18n import Text
 from linkpronto.links.store import LinkStore
+from linkpronto.tls import client_context
 
 log = logging.getLogger(__name__)
 
@@ -210,12 +208,12 @@ class EventHub:
         lang = "en" if request.headers.get("accept-language", "").lower().startswith("en") else "pt-BR"
         length = request.headers.get("content-length") or "0"
         if not length.isdigit() or int(length) > MAX_BODY_BYTES:
-            return _error(413, "WEBHOOK_TOO_LARGE", Text("Corpo grande demais.", "Body too large."), None, lang)
+            return _error(413, WebhookTooLarge(), lang)
         body = b""
         async for chunk in request.stream():
             body += chunk
             if len(body) > MAX_BODY_BYTES:
-                return _error(413, "WEBHOOK_TOO_LARGE", Text("Corpo grande demais.", "Body too large."), None, lang)
+                return _error(413, WebhookTooLarge(), lang)
         api_key, api_secret = self._keys()
         try:
             ev = verify(body, request.headers.get("authorization", ""), api_key, api_secret)
@@ -225,7 +223,7 @@ class EventHub:
             self._rejected_since_ok = (count, exc.reason)
             log.warning("LiveKit webhook refused: %s", exc.reason)
             self._changed()
-            return _error(401, WebhookRejected.code, REJECTED, REJECTED_FIX, lang)
+            return _error(401, exc, lang)
         if self._rejected_since_ok is not None:
             self._rejected_since_ok = None
             self._changed()
@@ -281,23 +279,15 @@ class EventHub:
         out: list[LinkprontoError] = []
         if self._rejected_since_ok is not None:
             count, reason = self._rejected_since_ok
-            out.append(LinkprontoError(
-                Text(f"{count} webhook(s) do LiveKit recusado(s): assinatura inválida. A presença do paciente "
+            out.append(WebhookRejected(
+                reason,
+                message=Text(f"{count} webhook(s) do LiveKit recusado(s): assinatura inválida. A presença do paciente "
                      "(\"está esperando\") não será mostrada.",
                      f"{count} LiveKit webhook(s) refused: invalid signature. The patient's presence "
                      "(\"is waiting\") will not show."),
-                fix=REJECTED_FIX, detail=reason, code=WebhookRejected.code,
             ))
         if self._failing is not None and (self._failing["attempts"] >= FAILING_AFTER or self._failing["gave_up"]):
-            out.append(LinkprontoError(
-                Text(f"O app não está recebendo os avisos de presença ({self.events_url}): "
-                     f"{self._failing['error']}. Tentando de novo.",
-                     f"The app is not receiving the presence events ({self.events_url}): "
-                     f"{self._failing['error']}. Retrying."),
-                fix=Text("Verifique se o app está no ar e se a rota de app.events_url responde 2xx.",
-                         "Check that the app is up and that the app.events_url route answers 2xx."),
-                detail=self._failing["error"], code="EVENTS_UNDELIVERED",
-            ))
+            out.append(EventsUndelivered.to(str(self.events_url), self._failing["error"]))
         return out
 
     async def _deliver_loop(self) -> None:
@@ -341,7 +331,7 @@ class EventHub:
 
     async def _send(self, item: outbox.Pending) -> bool:
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=SEND_TIMEOUT_S)
+            self._client = httpx.AsyncClient(timeout=SEND_TIMEOUT_S, verify=client_context())
         body = item.payload.encode("utf-8")
         headers = {
             "Content-Type": "application/json",
@@ -382,9 +372,10 @@ class EventHub:
         return False
 
 
-def _error(status: int, code: str, message: Text, fix: Text | None, lang: str) -> JSONResponse:
+def _error(status: int, err: LinkprontoError, lang: str) -> JSONResponse:
+    """``{error: {code, message, fix}}`` — never the ``detail`` (a refused webhook's reason is for the log)."""
     lg: Any = lang
-    body = {"error": {"code": code, "message": message.get(lg), "fix": fix.get(lg) if fix else None}}
+    body = {"error": {"code": err.code, "message": err.message(lg), "fix": err.fix(lg)}}
     return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
 
 

@@ -18,7 +18,9 @@ from livekit.api import TokenVerifier, WebhookReceiver
 from livekit.protocol import models
 from livekit.protocol.webhook import WebhookEvent
 
-from linkpronto.i18n import Text
+from linkpronto.errors import (
+    WebhookRejected as WebhookRejected,  # re-exported: it lives in the one error tree
+)
 
 #: Admin listener path (loopback: local LiveKit posts here; exempt from the admin token, signed instead).
 ADMIN_PATH = "/api/livekit/webhook"
@@ -34,24 +36,9 @@ _NOT_PEOPLE = frozenset({"INGRESS", "EGRESS", "AGENT", "CONNECTOR", "BRIDGE"})
 HANDLED = frozenset({"participant_joined", "participant_left", "participant_connection_aborted",
                      "room_started", "room_finished"})
 
-REJECTED = Text(
-    "Webhook recusado: a assinatura do LiveKit não confere com este corpo e esta chave de API.",
-    "Webhook refused: LiveKit's signature does not match this body and this API key.",
-)
-REJECTED_FIX = Text(
-    "Configure o webhook do LiveKit com a mesma chave (webhook.api_key) e o mesmo segredo que o linkpronto usa.",
-    "Configure LiveKit's webhook with the same key (webhook.api_key) and secret that linkpronto uses.",
-)
-
-
-class WebhookRejected(Exception):
-    """Missing/invalid signature, wrong key, expired token or a body that does not match its hash."""
-
-    code = "WEBHOOK_REJECTED"
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+#: The sentence and fix a refused webhook answers with (the error class carries them).
+REJECTED = WebhookRejected.default_message
+REJECTED_FIX = WebhookRejected.default_fix
 
 
 @dataclass(frozen=True, slots=True)

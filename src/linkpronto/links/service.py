@@ -365,3 +365,21 @@ class LinkService:
         result = dict(result)
         result["received_at"] = iso(self.clock())
         return bool(self._write(self.store.set_device_check, keys.token_hash(token), result))
+
+    # -- the app-route guard (linkpronto.gateway.guard) --------------------------------------------
+    def guard_lookup(self, link_id: str) -> tuple[str, float] | None:
+        """(status, expiry as a UNIX time) of a link by id; None when it does not exist."""
+        row = self.store.get(link_id)
+        if row is None:
+            return None
+        return self.status_of(row), row.expires_at.timestamp()
+
+    def guard_use(self, link_id: str) -> tuple[bool, str]:
+        """Count one use of a ready link (atomically, as a join does); (counted, status after)."""
+        row = self.store.get(link_id)
+        if row is None:
+            return False, "not_found"
+        result = self._write(self.store.use, row.token_hash, self.clock())
+        after = result.row or row
+        return result.ok, self.status_of(after)
+

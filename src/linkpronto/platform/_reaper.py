@@ -15,13 +15,6 @@ import time
 assert sys.platform != "win32"  # POSIX only (tells mypy --platform win32 to skip the rest)
 
 GRACE_S = 0.8
-#: All the reaper's environment: it needs none of linkpronto's secrets (tunnel tokens, API keys,
-#: ``LINKPRONTO_*``), so it gets none — the orchestrator starts it with :func:`scrubbed_env`.
-ENV_KEEP = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR")
-
-
-def scrubbed_env(environ: "dict[str, str] | os._Environ[str]") -> "dict[str, str]":
-    return {k: environ[k] for k in ENV_KEEP if k in environ}
 
 
 def _alive(pgid: int) -> bool:

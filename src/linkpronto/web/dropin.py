@@ -22,7 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
-from linkpronto.errors import LinkprontoError
+from linkpronto.errors import LinkprontoError, VerifyTimeout
 from linkpronto.i18n import Lang, Text
 from linkpronto.links.service import SHORT_MESSAGE, qr_data_uri
 from linkpronto.schema import DropInInvalid, DropInNotReady, DropInReady, DropInRequest, FieldError, dump
@@ -138,7 +138,7 @@ def register(app: FastAPI, stack: Stack) -> None:
         if failure is not None:
             return _failure(stack, lang, failure, row.id, doc["status"])
         why = stack.status(lang).reason or doc["status"]
-        return _not_ready(lang, 202, PREPARING.format(why=why), "VERIFY_TIMEOUT",
+        return _not_ready(lang, 202, PREPARING.format(why=why), VerifyTimeout.code,
                           PREPARING_FIX.format(id=row.id), row.id, doc["status"])
 
     @app.api_route(PATH, methods=["GET", "HEAD", "PUT", "PATCH", "DELETE"], include_in_schema=False)
