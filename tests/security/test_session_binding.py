@@ -92,3 +92,13 @@ async def test_sessions_expire_when_idle_and_absolutely() -> None:
         assert sessions.valid(cookie, secret) == (clock.now < start + SESSION_TTL_S)
     clock.now = start + SESSION_TTL_S
     assert not sessions.valid(cookie, secret)  # 12 h, however busy
+
+
+async def test_non_ascii_tokens_and_secrets_are_refused_not_500() -> None:
+    """Found by the fuzz run: ``hmac.compare_digest`` raises on non-ASCII str (was a 500)."""
+    sessions = DashboardSessions()
+    async with _client(sessions) as c:
+        cookie, _secret = await _signed_in(c, sessions)
+        assert (await c.get("/", params={"token": "ñ"})).status_code == 401
+        odd = {"Cookie": f"{cookie_name(PORT)}={cookie}", "X-Linkpronto-Session": "ñ".encode()}
+        assert (await c.get("/api/status", headers=odd)).status_code == 401

@@ -66,7 +66,7 @@ class DashboardSessions:
     def redeem(self, login: str) -> tuple[str, str] | None:
         """Trade a login token for ``(cookie value, header secret)`` (the token is spent either way)."""
         self._expire()
-        found = next((t for t in self._logins if hmac.compare_digest(t, login)), None)
+        found = next((t for t in self._logins if _same(t, login)), None)
         if found is None:
             return None
         del self._logins[found]
@@ -81,7 +81,7 @@ class DashboardSessions:
         if not cookie:
             return None
         self._expire()
-        key = next((k for k in self._sessions if hmac.compare_digest(k, cookie)), None)
+        key = next((k for k in self._sessions if _same(k, cookie)), None)
         return (key, self._sessions[key]) if key is not None else None
 
     def known_cookie(self, cookie: str) -> bool:
@@ -91,7 +91,7 @@ class DashboardSessions:
     def valid(self, cookie: str, secret: str = "") -> bool:
         """Cookie *and* its origin-bound secret; a valid pair also renews the idle timer."""
         found = self._find(cookie)
-        if found is None or not secret or not hmac.compare_digest(found[1].secret, secret):
+        if found is None or not secret or not _same(found[1].secret, secret):
             return False
         found[1].idle_until = min(found[1].until, self.clock() + SESSION_IDLE_S)
         return True
@@ -110,6 +110,11 @@ class DashboardSessions:
             del self._logins[key]
         for key in [k for k, s in self._sessions.items() if s.until <= now or s.idle_until <= now]:
             del self._sessions[key]
+
+
+def _same(ours: str, theirs: str) -> bool:
+    """Constant-time comparison of any text a client sends (``compare_digest`` refuses non-ASCII str)."""
+    return hmac.compare_digest(ours.encode("utf-8"), theirs.encode("utf-8", "surrogatepass"))
 
 
 def should_open_browser(environ: dict[str, str], *, isatty: bool, platform: str) -> bool:
