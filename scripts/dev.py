@@ -42,6 +42,7 @@ TEST_DEBS = {
     # A real PostgreSQL and Redis for the store and limiter tests (started by the tests themselves).
     "postgresql": "/usr/share/postgresql-common/pg_wrapper",
     "redis-server": "/usr/bin/redis-server",
+    "tcpdump": "/usr/bin/tcpdump",  # the real-LiveKit media test proves no packet leaves the machine
 }
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 #: How long apt-get waits for another apt-get's dpkg lock before giving up (seconds).

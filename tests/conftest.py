@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from doubles.livekit_server import RunningDouble, run_double
+from fixtures.clinic import Clinic
 from fixtures.databases import database_url, pg_url, postgres_server, redis_server  # noqa: F401 - fixtures
 from fixtures.livekit_real import LIVEKIT_VERSION, RealLivekit, livekit_binary
 from fixtures.netns import Topology, netns_available
@@ -90,3 +91,13 @@ def sshd() -> Iterator[SshServer]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(scope="module")
+def clinic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clinic]:
+    """The standard topology (fixtures/clinic.py): laptop, router, vps (real sshd), wifi_phone, 4g_phone.
+    One per module: start linkpronto in it with ``clinic.linkpronto(data_dir).start()``."""
+    require(netns_available(), "network namespaces (root and iproute2's ip)")
+    require(sshd_available(), "openssh-server (/usr/sbin/sshd)")
+    with Clinic("cl", workdir=tmp_path_factory.mktemp("clinic")) as topo:
+        yield topo

@@ -236,6 +236,9 @@ class LinksSettings(_Section):
     retention: Duration = 30 * 86400.0
     # How often a running linkpronto purges what is past retention.
     purge_interval: Duration = 3600.0
+    # The app's own WhatsApp wording for shortMessage/whatsappDeepLink ({url} required; {name} = the
+    # professional id, {type} = the consultation type). Empty: linkpronto's sentence.
+    message_template: str = Field(default="", max_length=1000, pattern=r"^$|\{url\}")
 
 
 class VerifySettings(_Section):

@@ -61,9 +61,12 @@ is technical context (a log tail, a URL, an exit code) that must never contain a
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from linkpronto.i18n import Lang, Text
+
+if TYPE_CHECKING:
+    from linkpronto import schema
 
 
 class LinkprontoError(Exception):
@@ -101,6 +104,12 @@ class LinkprontoError(Exception):
             out["detail"] = self.detail
         return out
 
+    def to_schema(self, lang: Lang | None = None) -> schema.Problem:
+        """The same, as the wire's model (:class:`linkpronto.schema.Problem`)."""
+        from linkpronto.schema import Problem
+
+        return Problem.model_validate(self.to_problem(lang))
+
     def __str__(self) -> str:
         return f"{self.code}: {self.text.en}"
 
@@ -125,6 +134,21 @@ class UsageError(LinkprontoError):
             fix=Text(f"Veja as opções com: {command} --help", f"See the options with: {command} --help"),
             **kw,
         )
+
+
+class LimiterUnavailable(LinkprontoError):
+    """The failed-join limiter's shared storage (Redis) does not answer: guesses are not counted
+    meanwhile (links still join; tokens carry ≥128 bits), and the status says so."""
+
+    code = "LIMITER_UNAVAILABLE"
+    default_message = Text(
+        "O contador de tentativas inválidas (Redis) não está respondendo; os links continuam funcionando.",
+        "The invalid-attempt counter (Redis) is not answering; links keep working.",
+    )
+    default_fix = Text(
+        "Confira se o Redis de server.rate_limit_storage está no ar; o linkpronto volta a contar sozinho.",
+        "Check that the Redis in server.rate_limit_storage is up; linkpronto resumes counting by itself.",
+    )
 
 
 class AlreadyRunning(LinkprontoError):

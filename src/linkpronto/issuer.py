@@ -51,6 +51,7 @@ class LinkIssuer:
         expires_in_s: float | None = None,
         max_uses: int | None = None,
         wait_s: float = 0.0,
+        room: str | None = None,
     ) -> tuple[LinkRow, str]:
         """Issue a link: ``ready`` on return when a proof counted within ``wait_s``, else ``preparing``.
 
@@ -74,6 +75,7 @@ class LinkIssuer:
             expires_in_s=expires_in_s,
             max_uses=max_uses,
             proven=proof,
+            room=room,
         )
         if proof is None:
             self.control.poke()

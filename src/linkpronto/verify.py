@@ -29,7 +29,7 @@ from typing import Any, Literal, Protocol
 import httpx
 import websockets
 
-from linkpronto import errors, paths
+from linkpronto import errors, paths, schema
 from linkpronto.i18n import EMPTY, Lang, Text
 from linkpronto.livekit import tokens
 from linkpronto.livekit.remote import check_livekit, http_base, ws_base
@@ -59,16 +59,19 @@ class Check:
     fix: Text | None = None
     required: bool = True
 
+    def to_schema(self, lang: Lang | None = None) -> schema.Check:
+        """The contract's **Check** (the wire's model), rendered in ``lang``."""
+        return schema.Check(
+            name=self.name,
+            ok=self.ok,
+            duration_ms=round(self.duration_ms, 2),
+            detail=self.detail.get(lang),
+            fix=self.fix.get(lang) if self.fix else None,
+            required=self.required,
+        )
+
     def to_json(self, lang: Lang | None = None) -> dict[str, Any]:
-        """The contract's **Check**, rendered in ``lang``."""
-        return {
-            "name": self.name,
-            "ok": self.ok,
-            "duration_ms": round(self.duration_ms, 2),
-            "detail": self.detail.get(lang),
-            "fix": self.fix.get(lang) if self.fix else None,
-            "required": self.required,
-        }
+        return schema.dump(self.to_schema(lang))
 
     def to_stored(self) -> dict[str, Any]:
         """For a link row: both languages kept (rendered when the link is read)."""

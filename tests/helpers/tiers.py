@@ -28,6 +28,7 @@ SLOW_FIXTURES = frozenset({
     "pw", "browser", "bare_browser", "new_context",  # Playwright's node driver and Chromium
     "postgres_server", "pg_url", "redis_server",  # real PostgreSQL / redis-server (fixtures/databases.py)
     "topology", "real_livekit",  # network namespaces (fixtures/netns.py), the real livekit-server
+    "clinic",  # the standard topology with a real sshd (fixtures/clinic.py)
 })  # fmt: skip
 
 

@@ -100,9 +100,9 @@ def apply(state: dict[str, Any], ev: RoomEvent) -> bool:
         participants[key] = {"role": ev.role, "name": (ev.name or "")[:NAME_MAX], "at": ev.created_at,
                              "left": False}
     elif ev.kind in ("participant_left", "participant_connection_aborted") and key:
-        entry = participants.setdefault(key, {"role": ev.role, "name": (ev.name or "")[:NAME_MAX],
-                                              "at": ev.created_at})
+        entry = participants.setdefault(key, {"role": ev.role, "name": "", "at": ev.created_at})
         entry["left"] = True
+        entry["name"] = ""  # gone from the room: the name is no longer shown, so no longer kept
     elif ev.kind == "room_finished":
         state["finished"] = True
         for entry in participants.values():
@@ -128,6 +128,16 @@ def derive(state: dict[str, Any]) -> tuple[str | None, str | None]:
     if patients:
         return WAITING, patients[0]["name"] or None
     return None, None
+
+
+def forget_names(state: dict[str, Any]) -> dict[str, Any]:
+    """The same state with no patient's name left in it (a link that ended; LGPD minimisation)."""
+    for entry in state.get("participants", {}).values():
+        entry["name"] = ""
+    last = state.get("last_event")
+    if isinstance(last, dict) and last.get("waiting_name"):
+        state["last_event"] = {**last, "waiting_name": None}
+    return state
 
 
 def dump_state(state: dict[str, Any]) -> str:

@@ -12,25 +12,13 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from linkpronto.schema import SafeStr  # defined with the wire's types; re-exported here
 
 #: The device-check result as stored (JSON text): at most this many bytes.
 DEVICE_CHECK_MAX_BYTES = 16 * 1024
 M = TypeVar("M", bound=BaseModel)
-
-
-def _storable(value: str) -> str:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("not valid Unicode (lone surrogate)") from None
-    if "\x00" in value:
-        raise ValueError("contains a NUL character")
-    return value
-
-
-#: A string that is valid Unicode and storable on every backend.
-SafeStr = Annotated[str, AfterValidator(_storable)]
 
 
 class _Strict(BaseModel):
@@ -108,5 +96,3 @@ def decode_stored(text: str | None) -> Any:
         return json.loads(text)
     except (ValueError, RecursionError):
         return {"unreadable": True}
-
-

@@ -9,6 +9,7 @@ service knows nothing about tunnels or processes.
 
 from __future__ import annotations
 
+import re
 import secrets
 import urllib.parse
 from collections.abc import Awaitable, Callable
@@ -98,9 +99,19 @@ def qr_data_uri(url: str) -> str:
     return str(qr.svg_data_uri(scale=4, border=2))
 
 
-def whatsapp_url(url: str, lang: Lang | None = None) -> str:
-    text = SHORT_MESSAGE.format(url=url).get(lang)
+def whatsapp_url(url: str, lang: Lang | None = None, text: str | None = None) -> str:
+    text = SHORT_MESSAGE.format(url=url).get(lang) if text is None else text
     return "https://wa.me/?text=" + urllib.parse.quote(text)
+
+
+def short_message(url: str, lang: Lang | None, template: str | None = None, *, name: str = "",
+                  consultation_type: str = "") -> str:
+    """The message sent with a link: the app's own template (``{url}``, ``{name}``, ``{type}``; other
+    braces kept as written) or linkpronto's sentence."""
+    if not template:
+        return SHORT_MESSAGE.format(url=url).get(lang)
+    values = {"url": url, "name": name, "type": consultation_type}
+    return re.sub(r"\{(url|name|type)\}", lambda m: values[m.group(1)], template)
 
 
 def livekit_unreachable() -> LivekitUnhealthy:
@@ -117,9 +128,14 @@ def livekit_unreachable() -> LivekitUnhealthy:
     )
 
 
+_CHECK_FIELDS = frozenset(schema.Check.model_fields)
+
+
 def _render_check(check: dict[str, Any], lang: Lang | None) -> dict[str, Any]:
-    """A check stored with both languages (``{"pt-BR", "en"}``), or a plain string from 0.1.0, in ``lang``."""
-    return {**check, "detail": render(check.get("detail"), lang) or "", "fix": render(check.get("fix"), lang)}
+    """A check stored with both languages (``{"pt-BR", "en"}``), or a plain string from 0.1.0, in ``lang``
+    (only the contract's fields: a key an older version stored is not part of the wire)."""
+    kept = {k: v for k, v in check.items() if k in _CHECK_FIELDS}
+    return {**kept, "detail": render(check.get("detail"), lang) or "", "fix": render(check.get("fix"), lang)}
 
 
 def _checks(text: str | None) -> list[dict[str, Any]]:
@@ -181,26 +197,28 @@ class LinkService:
             return None
         return base.rstrip("/") + self.link_path.replace("{token}", token)
 
-    def to_json(self, row: LinkRow, *, lang: Lang | None = None) -> dict[str, Any]:
+    def to_schema(self, row: LinkRow, *, lang: Lang | None = None) -> schema.Link:
+        """The **Link** document (the wire's model), rendered in ``lang``."""
         now = self.clock()
-        status = self.status_of(row, now)
         base = self.public_base()
         ever_ready = row.verified_at is not None
         url = self.url_for(row, base) if ever_ready else None
         sent_old = bool(ever_ready and row.sent_base_url and base and row.sent_base_url != base)
-        doc: dict[str, Any] = {
+        presence = Presence(row.presence, row.presence_since, row.waiting_name)
+        # One validation of the whole document (checks included): cheaper than a model per check.
+        return schema.Link.model_validate({
             "id": row.id,
-            "status": status,
+            "status": LinkStatus(self.status_of(row, now)),
             "url": url,
             "professional_id": row.professional_id,
             "client_id": row.client_id,
             "consultation_type": row.consultation_type,
             "room": row.room,
-            "created_at": iso(row.created_at),
-            "expires_at": iso(row.expires_at),
+            "created_at": row.created_at,
+            "expires_at": row.expires_at,
             "max_uses": row.max_uses,
             "uses": row.uses,
-            "verified_at": iso(row.verified_at),
+            "verified_at": row.verified_at,
             "public_base_url": base if ever_ready else None,
             "sent_base_url": row.sent_base_url,
             "sent_with_old_address": sent_old,
@@ -210,9 +228,13 @@ class LinkService:
             "qr_svg_url": f"/api/consultation-links/{row.id}/qr.svg" if url else None,
             "whatsapp_url": whatsapp_url(url, lang) if url else None,
             # Who is in the room (linkpronto.events): a contract extension; `status` is unchanged.
-            **Presence(row.presence, row.presence_since, row.waiting_name).to_json(),
-        }
-        return doc
+            "presence": presence.presence,
+            "presence_since": presence.since,
+            "waiting_name": presence.waiting_name,
+        })
+
+    def to_json(self, row: LinkRow, *, lang: Lang | None = None) -> dict[str, Any]:
+        return schema.dump(self.to_schema(row, lang=lang))
 
     def _write(self, fn: Callable[..., W], /, *args: Any, refuse_when_full: bool = False) -> W:
         """A store write; a database failure becomes an error with a code (DISK_FULL…), not a 500.
@@ -242,6 +264,7 @@ class LinkService:
         expires_in_s: float | None = None,
         max_uses: int | None = None,
         proven: Proof | None = None,
+        room: str | None = None,
     ) -> tuple[LinkRow, str]:
         """Issue a link; returns the row and the token (the only time it is plain).
 
@@ -257,7 +280,7 @@ class LinkService:
             professional_id=professional_id,
             client_id=client_id,
             consultation_type=consultation_type,
-            room="consulta-" + secrets.token_hex(8),
+            room=room or "consulta-" + secrets.token_hex(8),  # the app's own room when it names one
             status=StoredStatus.PREPARING.value,
             created_at=now,
             expires_at=now + timedelta(seconds=expires_in_s or self.default_ttl_s),

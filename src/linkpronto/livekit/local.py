@@ -179,7 +179,12 @@ def webhook_config(settings: Settings, api_key: str) -> dict[str, Any]:
     """livekit-server's ``webhook`` section: sign with ``api_key``, POST to linkpronto's admin listener."""
     from linkpronto.events.webhook import ADMIN_PATH
 
-    return {"api_key": api_key, "urls": [f"http://127.0.0.1:{settings.server.admin_port}{ADMIN_PATH}"]}
+    # The admin listener's own address when it is bound to one (--admin-bind 10.0.0.5): 127.0.0.1
+    # would reach nothing there.
+    bind = settings.server.admin_bind
+    host = "127.0.0.1" if bind in ("", "0.0.0.0", "::", "127.0.0.1", "localhost") else (
+        f"[{bind}]" if ":" in bind else bind)
+    return {"api_key": api_key, "urls": [f"http://{host}:{settings.server.admin_port}{ADMIN_PATH}"]}
 
 
 def write_config(path: Path, config: dict[str, Any]) -> Path:

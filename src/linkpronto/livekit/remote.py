@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from livekit import api as lkapi
 
+    from linkpronto.config import LivekitSettings
+
 import httpx
 
 from linkpronto.components import Observable, PartStatus, utcnow
-from linkpronto.errors import LivekitUnhealthy
+from linkpronto.errors import ConfigInvalid, LivekitUnhealthy
 from linkpronto.i18n import Text
 from linkpronto.livekit import tokens
 from linkpronto.schema import PartState
@@ -31,6 +33,7 @@ HEALTH_INTERVAL_S = 2.0
 HEALTH_TIMEOUT_S = 3.0
 #: The LiveKit ecosystem's credential variables (linkpronto reads them; children get them only when
 #: their spec adds them back: the app, by app_env).
+URL_ENV = "LIVEKIT_URL"
 API_KEY_ENV = "LIVEKIT_API_KEY"
 API_SECRET_ENV = "LIVEKIT_API_SECRET"
 CREDENTIAL_ENV = (API_KEY_ENV, API_SECRET_ENV)
@@ -243,3 +246,19 @@ class RoomAdmin:
             return None
         finally:
             await client.aclose()
+
+
+def unmet_requirements(lk: LivekitSettings) -> list[ConfigInvalid]:
+    """What ``doctor`` reports before ``up`` uses a LiveKit elsewhere (external, cloud): its URL and keys."""
+    if lk.url and lk.api_key and lk.api_secret.get_secret_value():
+        return []
+    return [ConfigInvalid(
+        Text(
+            f"O modo {lk.mode} precisa de {URL_ENV}, {API_KEY_ENV} e {API_SECRET_ENV}.",
+            f"The {lk.mode} mode needs {URL_ENV}, {API_KEY_ENV} and {API_SECRET_ENV}.",
+        ),
+        fix=Text(
+            "Defina as três variáveis (no LiveKit Cloud: Settings > Keys).",
+            "Set the three variables (on LiveKit Cloud: Settings > Keys).",
+        ),
+    )]

@@ -307,6 +307,7 @@ def build_admin_app(
             consultation_type=body.consultation_type,
             expires_in_s=body.expires_in_s,
             max_uses=body.max_uses,
+            room=body.room,
             wait_s=body.wait_s,
         )
 

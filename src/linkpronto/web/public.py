@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from linkpronto import paths
 from linkpronto.errors import (
+    DiskFull,
     InvalidRequest,
     LinkGone,
     LinkNotFound,
@@ -100,6 +101,7 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
     stack = deps.stack
     settings = stack.settings
     limiter = FailedJoinLimiter(settings.server.rate_limit_storage, settings.server.join_failures_per_minute)
+    stack.side_problems.append(lambda: [p for p in (limiter.problem(),) if p is not None])
     link_re = _link_path_regex(settings.app.link_path)
     guard = _build_guard(stack) if deps.app_proxy is not None and settings.app.protected_routes else None
     own_page_re = _link_path_regex(paths.PATIENT_PAGE)
@@ -188,7 +190,12 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
         stored = inputs.stored_device_check(req.result)
         if stored is None:
             return bad_request(request, "result (too large)")
-        ok = await stack.issuer.record_device_check(req.token, stored)
+        try:
+            ok = await stack.issuer.record_device_check(req.token, stored)
+        except DiskFull as exc:  # as a create does: 507, nothing lost, the patient may go on
+            return error_response(public_error(exc), 507, request_lang(request))
+        except StorageFault as exc:
+            return error_response(public_error(exc), 503, request_lang(request), retry_after=5)
         if not ok:
             if not limiter.fail(addr(request)):
                 return too_many(request)
