@@ -11,7 +11,16 @@ an external LiveKit. Measured in the same run:
 - the orchestrator's RSS before and after 100 rejected 10 MB bodies (chunked, so the body streams and
   is cut at 64 KiB); target: growth < 10 MB.
 
-Prints one JSON document with ``meets_target``. Usage: python bench/edge.py [--seconds 5]
+Issue 19 (``--slow-bodies``, a second orchestrator under ``ulimit -n 256``, public cap 48, with a
+stand-in app behind it):
+
+- patient joins per second (``wrk -t2 -c8``) with 0 / 48 / 500 slow-body connections (chunked, one
+  byte a second, to an app path; a holder re-opens any the server closes) on the public listener;
+  target: ≥ 80 % of the 0-connection figure;
+- admin p99 (``GET /api/status``, a new connection each time, 200 calls) with 0 and 64 local slow
+  webhook bodies on the admin listener; target: ≤ 50 ms.
+
+Prints one JSON document with ``meets_target``. Usage: python bench/edge.py [--seconds 5] [--slow-bodies]
 """
 
 from __future__ import annotations
@@ -120,6 +129,123 @@ class SlowCrowd:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+class BodyCrowd(SlowCrowd):
+    """Keeps ``n`` slow *bodies* open: a chunked POST to ``path`` that sends a byte a second."""
+
+    def __init__(self, port: int, n: int, path: str) -> None:
+        super().__init__(port, n)
+        self.path = path
+
+    async def _one(self) -> None:
+        while not self.stop.is_set():
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+            except OSError:
+                await asyncio.sleep(0.2)
+                continue
+            self.open += 1
+            try:
+                writer.write(f"POST {self.path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+                             "Transfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n".encode())
+                while not self.stop.is_set() and not reader.at_eof():
+                    writer.write(b"1\r\na\r\n")
+                    try:
+                        if await asyncio.wait_for(reader.read(1024), 1.0) == b"":
+                            break
+                        break  # an answer (408/503): the server is done with it
+                    except TimeoutError:
+                        continue
+            except (OSError, asyncio.CancelledError):
+                pass
+            finally:
+                self.open -= 1
+                writer.close()
+
+
+def wrk_counted(url: str, body: str, seconds: int, conns: int = 8) -> tuple[float, int]:
+    """``wrk``'s requests/s counting only 2xx answers, and how many were not 2xx or failed."""
+    exe = shutil.which("wrk")
+    if exe is None:
+        raise SystemExit("wrk is required (Debian: apt-get install wrk)")
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
+        fh.write(f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n')
+        fh.write('wrk.headers["Content-Type"] = "application/json"\n')
+        script = fh.name
+    try:
+        out = subprocess.run([exe, "-t2", f"-c{conns}", f"-d{seconds}s", "-s", script, url],
+                             capture_output=True, text=True, timeout=seconds + 30).stdout
+    finally:
+        os.unlink(script)
+    total = bad = 0
+    for line in out.splitlines():
+        words = line.split()
+        if "requests in" in line:
+            total = int(words[0])
+        elif line.strip().startswith("Non-2xx"):
+            bad += int(words[-1])
+        elif line.strip().startswith("Socket errors"):
+            bad += sum(int(w.strip(",")) for w in words[3::2])
+    return round(max(0, total - bad) / seconds, 1), bad
+
+
+def admin_p99_ms(admin: str, auth: dict[str, str], calls: int = 200) -> float:
+    took = []
+    # One client (no TLS context built per call), a new connection per call (like a new caller).
+    with httpx.Client(headers=auth, timeout=5, limits=httpx.Limits(max_keepalive_connections=0)) as client:
+        for _ in range(calls):
+            t0 = time.perf_counter()
+            try:
+                ok = client.get(admin + "/api/status").status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            took.append((time.perf_counter() - t0) * 1000 if ok else 5000.0)
+    took.sort()
+    return round(took[int(len(took) * 0.99) - 1], 2)
+
+
+def slow_bodies(seconds: int) -> dict[str, object]:
+    from security.child import JOIN, nofile, orchestrator_child, wait_ready
+    from security.test_slow_bodies import app_upstream
+
+    with run_double({TEST_KEY: TEST_SECRET}) as double, tempfile.TemporaryDirectory() as tmp, \
+            app_upstream() as app_port, orchestrator_child(
+                Path(tmp) / "data", double.url, preexec=nofile(256), LINKPRONTO_APP_PORT=str(app_port)) as child:
+        wait_ready(child, 60)
+        auth = {"Authorization": f"Bearer {child.token}"}
+        link = httpx.post(child.admin_url + "/api/consultation-links", headers=auth, timeout=30,
+                          json={"professional_id": "bench", "max_uses": 0, "wait_s": 20}).json()
+        body = json.dumps({"token": link["url"].rsplit("/", 1)[1]})
+        joins: dict[str, float] = {}
+        failed: dict[str, int] = {}
+        for _round in range(2):
+            for n in (0, 48, 500):
+                crowd = BodyCrowd(child.public_port, n, "/api/upload") if n else None
+                if crowd:
+                    crowd.__enter__()
+                try:
+                    rps, bad = wrk_counted(child.public_url + JOIN, body, seconds)
+                finally:
+                    if crowd:
+                        crowd.__exit__()
+                if rps >= joins.get(str(n), -1.0):
+                    joins[str(n)], failed[str(n)] = rps, bad
+        admin_port = int(child.admin_url.rsplit(":", 1)[1])
+        p99: dict[str, float] = {"0": admin_p99_ms(child.admin_url, auth)}
+        with BodyCrowd(admin_port, 64, "/api/livekit/webhook"):
+            time.sleep(1)
+            p99["64"] = admin_p99_ms(child.admin_url, auth)
+        ratios = {k: round(v / joins["0"], 3) for k, v in joins.items() if k != "0"} if joins.get("0") else {}
+        return {
+            "ulimit_n": 256,
+            "join_rps_with_slow_bodies": joins,
+            "join_failures_with_slow_bodies": failed,
+            "join_ratio_to_0": ratios,
+            "admin_p99_ms_with_slow_webhooks": p99,
+            "targets": {"join_ratio_min": 0.8, "admin_p99_ms_max": 50},
+            "meets_target": bool(ratios) and all(r >= 0.8 for r in ratios.values()) and p99["64"] <= 50,
+        }
+
+
 def reject_bodies(port: int, count: int, size: int) -> int:
     refused = 0
     piece = b"10000\r\n" + b"x" * 0x10000 + b"\r\n"
@@ -143,7 +269,12 @@ def reject_bodies(port: int, count: int, size: int) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--slow-bodies", action="store_true", help="only issue 19's slow-body figures")
     args = ap.parse_args()
+    if args.slow_bodies:
+        print(json.dumps({"bench": "edge-slow-bodies", "cpu_count": os.cpu_count(),
+                          "seconds_per_run": args.seconds, **slow_bodies(args.seconds)}, indent=2))
+        return
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
     with run_double({TEST_KEY: TEST_SECRET}) as double, tempfile.TemporaryDirectory() as tmp:

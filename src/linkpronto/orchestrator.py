@@ -22,7 +22,7 @@ from typing import Any
 
 import uvicorn
 
-from linkpronto import keys
+from linkpronto import keys, paths
 from linkpronto.config import Settings
 from linkpronto.errors import ListenerFailed, PortInUse
 from linkpronto.links.health import StoreHealth, open_store
@@ -43,13 +43,23 @@ log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_S = 10.0
 #: Admin connections at once (the dashboard, its event stream, the app's server, the CLI).
 ADMIN_MAX_CONNECTIONS = 64
+#: Per listener, connections past its cap kept for linkpronto's own routes (public: join, page,
+#: device check…; admin: everything but the unauthenticated LiveKit webhook).
+RESERVED_CONNECTIONS = 16
 #: Descriptors kept back from the public listener: the admin listener's whole budget plus children's
-#: pipes, the database, log files, the tunnel and LiveKit clients.
+#: pipes, the database, log files, the tunnel and LiveKit clients (and both listeners' reserves).
 FD_RESERVE = ADMIN_MAX_CONNECTIONS + 96
 #: A public connection can hold two descriptors (a proxied WebSocket: the client and the upstream).
 FDS_PER_PUBLIC_CONNECTION = 2
 PUBLIC_MAX_CONNECTIONS = 4096
 FD_LIMIT_TARGET = FD_RESERVE + FDS_PER_PUBLIC_CONNECTION * PUBLIC_MAX_CONNECTIONS
+
+
+def admin_reserved_for(path: str) -> bool:
+    """The admin listener's reserve: every caller but the unauthenticated LiveKit webhook."""
+    from linkpronto.events.webhook import ADMIN_PATH
+
+    return path != ADMIN_PATH
 
 
 def public_connection_cap(fd_limit: int | None) -> int:
@@ -210,8 +220,10 @@ async def serve(
         admin_app, public_app, closers = _build_apps(settings, stack, admin_port, stop, sessions)
         for closer in closers:
             exits.push_async_callback(closer)
-        admin_http = bounded_protocol(EdgeLimits(max_connections=ADMIN_MAX_CONNECTIONS))
-        public_http = bounded_protocol(EdgeLimits(max_connections=public_connection_cap(fd_limit())))
+        admin_http = bounded_protocol(EdgeLimits(
+            max_connections=ADMIN_MAX_CONNECTIONS, reserve=RESERVED_CONNECTIONS, reserved_for=admin_reserved_for))
+        public_http = bounded_protocol(EdgeLimits(max_connections=public_connection_cap(fd_limit()),
+                                                  reserve=RESERVED_CONNECTIONS, reserved_for=paths.is_own))
         servers = [
             _EmbeddedServer(uvicorn.Config(admin_app, ws="none", http=admin_http, **_UVICORN)),
             # Request paths carry link tokens: no access log, ever.

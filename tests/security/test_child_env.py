@@ -65,6 +65,15 @@ async def test_the_apps_environment_holds_no_tunnel_credential(
             await asyncio.sleep(0.05)
         env = json.loads(dump.read_text())
         assert lp.stack is not None
+        # Issue 19, LOW 15: the reaper (started by this process, with these variables) holds none.
+        from linkpronto.platform import _posix
+
+        pid = _posix.reaper_pid()
+        assert pid is not None
+        reaper_env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    reaper_names = {e.split(b"=", 1)[0].decode() for e in reaper_env if e}
+    assert reaper_names <= {"PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR"}, reaper_names
+    assert not any(b"secret-" in e or b"pw@" in e for e in reaper_env)
     for name in TUNNEL_CREDENTIALS:
         assert name not in env
     assert not any(v.startswith("secret-") for v in env.values())

@@ -107,3 +107,21 @@ async def test_body_limit_streams_cuts_and_deadlines() -> None:
     # A trickle: 408 at the deadline.
     sent, _ = await _drive(100, [b"a"] * 50, 0.05, 0.3)
     assert sent[0]["status"] == 408 and len(sent) == 2
+
+
+def test_serve_never_logs_httpx_request_urls() -> None:
+    """Issue 19, LOW 12: httpx's INFO lines carry ``?access_token=<JWT>``; serve keeps them out."""
+    import logging
+
+    from linkpronto.production import configure_logging
+
+    logger = logging.getLogger("httpx")
+    before = logger.level
+    try:
+        logger.setLevel(logging.NOTSET)
+        configure_logging()
+        assert not logger.isEnabledFor(logging.INFO)
+        assert not logging.getLogger("httpcore").isEnabledFor(logging.INFO)
+        assert logger.isEnabledFor(logging.WARNING)
+    finally:
+        logger.setLevel(before)

@@ -140,3 +140,37 @@ async def test_database_deleted_while_running_is_noticed_and_saved(tmp_path: Pat
         assert link["id"] in ids
         problem = next(p for p in doc["problems"] if p["code"] == "DB_FILE_MISSING")  # type: ignore[union-attr]
         assert str(copies[0]) in problem["fix"]
+
+
+async def test_deleted_database_stops_creates_and_the_saved_copy_keeps_every_link(
+    tmp_path: Path, livekit_double: RunningDouble
+) -> None:
+    """Issue 19, MEDIUM 5: no create is answered ``ready`` into a file nobody can reach again."""
+    data = tmp_path / "data"
+    settings = settings_for(data, livekit_url=livekit_double.url)
+    async with run_lp(settings) as lp:
+        await lp.wait_state("ready")
+        kept = []
+        for _ in range(5):
+            res = await lp.admin.post("/api/consultation-links", json={"professional_id": "dra", "wait_s": 5})
+            assert res.status_code == 201, res.text
+            kept.append(res.json())
+        (data / "links.db").unlink()
+        # At once (no polling window): every create is refused with the code and its fix.
+        for _ in range(5):
+            res = await lp.admin.post("/api/consultation-links", json={"professional_id": "dra", "wait_s": 5})
+            assert res.status_code == 503, res.text
+            assert res.json()["error"]["code"] == "DB_FILE_MISSING" and res.json()["error"]["fix"]
+        dropin = await lp.admin.post("/api/generate-consultation-token", json={"professionalId": "dra"})
+        assert dropin.status_code == 503 and "DB_FILE_MISSING" in dropin.text, dropin.text
+        doc = await _status_with(lp, "DB_FILE_MISSING")
+        copy = next(data.glob("links.db.recovered-*"))
+        assert str(copy) in next(p["fix"] for p in doc["problems"] if p["code"] == "DB_FILE_MISSING")  # type: ignore[union-attr]
+    copy.replace(data / "links.db")  # what the fix says: stop, move the copy back, start
+    async with run_lp(settings) as lp:
+        await lp.wait_state("ready")
+        for link in kept:
+            res = await lp.admin.get(f"/api/consultation-links/{link['id']}")
+            assert res.status_code == 200, res.text
+            page = "/" + link["url"].split("://", 1)[1].split("/", 1)[1]
+            assert (await lp.public.get(page)).status_code == 200, page

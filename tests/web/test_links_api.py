@@ -250,7 +250,9 @@ async def test_admin_host_and_token_checks(tmp_path: Path, livekit_inproc: InPro
             # needed for anything that changes state.
             login = lp.running.dashboard_url
             res = await anon.get(login)
-            assert res.status_code == 303 and res.headers["location"] == "/"
+            assert res.status_code == 303 and res.headers["location"].startswith("/#lp-session=")
+            # The session's origin-bound half (issue 19): the page keeps it and sends it as a header.
+            anon.headers["X-Linkpronto-Session"] = res.headers["location"].split("=", 1)[1]
             cookie = res.headers["set-cookie"].lower()
             assert "httponly" in cookie and "samesite=strict" in cookie
             async with httpx.AsyncClient(base_url=base) as other:  # another browser, no session
@@ -259,6 +261,9 @@ async def test_admin_host_and_token_checks(tmp_path: Path, livekit_inproc: InPro
             # Opened again by the browser it signed in (a reload, a bookmark): back to the dashboard.
             assert (await anon.get(login)).status_code == 303
             assert (await anon.get("/api/status")).status_code == 200
+            cookie_only = {"Cookie": f"linkpronto_session_{base.rsplit(':', 1)[1]}={anon.cookies.get(next(iter(anon.cookies)))}"}
+            async with httpx.AsyncClient(base_url=base) as thief:  # the cookie alone: nothing
+                assert (await thief.get("/api/status", headers=cookie_only)).status_code == 401
             res = await anon.post(
                 "/api/consultation-links",
                 json={"professional_id": "x", "wait_s": 0},

@@ -70,7 +70,10 @@ async def _dashboard(browser: Browser, login_url: str) -> AsyncIterator[tuple[Pa
     try:
         page = await ctx.new_page()
         navigations: list[str] = []
-        page.on("framenavigated", lambda f: navigations.append(f.url) if f == page.main_frame else None)
+        # The login lands on "/#lp-session=…" and the page moves the secret into its storage
+        # (history.replaceState: same document, no reload): only real page loads count here.
+        page.on("framenavigated", lambda f: navigations.append(f.url)
+                if f == page.main_frame and "#lp-session=" not in f.url else None)
         await page.goto(login_url)  # the one-time URL `up` prints: session cookie, then "/"
         await expect(page.locator("#stack-state")).not_to_have_text("Desconhecido")
         yield page, navigations

@@ -229,7 +229,8 @@ def test_english_ui_dashboard_and_patient_page(
 
     # What the server says is in English too when the page asks in English.
     body = dash.evaluate("""async () => (await fetch('/api/consultation-links?lang=en', {method: 'POST',
-        headers: {'Content-Type': 'application/json', 'X-Linkpronto': '1'}, body: '{}'})).json()""")
+        headers: {'Content-Type': 'application/json',
+                  'X-Linkpronto-Session': localStorage.getItem('linkpronto-session')}, body: '{}'})).json()""")
     assert "professional_id" in body["error"]["message"]
     assert not re.search(r"[ãçõé]|obrigat", body["error"]["message"]), body
 

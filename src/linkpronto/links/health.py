@@ -15,8 +15,9 @@ While running (:class:`StoreHealth`, shown as the ``storage`` part of the status
   space is freed.
 * ``DB_FILE_MISSING`` / ``DB_FILE_REPLACED`` — the SQLite file was deleted or replaced while
   running (SQLite keeps writing to the open, now unreachable, file: every link would be gone at the
-  next start). The status says so, and a copy of what this process still sees is saved next to it
-  (``links.db.recovered-<time>``) so nothing is lost.
+  next start). The status says so, a copy of what this process still sees is saved next to it
+  (``links.db.recovered-<time>``) so nothing is lost, and creating a link answers 503 with the code
+  until it is resolved (a link created then would be lost with the unreachable file).
 """
 
 from __future__ import annotations
@@ -187,9 +188,24 @@ class StoreHealth:
             self._changed()
 
     def refuse_writes(self) -> LinkprontoError | None:
-        """The error to answer a create with, without touching the database (disk full)."""
+        """The error to answer a create with, without touching the database: a full disk, or a
+        database file deleted or replaced under us — a link written then would live only in the
+        open, unreachable file and be gone at the next start (404 for a link already sent). Until
+        it is resolved (stop, put the saved copy back, start), creates answer with the code.
+
+        The file's identity is checked afresh (one ``stat``): no window after a deletion."""
+        if self.path is not None and isinstance(self._error, (DbFileMissing, DbFileReplaced)):
+            return self._error  # sticky: resolved by a restart, as the fix says
+        if self.path is not None and self._stat_changed():
+            self._checked_at = float("-inf")
         err = self.error()
-        return err if isinstance(err, DiskFull) else None
+        return err if isinstance(err, (DiskFull, DbFileMissing, DbFileReplaced)) else None
+
+    def _stat_changed(self) -> bool:
+        ident = self._stat()
+        if ident is None or self._identity is None:
+            return ident is None
+        return (ident.dev, ident.ino) != (self._identity.dev, self._identity.ino)
 
     # -- the part ------------------------------------------------------------------------------------
     def error(self) -> LinkprontoError | None:

@@ -39,7 +39,13 @@ from linkpronto.links.service import LinkStatus, qr_svg
 from linkpronto.schema import CreateLinkRequest
 from linkpronto.stack import STATUS_HEARTBEAT_S, Stack, StackState
 from linkpronto.web.common import error_response, request_lang
-from linkpronto.web.session import SESSION_TTL_S, DashboardSessions, cookie_name
+from linkpronto.web.session import (
+    SESSION_FRAGMENT,
+    SESSION_HEADER,
+    SESSION_TTL_S,
+    DashboardSessions,
+    cookie_name,
+)
 
 SSE_HEARTBEAT_S = STATUS_HEARTBEAT_S
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -72,14 +78,20 @@ _EXTRA_PAGE_HEADERS = [
 ]
 
 
+LOGOUT_PATH = "/api/logout"
+BEARER_ONLY_PATH = "/api/dashboard-login"
+
+
 class AdminGuard:
     """Pure ASGI guard in front of the admin app (CONTRACT.md, "Admin API").
 
     1. ``Host`` must be this listener's own (``127.0.0.1:<port>`` / ``localhost:<port>``): a
        DNS-rebinding page is refused.
     2. ``GET /?token=<one-time login>`` trades the token for the session cookie and redirects to ``/``.
-    3. ``/api/*`` needs ``Authorization: Bearer <admin token>``, or the session cookie — and with the
-       cookie, a state-changing request must carry a same-origin ``Origin``. No header alone grants
+    3. ``/api/*`` needs ``Authorization: Bearer <admin token>``, or the session cookie together with
+       its ``X-Linkpronto-Session`` secret — and with those, a state-changing request must carry a
+       same-origin ``Origin``. ``POST /api/dashboard-login`` is bearer-only; ``POST /api/logout``
+       ends the session. No header alone grants
        anything. Pages and static files carry no data and need neither.
 
     (A ``BaseHTTPMiddleware`` costs a task and a stream per request; this costs a few comparisons.)
@@ -124,17 +136,28 @@ class AdminGuard:
             return
         auth = headers.get("authorization", "")
         if auth[:7].lower() == "bearer ":
-            if hmac.compare_digest(auth[7:].strip().encode("utf-8"), self.token):
-                await self.app(scope, receive, send)
-            else:
+            if not hmac.compare_digest(auth[7:].strip().encode("utf-8"), self.token):
                 await self._deny(scope, receive, send, Unauthorized())
-            return
-        session = _cookie(headers, cookie_name(port))
-        if session and self.sessions.valid(session):
-            if scope["method"] in SAFE_METHODS or headers.get("origin") == f"http://{host}":
-                await self.app(scope, receive, send)
+            elif path == LOGOUT_PATH:
+                await JSONResponse({"ok": True})(scope, receive, send)  # a bearer holds no session
             else:
+                await self.app(scope, receive, send)
+            return
+        # A session is the cookie *and* the secret only this origin's page holds (web/session.py): the
+        # cookie alone also reaches pages other accounts serve on other ports of this host.
+        session = _cookie(headers, cookie_name(port))
+        if session and self.sessions.valid(session, headers.get(SESSION_HEADER, "")):
+            if scope["method"] not in SAFE_METHODS and headers.get("origin") != f"http://{host}":
                 await self._deny(scope, receive, send, ForbiddenOrigin())
+            elif path == BEARER_ONLY_PATH:  # a session never mints another one-time URL
+                await self._deny(scope, receive, send, Unauthorized())
+            elif path == LOGOUT_PATH:
+                self.sessions.end(session)
+                response = JSONResponse({"ok": True}, headers={"Cache-Control": "no-store"})
+                response.delete_cookie(cookie_name(port), path="/", httponly=True, samesite="strict")
+                await response(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
             return
         await self._deny(scope, receive, send, Unauthorized())
 
@@ -143,12 +166,12 @@ class AdminGuard:
 
         qs = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         login = (qs.get("token") or [""])[0]
-        session = self.sessions.redeem(login) if login else None
-        if session is None and self.sessions.valid(_cookie(Headers(scope=scope), cookie_name(port))):
+        redeemed = self.sessions.redeem(login) if login else None
+        if redeemed is None and self.sessions.known_cookie(_cookie(Headers(scope=scope), cookie_name(port))):
             # The address was used already, by this very browser (a bookmark, a reload): it is signed in.
             await RedirectResponse("/", status_code=303, headers={"Cache-Control": "no-store"})(scope, receive, send)
             return
-        if session is None:
+        if redeemed is None:
             lang = request_lang(HTTPConnection(scope))
             text = _LOGIN_USED.get(lang)
             await HTMLResponse(
@@ -159,7 +182,9 @@ class AdminGuard:
             return
         # Back to the dashboard without the token, keeping the rest of the query (``lang``…).
         rest = urlencode([(k, v) for k, values in qs.items() if k != "token" for v in values])
-        target = "/?" + rest if rest else "/"
+        session, secret = redeemed
+        # The secret rides in the fragment: browsers never send it to a server; the page stores it.
+        target = ("/?" + rest if rest else "/") + f"#{SESSION_FRAGMENT}={secret}"
         response = RedirectResponse(
             target, status_code=303, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
         )

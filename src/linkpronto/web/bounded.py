@@ -7,6 +7,12 @@ Both listeners run uvicorn's ``httptools`` protocol; :func:`bounded_protocol` su
 * a header-read deadline (``header_timeout_s``, ≤ 10 s from the first byte of a request, or from
   the connection for the first one): a slow-header ("slowloris") client is closed;
 * a body idle timeout (``body_idle_timeout_s``): a body that stops arriving is closed;
+* a minimum body rate (``min_body_rate`` after ``body_rate_grace_s``, Apache mod_reqtimeout's
+  ``MinRate``) and a whole-body deadline (``body_deadline_s``), on every path — the app's and the
+  unauthenticated webhook's included: a trickle that keeps the idle timer happy is cut off (408);
+* at the connection cap, the connection that has been sending its request the longest is closed
+  to make room (:meth:`BoundedHttpTools.connection_made`), so slow senders never shut out quick
+  callers; only when no connection is a slow sender is the newcomer refused;
 * a cap on concurrent connections per listener (``max_connections``): the excess is answered
   ``503`` and closed at once, before anything is read, so one listener's crowd never takes the
   file descriptors the other needs (each listener has its own :class:`uvicorn.server.ServerState`).
@@ -40,12 +46,32 @@ OWN_BODY_DEADLINE_S = 20.0
 LOG_REPEAT_WINDOW_S = 10.0
 
 
+#: Apache mod_reqtimeout's ``body=…,MinRate=…``: past a grace period a body must average this rate.
+MIN_BODY_RATE = 1024
+BODY_RATE_GRACE_S = 10.0
+#: The whole body of any request (app paths included) arrives within this time, whatever its rate.
+BODY_DEADLINE_S = 300.0
+#: At the connection cap, the oldest connection still *sending* its request (for at least this
+#: long: not one accepted a moment ago, whose bytes are not read yet) is closed to make room
+#: (:meth:`BoundedHttpTools.connection_made`). Small on purpose: a crowd that reconnects every
+#: second must not make itself unevictable; a real request arrives whole in milliseconds.
+EVICTABLE_AFTER_S = 0.1
+
+
 @dataclass(frozen=True, slots=True)
 class EdgeLimits:
     max_connections: int
     max_head_bytes: int = MAX_HEAD_BYTES
     header_timeout_s: float = HEADER_TIMEOUT_S
     body_idle_timeout_s: float = BODY_IDLE_TIMEOUT_S
+    min_body_rate: int = MIN_BODY_RATE
+    body_rate_grace_s: float = BODY_RATE_GRACE_S
+    body_deadline_s: float = BODY_DEADLINE_S
+    evictable_after_s: float = EVICTABLE_AFTER_S
+    #: Connections past ``max_connections`` kept for ``reserved_for`` paths only (linkpronto's own
+    #: public routes; the admin API's authenticated callers): nginx ``limit_conn`` per class.
+    reserve: int = 0
+    reserved_for: Callable[[str], bool] | None = None
 
 
 def _plain(status: bytes, text: bytes) -> bytes:
@@ -72,10 +98,24 @@ class BoundedHttpTools(HttpToolsProtocol):
         self._refused = False
         self._head_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
+        self._rate_timer: asyncio.TimerHandle | None = None
+        self._sending_since: float | None = None  # the current request is still arriving since then
+        self._in_reserve = False
+        self._dropped = False  # refused after its head (the reserve was not for its path)
+        self._body_started = 0.0
+        self._body_bytes = 0
 
     # -- connections ---------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        if len(self.connections) >= self.limits.max_connections:
+        # nginx's limit_conn keeps a crowd from taking a listener; a cap alone would let slow
+        # senders (unauthenticated, to app paths or the webhook) shut everyone out. So at the cap
+        # the connection that has been sending its request the longest — past
+        # ``evictable_after_s`` — is closed to make room: a request that arrived whole (being
+        # answered, or a WebSocket) is never a victim, and quick callers (joins, the admin API's
+        # own clients) are never the oldest senders.
+        limits = self.limits
+        self._in_reserve = len(self.connections) >= limits.max_connections
+        if len(self.connections) >= limits.max_connections + limits.reserve and not self._evict_one():
             # Refused before anything is read or allocated: the descriptor is released at once.
             self._refused = True
             self.transport = transport
@@ -84,7 +124,28 @@ class BoundedHttpTools(HttpToolsProtocol):
             _note("connection cap", "listener at its connection cap (%d): refusing", self.limits.max_connections)
             return
         super().connection_made(transport)
+        self._sending_since = self.loop.time()
         self._arm_head_timer()
+
+    def _evict_one(self) -> bool:
+        now = self.loop.time()
+        oldest: BoundedHttpTools | None = None
+        for conn in self.connections:
+            if not isinstance(conn, BoundedHttpTools):  # a WebSocket: its request arrived whole
+                continue
+            if self.limits.reserve and not conn._in_reserve:
+                continue  # with a reserve, slow senders of the main pool are cut by the rate rule
+            since = conn._sending_since
+            if since is None or now - since < self.limits.evictable_after_s:
+                continue
+            if oldest is None or since < (oldest._sending_since or now):
+                oldest = conn
+        if oldest is None:
+            return False
+        _note("evicted", "connection cap: closing the slowest sender to make room")
+        oldest._reject(RESPONSE_408, "request not received in time at the connection cap: %s", 408)
+        oldest.connections.discard(oldest)  # its descriptor goes with the close; count it out now
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timers()
@@ -93,7 +154,7 @@ class BoundedHttpTools(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._refused:
+        if self._refused or self._dropped:
             return
         if self._in_head:
             room = self.limits.max_head_bytes - self._head_bytes
@@ -115,6 +176,7 @@ class BoundedHttpTools(HttpToolsProtocol):
     # -- parser callbacks --------------------------------------------------------------------------
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._sending_since = self.loop.time()
         if not self._in_head:
             self._in_head = True
             self._head_bytes = 0
@@ -122,20 +184,39 @@ class BoundedHttpTools(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        reserved_for = self.limits.reserved_for
+        if self._in_reserve and reserved_for is not None:
+            path = self.url.split(b"?", 1)[0].decode("latin-1")
+            if not reserved_for(path):  # the reserve is not for this path: as if at the cap
+                self._dropped = True
+                self._reject(RESPONSE_503, "connection cap: %s", 503)
+                return
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
         super().on_headers_complete()
+        self._body_started = self.loop.time()
+        self._body_bytes = 0
         self._arm_body_timer()
+        if self._rate_timer is not None:
+            self._rate_timer.cancel()
+        self._rate_timer = self.loop.call_later(self.limits.body_rate_grace_s, self._rate_check)
 
     def on_body(self, body: bytes) -> None:
+        if self._dropped:
+            return
         super().on_body(body)
+        self._body_bytes += len(body)
         self._arm_body_timer()
 
     def on_message_complete(self) -> None:
-        if self._body_timer is not None:
-            self._body_timer.cancel()
-            self._body_timer = None
+        if self._dropped:
+            return
+        self._sending_since = None
+        for timer in (self._body_timer, self._rate_timer):
+            if timer is not None:
+                timer.cancel()
+        self._body_timer = self._rate_timer = None
         super().on_message_complete()
 
     # -- timers ------------------------------------------------------------------------------------
@@ -166,11 +247,39 @@ class BoundedHttpTools(HttpToolsProtocol):
         self.cycle.message_event.set()
         self.transport.close()
 
+    def _rate_check(self) -> None:
+        """A body below ``min_body_rate`` on average past the grace period, or not whole within
+        ``body_deadline_s``, is cut off (408) — a trickle that keeps the idle timer happy included."""
+        self._rate_timer = None
+        if self.transport.is_closing() or self.cycle is None or not self.cycle.more_body:
+            return
+        elapsed = self.loop.time() - self._body_started
+        if self.flow.read_paused:  # the app is not reading yet: the client is not the slow one
+            self._rate_timer = self.loop.call_later(1.0, self._rate_check)
+            return
+        if elapsed >= self.limits.body_deadline_s:
+            self._cut_body("request body not complete within %.0f s: closed", self.limits.body_deadline_s)
+            return
+        if self._body_bytes < self.limits.min_body_rate * elapsed:
+            self._cut_body("request body slower than %d bytes/s: closed", self.limits.min_body_rate)
+            return
+        self._rate_timer = self.loop.call_later(1.0, self._rate_check)
+
+    def _cut_body(self, what: str, arg: float) -> None:
+        _note(what, what, arg)
+        self._cancel_timers()
+        assert self.cycle is not None
+        if not self.cycle.response_started:
+            self.transport.write(RESPONSE_408)
+        self.cycle.disconnected = True
+        self.cycle.message_event.set()
+        self.transport.close()
+
     def _cancel_timers(self) -> None:
-        for timer in (self._head_timer, self._body_timer):
+        for timer in (self._head_timer, self._body_timer, self._rate_timer):
             if timer is not None:
                 timer.cancel()
-        self._head_timer = self._body_timer = None
+        self._head_timer = self._body_timer = self._rate_timer = None
 
     def _reject(self, response: bytes, what: str, arg: float) -> None:
         _note(what, what, arg)

@@ -130,6 +130,7 @@ def dashboard_html(lang: str) -> str:
   <h1>linkpronto <span class="sub" {_t(lg, "dash.heading")}>{_s(lg, "dash.heading")}</span></h1>
   <span class="badge" id="stack-state" role="status" data-state="unknown">{_s(lg, "dash.state.unknown")}</span>
   {_lang_toggle(lg)}
+  {e("button", "dash.logout", 'type="button" id="logout" class="small"')}
 </header>
 <main class="dash">
 <p class="stream-note" id="stream-note" role="status" aria-live="polite">{_s(lg, "dash.stream_connecting")}</p>

@@ -1,7 +1,7 @@
 // The professional's call page (admin listener): joins the link's room with the host token.
 // "Encerrar consulta" disconnects and offers to revoke the link.
 
-import { apiUrl, applyI18n, copyText, formatTime, initLangToggle, onLangChange, problemBox, t } from "./i18n.js";
+import { apiUrl, applyI18n, copyText, formatTime, initLangToggle, onLangChange, problemBox, sessionHeaders, t } from "./i18n.js";
 import { bindRoom, loadLivekit, prefetchLivekit, showLocal, toggleDevice } from "./livekit.js";
 
 const $ = (id) => document.getElementById(id);
@@ -13,7 +13,7 @@ let ending = false;
 let link = null;
 
 async function api(method, path) {
-  const res = await fetch(apiUrl(path), { method, credentials: "same-origin", cache: "no-store" });
+  const res = await fetch(apiUrl(path), { method, headers: sessionHeaders(), credentials: "same-origin", cache: "no-store" });
   let json = null;
   try {
     json = await res.json();

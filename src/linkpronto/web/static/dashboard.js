@@ -1,9 +1,10 @@
 // Admin dashboard: live status (SSE over fetch), "Gerar link", device test, links table.
 // API calls are authorised by the dashboard's session cookie (HttpOnly, SameSite=Strict; set by the
-// one-time URL `linkpronto up` prints), sent with credentials "same-origin"; the status stream is read
-// with fetch() too.
+// one-time URL `linkpronto up` prints) together with the session's origin-bound secret, sent as the
+// X-Linkpronto-Session header (i18n.js sessionHeaders). The status stream is read with fetch() rather
+// than EventSource for that reason: EventSource cannot send a header.
 
-import { apiUrl, applyI18n, copyText, formatTime, h, initLangToggle, onLangChange, problemBox, t } from "./i18n.js";
+import { apiUrl, applyI18n, copyText, formatTime, h, initLangToggle, logout, onLangChange, problemBox, sessionHeaders, t } from "./i18n.js";
 import { initPresence, onPresence, presencePill, rerenderPresence, syncLinks } from "./presence.js";
 
 const $ = (id) => document.getElementById(id);
@@ -20,7 +21,7 @@ const statusListeners = new Set();
 // --------------------------------------------------------------------------------------------- api
 
 async function api(method, path, body) {
-  const headers = { Accept: "application/json" };
+  const headers = sessionHeaders({ Accept: "application/json" });
   if (body !== undefined) headers["content-type"] = "application/json";
   const res = await fetch(apiUrl(path), {
     method,
@@ -79,10 +80,11 @@ function sseParser(onEvent) {
 }
 
 let streamCtrl = null;
+let loggedOut = false;
 
 async function runStatusStream() {
   let delay = 1000;
-  for (;;) {
+  while (!loggedOut) {
     const ctrl = new AbortController();
     streamCtrl = ctrl;
     let idle;
@@ -93,7 +95,7 @@ async function runStatusStream() {
     try {
       kick();
       const res = await fetch(apiUrl("/api/status/stream"), {
-        headers: { Accept: "text/event-stream" },
+        headers: sessionHeaders({ Accept: "text/event-stream" }),
         credentials: "same-origin",
         signal: ctrl.signal,
         cache: "no-store",
@@ -322,7 +324,7 @@ function qrElement(link, label) {
   if (link.qr_svg) {
     insertSvg(box, link.qr_svg);
   } else if (link.qr_svg_url) {
-    fetch(apiUrl(link.qr_svg_url), { credentials: "same-origin", cache: "no-store" })
+    fetch(apiUrl(link.qr_svg_url), { headers: sessionHeaders(), credentials: "same-origin", cache: "no-store" })
       .then((res) => (res.ok ? res.text() : Promise.reject(new Error(`HTTP ${res.status}`))))
       .then((text) => insertSvg(box, text))
       .catch(() => box.replaceChildren(h("span", { class: "help", text: t("common.network_error") })));
@@ -739,6 +741,12 @@ async function revoke(link) {
 
 function init() {
   initLangToggle();
+  $("logout")?.addEventListener("click", async () => {
+    loggedOut = true;
+    await logout().catch(() => {});
+    streamCtrl?.abort();
+    document.querySelector("main")?.replaceChildren(h("p", { class: "help", id: "logged-out", text: t("dash.logged_out") }));
+  });
   initPresence();
   onLangChange(() => {
     applyI18n();

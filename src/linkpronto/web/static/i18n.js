@@ -68,6 +68,51 @@ export function apiUrl(path) {
   return url.pathname + url.search;
 }
 
+// The dashboard session's origin-bound half (web/session.py): the login redirect puts it in the
+// fragment (never sent to a server); it is kept in this origin's storage (scheme + host + port, so no
+// page on another port can read it) and sent as a header on every admin call. The cookie alone is
+// refused. localStorage rather than sessionStorage: the call page may open in a new tab.
+const SESSION_KEY = "linkpronto-session";
+
+function takeSessionFragment() {
+  const m = /(?:^#|&)lp-session=([A-Za-z0-9_-]+)/.exec(location.hash);
+  if (!m) return;
+  try {
+    localStorage.setItem(SESSION_KEY, m[1]);
+  } catch (_err) {
+    // storage disabled: this page keeps the secret in memory below
+  }
+  sessionFallback = m[1];
+  history.replaceState(null, "", location.pathname + location.search);
+}
+let sessionFallback = "";
+takeSessionFragment();
+
+/** Headers every admin API call carries (besides the cookie). */
+export function sessionHeaders(extra = {}) {
+  let secret = sessionFallback;
+  try {
+    secret = localStorage.getItem(SESSION_KEY) || secret;
+  } catch (_err) {
+    // storage disabled
+  }
+  return secret ? { ...extra, "X-Linkpronto-Session": secret } : { ...extra };
+}
+
+/** Log out: the server ends the session; this origin forgets its secret. */
+export async function logout() {
+  try {
+    await fetch("/api/logout", { method: "POST", headers: sessionHeaders(), credentials: "same-origin", cache: "no-store" });
+  } finally {
+    try {
+      localStorage.removeItem(SESSION_KEY);
+    } catch (_err) {
+      // storage disabled
+    }
+    sessionFallback = "";
+  }
+}
+
 export function formatTime(iso, withDate = true) {
   if (!iso) return t("common.none");
   const d = new Date(iso);
