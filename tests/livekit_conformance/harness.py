@@ -59,7 +59,7 @@ class WebhookReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
                 receiver.hooks.append(Hook(self.headers.get("authorization", ""), body, time.monotonic()))
                 self.send_response(200)
