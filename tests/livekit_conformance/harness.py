@@ -124,6 +124,8 @@ class Target:
     config: dict[str, Any]
     host_argv: Any = None  # Host.argv of the namespace the target runs in (real), else None
     log_tail: Any = None
+    topo: Any = None  # real: the Topology (add client hosts on ``lan``)
+    lan: Any = None
 
     @property
     def ws_url(self) -> str:
@@ -214,6 +216,7 @@ def real_target() -> Iterator[Target]:
         lk = RealLivekit({TEST_KEY: TEST_SECRET}, host=host, ip=LK_IP, config=config)
         try:
             with lk:
-                yield Target("real", lk.url, hooks, config, host_argv=host.argv, log_tail=lk.log_tail)
+                yield Target("real", lk.url, hooks, config, host_argv=host.argv, log_tail=lk.log_tail,
+                             topo=topo, lan=lan)
         finally:
             hooks.close()
