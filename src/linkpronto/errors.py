@@ -10,6 +10,7 @@ The tree::
     ├── InstallFailed                     INSTALL_FAILED
     ├── LivekitUnhealthy                  LIVEKIT_UNHEALTHY
     ├── LivekitCrashLoop                  LIVEKIT_CRASH_LOOP
+    │   (LivekitUnhealthy ▸ LivekitRoomNotCreated  LIVEKIT_ROOM_NOT_CREATED)
     ├── InsecureLivekitKeys               INSECURE_LIVEKIT_KEYS
     ├── TunnelError
     │   ├── TunnelAuth                    TUNNEL_AUTH
@@ -149,6 +150,12 @@ class LivekitUnhealthy(LinkprontoError):
 
 class LivekitCrashLoop(LinkprontoError):
     code = "LIVEKIT_CRASH_LOOP"
+
+
+class LivekitRoomNotCreated(LivekitUnhealthy):
+    """An external LiveKit with ``room.auto_create: false`` refused linkpronto's CreateRoom (503)."""
+
+    code = "LIVEKIT_ROOM_NOT_CREATED"
 
 
 class CrashLoop(LinkprontoError):

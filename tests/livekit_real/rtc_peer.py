@@ -38,7 +38,7 @@ async def main(url: str, token: str, seconds: float, publish: bool, connect_time
 
     try:
         await asyncio.wait_for(room.connect(url, token, rtc.RoomOptions(auto_subscribe=True)), connect_timeout)
-    except Exception as exc:  # noqa: BLE001 - reported to the test as data
+    except Exception as exc:
         return {"connected": False, "error": f"{type(exc).__name__}: {exc}"}
     identity = room.local_participant.identity
     pusher = None

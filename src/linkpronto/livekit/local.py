@@ -195,7 +195,9 @@ async def livekit_health(client: httpx.AsyncClient, base_url: str, api_key: str,
         return ProbeResult(False, f"GET / answered {root.status_code} {root.text[:40]!r}, expected 200 'OK'")
     validate = await client.get(f"{base}/rtc/validate", params={"access_token": probe_token(api_key, api_secret)},
                                 timeout=timeout_s)
-    if validate.status_code != 200:
+    from linkpronto.livekit.remote import key_accepted
+
+    if not key_accepted(validate.status_code, validate.text):
         reason = validate.text.strip()[:120]
         return ProbeResult(False, f"/rtc/validate refused a token signed with our key ({validate.status_code}: "
                                   f"{reason})")
