@@ -12,6 +12,16 @@ Imitated:
 - WebSocket ``/rtc`` and ``/rtc/v1`` (livekit-client 2.17+): the same checks, refused with an HTTP error
   before the upgrade; once accepted, a binary ``SignalResponse{join}``, ``pong``/``pong_resp`` answers to
   pings, and the participant is registered until the socket closes.
+
+Held to the real livekit-server v1.13.5 by tests/livekit_conformance (the same tests run against both):
+protocol 17; ``/rtc/v1`` (and its validate) need ``join_request`` (400 after a bad signature's 401);
+``room.auto_create: false`` makes an unknown room 404 ("requested room does not exist"); the join
+hands ``rtc.stun_servers`` as ICE servers (none when unset — the real server would hand Google's);
+a participant is ``JOINED`` until *active* (the real server: ICE done; the double: the client's first
+offer/answer, or ``lp_active=1``), and only then ``participant_joined`` and a ListRooms count; one that
+closes before that gives ``participant_connection_aborted``; a config with an unknown field is refused
+at start. Not imitated: ``reconnect=1&sid=`` resumption (a reconnect is a new join), ``track_*``
+webhooks, dropped or reordered webhooks, media.
 - Twirp ``POST /twirp/livekit.RoomService/{CreateRoom,ListRooms,DeleteRoom,ListParticipants,
   GetParticipant,RemoveParticipant}`` in ``application/protobuf`` or ``application/json``, with the
   grants livekit-server checks (roomList; roomCreate for CreateRoom/DeleteRoom; roomAdmin on that room
