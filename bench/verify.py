@@ -166,9 +166,9 @@ async def creates_spread(sshd: SshServer, seconds: float) -> dict[str, Any]:
 
 async def wrk_c1(url: str, body: str | None, headers: dict[str, str], seconds: int = 8) -> dict[str, Any]:
     """``wrk -t1 -c1 --latency`` against a server running in this process's event loop."""
-    from links import _lua, _ms  # bench/links.py: the same wrk script and output parsing
+    from links import _ms, wrk_script  # bench/links.py: the same wrk script and output parsing
 
-    script = _lua("POST" if body is not None else "GET", body, headers)
+    script = wrk_script(201 if body is not None else 200, "POST" if body is not None else "GET", body, headers)
     try:
         proc = await asyncio.create_subprocess_exec(
             "wrk", "-t1", "-c1", f"-d{seconds}s", "--latency", "-s", script, url,

@@ -42,8 +42,11 @@ TEST_DEBS = {
     # A real PostgreSQL and Redis for the store and limiter tests (started by the tests themselves).
     "postgresql": "/usr/share/postgresql-common/pg_wrapper",
     "redis-server": "/usr/bin/redis-server",
+    "tcpdump": "/usr/bin/tcpdump",  # the real-LiveKit media test proves no packet leaves the machine
 }
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+#: How long apt-get waits for another apt-get's dpkg lock before giving up (seconds).
+APT_LOCK_WAIT_S = 300
 
 
 def say(msg: str) -> None:
@@ -107,8 +110,21 @@ def setup_test_system() -> None:
         say(msg + " — the tests that need them will be skipped")
         return
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    run([apt, "update", "-qq"], env=env)
-    run([apt, "install", "-y", "-qq", "--no-install-recommends", *missing], env=env)
+    # Another apt-get (unattended-upgrades, a second terminal) may hold the dpkg lock: wait for it
+    # (up to APT_LOCK_WAIT_S) instead of failing at once, and say so.
+    lock = ["-o", f"DPkg::Lock::Timeout={APT_LOCK_WAIT_S}"]
+    install = [apt, *lock, "install", "-y", "-qq", "--no-install-recommends", *missing]
+    say(f"installing {', '.join(missing)} with apt-get (waits up to {APT_LOCK_WAIT_S} s if another apt holds the lock)")
+    for argv in ([apt, *lock, "update", "-qq"], install):
+        say(" ".join(argv))
+        result = subprocess.run(argv, cwd=ROOT, env=env, check=False)
+        if result.returncode != 0:
+            hint = f"sudo apt-get install -y {' '.join(missing)}" if argv is install else "sudo apt-get update"
+            raise SystemExit(
+                f"[dev] apt-get failed (exit {result.returncode}) while installing the test system packages "
+                f"({', '.join(missing)}). If another apt-get or the automatic updates are running, wait for "
+                f"them to finish; then run:\n    {hint}\nand start scripts/dev.py again."
+            )
 
 
 LIVEKIT_VERSION = "v1.13.5"  # the real livekit-server the tests run (its go.mod has no replace directive)

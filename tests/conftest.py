@@ -1,7 +1,15 @@
+# ruff: noqa: E402 - the bytecode switch below goes before every import, on purpose
 """Fixtures shared by every test package (the LiveKit test double as a child process and in-process,
 a real sshd) and the hooks of the test tiers and CI strictness (:mod:`helpers.tiers`)."""
 
 from __future__ import annotations
+
+import sys
+
+# Keep compiled test modules (pytest's assertion rewriting) and linkpronto's between runs even where
+# the environment sets PYTHONDONTWRITEBYTECODE=1 (this build machine does): recompiling everything cost
+# ~5 s of every fast-tier run. They go to the git-ignored __pycache__ directories, as Python's default.
+sys.dont_write_bytecode = False
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from doubles.livekit_server import RunningDouble, run_double
+from fixtures.clinic import Clinic
 from fixtures.databases import database_url, pg_url, postgres_server, redis_server  # noqa: F401 - fixtures
 from fixtures.livekit_real import LIVEKIT_VERSION, RealLivekit, livekit_binary
 from fixtures.netns import Topology, netns_available
@@ -24,9 +33,11 @@ from helpers.tiers import (  # noqa: F401
     pytest_runtest_makereport,
     pytest_runtest_setup,
     require,
+    share_default_tls_context,
 )
 
 IN_CI = in_ci()
+share_default_tls_context()  # test clients share one TLS context (see helpers.tiers)
 pytest_plugins = ["pytester"]  # tests/test_tiers.py runs small pytest sessions in-process
 
 
@@ -80,3 +91,13 @@ def sshd() -> Iterator[SshServer]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(scope="module")
+def clinic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clinic]:
+    """The standard topology (fixtures/clinic.py): laptop, router, vps (real sshd), wifi_phone, 4g_phone.
+    One per module: start linkpronto in it with ``clinic.linkpronto(data_dir).start()``."""
+    require(netns_available(), "network namespaces (root and iproute2's ip)")
+    require(sshd_available(), "openssh-server (/usr/sbin/sshd)")
+    with Clinic("cl", workdir=tmp_path_factory.mktemp("clinic")) as topo:
+        yield topo

@@ -58,7 +58,7 @@ class Handler(BaseHTTPRequestHandler):
             secret = os.environ.get("LIVEKIT_API_SECRET", "")
             return self.answer({k: os.environ.get(k) for k in (
                 "LIVEKIT_API_KEY", "LIVEKIT_URL", "NEXT_PUBLIC_LIVEKIT_URL", "NEXT_PUBLIC_SITE_URL",
-                "LINKPRONTO_PUBLIC_URL", "PORT")}
+                "LINKPRONTO_PUBLIC_URL", "PORT", "LINKPRONTO_LIVEKIT_INTERNAL_URL")}
                 | {"secret_sha256": hashlib.sha256(secret.encode()).hexdigest()})
         if url.path == "/api/livekit/token":  # the app's own token route, signed with the env keys
             q = parse_qs(url.query)
@@ -126,8 +126,10 @@ async def test_app_signs_tokens_livekit_accepts_and_meets_the_patient_in_the_sam
         else:
             key, secret = TEST_KEY, TEST_SECRET
         assert env["LIVEKIT_API_KEY"] == key and env["secret_sha256"] == sha256(secret)
-        assert env["LIVEKIT_URL"] == livekit_url.replace("http://", "ws://")
-        assert env["NEXT_PUBLIC_LIVEKIT_URL"] == public.replace("http://", "ws://") + "/_linkpronto/livekit"
+        assert env["LINKPRONTO_LIVEKIT_INTERNAL_URL"] == livekit_url.replace("http://", "ws://")
+        # LiveKit's convention (issue 16): LIVEKIT_URL is the URL clients connect to, the public one.
+        assert env["LIVEKIT_URL"] == env["NEXT_PUBLIC_LIVEKIT_URL"] == (
+            public.replace("http://", "ws://") + "/_linkpronto/livekit")
         assert env["NEXT_PUBLIC_SITE_URL"] == env["LINKPRONTO_PUBLIC_URL"] == public
         assert env["PORT"] == str(app_port)
 

@@ -65,30 +65,62 @@ def test_status_of_a_stopped_stack_validates(tmp_path: Path) -> None:
         store.close()
 
 
-def test_drop_in_shapes() -> None:
-    ready = schema.DropInReady(
-        token="t",
-        consultationUrl="https://x/c/t",
-        qrCode="data:image/svg+xml,...",
-        whatsappDeepLink="https://wa.me/?text=x",
-        shortMessage="hi",
-        expiresAt=NOW,
-        createdAt=NOW,
-        verifiedAt=NOW,
-        linkId="lk_1",
-        room="consulta-1",
-    )
-    doc = schema.dump(ready)
-    assert doc["success"] is True and doc["status"] == "ready" and None not in doc.values()
+def test_drop_in_ready_from_a_real_link_validates_and_means_something(tmp_path: Path) -> None:
+    """The drop-in answer built the way web/dropin.py builds it, from a link the service really issued:
+    every value is the link's own (the URL opens the token, the QR and WhatsApp carry that URL)."""
+    import base64
+    import urllib.parse
+
+    from linkpronto.links.service import SHORT_MESSAGE, qr_data_uri
+
+    service, store = _service(tmp_path)
+    try:
+        row, token = service.create(professional_id="dra-ana", proven=Proof(NOW, "https://x.example", "[]"))
+        doc = service.to_json(row, lang="en")
+        url = doc["url"]
+        ready = schema.DropInReady(
+            token=token, consultationUrl=url, qrCode=qr_data_uri(url), whatsappDeepLink=doc["whatsapp_url"],
+            shortMessage=SHORT_MESSAGE.format(url=url).get("en"), expiresAt=doc["expires_at"],
+            createdAt=doc["created_at"], verifiedAt=doc["verified_at"], linkId=row.id, room=row.room,
+        )
+    finally:
+        store.close()
+    out = schema.dump(ready)
+    assert out["success"] is True and out["status"] == "ready" and None not in out.values()
+    assert out["consultationUrl"] == f"https://x.example/c/{token}"
+    assert url in urllib.parse.unquote(out["whatsappDeepLink"]) and url in out["shortMessage"]
+    svg = out["qrCode"]
+    assert svg.startswith("data:image/svg+xml")
+    payload = svg.split(",", 1)[1]
+    text = base64.b64decode(payload).decode() if ";base64" in svg.split(",", 1)[0] else urllib.parse.unquote(payload)
+    assert "<svg" in text
+    assert out["expiresAt"] > out["createdAt"] and out["verifiedAt"] == "2026-12-02T03:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("field", "bad"),
+    [("token", ""), ("consultationUrl", ""), ("consultationUrl", "not a url"), ("qrCode", ""),
+     ("qrCode", "<svg/>"), ("whatsappDeepLink", ""), ("whatsappDeepLink", "https://evil.example/?text=x"),
+     ("shortMessage", ""), ("linkId", ""), ("room", "")],
+)
+def test_drop_in_ready_refuses_empty_or_wrong_values(field: str, bad: str) -> None:
+    good = {"token": "t", "consultationUrl": "https://x/c/t", "qrCode": "data:image/svg+xml,%3Csvg%3E",
+            "whatsappDeepLink": "https://wa.me/?text=x", "shortMessage": "hi", "expiresAt": NOW,
+            "createdAt": NOW, "verifiedAt": NOW, "linkId": "lk_1", "room": "consulta-1"}
+    schema.DropInReady.model_validate(good)
+    with pytest.raises(ValidationError):
+        schema.DropInReady.model_validate({**good, field: bad})
+    with pytest.raises(ValidationError):  # success: true cannot be built without a URL
+        schema.DropInReady.model_validate({**good, "consultationUrl": None})
+
+
+def test_drop_in_not_ready_and_invalid_shapes() -> None:
     not_ready = schema.dump(
         schema.DropInNotReady(error="Preparing", code="VERIFY_TIMEOUT", fix="wait", linkId="lk_1", status="preparing")
     )
     assert not_ready["success"] is False and set(not_ready) == {"success", "error", "code", "fix", "linkId", "status"}
     invalid = schema.dump(schema.DropInInvalid(error="bad", fields=[schema.FieldError(field="professionalId", message="x")]))
     assert invalid == {"success": False, "error": "bad", "fields": [{"field": "professionalId", "message": "x"}]}
-    # success: true cannot be built without a URL.
-    with pytest.raises(ValidationError):
-        schema.DropInReady.model_validate({**doc, "consultationUrl": None})
 
 
 def test_unknown_fields_are_refused() -> None:

@@ -142,7 +142,7 @@ async def test_rtc_websocket_frames_and_close_codes_through_the_public_listener(
 
 async def test_sse_stream_sends_every_state_change_in_order(tmp_path: Path, livekit_inproc: InProcessDouble) -> None:
     settings = settings_for(
-        tmp_path / "d", livekit_url=livekit_inproc.url, stack={"mode": "on-demand", "idle_timeout": "1s"}
+        tmp_path / "d", livekit_url=livekit_inproc.url, stack={"mode": "on-demand", "idle_timeout": "0.5s"}
     )
     async with run_lp(settings) as lp:
         states: list[str] = []

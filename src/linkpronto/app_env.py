@@ -4,7 +4,13 @@
 ``NEXT_PUBLIC_SITE_URL``   the public URL (``https://abc.trycloudflare.com``)
 ``NEXT_PUBLIC_LIVEKIT_URL`` the browser's LiveKit URL: ``wss://<public>/_linkpronto/livekit`` (local and
                            external modes) or the LiveKit Cloud URL
-``LIVEKIT_URL``            LiveKit on loopback for server SDKs (``ws://127.0.0.1:7880``), or the cloud URL
+``LIVEKIT_URL``            the same URL as ``NEXT_PUBLIC_LIVEKIT_URL`` — LiveKit's own convention: the URL
+                           clients connect to, so a token route that answers ``wsUrl: LIVEKIT_URL`` (as
+                           LiveKit's examples do) hands a phone a URL it can reach. Server SDKs work with it
+                           too: RoomService calls (``/twirp/livekit.RoomService/*``) pass the public gateway
+                           when they carry a JWT signed with this stack's key pair (gateway/twirp_auth.py)
+``LINKPRONTO_LIVEKIT_INTERNAL_URL`` LiveKit on loopback (``ws://127.0.0.1:7880``; external mode: its URL; cloud:
+                           the cloud URL), for server code that prefers not to go through the tunnel
 ``LIVEKIT_API_KEY``        the key pair LiveKit is running with — generated (local mode), configured
 ``LIVEKIT_API_SECRET``     (external) or the cloud project's — so the app's own token route signs tokens
                            this LiveKit accepts, for the same rooms linkpronto's links use
@@ -42,7 +48,8 @@ def app_environment(
     env = {
         "NEXT_PUBLIC_SITE_URL": public_url or "",
         "NEXT_PUBLIC_LIVEKIT_URL": livekit_browser_url or "",
-        "LIVEKIT_URL": ws_base(livekit_server_url) if livekit_server_url else "",
+        "LIVEKIT_URL": livekit_browser_url or "",
+        "LINKPRONTO_LIVEKIT_INTERNAL_URL": ws_base(livekit_server_url) if livekit_server_url else "",
         "LIVEKIT_API_KEY": api_key,
         "LIVEKIT_API_SECRET": api_secret,
         "LINKPRONTO_ADMIN_URL": admin_url,

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from linkpronto.components import Observable, PartStatus
 from linkpronto.config import AppSettings
-from linkpronto.errors import LinkprontoError
+from linkpronto.errors import AppCrashLoop, LinkprontoError
 from linkpronto.i18n import Text
 from linkpronto.schema import PartState
 from linkpronto.supervise import ManagedProcess
@@ -149,13 +149,13 @@ class AppPart(Observable):
         app = self.settings
         return ProcessSpec(
             name="app",
-            argv=tuple(app.argv()),
+            argv=tuple(loopback_dev_server(app.argv())),
             env=dict(self._environment(app, ctx)),
             cwd=app.cwd,
             readiness=TcpProbe("127.0.0.1", app.port, period_s=0.2, timeout_s=1.0) if app.port else None,
             restart=RestartPolicy(),
             start_timeout_s=120.0,
-            error_code="APP_CRASH_LOOP",
+            error_code=AppCrashLoop.code,
             port=app.port or None,
             redact=(ctx.admin_token, *self._redact, *((ctx.events_secret,) if ctx.events_secret else ())),
         )
@@ -181,3 +181,23 @@ class AppPart(Observable):
         except asyncio.CancelledError:
             await proc.stop()  # cancelled mid-stop (the stack stops): still stop the tree completely
             raise
+
+
+_NEXT_BINS = frozenset({"next", "next.cmd", "next.exe", "next.js"})
+_HOST_FLAGS = ("-H", "--hostname")
+
+
+def loopback_dev_server(argv: list[str]) -> list[str]:
+    """``next dev`` listens on every interface by default: a device on the same network could call the
+    app directly, bypassing the gateway. For a command recognised as ``next dev`` (``npx next dev``,
+    ``next dev``, ``node_modules/.bin/next dev``) add ``-H 127.0.0.1`` right after ``dev`` — unless the
+    user gave ``-H``/``--hostname`` — so the app listens on loopback only (the gateway reaches it
+    there). Any other command is returned unchanged. argv in, argv out: never a shell string."""
+    for i, word in enumerate(argv[:-1]):
+        name = word.replace("\\", "/").rsplit("/", 1)[-1].lower()
+        if name in _NEXT_BINS and argv[i + 1] == "dev":
+            rest = argv[i + 2:]
+            if any(a in _HOST_FLAGS or a.startswith(("--hostname=", "-H=")) for a in rest):
+                return list(argv)
+            return [*argv[: i + 2], "-H", "127.0.0.1", *rest]
+    return list(argv)

@@ -6,6 +6,7 @@ could not be verified in time).
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 import time
@@ -17,7 +18,7 @@ import typer
 
 from linkpronto import console
 from linkpronto.config import Settings, load_settings
-from linkpronto.errors import LinkprontoError, NotRunning, VerifyTimeout
+from linkpronto.errors import LinkprontoError, NotRunning, NotStopped, UsageError, VerifyTimeout
 from linkpronto.i18n import Text, default_lang
 
 
@@ -384,11 +385,7 @@ def down(config: ConfigOpt = None, timeout: float = 20.0) -> None:
             console.out.print(Text("linkpronto parado.", "linkpronto stopped.").get())
             return
         time.sleep(0.2)
-    raise LinkprontoError(
-        Text("O linkpronto não parou a tempo.", "linkpronto did not stop in time."),
-        fix=Text("Feche a janela onde ele roda (Ctrl+C).", "Close the window where it runs (Ctrl+C)."),
-        code="NOT_STOPPED",
-    )
+    raise NotStopped()
 
 
 # -- env ----------------------------------------------------------------------------------------------
@@ -465,7 +462,7 @@ def doctor(
     from linkpronto.doctor import run_doctor
 
     settings = _settings(config)
-    report = run_doctor(settings, project or Path.cwd())
+    report = run_doctor(settings, project or settings.app.cwd or Path.cwd())
     if as_json:
         console.print_json(report)
     else:
@@ -474,7 +471,24 @@ def doctor(
         raise typer.Exit(EXIT_ERROR)
 
 
+def _click_flavours() -> tuple[tuple[type[Exception], ...], tuple[type[BaseException], ...]]:
+    """(usage errors, aborts) of every click the installed typer may use: the ``click`` package, and
+    the copy newer typer releases bundle (``typer._click``, 0.29+), whose classes are not click's."""
+    usage: list[type[Exception]] = []
+    aborts: list[type[BaseException]] = [typer.Abort]
+    for name in ("click.exceptions", "typer._click.exceptions"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        usage.append(module.UsageError)
+        if hasattr(module, "Abort"):
+            aborts.append(module.Abort)
+    return tuple(usage), tuple(aborts)
+
+
 def main(argv: list[str] | None = None) -> None:
+    usage_errors, aborts = _click_flavours()
     try:
         # With standalone_mode=False, click returns the code of a typer.Exit instead of raising it.
         rc = app(args=argv, standalone_mode=False)
@@ -483,23 +497,17 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_ERROR)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except (typer.BadParameter, typer.Abort) as exc:
-        _usage(exc)
-    except Exception as exc:
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(EXIT_USAGE)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(130)
-        raise
+    except usage_errors as exc:
+        console.print_error(_usage_error(exc))
+        sys.exit(EXIT_USAGE)
+    except aborts:
+        sys.exit(130)
     sys.exit(rc if isinstance(rc, int) else EXIT_OK)
 
 
-def _usage(exc: Exception) -> None:
-    import click
-
-    if isinstance(exc, click.exceptions.ClickException):
-        exc.show()
-    sys.exit(EXIT_USAGE)
+def _usage_error(exc: Exception) -> UsageError:
+    """click's ``UsageError`` (either flavour) as ``error[USAGE]`` naming the command to ask for help."""
+    ctx = getattr(exc, "ctx", None)
+    command = getattr(ctx, "command_path", None) or "linkpronto"
+    detail = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    return UsageError(detail.strip() or str(exc), command=str(command))

@@ -193,12 +193,24 @@ class AppSettings(_Section):
     events_url: str = ""
     # HMAC key of those callbacks; empty = one generated per install (<data_dir>/events-secret).
     events_secret: SecretStr = SecretStr("")
+    # App routes (path prefixes or globs) a public request reaches only from a browser that opened a
+    # live link's page through the gateway (linkpronto.gateway.guard). Empty: nothing is guarded.
+    protected_routes: list[str] = []
 
     @field_validator("events_url")
     @classmethod
     def _events_url(cls, v: str) -> str:
         if v and not re.match(r"^https?://[^/\s]+", v):
             raise ValueError("expected a URL such as http://127.0.0.1:3000/api/linkpronto-events")
+        return v
+
+    @field_validator("protected_routes")
+    @classmethod
+    def _protected_routes(cls, v: list[str]) -> list[str]:
+        own = ("/_linkpronto", "/.well-known/linkpronto")
+        bad = [p for p in v if not p.startswith("/") or p.lower().startswith(own)]
+        if bad:
+            raise ValueError(f"expected app paths such as /api/livekit/token (not under /_linkpronto/): {bad}")
         return v
 
     @field_validator("link_path")
@@ -224,6 +236,9 @@ class LinksSettings(_Section):
     retention: Duration = 30 * 86400.0
     # How often a running linkpronto purges what is past retention.
     purge_interval: Duration = 3600.0
+    # The app's own WhatsApp wording for shortMessage/whatsappDeepLink ({url} required; {name} = the
+    # professional id, {type} = the consultation type). Empty: linkpronto's sentence.
+    message_template: str = Field(default="", max_length=1000, pattern=r"^$|\{url\}")
 
 
 class VerifySettings(_Section):
@@ -233,6 +248,11 @@ class VerifySettings(_Section):
 
     max_age: Duration = 10.0
     interval: Duration = 7.0
+    # The page rung (linkpronto.pagecheck): a headless Chromium opens the app's link page as a phone
+    # would. "auto": find one (chromium, google-chrome; Chrome/Edge on Windows); a path; "off".
+    page_browser: str = "auto"
+    # How often the page rung runs while it passes (a failing page is retried sooner).
+    page_interval: Duration = 120.0
 
     @field_validator("interval")
     @classmethod

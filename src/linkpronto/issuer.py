@@ -51,6 +51,7 @@ class LinkIssuer:
         expires_in_s: float | None = None,
         max_uses: int | None = None,
         wait_s: float = 0.0,
+        room: str | None = None,
     ) -> tuple[LinkRow, str]:
         """Issue a link: ``ready`` on return when a proof counted within ``wait_s``, else ``preparing``.
 
@@ -74,6 +75,7 @@ class LinkIssuer:
             expires_in_s=expires_in_s,
             max_uses=max_uses,
             proven=proof,
+            room=room,
         )
         if proof is None:
             self.control.poke()
@@ -103,6 +105,16 @@ class LinkIssuer:
         grant = await self.links.join_live(token, display_name)
         self.control.touch()
         return grant
+
+    async def guard_lookup(self, link_id: str) -> tuple[str, float] | None:
+        found: tuple[str, float] | None = await self._call(self.links.guard_lookup, link_id)
+        return found
+
+    async def guard_use(self, link_id: str) -> tuple[bool, str]:
+        used: tuple[bool, str] = await self._call(self.links.guard_use, link_id)
+        if used[0]:
+            self.control.touch()
+        return used
 
     async def record_device_check(self, token: str, result: dict[str, Any]) -> bool:
         ok: bool = await self._call(self.links.record_device_check, token, result)

@@ -10,6 +10,7 @@ All are created once, on first start, from :mod:`secrets`; none is ever logged.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -29,8 +30,13 @@ TOKEN_BYTES = 24  # 192 bits: link tokens and the admin token
 
 
 def new_token() -> str:
-    """A URL-safe capability token with 192 bits of entropy."""
-    return secrets.token_urlsafe(TOKEN_BYTES)
+    """A capability token with 192 bits of entropy in lowercase base32 (``a-z``, ``2-7``; 39 characters).
+
+    WhatsApp-safe (issue 16): no ``_`` (``_…_`` is italics there), no ``-``/``~``/``*``, and no capitals,
+    so an app that lowercases it (``consulta-${token.toLowerCase()}``) keeps the same token. Older
+    base64url tokens keep resolving: lookup is by SHA-256 of the token as given.
+    """
+    return base64.b32encode(secrets.token_bytes(TOKEN_BYTES)).decode("ascii").rstrip("=").lower()
 
 
 def token_hash(token: str) -> str:

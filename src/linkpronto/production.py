@@ -19,7 +19,7 @@ import logging
 import sys
 from typing import Any
 
-from linkpronto import console
+from linkpronto import console, redaction
 from linkpronto.config import Settings
 from linkpronto.errors import ConfigInvalid
 from linkpronto.i18n import Text
@@ -127,11 +127,20 @@ def production_settings(settings: Settings) -> Settings:
     return settings
 
 
-def run_serve(settings: Settings) -> int:
+def configure_logging() -> None:
+    """``serve`` logs to stderr at INFO; httpx/httpcore (which log every request URL at INFO, e.g.
+    ``/rtc/validate?access_token=<JWT>``) at WARNING; and every record is redacted (issue 19, 12)."""
     if not logging.getLogger().handlers:
         logging.basicConfig(
             level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    redaction.install()
+
+
+def run_serve(settings: Settings) -> int:
+    configure_logging()
     return asyncio.run(_serve(production_settings(settings)))
 
 

@@ -30,7 +30,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
-from linkpronto.links.inputs import SafeStr
+from linkpronto.links.inputs import RoomName, SafeStr
 
 __all__ = [
     "Check",
@@ -350,6 +350,7 @@ class CreateLinkRequest(BaseModel):
     expires_in_s: float | None = Field(default=None, ge=60, le=90 * 86400, allow_inf_nan=False)
     max_uses: int | None = Field(default=None, ge=0, le=1000)
     wait_s: float = Field(default=20, ge=0, le=60, allow_inf_nan=False)
+    room: RoomName | None = None  # the app's own LiveKit room (issue 16)
 
 
 class DropInRequest(BaseModel):
@@ -361,26 +362,36 @@ class DropInRequest(BaseModel):
     consultationType: SafeStr | None = Field(default=None, max_length=100)
     expiresInS: float | None = Field(default=None, ge=60, le=90 * 86400, allow_inf_nan=False)
     waitS: float = Field(default=20, ge=0, le=60, allow_inf_nan=False)
+    # The app's own room (issue 16): ``roomName`` as the app computes it; ``room`` is accepted too.
+    roomName: RoomName | None = None
+    room: RoomName | None = None
+    # The app's own WhatsApp wording: ``{url}`` (required), optional ``{name}``/``{type}``.
+    messageTemplate: SafeStr | None = Field(default=None, min_length=5, max_length=1000, pattern=r"\{url\}")
 
 
 # -- the drop-in route's answers ---------------------------------------------------------------------
 
 
+#: A value the drop-in's old callers show or open as is: never empty (issue 17: "" used to pass).
+_Filled = Annotated[str, Field(min_length=1)]
+_WebUrl = Annotated[str, Field(pattern=r"^https?://[^\s/]+/\S*$")]
+
+
 class DropInReady(_Model):
-    """200: the link is verified. None of these is null."""
+    """200: the link is verified. None of these is null, nor empty."""
 
     success: Literal[True] = True
-    token: str
-    consultationUrl: str
-    qrCode: str  # data:image/svg+xml, made locally
-    whatsappDeepLink: str
-    shortMessage: str
+    token: _Filled
+    consultationUrl: _WebUrl
+    qrCode: Annotated[str, Field(pattern=r"^data:image/svg\+xml[;,]")]  # made locally
+    whatsappDeepLink: Annotated[str, Field(pattern=r"^https://wa\.me/\?text=\S+$")]
+    shortMessage: _Filled
     expiresAt: UtcTime
     createdAt: UtcTime
     status: Literal[LinkStatus.READY] = LinkStatus.READY
     verifiedAt: UtcTime
-    linkId: str
-    room: str
+    linkId: _Filled
+    room: _Filled
 
 
 class DropInNotReady(_Model):

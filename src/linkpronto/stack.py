@@ -32,7 +32,7 @@ from linkpronto.app_env import app_environment, link_template
 from linkpronto.app_part import AppContext, AppPart
 from linkpronto.components import Part, PartStatus, utcnow
 from linkpronto.config import AppSettings, Settings
-from linkpronto.errors import LinkprontoError, TunnelError, TunnelUrlChanged
+from linkpronto.errors import LinkprontoError, TunnelError, TunnelUnreachable, TunnelUrlChanged
 from linkpronto.events.hub import EventHub, Fanout
 from linkpronto.i18n import Lang, Text
 from linkpronto.issuer import LinkIssuer
@@ -43,9 +43,11 @@ from linkpronto.livekit.local import check_livekit_keys
 from linkpronto.livekit.reach import LivekitReach
 from linkpronto.livekit.remote import RemoteLivekit, RoomAdmin, ws_base
 from linkpronto.machine import Action, Decision, Events, PartView, Snapshot, Timing, decide
+from linkpronto.pagecheck import PageRung
 from linkpronto.proof import ProofKeeper
 from linkpronto.schema import PartState, StackState
 from linkpronto.supervise.logtail import OutputHub
+from linkpronto.tls import client_context
 from linkpronto.verify import Ladder, LadderInput, LadderResult, assess_media
 from linkpronto.warmup import AppWarmup, app_check_path
 
@@ -115,11 +117,12 @@ class Stack:
         self._unsubscribe: list[Callable[[], None]] = []
         self._status_listeners = Fanout(maxsize=64)
         self._last_status_key = ""
-        self._client = httpx.AsyncClient(http2=False)
+        self._client = httpx.AsyncClient(http2=False, verify=client_context())
         # The children's output: streamed into `up`'s terminal and served to `linkpronto logs`.
         self.output = OutputHub()
         self._warmup = AppWarmup()
-        self._ladder = Ladder(self._client)
+        self.page_rung = PageRung(settings.verify.page_browser, settings.verify.page_interval)
+        self._ladder = Ladder(self._client, self.page_rung)
         self._start_lock = asyncio.Lock()
         self._last_activity = time.monotonic()
         self.links = LinkService(
@@ -137,6 +140,8 @@ class Stack:
         )
         self.issuer = LinkIssuer(self.links, self.proofs, self)
         self.events = EventHub(settings, store, lambda: (self.api_key, self._api_secret), secrets.instance_secret)
+        # Problems of parts the web layer owns (the failed-join limiter's shared storage), for the status.
+        self.side_problems: list[Callable[[], list[LinkprontoError]]] = []
         self.events.on_change = self.poke
 
     # -- what the rest of the program reads ---------------------------------------------------------
@@ -161,6 +166,10 @@ class Stack:
         if self.settings.livekit.mode == "cloud":
             return self.settings.livekit.url or None
         return ws_base(self.public_url) + paths.LIVEKIT if self.public_url else None
+
+    def livekit_key_pair(self) -> tuple[str, str]:
+        """The LiveKit key pair in use (the gateway verifies RoomService JWTs with it)."""
+        return self.api_key, self._api_secret
 
     def credentials(self) -> Credentials | None:
         url = self.livekit_browser_url
@@ -239,6 +248,7 @@ class Stack:
                         await task
             self._idle_task = self._livekit_task = self._tunnel_task = None
             self._ladder_task = self._task = None
+            await self.page_rung.aclose()
             for unsub in self._unsubscribe:
                 unsub()
             self._unsubscribe.clear()
@@ -330,7 +340,7 @@ class Stack:
             try:
                 await tunnel.open()
             except (TunnelError, LinkprontoError) as exc:
-                recoverable = exc.code == "TUNNEL_UNREACHABLE"
+                recoverable = exc.code == TunnelUnreachable.code
                 self.poke()
                 if not recoverable:
                     self._fail(exc)
@@ -593,7 +603,8 @@ class Stack:
             ),
             media=schema.Media(reach=media.reach, detail=media.why.get(lang)) if media else schema.Media(),
             problems=[schema.Problem.model_validate(e.to_problem(lang))
-                      for e in [*decision.problems, *self.events.problems()]],
+                      for e in [*decision.problems, *self.events.problems(),
+                                *(p for source in self.side_problems for p in source())]],
         )
 
     def status_json(self, lang: Lang | None = None) -> dict[str, Any]:

@@ -10,7 +10,10 @@ ladder; a link is ``ready`` only when every *required* check passed within ``ver
 5. ``link_route``     what the patient needs answers through the public URL, with no tunnel warning page:
                       linkpronto's page and every file it loads (livekit-client; else ``ASSETS_MISSING``),
                       or the app's own link route answering 2xx for a probe link.
-6. ``media``          where devices can get media from (informational, never blocks a link).
+6. ``page``           (with an app) the app's link page opened by a headless phone-sized Chromium:
+                      no failing same-origin call, no script error (:mod:`linkpronto.pagecheck`; its
+                      own cadence, the latest result attached; "not checked" without a browser).
+7. ``media``          where devices can get media from (informational, never blocks a link).
 """
 
 from __future__ import annotations
@@ -21,15 +24,16 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import httpx
 import websockets
 
-from linkpronto import paths
+from linkpronto import errors, paths
 from linkpronto.i18n import EMPTY, Lang, Text
 from linkpronto.livekit import tokens
 from linkpronto.livekit.remote import check_livekit, http_base, ws_base
+from linkpronto.tunnels import cloudflared, ngrok
 
 PROBE_PATH = paths.PROBE
 CHECK_TIMEOUT_S = 5.0
@@ -37,8 +41,11 @@ BROWSER_UA = (
     "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/131.0 Mobile Safari/537.36"
 )
-# What tunnel interstitials look like (ngrok free plan's browser warning, cloudflare challenges).
-WARNING_MARKERS = ("ngrok-skip-browser-warning", "You are about to visit", "cf-browser-verification")
+#: What tunnel interstitials look like: each provider module says (ngrok free plan's browser warning,
+#: cloudflare challenges).
+WARNING_MARKERS = (*ngrok.WARNING_PAGE_MARKERS, *cloudflared.WARNING_PAGE_MARKERS)
+#: Sent with the ladder's own (non-browser) requests, so a warning page does not hide the answer.
+SKIP_WARNING = ngrok.SKIP_WARNING_HEADER
 
 MediaReach = Literal["same-network", "anywhere", "unknown"]
 
@@ -144,67 +151,21 @@ async def _timed(name: str, fn: Callable[[], Awaitable[Outcome]], budget_s: floa
     return Check(name, ok, (time.perf_counter() - t0) * 1000, detail, None if ok else fix)
 
 
-NO_URL = Text("ainda sem endereço público", "no public URL yet")
-FIX_TIMEOUT = Text(
-    "A verificação demorou demais. Confira sua conexão com a internet.",
-    "The check took too long. Check your internet connection.",
-)
-FIX_LIVEKIT = Text(
-    "Confira se o LiveKit está rodando (linkpronto status) e se as chaves estão corretas.",
-    "Check that LiveKit is running (linkpronto status) and that its keys are right.",
-)
-FIX_APP = Text(
-    "Seu app não respondeu na porta configurada. Confira --app e --app-port.",
-    "Your app did not answer on the configured port. Check --app and --app-port.",
-)
-FIX_PROBE = Text(
-    "O endereço público não leva a este computador (túnel antigo ou parado). O linkpronto vai "
-    "reabrir o túnel; se persistir, reinicie com: linkpronto down && linkpronto up",
-    "The public address does not lead to this computer (old or stopped tunnel). linkpronto will "
-    "reopen the tunnel; if it persists, restart with: linkpronto down && linkpronto up",
-)
-FIX_RTC = Text(
-    "A sinalização do LiveKit não passa pelo endereço público. Confira o modo do LiveKit e o túnel.",
-    "LiveKit signalling does not get through the public address. Check the LiveKit mode and the tunnel.",
-)
-FIX_WARNING = Text(
-    "O túnel mostra uma página de aviso antes do link (plano gratuito do ngrok). Use um domínio "
-    "próprio, cloudflared ou ssh (linkpronto up --tunnel cloudflared).",
-    "The tunnel shows a warning page before the link (ngrok free plan). Use your own domain, "
-    "cloudflared or ssh (linkpronto up --tunnel cloudflared).",
-)
-FIX_LINK_ROUTE = Text(
-    "A página do link não respondeu pelo endereço público. Confira o app e o link_path.",
-    "The link's page did not answer through the public address. Check the app and link_path.",
-)
-FIX_APP_LINK_ROUTE = Text(
-    "Seu app não tem uma página no link_path (um link de teste não abriu). Confira --link-path: ele "
-    "deve ser a rota do app que abre a consulta, ex.: /consultations/client/{token}; ou remova-o para "
-    "usar a página do linkpronto.",
-    "Your app has no page at link_path (a probe link did not open). Check --link-path: it must be the "
-    "app's route that opens the consultation, e.g. /consultations/client/{token}; or remove it to use "
-    "linkpronto's page.",
-)
-FIX_ASSETS = Text(
-    "Os arquivos da página do paciente (livekit-client) não carregam: reinstale o linkpronto a partir "
-    "do pacote publicado (pip install --force-reinstall linkpronto); numa cópia do código-fonte rode "
-    "npm install e python -m linkpronto.web.assets.",
-    "The patient page's files (livekit-client) do not load: reinstall linkpronto from the published "
-    "package (pip install --force-reinstall linkpronto); in a source checkout run npm install and "
-    "python -m linkpronto.web.assets.",
-)
+# The fix each kind of failed rung shows lives with its error class (errors.py, the one tree).
+NO_URL = errors.NoPublicUrl.default_message
+FIX_TIMEOUT = errors.CheckTimedOut.default_fix
+FIX_LIVEKIT = errors.LivekitCheckFailed.default_fix
+FIX_APP = errors.AppCheckFailed.default_fix
+FIX_PROBE = errors.ProbeMismatch.default_fix
+FIX_RTC = errors.SignallingUnreachable.default_fix
+FIX_WARNING = errors.TunnelWarningPage.default_fix
+FIX_LINK_ROUTE = errors.LinkRouteFailed.default_fix
+FIX_APP_LINK_ROUTE = errors.AppLinkRouteMissing.default_fix
+FIX_ASSETS = errors.AssetsMissing.ladder_fix
+FIX_MEDIA = errors.MediaNotAnywhere.default_fix
+FIX_NO_URL = errors.NoPublicUrl.default_fix
 #: In every page linkpronto serves (its stylesheet link): tells its page from anything else.
 PAGE_MARKER = "/_linkpronto/static/app.css"
-FIX_MEDIA = Text(
-    "Celulares fora desta rede não terão vídeo. Use LiveKit Cloud (--livekit cloud), um VPS com "
-    "--tunnel ssh e ssh_forward_media = true, ou configure TURN (livekit.turn_url).",
-    "Phones outside this network will get no video. Use LiveKit Cloud (--livekit cloud), a VPS "
-    "with --tunnel ssh and ssh_forward_media = true, or configure TURN (livekit.turn_url).",
-)
-FIX_NO_URL = Text(
-    "O túnel ainda não tem endereço público. Aguarde; veja 'linkpronto status' para o motivo.",
-    "The tunnel has no public address yet. Wait; see 'linkpronto status' for the reason.",
-)
 
 
 def classify_address(addr: str) -> Literal["private", "cgnat", "public", "loopback", "unknown"]:
@@ -278,9 +239,23 @@ def assess_media(
     )
 
 
+class PageChecker(Protocol):
+    """The page rung (:class:`linkpronto.pagecheck.PageRung`): the latest ``page`` check, at once."""
+
+    def check(self, url: str | None) -> Check | None: ...
+
+
+def app_page_url(inp: LadderInput) -> str | None:
+    """The app's own link page for the probe link through the public URL (None: no app page)."""
+    if inp.app_url is None or not inp.public_url or paths.is_own(inp.link_path.split("{token}", 1)[0]):
+        return None
+    return inp.public_url + inp.link_path.replace("{token}", paths.PROBE_TOKEN)
+
+
 class Ladder:
-    def __init__(self, client: httpx.AsyncClient) -> None:
+    def __init__(self, client: httpx.AsyncClient, page: PageChecker | None = None) -> None:
         self.client = client
+        self.page = page
 
     async def run(self, inp: LadderInput) -> LadderResult:
         # The result is as old as its start: anything that changed during the run makes it stale.
@@ -290,6 +265,9 @@ class Ladder:
             local.append(self._app(inp))
         public: list[Awaitable[Check]] = [self._probe(inp), self._rtc(inp), self._link_route(inp)]
         checks = await asyncio.gather(*local, *public)
+        page = self.page.check(app_page_url(inp)) if self.page is not None else None
+        if page is not None:
+            checks.append(page)  # the latest result of its own, slower cadence: never waited for
         m = inp.media
         ok = m.reach == "anywhere"
         media = Check("media", ok, 0.0, m.why, None if ok else FIX_MEDIA, required=False)
@@ -328,7 +306,7 @@ class Ladder:
             res = await self.client.get(
                 inp.public_url + PROBE_PATH,
                 params={"nonce": nonce},
-                headers={"ngrok-skip-browser-warning": "1"},
+                headers=SKIP_WARNING,
                 timeout=CHECK_TIMEOUT_S,
             )
             if res.status_code != 200:
@@ -364,7 +342,7 @@ class Ladder:
             res = await self.client.get(
                 http_base(inp.public_url) + paths.LIVEKIT + "/rtc/validate",
                 params={"access_token": probe},
-                headers={"ngrok-skip-browser-warning": "1"},
+                headers=SKIP_WARNING,
                 timeout=CHECK_TIMEOUT_S,
             )
             if res.status_code != 200:
@@ -393,8 +371,8 @@ class Ladder:
                 return False, NO_URL, FIX_NO_URL
             if own_page and not vendor_ready():
                 return False, Text(
-                    f"ASSETS_MISSING: {LIVEKIT_BUNDLE} não está instalado nesta cópia do linkpronto",
-                    f"ASSETS_MISSING: {LIVEKIT_BUNDLE} is not installed in this copy of linkpronto",
+                    f"{errors.AssetsMissing.code}: {LIVEKIT_BUNDLE} não está instalado nesta cópia do linkpronto",
+                    f"{errors.AssetsMissing.code}: {LIVEKIT_BUNDLE} is not installed in this copy of linkpronto",
                 ), FIX_ASSETS
             path = inp.link_path.replace("{token}", paths.PROBE_TOKEN)
             # A browser User-Agent, so a tunnel that shows browsers a warning page shows it to us too.
@@ -403,8 +381,7 @@ class Ladder:
             )
             body = res.text[:20000]
             if any(m in body for m in WARNING_MARKERS):
-                return False, Text("uma página de aviso do túnel aparece antes do link",
-                                   "a tunnel warning page stands in front of the link"), FIX_WARNING
+                return False, errors.TunnelWarningPage.default_message, FIX_WARNING
             if not own_page:
                 if 200 <= res.status_code < 300:
                     return True, Text(
@@ -423,7 +400,7 @@ class Ladder:
                 ), FIX_LINK_ROUTE
             missing = await self._missing_files(inp.public_url)
             if missing:
-                return False, Text.same("ASSETS_MISSING: " + "; ".join(missing)), FIX_ASSETS
+                return False, Text.same(f"{errors.AssetsMissing.code}: " + "; ".join(missing)), FIX_ASSETS
             return True, Text(
                 "a página do linkpronto e seus arquivos (incluindo o livekit-client) carregam pelo endereço público",
                 "linkpronto's page and its files (livekit-client included) load through the public URL",
@@ -437,7 +414,7 @@ class Ladder:
         async def one(name: str) -> str | None:
             res = await self.client.head(
                 f"{public_url}{STATIC_URL_PREFIX}/{name}",
-                headers={"User-Agent": BROWSER_UA, "ngrok-skip-browser-warning": "1"},
+                headers={"User-Agent": BROWSER_UA, **SKIP_WARNING},
                 timeout=CHECK_TIMEOUT_S,
             )
             if res.status_code != 200 or res.headers.get("content-length") == "0":

@@ -23,6 +23,7 @@ from collections.abc import Callable
 import httpx
 
 from linkpronto.components import Part, PartStatus
+from linkpronto.tls import client_context
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ class AppWarmup:
     async def _warm(self, pid: int, app_url: str, paths: list[str], on_warm: Callable[[], None]) -> None:
         loop = asyncio.get_running_loop()
         t0 = loop.time()
-        async with httpx.AsyncClient(timeout=self.first_s, trust_env=False) as client:
+        async with httpx.AsyncClient(timeout=self.first_s, trust_env=False, verify=client_context()) as client:
 
             async def one(path: str) -> None:
                 with contextlib.suppress(httpx.HTTPError, OSError):

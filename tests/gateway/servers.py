@@ -59,7 +59,7 @@ class RunningServer:
 
 @contextlib.contextmanager
 def serve(app: ASGIApp, *, ws: str = "websockets-sansio", port: int | None = None,
-          http: str = "httptools", loop: str = "auto", keep_alive: int = 5,
+          http: str = "httptools", loop: str = "auto", keep_alive: float = 5,
           proxy_headers: bool = True) -> Iterator[RunningServer]:
     """Run ``app`` under a real uvicorn until the block ends (lifespan on, so proxies get closed).
     ``loop="auto"``: uvloop where it exists (not on Windows), else asyncio."""
@@ -112,6 +112,8 @@ class Recorder:
     ws_closes: list[tuple[int, str]] = field(default_factory=list)
     ws_headers: list[dict[str, str]] = field(default_factory=list)
     stream_cancelled: threading.Event = field(default_factory=threading.Event)
+    #: /slow-stream holds its second event until the test sets this (at most 10 s).
+    release_second: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def paths(self) -> list[str]:
@@ -170,7 +172,9 @@ def upstream_app(recorder: Recorder) -> Starlette:
 
         async def chunks() -> AsyncIterator[bytes]:
             yield b"data: first\n\n"
-            await asyncio.sleep(0.8)
+            # The test releases the second event only once it holds the first: a proxy that buffered
+            # the response would hold the first back until here, and the client's read would time out.
+            await asyncio.to_thread(recorder.release_second.wait, 10)
             yield b"data: second\n\n"
 
         return StreamingResponse(chunks(), media_type="text/event-stream")

@@ -71,6 +71,8 @@ def settings_for(
     tunnel = {"provider": "static", "static_url": static_url or f"http://127.0.0.1:{public_port}"}
     tunnel.update(sections.pop("tunnel", {}))
     verify = sections.pop("verify", {})  # the product's defaults unless a test says otherwise
+    # ...except the page rung (a headless Chromium per run): on only where a test asks for it.
+    verify.setdefault("page_browser", "off")
     return defaults(server=server, livekit=livekit, tunnel=tunnel, verify=verify, **sections)
 
 
@@ -120,6 +122,7 @@ def cli_env(data_dir: Path, livekit_url: str, public_port: int, admin_port: int,
             "LIVEKIT_API_KEY": TEST_KEY,
             "LIVEKIT_API_SECRET": TEST_SECRET,
             "LINKPRONTO_LANG": "en",
+            "LINKPRONTO_VERIFY_PAGE_BROWSER": "off",  # the page rung: only where a test asks for it
             **extra,
         }
     )

@@ -28,6 +28,7 @@ SLOW_FIXTURES = frozenset({
     "pw", "browser", "bare_browser", "new_context",  # Playwright's node driver and Chromium
     "postgres_server", "pg_url", "redis_server",  # real PostgreSQL / redis-server (fixtures/databases.py)
     "topology", "real_livekit",  # network namespaces (fixtures/netns.py), the real livekit-server
+    "clinic",  # the standard topology with a real sshd (fixtures/clinic.py)
 })  # fmt: skip
 
 
@@ -150,3 +151,23 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.outcome = "failed"
         report.longrepr = f"skipped under CI=true (a skip is a failure in CI): {reason}"
     return report
+
+
+def share_default_tls_context() -> None:
+    """Every test-side ``httpx`` client with the default ``verify=True`` shares one TLS context.
+
+    A new client otherwise reloads the CA bundle (~30 ms of CPU each; the fast tier makes hundreds,
+    ``httpx.get`` included). Verification is unchanged: the same default context, made once. The
+    product's own clients do the same through :func:`linkpronto.tls.client_context`."""
+    import httpx._transports.default as transports
+
+    from linkpronto.tls import client_context
+
+    original = transports.create_ssl_context
+
+    def shared(verify: Any = True, cert: Any = None, trust_env: bool = True) -> Any:
+        if verify is True and cert is None:
+            return client_context()
+        return original(verify=verify, cert=cert, trust_env=trust_env)
+
+    transports.create_ssl_context = shared  # type: ignore[assignment]

@@ -19,7 +19,7 @@ from helpers.inproc import InProcessDouble
 from linkpronto import keys
 from linkpronto.links.retention import purge, purge_periodically
 from linkpronto.links.service import LinkService, Proof
-from linkpronto.links.store import LinkStore, sqlite_url
+from linkpronto.links.store import LinkRow, LinkStore, sqlite_url
 from links.test_migrations import service_for
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
@@ -106,7 +106,7 @@ async def test_running_linkpronto_purges_periodically_and_logs_no_patient_data(
             purge_periodically(store, retention_s=RETENTION_S, interval_s=0.05, clock=lambda: NOW, first_delay_s=0)
         )
         try:
-            for _ in range(100):
+            for _ in range(400):  # a deadline, not a timing claim: it stops as soon as the purge ran
                 if _ids(store) == stay:
                     break
                 await asyncio.sleep(0.05)
@@ -157,7 +157,7 @@ async def test_the_running_orchestrator_purges_used_up_links(tmp_path: Path, liv
     from linkpronto import paths
 
     settings = settings_for(
-        tmp_path / "d", livekit_url=livekit_inproc.url, links={"retention": "1s", "purge_interval": "0.2s"}
+        tmp_path / "d", livekit_url=livekit_inproc.url, links={"retention": "0.3s", "purge_interval": "0.1s"}
     )
     async with run_lp(settings) as lp:
         await lp.wait_state("ready")
@@ -171,3 +171,56 @@ async def test_the_running_orchestrator_purges_used_up_links(tmp_path: Path, liv
             await asyncio.sleep(0.05)
         assert (await lp.admin.get(f"/api/consultation-links/{once['id']}")).status_code == 404
         assert (await lp.admin.get(f"/api/consultation-links/{kept['id']}")).json()["status"] == "ready"
+
+
+def _event(kind: str, room: str, n: int, name: str = "Maria Silva") -> object:
+    from linkpronto.events.webhook import RoomEvent
+
+    return RoomEvent(id=f"EV_{kind}_{n}", kind=kind, room=room, room_sid="RM_1", created_at=int(NOW.timestamp()) + n,
+                     participant_sid=f"PA_{n // 10}", identity="p-0001", name=name, role="patient")
+
+
+LINKS_TABLE = LinkRow.__tablename__
+
+
+def _names_left(store: LinkStore) -> list[str]:
+    from sqlalchemy import text
+
+    with store.engine.connect() as conn:
+        rows = [*conn.execute(text(f"SELECT waiting_name, presence_json FROM {LINKS_TABLE}")).all(),
+                *conn.execute(text("SELECT payload, '' FROM event_outbox")).all()]
+    return [repr(r) for r in rows if "Maria" in repr(r)]
+
+
+def test_the_patients_name_is_kept_only_while_it_is_shown(tmp_path: Path) -> None:
+    """Issue 19 finding 14: waiting_name, the presence state and delivered callback events lose the
+    display name once it is no longer shown; a purge clears it from every ended link."""
+    from linkpronto.events import outbox
+
+    secrets_ = keys.load_or_create(tmp_path / "keys")
+    store = LinkStore(sqlite_url(tmp_path))
+    try:
+        clock = Clock(NOW)
+        svc = service_for(store, secrets_)
+        svc.clock = clock
+        first, _ = _make(svc, clock, NOW, ttl_days=1)
+        second, _ = _make(svc, clock, NOW, ttl_days=1)
+        rooms = {r.id: r.room for r in store.list_links()}
+        change = outbox.apply_event(store, _event("participant_joined", rooms[first], 1), NOW, outbox=True)  # type: ignore[arg-type]
+        assert change is not None and change.doc["waiting_name"] == "Maria Silva"
+        assert _names_left(store)  # shown now: "Maria está esperando"
+        # Delivered to the app: the event keeps its id, not the name.
+        outbox.delivered(store, change.doc["id"], NOW)
+        outbox.apply_event(store, _event("participant_left", rooms[first], 2), NOW, outbox=True)  # type: ignore[arg-type]
+        for item in outbox.pending(store):
+            outbox.delivered(store, item.id, NOW)
+        assert _names_left(store) == []  # the patient left: nothing of the name remains
+        # A patient still "waiting" on a link that then ends (LiveKit never said room_finished):
+        outbox.apply_event(store, _event("participant_joined", rooms[second], 11), NOW, outbox=False)  # type: ignore[arg-type]
+        assert _names_left(store)
+        store.revoke(second, NOW)
+        purge(store, RETENTION_S, NOW)
+        assert _names_left(store) == []
+        assert {first, second} <= _ids(store)  # the links themselves stay until retention
+    finally:
+        store.close()

@@ -132,9 +132,8 @@ def test_process_tree_without_a_job_falls_back_to_the_psutil_kill(monkeypatch: p
     tree.release()
 
 
+@pytest.mark.only_on("posix")  # on Windows these are real calls: test_locks_are_real_on_windows
 def test_locks_and_permissions_are_inert_off_windows(tmp_path: Path) -> None:
-    if sys.platform == "win32":
-        return  # on Windows these are real calls (msvcrt), covered by the platform tests
     path = tmp_path / "f"
     path.write_text("x")
     with path.open("r+") as fh:
@@ -166,3 +165,92 @@ def test_kill_with_psutil_kills_a_real_tree() -> None:
         if child.poll() is None:
             child.kill()
             child.wait(5)
+
+
+@pytest.mark.only_on("windows")
+def test_locks_are_real_on_windows(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_text("x")
+    with path.open("r+") as first, path.open("r+") as second:
+        assert _windows.try_lock(first.fileno()) is True
+        assert _windows.try_lock(second.fileno()) is False  # held by the first handle
+        _windows.unlock(first.fileno())
+        assert _windows.try_lock(second.fileno()) is True
+        _windows.unlock(second.fileno())
+
+
+# -- the Job Object: its layout on every OS, the real thing on Windows (hosted CI's windows job) ----------
+def test_job_object_structures_have_the_windows_sdk_layout() -> None:
+    """winnt.h: JOBOBJECT_EXTENDED_LIMIT_INFORMATION is 144 bytes on 64-bit (112 on 32-bit) with
+    LimitFlags at 16; a wrong field type here means SetInformationJobObject gets garbage (or fails) and
+    no child dies with linkpronto."""
+    import ctypes
+
+    wide = ctypes.sizeof(ctypes.c_void_p) == 8
+    assert ctypes.sizeof(_windows.IoCounters) == 48
+    assert ctypes.sizeof(_windows.BasicLimit) == (64 if wide else 48)
+    assert ctypes.sizeof(_windows.ExtendedLimit) == (144 if wide else 112)
+    assert _windows.BasicLimit.LimitFlags.offset == 16
+    assert _windows.BasicLimit.ActiveProcessLimit.offset == (40 if wide else 28)
+    assert _windows.ExtendedLimit.IoInfo.offset == (64 if wide else 48)
+    assert ctypes.sizeof(_windows.BasicAccounting) == 48 and _windows.BasicAccounting.ActiveProcesses.offset == 40
+    info = _windows.kill_on_close_limits()
+    raw = bytes(info)
+    assert int.from_bytes(raw[16:20], "little") == _windows.JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE == 0x2000
+    assert raw[:16] == bytes(16) and raw[20:] == bytes(len(raw) - 20)  # nothing else limited
+
+
+_TREE = ("import subprocess, sys, time; "
+         "g = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)']); "
+         "print(g.pid, flush=True); time.sleep(120)")
+
+
+def _child_with_grandchild(tree: _windows.ProcessTree) -> tuple[subprocess.Popen[str], int]:
+    child = subprocess.Popen([sys.executable, "-c", _TREE], stdout=subprocess.PIPE, text=True,
+                             **tree.popen_kwargs())
+    tree.attach(child.pid)  # before the grandchild starts: it is born inside the job
+    assert child.stdout is not None
+    return child, int(child.stdout.readline())
+
+
+def _all_gone(pids: list[int]) -> bool:
+    procs = []
+    for pid in pids:
+        try:
+            procs.append(psutil.Process(pid))
+        except psutil.NoSuchProcess:
+            continue
+    _, alive = psutil.wait_procs(procs, timeout=15)
+    return not alive
+
+
+@pytest.mark.slow
+@pytest.mark.only_on("windows")
+def test_closing_the_job_kills_the_child_and_its_grandchild() -> None:
+    """Kill-on-close, for real: what happens to every child when linkpronto dies (its handles close)."""
+    tree = _windows.ProcessTree()
+    child, grandchild = _child_with_grandchild(tree)
+    try:
+        assert tree._job is not None, "the child was not put in a Job Object"
+        assert tree._job.active_processes() == 2  # the child and its grandchild, both in the job
+        assert tree.alive()
+        tree.release()  # the last handle closes: JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE
+        assert _all_gone([child.pid, grandchild])
+    finally:
+        if child.poll() is None:
+            child.kill()
+
+
+@pytest.mark.slow
+@pytest.mark.only_on("windows")
+def test_kill_terminates_the_whole_job() -> None:
+    tree = _windows.ProcessTree()
+    child, grandchild = _child_with_grandchild(tree)
+    try:
+        tree.kill()  # TerminateJobObject: the second stop stage
+        assert _all_gone([child.pid, grandchild])
+        assert not tree.alive()
+    finally:
+        tree.release()
+        if child.poll() is None:
+            child.kill()

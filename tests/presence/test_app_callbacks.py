@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +45,11 @@ async def _wait_problem(lp: Any, code: str, timeout: float = 10.0) -> dict[str, 
 
 
 def _verify(secret: str, r: Received) -> dict[str, object]:
-    expected = "sha256=" + hmac.new(secret.encode(), r.body, hashlib.sha256).hexdigest()
-    assert hmac.compare_digest(r.headers["x-linkpronto-signature"], expected)
+    # Checked by hand, as an app in another language would (Stripe's t=…,v1=… scheme), not with sign().
+    fields = dict(item.split("=", 1) for item in r.headers["x-linkpronto-signature"].split(","))
+    assert abs(time.time() - int(fields["t"])) <= 300
+    expected = hmac.new(secret.encode(), fields["t"].encode() + b"." + r.body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(fields["v1"], expected)
     doc: dict[str, object] = json.loads(r.body)
     assert r.headers["idempotency-key"] == doc["id"]
     assert r.headers["content-type"] == "application/json"
@@ -84,7 +88,8 @@ async def test_the_supervised_app_gets_the_events_secret(tmp_path: Path) -> None
 
 
 def test_signature_is_hmac_sha256_of_the_body() -> None:
-    assert sign("k", b"{}") == "sha256=" + hmac.new(b"k", b"{}", hashlib.sha256).hexdigest()
+    assert sign("k", b"{}", now=1_700_000_000) == (
+        "t=1700000000,v1=" + hmac.new(b"k", b"1700000000.{}", hashlib.sha256).hexdigest())
 
 
 async def test_each_event_reaches_the_app_once_despite_an_injected_500(tmp_path: Path) -> None:

@@ -14,7 +14,10 @@ from livekit.api import TokenVerifier, WebhookReceiver
 
 from doubles.livekit_server import run_double
 from helpers.lp import TEST_KEY, TEST_SECRET
+from linkpronto.errors import WebhookRejected
+from linkpronto.events.webhook import verify
 from linkpronto.livekit import tokens
+from presence import _jwt_manual as manual
 from presence.receiver import run_receiver
 
 pytestmark = pytest.mark.slow
@@ -68,13 +71,21 @@ async def test_double_webhook_signature_covers_the_body(tmp_path: Path) -> None:
     with run_receiver() as receiver, run_double({}, extra_args=_config(tmp_path, [receiver.url])) as double:
         await _join_and_leave(double.ws_url, "consulta-y", "h-0001", "Dra")
         got = await asyncio.to_thread(receiver.wait_for, lambda rs: len(rs) >= 2)
-        verifier = WebhookReceiver(TokenVerifier(TEST_KEY, TEST_SECRET))
-        altered = got[1].body.replace(b"h-0001", b"h-0002")
-        with pytest.raises(Exception, match="hash mismatch"):
-            verifier.receive(altered.decode(), got[1].headers["authorization"])
-        with pytest.raises(Exception):  # noqa: B017 - any failure of the signature check
-            WebhookReceiver(TokenVerifier(TEST_KEY, "another-secret-" + "y" * 30)).receive(
-                got[1].body.decode(), got[1].headers["authorization"])
+        body, token = got[1].body, got[1].headers["authorization"]
+        # An independent HS256/body-hash check (stdlib only) agrees the double signs like LiveKit…
+        assert manual.check(token, body, TEST_KEY, TEST_SECRET) == "ok"
+        assert verify(body, token, TEST_KEY, TEST_SECRET).identity == "h-0001"
+        # …and linkpronto refuses, specifically, an altered body and another secret.
+        altered = body.replace(b"h-0001", b"h-0002")
+        assert manual.check(token, altered, TEST_KEY, TEST_SECRET) == "body-hash"
+        with pytest.raises(WebhookRejected) as info:
+            verify(altered, token, TEST_KEY, TEST_SECRET)
+        assert "hash mismatch" in info.value.reason
+        other = "another-secret-" + "y" * 30
+        assert manual.check(token, body, TEST_KEY, other) == "bad-signature"
+        with pytest.raises(WebhookRejected) as info:
+            verify(body, token, TEST_KEY, other)
+        assert "Signature" in info.value.reason
 
 
 async def test_double_retries_a_failed_delivery(tmp_path: Path) -> None:

@@ -15,8 +15,8 @@ from helpers.net import free_port
 from linkpronto.events.webhook import ADMIN_PATH
 from presence.lpkit import patient_joins, professional_joins, ready_link, wait_presence
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(sys.platform == "win32", reason="shell-script stand-in for livekit-server")]
+# The stand-in for livekit-server is a shell script: POSIX only (deselected elsewhere, never skipped).
+pytestmark = [pytest.mark.slow, pytest.mark.only_on("posix")]
 DOUBLE = Path(__file__).resolve().parents[1] / "doubles" / "livekit_server.py"
 
 

@@ -139,6 +139,10 @@ async def test_two_instances_behind_caddy(
                 res = await edge.post(routes.JOIN, json={"token": token})
                 assert res.status_code == 503, res.text
                 assert res.json()["error"]["code"] == "STORE_UNAVAILABLE" and res.json()["error"]["fix"]
+                # Anonymous callers learn nothing of the infrastructure (issue 19 finding 13).
+                public_text = res.text.lower()
+                for secret_part in ("postgres", "psycopg", str(postgres_server.port), "127.0.0.1", "operational"):
+                    assert secret_part not in public_text, res.text
                 res = await admin_a.post("/api/consultation-links", json={"professional_id": "dra-ana", "wait_s": 0})
                 assert res.status_code == 503 and res.json()["error"]["code"] == "STORE_UNAVAILABLE", res.text
                 deadline = time.monotonic() + 20

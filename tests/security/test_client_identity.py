@@ -15,6 +15,7 @@ from starlette.requests import HTTPConnection
 from doubles.livekit_server import RunningDouble
 from fixtures.sshd import SshServer
 from helpers.lp import LP, run_lp, settings_for
+from helpers.tiers import require
 from linkpronto.web.common import client_address
 from linkpronto.web.limiter import FailedJoinLimiter
 from security.child import JOIN, page_path
@@ -143,8 +144,7 @@ async def test_auto_serves_the_lan_only_when_it_chose_lan(tmp_path: Path, liveki
     from linkpronto.tunnels.lan import lan_address
 
     lan = lan_address()
-    if lan == "127.0.0.1":
-        pytest.skip("no LAN address on this machine")
+    require(lan != "127.0.0.1", "a LAN address on this machine (lan_address() found only loopback)")
 
     async def reachable(port: int) -> bool:
         try:

@@ -17,6 +17,7 @@ import pytest
 from doubles.livekit_server import RunningDouble
 from helpers.lp import LP, cli_env, run_lp, settings_for
 from helpers.net import free_port
+from linkpronto import paths
 from security.child import require
 
 pytestmark = pytest.mark.slow
@@ -108,6 +109,12 @@ async def test_full_disk_is_degraded_with_disk_full_and_nothing_is_lost(
             res = await lp.admin.post("/api/consultation-links", json={"professional_id": "dra", "wait_s": 0})
             assert res.status_code == 507, res.text
             assert res.json()["error"]["code"] == "DISK_FULL" and res.json()["error"]["fix"]
+            # The patient's device check on the full disk: 507 with the code, never a 500 (issue 19, 10).
+            token = first["url"].rsplit("/", 1)[1]
+            dc = await lp.public.post(paths.DEVICE_CHECK, json={"token": token, "result": {"ok": True,
+                                                                                           "camera": "ok"}})
+            assert dc.status_code == 507, dc.text
+            assert dc.json()["error"]["code"] == "DISK_FULL" and str(mnt) not in dc.text
             listed = await lp.admin.get("/api/consultation-links")
             assert listed.status_code == 200 and first["id"] in {i["id"] for i in listed.json()["items"]}
             filler.unlink()

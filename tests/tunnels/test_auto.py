@@ -120,7 +120,7 @@ def test_candidate_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     names = [(c.name, c.build is not None) for c in auto_candidates(settings, install_allowed=True)]
     assert names == [("static", True), ("ngrok", True), ("ssh", True), ("cloudflared", True), ("lan", True)]
     bare = auto_candidates(_settings(tmp_path), install_allowed=False)
-    assert [(c.name, c.skip_reason) for c in bare] == [
+    assert [(c.name, getattr(c.skip_reason, "en", c.skip_reason)) for c in bare] == [
         ("ngrok", "no authtoken"),
         ("ssh", "no ssh_target"),
         ("cloudflared", "not installed and installing is off (--no-install)"),
@@ -182,3 +182,21 @@ def test_build_tunnel_for_each_provider(tmp_path: Path) -> None:
 def test_every_provider_has_a_one_line_tradeoff() -> None:
     for name, text in tradeoffs().items():
         assert text.pt and text.en and "\n" not in text.en, name
+
+
+async def test_the_detail_is_in_both_languages_rendered_when_read() -> None:
+    """The pt-BR dashboard shows auto's attempts in Portuguese (issue 17, point 6), the English one in English."""
+    failing = FakeTunnel("cloudflared", error=TunnelUnreachable(Text("Falha na instalação", "Install failed")))
+    auto = AutoTunnel(7801, [
+        Candidate("ngrok", None, Text("sem authtoken", "no authtoken")),
+        Candidate("cloudflared", lambda: failing),
+        Candidate("lan", lambda: FakeTunnel("lan", url="http://192.168.0.2:7801")),
+    ])  # fmt: skip
+    await auto.open()
+    detail = auto.describe().detail
+    assert "auto: ngrok ignorado (sem authtoken); cloudflared falhou (TUNNEL_UNREACHABLE: Falha na instalação)" \
+        in detail.get("pt-BR")
+    assert "auto: ngrok skipped (no authtoken); cloudflared failed (TUNNEL_UNREACHABLE: Install failed)" \
+        in detail.get("en")
+    assert "skipped" not in detail.get("pt-BR") and "failed" not in detail.get("pt-BR")
+    await auto.close()

@@ -55,19 +55,40 @@ async def test_bad_input_is_400_and_get_is_405_like_the_old_route(
         assert res.json()["success"] is False and res.json()["error"]
 
 
-async def test_livekit_down_is_success_false_with_a_sentence_never_success_without_url(tmp_path: Path) -> None:
+def _is_sentence(text: str) -> bool:
+    """A sentence for a person: words, ending with a full stop (not a code, not a stack trace)."""
+    return text.endswith(".") and len(text.split()) >= 4 and "Traceback" not in text
+
+
+async def test_livekit_down_is_202_preparing_with_a_sentence_never_success_without_url(tmp_path: Path) -> None:
+    """LiveKit not answering is not final: the link exists, is preparing, and the answer says why."""
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens: LiveKit is down
     settings = settings_for(tmp_path / "d", livekit_url=dead)
     async with run_lp(settings) as lp:
         res = await lp.admin.post("/api/generate-consultation-token?lang=en",
                                   json={"professionalId": "dra-ana", "waitS": 1})
-        assert res.status_code in (202, 503), res.text
+        assert res.status_code == 202, res.text
         body = res.json()
         DropInNotReady.model_validate(body)
         assert body["success"] is False and "consultationUrl" not in body
-        assert body["error"].endswith(".") and " " in body["error"]  # a sentence for a person
-        assert body["code"] and body["fix"]
-        if res.status_code == 202:
-            assert body["status"] == "preparing" and body["linkId"]
-            assert res.headers["location"] == f"/api/consultation-links/{body['linkId']}"
-            assert "livekit" in body["error"].lower()
+        assert _is_sentence(body["error"]) and "livekit" in body["error"].lower()
+        assert body["code"] == "VERIFY_TIMEOUT" and body["linkId"] in body["fix"]
+        assert body["status"] == "preparing" and body["linkId"]
+        assert res.headers["location"] == f"/api/consultation-links/{body['linkId']}"
+        assert res.headers["retry-after"] == "2"
+
+
+async def test_a_failed_stack_is_503_with_its_own_code_sentence_and_fix(tmp_path: Path) -> None:
+    """Weak LiveKit keys behind a public address fail the stack: final, so 503 (not 202) with the reason."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    settings = settings_for(tmp_path / "d", livekit_url=dead, static_url="https://consultas.example",
+                            livekit={"api_key": "devkey", "api_secret": "secret"})
+    async with run_lp(settings) as lp:
+        res = await lp.admin.post("/api/generate-consultation-token?lang=en",
+                                  json={"professionalId": "dra-ana", "waitS": 1})
+        assert res.status_code == 503, res.text
+        body = res.json()
+        DropInNotReady.model_validate(body)
+        assert body["success"] is False and "consultationUrl" not in body
+        assert body["code"] == "INSECURE_LIVEKIT_KEYS"
+        assert _is_sentence(body["error"]) and body["fix"] and "location" not in res.headers

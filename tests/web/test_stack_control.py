@@ -16,16 +16,36 @@ from helpers.lp import LP, run_lp, settings_for
 from linkpronto import schema
 
 
-async def _states_during(lp: LP, seconds: float) -> list[str]:
-    """Every state the status reports over ``seconds`` (read every 50 ms)."""
+def _count_idle_checks(monkeypatch: Any, answer: Any = None) -> list[int | None]:
+    """Every answer the idle watch got from LiveKit (ListRooms' participant count), in order.
+
+    ``answer`` replaces LiveKit's (e.g. ``None``: unanswered); else the real count is recorded."""
+    from linkpronto.livekit.remote import RoomAdmin
+
+    seen: list[int | None] = []
+    real = RoomAdmin.total_participants
+
+    async def spy(self: RoomAdmin) -> int | None:
+        count = await real(self) if answer is None else await answer(self)
+        seen.append(count)
+        return count
+
+    monkeypatch.setattr(RoomAdmin, "total_participants", spy)
+    return seen
+
+
+async def _states_until(lp: LP, done: Any, timeout: float = 10) -> list[str]:
+    """Every state the status reports (read every 50 ms) until ``done()``: no fixed wall-clock wait."""
     seen: list[str] = []
-    deadline = asyncio.get_running_loop().time() + seconds
-    while asyncio.get_running_loop().time() < deadline:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not done():
+        assert asyncio.get_running_loop().time() < deadline, "the idle watch never checked"
         state = (await lp.admin.get("/api/status")).json()["state"]
         if not seen or seen[-1] != state:
             seen.append(state)
         await asyncio.sleep(0.05)
-    return seen
+    state = (await lp.admin.get("/api/status")).json()["state"]
+    return seen if seen and seen[-1] == state else [*seen, state]
 
 
 async def _join(lp: LP, **body: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -38,10 +58,11 @@ async def _join(lp: LP, **body: Any) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 async def test_on_demand_never_stops_while_someone_is_in_a_call(
-    tmp_path: Path, livekit_inproc: InProcessDouble
+    tmp_path: Path, livekit_inproc: InProcessDouble, monkeypatch: Any
 ) -> None:
+    checks = _count_idle_checks(monkeypatch)
     settings = settings_for(tmp_path / "d", livekit_url=livekit_inproc.url,
-                            stack={"mode": "on-demand", "idle_timeout": "1s"})
+                            stack={"mode": "on-demand", "idle_timeout": "0.5s"})
     async with run_lp(settings) as lp:
         assert (await lp.admin.get("/api/status")).json()["state"] == "stopped"
         link, grant = await _join(lp)  # the first link request starts the stack
@@ -52,9 +73,10 @@ async def test_on_demand_never_stops_while_someone_is_in_a_call(
             await ws.recv()  # LiveKit's SignalResponse{join}: the participant is in the room
             in_room = [p for p in livekit_inproc.state()["participants"] if p["room"] == link["room"]]
             assert len(in_room) == 1
-            # Two idle checks past idle_timeout (1 s, checked every 0.5 s) with nobody creating links:
-            # someone is in a room, so the stack stays up.
-            assert await _states_during(lp, 2.5) == ["ready"]
+            # Two idle checks past idle_timeout with nobody creating links, each told "1 in a room":
+            # the stack stays up (waited for by counting the checks, not by sleeping).
+            assert await _states_until(lp, lambda: len(checks) >= 2) == ["ready"]
+            assert checks[:2] == [1, 1]
         # The call ended: now it is idle and stops by itself (the control: the idle stop does work).
         await lp.wait_state("stopped", timeout=10)
 
@@ -63,17 +85,16 @@ async def test_on_demand_never_stops_when_livekit_cannot_say_the_rooms_are_empty
     tmp_path: Path, livekit_inproc: InProcessDouble, monkeypatch: Any
 ) -> None:
     """ListRooms unanswered (LiveKit busy or restarting) is not "nobody in a room": a call may be on."""
-    from linkpronto.livekit.remote import RoomAdmin
-
-    async def unanswered(self: RoomAdmin) -> int | None:
+    async def unanswered(self: Any) -> int | None:
         return None
 
-    monkeypatch.setattr(RoomAdmin, "total_participants", unanswered)
+    checks = _count_idle_checks(monkeypatch, unanswered)
     settings = settings_for(tmp_path / "d", livekit_url=livekit_inproc.url,
-                            stack={"mode": "on-demand", "idle_timeout": "1s"})
+                            stack={"mode": "on-demand", "idle_timeout": "0.5s"})
     async with run_lp(settings) as lp:
         await _join(lp)  # starts the stack
-        assert await _states_during(lp, 2.5) == ["ready"]
+        assert await _states_until(lp, lambda: len(checks) >= 2) == ["ready"]
+        assert checks[:2] == [None, None]
 
 
 async def test_stack_stop_and_start_through_the_api(tmp_path: Path, livekit_inproc: InProcessDouble) -> None:

@@ -45,8 +45,13 @@ from linkpronto.web.assets import STATIC_DIR, STATIC_URL_PREFIX
 from linkpronto.web.common import request_lang
 from linkpronto.web.pages import call_html, dashboard_html, patient_html
 
-# The real verification ladder's check names (linkpronto/verify.py: _timed(...)).
+# The real verification ladder's check names (linkpronto/verify.py: _timed(...)); ``app`` runs only
+# with an app (FakeStack.with_app), ``media`` always closes the list (informational, never required).
 CHECK_NAMES = ("livekit", "public_probe", "public_rtc", "link_route")
+APP_CHECK = "app"
+MEDIA_CHECK = "media"
+#: What a browser opens to get the session cookie, as the one-time URL ``linkpronto up`` prints.
+FAKE_ADMIN_TOKEN = "fake-admin-token"
 
 
 def _iso(dt: datetime) -> str:
@@ -79,9 +84,12 @@ class FakeStack:
         self.version = 0
         self.public_origin = ""
         self.state = "ready"
+        self.with_app = False
+        self.media_reach = "same-network"
         self.checks: list[dict[str, Any]] = [self._check(n, True) for n in CHECK_NAMES]
         self.problems: list[dict[str, Any]] = []
-        self.media_reach = "same-network"
+        self.logs: dict[str, list[str]] = {"app": [], "livekit": [], "tunnel": []}
+        self.logins = 0
         self.fail_with: dict[str, Any] | None = None
         self.step_s = 0.35
         self.links: dict[str, dict[str, Any]] = {}
@@ -101,6 +109,21 @@ class FakeStack:
             "detail": f"{name} {'ok' if ok else 'failed'}",
             "fix": None if ok else f"fix for {name}",
         }
+
+    def rungs(self) -> list[str]:
+        return [*CHECK_NAMES[:1], *([APP_CHECK] if self.with_app else []), *CHECK_NAMES[1:]]
+
+    def all_checks(self) -> list[dict[str, Any]]:
+        """The ladder's checks as the real status shows them: the app's when there is one, media last."""
+        with self.lock:
+            checks = list(self.checks)
+            if self.with_app and checks and not any(c["name"] == APP_CHECK for c in checks):
+                checks.insert(1, self._check(APP_CHECK, True))
+            if checks:
+                anywhere = self.media_reach == "anywhere"
+                checks.append({**self._check(MEDIA_CHECK, anywhere), "required": False,
+                               "detail": f"media reach: {self.media_reach}"})
+            return checks
 
     def bump(self) -> None:
         with self.lock:
@@ -123,7 +146,7 @@ class FakeStack:
                     "tunnel": schema.Part(state=schema.PartState.READY, url=self.public_origin, since=now),
                 },
                 verification=schema.Verification(ok=self.state == "ready", checked_at=now, age_s=1.0,
-                                                 checks=[schema.Check.model_validate(c) for c in self.checks]),
+                                                 checks=[schema.Check.model_validate(c) for c in self.all_checks()]),
                 media=schema.Media(reach=self.media_reach, detail="LiveKit on this machine"),  # type: ignore[arg-type]
                 problems=[schema.Problem.model_validate(p) for p in self.problems],
             )
@@ -157,7 +180,7 @@ class FakeStack:
             expires_at=now + timedelta(hours=24),
             verified_at=now if ready else None,
             public_base_url=self.public_origin,
-            checks=[schema.Check.model_validate(c) for c in self.checks],
+            checks=[schema.Check.model_validate(c) for c in self.all_checks()],
             qr_svg_url=f"/api/consultation-links/{link_id}/qr.svg" if ready else None,
             whatsapp_url=("https://wa.me/?text=" + quote(f"Sua consulta: {url}")) if ready else None,
             **fields,
@@ -187,7 +210,7 @@ class FakeStack:
         with self.lock:
             self.state = "verifying"
         self.bump()
-        for name in CHECK_NAMES:
+        for name in self.rungs():
             await asyncio.sleep(self.step_s)
             with self.lock:
                 self.checks = [*self.checks, self._check(name, True)]
@@ -208,8 +231,19 @@ def admin_app(stack: FakeStack) -> FastAPI:
     async def guard(request: Request, call_next: Any) -> Response:
         with stack.lock:
             stack.requests.append((request.method, request.url.path, dict(request.headers)))
-        # Like the real AdminGuard (CONTRACT.md): the dashboard's session cookie (set here with any
-        # page), and a same-origin Origin on anything that changes state. No header alone grants.
+        # Like the real AdminGuard (CONTRACT.md): the session cookie comes only from the one-time login
+        # URL (``/?token=…`` → 303 to ``/`` with the cookie), and anything that changes state needs a
+        # same-origin Origin. No header alone grants.
+        if request.url.path == "/" and "token" in request.query_params:
+            if request.query_params["token"] != FAKE_ADMIN_TOKEN:
+                return _error("UNAUTHORIZED", "no", None, 401)
+            rest = "&".join(f"{k}={quote(v)}" for k, v in request.query_params.items() if k != "token")
+            resp = Response(status_code=303, headers={"Location": "/?" + rest if rest else "/",
+                                                      "Cache-Control": "no-store"})
+            resp.set_cookie(FAKE_SESSION, "ok", httponly=True, samesite="strict", path="/")
+            with stack.lock:
+                stack.logins += 1
+            return resp
         if request.url.path.startswith("/api/"):
             if request.cookies.get(FAKE_SESSION) != "ok":
                 return _error("UNAUTHORIZED", "no", None, 401)
@@ -217,8 +251,6 @@ def admin_app(stack: FakeStack) -> FastAPI:
             if request.method not in ("GET", "HEAD") and origin != f"http://{request.headers.get('host')}":
                 return _error("FORBIDDEN_ORIGIN", "no", None, 403)
         resp: Response = await call_next(request)
-        if not request.url.path.startswith(("/api/", "/_linkpronto/")):  # a page: the session exists
-            resp.set_cookie(FAKE_SESSION, "ok", httponly=True, samesite="strict")
         return resp
 
     @app.get("/")
@@ -263,8 +295,10 @@ def admin_app(stack: FakeStack) -> FastAPI:
             )
             return JSONResponse(schema.dump(invalid), 422)
         if stack.fail_with is not None:
+            # A full disk is 507 Insufficient Storage, as the real create answers; anything else 503.
+            status = 507 if stack.fail_with.get("code") == "DISK_FULL" else 503
             return JSONResponse(schema.dump(schema.ErrorBody(error=schema.Problem.model_validate(stack.fail_with))),
-                                503)
+                                status)
         fields = {k: body.get(k) for k in ("professional_id", "client_id", "consultation_type")}
         if stack.state == "ready":
             link = stack.add_link(status="ready", **fields)
@@ -277,10 +311,16 @@ def admin_app(stack: FakeStack) -> FastAPI:
                             headers={"Location": f"/api/consultation-links/{link['id']}"})
 
     @app.get("/api/consultation-links")
-    async def list_links() -> dict[str, Any]:
+    async def list_links(professional_id: str | None = None, status: str | None = None) -> dict[str, Any]:
         with stack.lock:
             ids = list(stack.links)
-        return {"items": [stack.public_link(i) for i in reversed(ids)]}
+        items = [stack.public_link(i) for i in reversed(ids)]
+        if professional_id is not None:
+            items = [i for i in items if i["professional_id"] == professional_id]
+        if status:
+            wanted = set(status.split(","))
+            items = [i for i in items if i["status"] in wanted]
+        return {"items": items}
 
     @app.get("/api/consultation-links/{link_id}")
     async def get_link(link_id: str) -> Response:
@@ -303,6 +343,78 @@ def admin_app(stack: FakeStack) -> FastAPI:
         return _doc(schema.HostGrant, {
             "livekit_url": stack.public_origin.replace("http", "ws", 1) + "/_linkpronto/livekit",
             "access_token": "fake-host-token", "room": room, "identity": "professional"})
+
+    @app.get("/api/logs")
+    async def logs(request: Request, component: str = "app", n: int = 200, after: int = 0) -> Response:
+        if component not in stack.logs:
+            invalid = schema.ErrorBody(error=schema.Problem(
+                code="INVALID_REQUEST", message="component must be one of: " + ", ".join(stack.logs),
+                fix="linkpronto logs app|livekit|tunnel"))
+            return JSONResponse(schema.dump(invalid), 422)
+        with stack.lock:
+            lines = stack.logs[component]
+            items = [{"seq": i + 1, "at": time.time(), "name": component, "line": line}
+                     for i, line in enumerate(lines) if i + 1 > after][-max(0, n):] if n else []
+            return JSONResponse({"component": component, "lines": items, "last_seq": len(lines)})
+
+    @app.post("/api/dashboard-login")
+    async def dashboard_login(request: Request) -> dict[str, Any]:
+        return {"url": f"http://{request.headers.get('host')}/?token={FAKE_ADMIN_TOKEN}"}
+
+    @app.post("/api/stack/start")
+    async def stack_start() -> Response:
+        with stack.lock:
+            stack.state = "starting"
+        stack.bump()
+        return JSONResponse(stack.status(), 202)
+
+    @app.post("/api/stack/stop")
+    async def stack_stop() -> dict[str, Any]:
+        with stack.lock:
+            stack.state = "stopped"
+            stack.checks = []
+        stack.bump()
+        return stack.status()
+
+    @app.post("/api/shutdown")
+    async def shutdown() -> Response:
+        return JSONResponse({"ok": True}, 202)
+
+    @app.post("/api/generate-consultation-token")
+    async def drop_in(request: Request) -> Response:
+        """The drop-in route, answered with the same models (schema.DropIn*) as the real one."""
+        try:
+            body = schema.DropInRequest.model_validate(json.loads(await request.body() or b"{}"))
+        except (ValueError, TypeError) as exc:
+            fields = [schema.FieldError(field=".".join(str(x) for x in e.get("loc", ())) or "body",
+                                        message=str(e.get("msg", "")))
+                      for e in getattr(exc, "errors", lambda: [{"loc": ("body",), "msg": "not JSON"}])()]
+            return JSONResponse(schema.dump(schema.DropInInvalid(error="invalid: professionalId", fields=fields)), 400)
+        if stack.fail_with is not None:
+            failed = schema.DropInNotReady(error=str(stack.fail_with["message"]), code=str(stack.fail_with["code"]),
+                                           fix=stack.fail_with.get("fix"), linkId=None, status="failed")
+            return JSONResponse(schema.dump(failed), 503)
+        fields = {"professional_id": body.professionalId, "client_id": body.clientId,
+                  "consultation_type": body.consultationType}
+        if stack.state != "ready":
+            link = stack.add_link(status="preparing", **fields)
+            waiting = schema.DropInNotReady(error="O link ainda está sendo preparado.", code="VERIFY_TIMEOUT",
+                                            fix=f"GET /api/consultation-links/{link['id']}", linkId=link["id"],
+                                            status="preparing")
+            return JSONResponse(schema.dump(waiting), 202, headers={
+                "Location": f"/api/consultation-links/{link['id']}", "Retry-After": "2"})
+        link = stack.add_link(status="ready", **fields)
+        doc = stack.public_link(link["id"])
+        ready = schema.DropInReady(
+            token=link["_token"], consultationUrl=link["_url"], qrCode="data:image/svg+xml;base64,",
+            whatsappDeepLink=doc["whatsapp_url"], shortMessage=f"Sua consulta: {link['_url']}",
+            expiresAt=doc["expires_at"], createdAt=doc["created_at"], verifiedAt=doc["verified_at"],
+            linkId=link["id"], room=doc["room"])
+        return JSONResponse(schema.dump(ready))
+
+    @app.api_route("/api/generate-consultation-token", methods=["GET", "HEAD", "PUT", "PATCH", "DELETE"])
+    async def drop_in_wrong_method() -> Response:
+        return JSONResponse({"success": False, "error": "Use POST."}, 405, headers={"Allow": "POST"})
 
     app.mount(STATIC_URL_PREFIX, StaticFiles(directory=STATIC_DIR), name="static")
     return app
@@ -395,6 +507,8 @@ class FakeServers:
         self.admin_url = f"http://127.0.0.1:{self._socks[0].getsockname()[1]}"
         self.public_url = f"http://127.0.0.1:{self._socks[1].getsockname()[1]}"
         self.stack.public_origin = self.public_url
+        #: Where a browser starts: the one-time login URL (session cookie, then 303 to the dashboard).
+        self.login_url = f"{self.admin_url}/?token={FAKE_ADMIN_TOKEN}"
         self._servers = [
             uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1, lifespan="off"))
             for app in (admin_app(self.stack), public_app(self.stack))

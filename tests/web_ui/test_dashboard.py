@@ -18,7 +18,10 @@ FAKE_LK = (Path(__file__).parent / "fake_livekit.js").read_text(encoding="utf-8"
 def _open(new_context: Callable[..., BrowserContext], fake: FakeServers, query: str = "") -> Page:
     ctx = new_context(permissions=["clipboard-read", "clipboard-write"])
     page = ctx.new_page()
-    page.goto(fake.admin_url + "/" + query)
+    # As a user does: the one-time URL (cookie, 303 to "/"), then the query the test wants.
+    page.goto(fake.login_url)
+    if query:
+        page.goto(fake.admin_url + "/" + query)
     expect(page.locator("#stack-state")).not_to_have_attribute("data-state", "unknown")
     return page
 

@@ -3,8 +3,11 @@
 // Every request that comes through linkpronto's public address (the tunnel) carries
 // `X-Linkpronto-Via: public` — linkpronto sets it and replaces any copy a client sends. Such a request
 // comes from the internet: it may only do professional things (create consultation links, mint a
-// LiveKit token for a room) when YOUR authentication says a professional is logged in. Requests
-// without the header come straight to this dev server on this computer (http://localhost:3001).
+// LiveKit token for a room) when YOUR authentication says a professional is logged in.
+// "This computer" is decided by proof, never by a missing header: the socket's peer is loopback
+// (127.0.0.0/8, ::1) AND the request does not carry the public marker. A phone or laptop on the same
+// Wi-Fi calling this dev server directly (next dev listens on every interface unless -H 127.0.0.1,
+// which `linkpronto up --app` adds) is NOT local.
 //
 // Replace `currentProfessional` with your real check, for example:
 //   const session = await getServerSession(req, res, authOptions);   // NextAuth
@@ -35,7 +38,18 @@ export async function currentProfessional(req) {
 }
 
 export function viaPublicAddress(req) {
-  return req.headers["x-linkpronto-via"] === "public";
+  return req.headers["x-linkpronto-via"] !== undefined; // any copy: only linkpronto's gateway sets it
+}
+
+function loopbackPeer(req) {
+  const addr = String(req.socket?.remoteAddress || "");
+  const v4 = addr.startsWith("::ffff:") ? addr.slice(7) : addr;
+  return v4 === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4);
+}
+
+/** A request from a browser on this computer, straight to this dev server (proved, not assumed). */
+export function isLocalRequest(req) {
+  return loopbackPeer(req) && !viaPublicAddress(req);
 }
 
 /**
@@ -45,7 +59,7 @@ export function viaPublicAddress(req) {
 export async function requireProfessional(req, res) {
   const professional = await currentProfessional(req); // <- your auth check
   if (professional) return professional;
-  if (!viaPublicAddress(req)) return { id: null }; // this computer, not the internet
+  if (isLocalRequest(req)) return { id: null }; // this computer (loopback peer, not via the tunnel)
   res.status(401).json({
     success: false,
     error: "Faça login como profissional para gerar links de consulta.",

@@ -2,7 +2,9 @@
 
 Callbacks to ``app.events_url`` (when set): each presence change is POSTed as JSON with
 
-- ``X-Linkpronto-Signature: sha256=<hex HMAC-SHA256 of the exact body>`` — the key is
+- ``X-Linkpronto-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<exact body>">`` (Stripe's
+  signed-timestamp scheme: the app checks the MAC and that ``t`` is within :data:`TOLERANCE_S` of its
+  clock, so a captured request cannot be replayed later; :func:`verify_signature` is the reference) — the key is
   ``app.events_secret``, else one derived from the install's own secret (the deployment's, with
   ``serve``: the same on every instance), handed to a supervised app as ``LINKPRONTO_EVENTS_SECRET``
   and printed by ``linkpronto env``;
@@ -26,6 +28,7 @@ import hmac
 import json
 import logging
 import random
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,18 +38,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from linkpronto.config import Settings
-from linkpronto.errors import LinkprontoError
+from linkpronto.errors import EventsUndelivered, LinkprontoError, WebhookRejected, WebhookTooLarge
 from linkpronto.events import outbox
 from linkpronto.events.webhook import (
     MAX_BODY_BYTES,
-    REJECTED,
-    REJECTED_FIX,
     RoomEvent,
-    WebhookRejected,
+    shaped_like_livekit,
+    signed_by_us,
     verify,
 )
 from linkpronto.i18n import Text
 from linkpronto.links.store import LinkStore
+from linkpronto.tls import client_context
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +69,43 @@ SHARED_POLL_S = 0.3
 SHARED_WINDOW = timedelta(minutes=10)
 PUBLISHED_MEMORY = 1024
 FAILING_AFTER = 3  # failed attempts in a row before the status shows EVENTS_UNDELIVERED
+REFUSAL_LOG_EVERY_S = 60.0  # refused webhooks: one log line, then a summary at most this often
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def sign(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+TOLERANCE_S = 300  # how far a callback's timestamp may be from the receiver's clock (Stripe: 5 min)
+
+
+def _mac(secret: str, timestamp: int, body: bytes) -> str:
+    return hmac.new(secret.encode("utf-8"), str(timestamp).encode("ascii") + b"." + body, hashlib.sha256).hexdigest()
+
+
+def sign(secret: str, body: bytes, now: float | None = None) -> str:
+    """The ``X-Linkpronto-Signature`` value for ``body`` sent at ``now`` (each retry is signed anew)."""
+    timestamp = int(time.time() if now is None else now)
+    return f"t={timestamp},v1={_mac(secret, timestamp, body)}"
+
+
+def verify_signature(secret: str, header: str, body: bytes, *, now: float | None = None,
+           tolerance_s: float = TOLERANCE_S) -> bool:
+    """What a receiving app does: the header parses, one ``v1`` MAC matches, ``t`` is fresh."""
+    parts: dict[str, list[str]] = {}
+    for item in header.split(","):
+        key, sep, value = item.strip().partition("=")
+        if sep:
+            parts.setdefault(key, []).append(value)
+    try:
+        timestamp = int(parts["t"][0])
+    except (KeyError, ValueError):
+        return False
+    current = time.time() if now is None else now
+    if abs(current - timestamp) > tolerance_s:
+        return False
+    expected = _mac(secret, timestamp, body)
+    return any(hmac.compare_digest(expected, candidate) for candidate in parts.get("v1", []))
 
 
 def backoff(attempts: int, rand: Callable[[], float] = random.random) -> float:
@@ -162,6 +194,8 @@ class EventHub:
         self.rejected = 0
         self.on_change: Callable[[], None] | None = None  # the stack re-renders its status
         self._rejected_since_ok: tuple[int, str] | None = None  # (count, last reason) since a good one
+        self._refused_since_log = 0
+        self._last_refusal_log: float | None = None
         self._failing: dict[str, Any] | None = None  # the callback delivery's current trouble
 
     # -- configuration ------------------------------------------------------------------------------
@@ -206,31 +240,57 @@ class EventHub:
         return change.doc
 
     async def webhook(self, request: Request) -> Response:
-        """``POST`` endpoint for LiveKit: 200 when applied (or ignored), 401 when the signature fails."""
+        """``POST`` endpoint for LiveKit: 200 when applied (or ignored), 401 when the signature fails.
+
+        Unauthenticated traffic is cheap and quiet (issue 19 finding 7): a request whose token is not
+        signed with our key pair is refused before its body is read; refusals are logged once and then
+        summarised at most every :data:`REFUSAL_LOG_EVERY_S`; the status changes only when the
+        ``WEBHOOK_REJECTED`` warning appears or clears — and only a LiveKit-shaped token (LiveKit signing
+        with another key pair, or a body that does not match) raises it: arbitrary junk plants nothing.
+        """
         lang = "en" if request.headers.get("accept-language", "").lower().startswith("en") else "pt-BR"
         length = request.headers.get("content-length") or "0"
         if not length.isdigit() or int(length) > MAX_BODY_BYTES:
-            return _error(413, "WEBHOOK_TOO_LARGE", Text("Corpo grande demais.", "Body too large."), None, lang)
+            return _error(413, WebhookTooLarge(), lang)
+        authorization = request.headers.get("authorization", "")
+        api_key, api_secret = self._keys()
+        if not signed_by_us(authorization, api_key, api_secret):
+            # Refused before the body is read. Only a LiveKit-shaped token (another key pair, a wrong
+            # secret) is worth the warning; anything else is junk, counted and summarised in the log.
+            reason = "invalid signature: not signed with this stack's LiveKit key pair"
+            self._refused(reason, ours=shaped_like_livekit(authorization))
+            return _error(401, WebhookRejected(reason), lang)
         body = b""
         async for chunk in request.stream():
             body += chunk
             if len(body) > MAX_BODY_BYTES:
-                return _error(413, "WEBHOOK_TOO_LARGE", Text("Corpo grande demais.", "Body too large."), None, lang)
-        api_key, api_secret = self._keys()
+                return _error(413, WebhookTooLarge(), lang)
         try:
-            ev = verify(body, request.headers.get("authorization", ""), api_key, api_secret)
+            ev = verify(body, authorization, api_key, api_secret)
         except WebhookRejected as exc:
-            self.rejected += 1
-            count = self._rejected_since_ok[0] + 1 if self._rejected_since_ok else 1
-            self._rejected_since_ok = (count, exc.reason)
-            log.warning("LiveKit webhook refused: %s", exc.reason)
-            self._changed()
-            return _error(401, WebhookRejected.code, REJECTED, REJECTED_FIX, lang)
+            self._refused(exc.reason, ours=True)
+            return _error(401, exc, lang)
         if self._rejected_since_ok is not None:
             self._rejected_since_ok = None
             self._changed()
         doc = await self.handle(ev)
         return JSONResponse({"ok": True, "presence": doc["presence"] if doc else None})
+
+    def _refused(self, reason: str, *, ours: bool) -> None:
+        """Count one refused webhook; log and notify listeners only when it tells something new."""
+        self.rejected += 1
+        self._refused_since_log += 1
+        now = time.monotonic()
+        if self._last_refusal_log is None or now - self._last_refusal_log >= REFUSAL_LOG_EVERY_S:
+            log.warning("LiveKit webhook refused: %s (%d refused since the last report)", reason,
+                        self._refused_since_log)
+            self._last_refusal_log, self._refused_since_log = now, 0
+        if ours:
+            first = self._rejected_since_ok is None
+            count = self._rejected_since_ok[0] + 1 if self._rejected_since_ok else 1
+            self._rejected_since_ok = (count, reason)
+            if first:
+                self._changed()
 
     # -- callbacks out ------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -280,24 +340,18 @@ class EventHub:
         """What the status should say about events: webhooks refused, callbacks not getting through."""
         out: list[LinkprontoError] = []
         if self._rejected_since_ok is not None:
-            count, reason = self._rejected_since_ok
-            out.append(LinkprontoError(
-                Text(f"{count} webhook(s) do LiveKit recusado(s): assinatura inválida. A presença do paciente "
-                     "(\"está esperando\") não será mostrada.",
-                     f"{count} LiveKit webhook(s) refused: invalid signature. The patient's presence "
-                     "(\"is waiting\") will not show."),
-                fix=REJECTED_FIX, detail=reason, code=WebhookRejected.code,
+            _count, reason = self._rejected_since_ok
+            # No live count in the text: the status document (and every dashboard stream) changes only
+            # when the warning appears or clears, however many refusals arrive.
+            out.append(WebhookRejected(
+                reason,
+                message=Text("Webhooks do LiveKit recusados: assinatura inválida (outra chave, ou conteúdo que não "
+                             "confere). A presença do paciente (\"está esperando\") não será mostrada.",
+                             "LiveKit webhooks refused: invalid signature (another key, or content that does not "
+                             "match). The patient's presence (\"is waiting\") will not show."),
             ))
         if self._failing is not None and (self._failing["attempts"] >= FAILING_AFTER or self._failing["gave_up"]):
-            out.append(LinkprontoError(
-                Text(f"O app não está recebendo os avisos de presença ({self.events_url}): "
-                     f"{self._failing['error']}. Tentando de novo.",
-                     f"The app is not receiving the presence events ({self.events_url}): "
-                     f"{self._failing['error']}. Retrying."),
-                fix=Text("Verifique se o app está no ar e se a rota de app.events_url responde 2xx.",
-                         "Check that the app is up and that the app.events_url route answers 2xx."),
-                detail=self._failing["error"], code="EVENTS_UNDELIVERED",
-            ))
+            out.append(EventsUndelivered.to(str(self.events_url), self._failing["error"]))
         return out
 
     async def _deliver_loop(self) -> None:
@@ -341,7 +395,7 @@ class EventHub:
 
     async def _send(self, item: outbox.Pending) -> bool:
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=SEND_TIMEOUT_S)
+            self._client = httpx.AsyncClient(timeout=SEND_TIMEOUT_S, verify=client_context())
         body = item.payload.encode("utf-8")
         headers = {
             "Content-Type": "application/json",
@@ -382,9 +436,10 @@ class EventHub:
         return False
 
 
-def _error(status: int, code: str, message: Text, fix: Text | None, lang: str) -> JSONResponse:
+def _error(status: int, err: LinkprontoError, lang: str) -> JSONResponse:
+    """``{error: {code, message, fix}}`` — never the ``detail`` (a refused webhook's reason is for the log)."""
     lg: Any = lang
-    body = {"error": {"code": code, "message": message.get(lg), "fix": fix.get(lg) if fix else None}}
+    body = {"error": {"code": err.code, "message": err.message(lg), "fix": err.fix(lg)}}
     return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
 
 

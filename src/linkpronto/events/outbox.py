@@ -163,9 +163,40 @@ def claim(store: LinkStore, item: Pending, now: datetime) -> bool:
         return bool(res.rowcount)
 
 
+def _without_name(payload: str) -> str:
+    try:
+        doc = json.loads(payload)
+    except ValueError:
+        return payload
+    if isinstance(doc, dict) and doc.get("waiting_name"):
+        doc["waiting_name"] = None
+        return json.dumps(doc, separators=(",", ":"))
+    return payload
+
+
+def _forget_name(conn: Any, event_id: str) -> None:
+    """A delivered or abandoned event keeps its id (idempotency, the log) but not the patient's name."""
+    payload = conn.execute(select(_O.c.payload).where(_O.c.id == event_id)).scalar_one_or_none()
+    if payload is not None:
+        clean = _without_name(payload)
+        if clean != payload:
+            conn.execute(update(_O).where(_O.c.id == event_id).values(payload=clean))
+
+
+def forget_names(store: LinkStore) -> None:
+    """No delivered or abandoned event keeps a patient's name (also those from before this rule)."""
+    with store.engine.begin() as conn:
+        done = conn.execute(select(_O.c.id).where(
+            (_O.c.delivered_at.is_not(None)) | (_O.c.gave_up_at.is_not(None)),
+            _O.c.payload.like('%"waiting_name":"%'))).scalars().all()
+        for event_id in done:
+            _forget_name(conn, event_id)
+
+
 def delivered(store: LinkStore, event_id: str, now: datetime) -> None:
     with store.engine.begin() as conn:
         conn.execute(update(_O).where(_O.c.id == event_id).values(delivered_at=now, last_error=None))
+        _forget_name(conn, event_id)
 
 
 def failed(store: LinkStore, event_id: str, *, attempts: int, retry_at: datetime | None, error: str,
@@ -177,6 +208,8 @@ def failed(store: LinkStore, event_id: str, *, attempts: int, retry_at: datetime
         values["next_attempt_at"] = retry_at
     with store.engine.begin() as conn:
         conn.execute(update(_O).where(_O.c.id == event_id).values(**values))
+        if retry_at is None:
+            _forget_name(conn, event_id)
 
 
 def purge(store: LinkStore, before: datetime) -> int:

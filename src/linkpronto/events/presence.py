@@ -106,11 +106,14 @@ def apply(state: dict[str, Any], ev: RoomEvent) -> bool:
         participants[key] = {"role": ev.role, "name": (ev.name or "")[:NAME_MAX], "at": ev.created_at,
                              "left": False}
     elif ev.kind in ("participant_left", "participant_connection_aborted") and key:
-        entry = participants.setdefault(key, {"role": ev.role, "name": (ev.name or "")[:NAME_MAX],
-                                              "at": ev.created_at})
+        entry = participants.setdefault(key, {"role": ev.role, "name": "", "at": ev.created_at})
         entry["left"] = True
+        entry["name"] = ""  # gone from the room: the name is no longer shown, so no longer kept
         if ev.kind == "participant_connection_aborted":
+            # ...except when its video never connected: "Maria reached the room, but the video never
+            # connected" is shown until a later attempt or the room's end (which clears it)
             entry["aborted"] = True
+            entry["name"] = (ev.name or "")[:NAME_MAX]
     elif ev.kind == "room_finished":
         state["finished"] = True
         for entry in participants.values():
@@ -140,6 +143,16 @@ def derive(state: dict[str, Any]) -> tuple[str | None, str | None]:
     if tried and tried[-1].get("aborted"):
         return MEDIA_ABORTED, tried[-1]["name"] or None
     return None, None
+
+
+def forget_names(state: dict[str, Any]) -> dict[str, Any]:
+    """The same state with no patient's name left in it (a link that ended; LGPD minimisation)."""
+    for entry in state.get("participants", {}).values():
+        entry["name"] = ""
+    last = state.get("last_event")
+    if isinstance(last, dict) and last.get("waiting_name"):
+        state["last_event"] = {**last, "waiting_name": None}
+    return state
 
 
 def dump_state(state: dict[str, Any]) -> str:

@@ -18,7 +18,9 @@ from livekit.api import TokenVerifier, WebhookReceiver
 from livekit.protocol import models
 from livekit.protocol.webhook import WebhookEvent
 
-from linkpronto.i18n import Text
+from linkpronto.errors import (
+    WebhookRejected as WebhookRejected,  # re-exported: it lives in the one error tree
+)
 
 #: Admin listener path (loopback: local LiveKit posts here; exempt from the admin token, signed instead).
 ADMIN_PATH = "/api/livekit/webhook"
@@ -34,24 +36,9 @@ _NOT_PEOPLE = frozenset({"INGRESS", "EGRESS", "AGENT", "CONNECTOR", "BRIDGE"})
 HANDLED = frozenset({"participant_joined", "participant_left", "participant_connection_aborted",
                      "room_started", "room_finished"})
 
-REJECTED = Text(
-    "Webhook recusado: a assinatura do LiveKit não confere com este corpo e esta chave de API.",
-    "Webhook refused: LiveKit's signature does not match this body and this API key.",
-)
-REJECTED_FIX = Text(
-    "Configure o webhook do LiveKit com a mesma chave (webhook.api_key) e o mesmo segredo que o linkpronto usa.",
-    "Configure LiveKit's webhook with the same key (webhook.api_key) and secret that linkpronto uses.",
-)
-
-
-class WebhookRejected(Exception):
-    """Missing/invalid signature, wrong key, expired token or a body that does not match its hash."""
-
-    code = "WEBHOOK_REJECTED"
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+#: The sentence and fix a refused webhook answers with (the error class carries them).
+REJECTED = WebhookRejected.default_message
+REJECTED_FIX = WebhookRejected.default_fix
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,11 +99,45 @@ def parse(event: WebhookEvent) -> RoomEvent:
     )
 
 
+def bearer(authorization: str) -> str:
+    token = authorization.strip()
+    return token[7:].strip() if token[:7].lower() == "bearer " else token
+
+
+def signed_by_us(authorization: str, api_key: str, api_secret: str) -> bool:
+    """The cheap half of :func:`verify`, before any body is read: the token is a JWT whose HS256
+    signature is ours, issued by our API key and not expired (livekit-api's TokenVerifier; the body
+    hash is checked afterwards by :func:`verify`). Junk from the internet stops here."""
+    token = bearer(authorization)
+    if not token or token.count(".") != 2 or len(token) > 8192 or not api_key or not api_secret:
+        return False
+    try:
+        TokenVerifier(api_key, api_secret, leeway=LEEWAY).verify(token)
+    except Exception:  # PyJWT's errors, a malformed token: all mean "not LiveKit's, not ours"
+        return False
+    return True
+
+
+def shaped_like_livekit(authorization: str) -> bool:
+    """A JWT (not verified) whose claims carry ``iss`` and LiveKit's ``sha256`` body hash: what a
+    LiveKit signing with another key sends — worth a warning — as opposed to arbitrary junk."""
+    import base64
+    import json
+
+    token = bearer(authorization)
+    if token.count(".") != 2 or len(token) > 8192:
+        return False
+    payload = token.split(".")[1]
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except ValueError:
+        return False
+    return isinstance(claims, dict) and bool(claims.get("iss")) and bool(claims.get("sha256"))
+
+
 def verify(body: bytes, authorization: str, api_key: str, api_secret: str) -> RoomEvent:
     """The event in ``body`` if ``authorization`` is LiveKit's valid signature of it; else WebhookRejected."""
-    token = authorization.strip()
-    if token[:7].lower() == "bearer ":
-        token = token[7:].strip()
+    token = bearer(authorization)
     if not token:
         raise WebhookRejected("no Authorization header")
     if not api_key or not api_secret:

@@ -48,7 +48,13 @@ WS_HANDSHAKE: frozenset[bytes] = frozenset(
     }
 )
 
-_X_FORWARDED: frozenset[bytes] = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"})
+# Forwarding headers a client may send and the upstream might believe: never passed on (linkpronto
+# sets its own X-Forwarded-For/Proto/Host, :func:`forwarded_values`).
+_X_FORWARDED: frozenset[bytes] = frozenset({
+    b"forwarded", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-forwarded-port",
+    b"x-forwarded-prefix", b"x-forwarded-server", b"x-forwarded-ssl", b"x-forwarded-scheme", b"x-real-ip",
+    b"x-original-host", b"x-original-url", b"x-client-ip", b"true-client-ip", b"x-url-scheme",
+})
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
 
@@ -137,44 +143,71 @@ def normalize_authority(value: str) -> str:
     return value
 
 
-def forwarded_values(
-    scope: Scope, headers: Iterable[tuple[bytes, bytes]], *, proto: str | None = None
-) -> RawHeaders:
-    """The ``X-Forwarded-For/Proto/Host`` a request carries upstream.
+def _ip(text: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(text.strip()))
+    except ValueError:
+        return None
 
-    ``For``: a chain that arrived (from a tunnel agent on this machine) is kept and the peer appended
-    unless it is already its last hop (uvicorn, trusting a loopback peer, may have made it the client).
-    ``Proto``: ``proto`` when the caller knows it (the request came in on the public URL, whose scheme
-    is known even when the tunnel does not say it), else what a tunnel stated, else this socket's.
-    ``Host``: always the Host this request arrived with — the public host through a tunnel — so a
-    visitor cannot make the app believe in another one.
+
+def trusted_client(peer: str | None, headers: Iterable[tuple[bytes, bytes]],
+                   client_ip_header: str | None) -> str | None:
+    """The client's address as far as it can be known without trusting the client; None when unknown.
+
+    * A peer that is not loopback connected directly (``lan``): its address is the answer, whatever
+      headers it sends.
+    * A loopback peer is the tunnel's own hop (the agent, SDK or ssh forward runs here). Only then,
+      and only when the provider in use sets a client header (``client_ip_header``, a fact of the
+      provider — ``auto`` resolves to the one it chose), is that one header read: for
+      ``X-Forwarded-For`` the entry the edge appended (the rightmost of the last field line), for
+      ``CF-Connecting-IP`` the value Cloudflare sets (it overwrites any client copy).
+    * Otherwise (ssh, ``auto`` before it chose, a provider without a client header): None. The
+      caller must not lump all these clients into a bucket that can lock patients out.
     """
-    xff: bytes | None = None
-    stated_proto: bytes | None = None
-    host: bytes | None = None
-    for name, value in headers:
-        if name == b"x-forwarded-for":
-            xff = value if xff is None else xff + b", " + value
-        elif name == b"x-forwarded-proto":
-            stated_proto = value
-        elif name == b"host":
-            host = value
+    peer_ip = _ip(peer) if peer else None
+    if peer_ip is not None and not ipaddress.ip_address(peer_ip).is_loopback:
+        return peer_ip
+    if not client_ip_header:
+        return None
+    wanted = client_ip_header.lower().encode("latin-1")
+    values = [value for name, value in headers if name == wanted]
+    if not values:
+        return None
+    last = values[-1].decode("latin-1")
+    if wanted == b"x-forwarded-for":
+        last = last.split(",")[-1]
+    return _ip(last)
+
+
+def forwarded_values(
+    scope: Scope, headers: Iterable[tuple[bytes, bytes]], *, proto: str | None = None,
+    public_host: str | None = None, client_ip_header: str | None = None,
+) -> RawHeaders:
+    """The ``X-Forwarded-For/Proto/Host`` a request carries upstream — set by linkpronto alone.
+
+    Every forwarding header a client sent (``Forwarded``, ``X-Forwarded-*``, ``X-Real-IP``…) is
+    dropped by the callers (:func:`is_x_forwarded`); these replace them (Caddy's trusted-proxies
+    rule: a forwarding header is believed only from a hop we trust, and here the only trusted hop
+    is the tunnel's own edge, through its one documented header).
+
+    ``For``: :func:`trusted_client` (the peer off loopback; on loopback the provider's own header),
+    else the socket peer (the tunnel's hop on this machine), never a chain the visitor wrote.
+    ``Proto``: ``proto`` when the caller knows it (the request came in on the public URL), else this
+    socket's scheme. ``Host``: the public URL's host when one is known, else the Host this request
+    arrived with — the visitor cannot make the app believe in another one.
+    """
+    raw = list(headers)
     client = scope.get("client")
-    peer = client[0].encode("latin-1") if client else None
-    if peer is not None:
-        if xff is None:
-            xff = peer
-        elif xff.rsplit(b",", 1)[-1].strip() != peer:
-            xff = xff + b", " + peer
+    peer = client[0] if client else None
+    for_value = trusted_client(peer, raw, client_ip_header) or peer
     if proto is not None:
         proto_value = proto.encode("latin-1")
-    elif stated_proto is not None:
-        proto_value = stated_proto.split(b",", 1)[0].strip()
     else:
         proto_value = b"https" if scope.get("scheme") in ("https", "wss") else b"http"
+    host = public_host.encode("latin-1") if public_host else next((v for n, v in raw if n == b"host"), None)
     out: RawHeaders = []
-    if xff is not None:
-        out.append((b"x-forwarded-for", xff))
+    if for_value:
+        out.append((b"x-forwarded-for", for_value.encode("latin-1")))
     out.append((b"x-forwarded-proto", proto_value))
     if host is not None:
         out.append((b"x-forwarded-host", host))

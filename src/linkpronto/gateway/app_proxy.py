@@ -92,9 +92,11 @@ class AppProxy:
     used to recognise same-origin requests and to rewrite ``Location`` headers back.
     """
 
-    def __init__(self, upstream: Callable[[], str | None], public_url: Callable[[], str | None]) -> None:
+    def __init__(self, upstream: Callable[[], str | None], public_url: Callable[[], str | None],
+                 client_ip_header: Callable[[], str | None] = lambda: None) -> None:
         self._upstream = upstream
         self._public_url = public_url
+        self._client_ip_header = client_ip_header  # the tunnel provider's own client header, if any
         # No read timeout: an SSE stream or a long poll may legitimately stay silent for minutes.
         self._http = HttpForwarder(read_timeout=None)
 
@@ -124,10 +126,12 @@ class AppProxy:
         on_public = (public is not None and request_host is not None
                      and normalize_authority(request_host.decode("latin-1")) == public[1])
         proto = public[0] if on_public and public is not None else None
+        forwarded = forwarded_values(scope, raw, proto=proto, public_host=public[1] if public else None,
+                                     client_ip_header=self._client_ip_header())
         if kind == "websocket":
-            await self._websocket(scope, receive, send, upstream, same_origin, proto)
+            await self._websocket(scope, receive, send, upstream, same_origin, forwarded)
             return
-        headers = _upstream_headers(scope, raw, upstream, same_origin, proto)
+        headers = _upstream_headers(raw, upstream, same_origin, forwarded)
         reply_origin = _reply_origin(scope, raw, request_host, public)
 
         def rewrite_location(out: RawHeaders) -> RawHeaders:
@@ -142,13 +146,11 @@ class AppProxy:
 
     async def _websocket(
         self, scope: Scope, receive: Receive, send: Send, upstream: Upstream, same_origin: bool,
-        proto: str | None,
+        forwarded: RawHeaders,
     ) -> None:
         raw: RawHeaders = scope["headers"]
         headers = upstream_ws_headers([(n, v) for n, v in raw if not is_x_forwarded(n) and n != VIA_HEADER])
-        headers.extend(
-            (n.decode("latin-1"), v.decode("latin-1")) for n, v in forwarded_values(scope, raw, proto=proto)
-        )
+        headers.extend((n.decode("latin-1"), v.decode("latin-1")) for n, v in forwarded)
         headers.append((VIA_HEADER.decode("latin-1"), VIA_PUBLIC.decode("latin-1")))
         ua = header(raw, b"user-agent")
         if ua is not None:
@@ -190,9 +192,7 @@ def _is_same_origin(origin: bytes, request_host: bytes | None, public: tuple[str
     return public is not None and authority == public[1]
 
 
-def _upstream_headers(
-    scope: Scope, raw: RawHeaders, upstream: Upstream, same_origin: bool, proto: str | None
-) -> RawHeaders:
+def _upstream_headers(raw: RawHeaders, upstream: Upstream, same_origin: bool, forwarded: RawHeaders) -> RawHeaders:
     drop = connection_tokens(raw) | HOP_BY_HOP
     out: RawHeaders = [(b"host", upstream.authority)]
     for name, value in raw:
@@ -202,7 +202,7 @@ def _upstream_headers(
             out.append((b"origin", upstream.origin.encode("latin-1")))
             continue
         out.append((name, value))
-    out.extend(forwarded_values(scope, raw, proto=proto))
+    out.extend(forwarded)
     out.append((VIA_HEADER, VIA_PUBLIC))
     return out
 

@@ -2,9 +2,11 @@
 HTTP ``/validate``, and nothing else of LiveKit.
 
 LiveKit's own HTTP surface also serves ``/twirp/*`` (the RoomService API: anyone holding a token
-with admin grants could kick participants) and, in ``--dev``, unauthenticated ``/debug/*``. Those
-never pass here: the allow-list is :data:`RTC_PATHS`, matched exactly, and anything else is a 404
-answered without touching LiveKit.
+with admin grants could kick participants) and, in ``--dev``, unauthenticated ``/debug/*``. The
+allow-list is :data:`RTC_PATHS`, matched exactly, plus — only when the proxy is given the stack's key
+pair — ``POST /twirp/livekit.RoomService/<Method>`` carrying a JWT this gateway verified itself
+(gateway/twirp_auth.py: LiveKit's own auth model, as LiveKit Cloud exposes it). Anything else, and
+``/debug`` always, is a 404 answered without touching LiveKit.
 
 livekit-client connects to ``wss://<host>/rtc`` (``/rtc/v1`` since 2.17) with the access token in
 the query string, and on failure calls ``/rtc/validate`` (``/rtc/v1/validate``) to read the reason.
@@ -30,6 +32,7 @@ from linkpronto.gateway._headers import (
 )
 from linkpronto.gateway._http import HttpForwarder, UpstreamUnavailable, send_simple
 from linkpronto.gateway._ws import bridge, deny, upstream_ws_headers
+from linkpronto.gateway.twirp_auth import twirp_allowed
 from linkpronto.i18n import Text, pick_lang
 
 log = logging.getLogger("linkpronto.gateway")
@@ -59,8 +62,10 @@ class RtcProxy:
     when it returns ``None`` (LiveKit stopped, or cloud mode) the answer is 503.
     """
 
-    def __init__(self, upstream: Callable[[], str | None]) -> None:
+    def __init__(self, upstream: Callable[[], str | None],
+                 key_pair: Callable[[], tuple[str, str]] | None = None) -> None:
         self._upstream = upstream
+        self._key_pair = key_pair  # (api_key, api_secret): RoomService with a verified JWT may pass
         # /validate answers quickly; a LiveKit that stalls longer than this is reported as 504.
         self._http = HttpForwarder(read_timeout=10.0)
 
@@ -71,7 +76,7 @@ class RtcProxy:
         kind = scope["type"]
         if kind not in ("http", "websocket"):
             return
-        if scope["path"] not in RTC_PATHS:
+        if scope["path"] not in RTC_PATHS and not twirp_allowed(scope, self._key_pair):
             if kind == "http":
                 await send_simple(send, 404, _body(scope, _NOT_FOUND))
             else:

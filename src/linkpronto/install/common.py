@@ -95,7 +95,9 @@ def platform_triple(machine: str | None = None, system: str | None = None) -> tu
 
 
 def exe_name(stem: str, os_name: str) -> str:
-    return f"{stem}.exe" if os_name == "windows" else stem
+    from linkpronto.platform import executable_name
+
+    return executable_name(stem, os_name)
 
 
 def new_client(timeout_s: float = METADATA_TIMEOUT_S) -> httpx.AsyncClient:

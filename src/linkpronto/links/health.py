@@ -34,7 +34,15 @@ from pathlib import Path
 from sqlalchemy.exc import DatabaseError, NoSuchModuleError, OperationalError
 
 from linkpronto.components import PartStatus, utcnow
-from linkpronto.errors import LinkprontoError
+from linkpronto.errors import (  # the storage errors live in the one error tree
+    DbCorrupt,
+    DbDriverMissing,
+    DbFileMissing,
+    DbFileReplaced,
+    DiskFull,
+    LinkprontoError,
+    StorageFault,
+)
 from linkpronto.i18n import Text
 from linkpronto.links.store import LinkStore
 from linkpronto.schema import PartState
@@ -46,30 +54,6 @@ MIN_FREE_BYTES = 256 * 1024
 CHECK_EVERY_S = 1.0
 
 
-class StorageFault(LinkprontoError):
-    code = "STORAGE_FAULT"
-
-
-class DbCorrupt(StorageFault):
-    code = "DB_CORRUPT"
-
-
-class DbDriverMissing(StorageFault):
-    code = "DB_DRIVER_MISSING"
-
-
-class DiskFull(StorageFault):
-    code = "DISK_FULL"
-
-
-class DbFileMissing(StorageFault):
-    code = "DB_FILE_MISSING"
-
-
-class DbFileReplaced(StorageFault):
-    code = "DB_FILE_REPLACED"
-
-
 def sqlite_path(url: str) -> Path | None:
     prefix = "sqlite:///"
     if not url.startswith(prefix) or url == prefix + ":memory:":
@@ -78,19 +62,7 @@ def sqlite_path(url: str) -> Path | None:
 
 
 def disk_full(where: Path, detail: str = "") -> DiskFull:
-    return DiskFull(
-        Text(
-            f"O disco onde ficam os links ({where}) está cheio: novos links não podem ser gravados.",
-            f"The disk that holds the links ({where}) is full: new links cannot be stored.",
-        ),
-        fix=Text(
-            "Libere espaço nesse disco (ou mude server.data_dir). Os links já emitidos continuam valendo; "
-            "o linkpronto volta ao normal sozinho.",
-            "Free space on that disk (or change server.data_dir). Links already issued keep working; "
-            "linkpronto recovers by itself.",
-        ),
-        detail=detail or None,
-    )
+    return DiskFull.at(where, detail)
 
 
 def _is_driver(url: str, exc: ImportError) -> bool:
@@ -107,42 +79,11 @@ def _is_driver(url: str, exc: ImportError) -> bool:
 
 
 def driver_missing(url: str, exc: BaseException) -> DbDriverMissing:
-    scheme = url.split(":", 1)[0]
-    if scheme.startswith("postgres"):
-        fix = Text(
-            'Instale o driver do PostgreSQL: pip install "linkpronto[postgres]" — ou deixe '
-            "server.database_url vazio para usar SQLite.",
-            'Install the PostgreSQL driver: pip install "linkpronto[postgres]" — or leave '
-            "server.database_url empty to use SQLite.",
-        )
-    else:
-        fix = Text(
-            f"Instale o driver Python que o banco {scheme} usa, ou deixe server.database_url vazio para usar SQLite.",
-            f"Install the Python driver the {scheme} database uses, or leave server.database_url empty to use SQLite.",
-        )
-    return DbDriverMissing(
-        Text(
-            f"O banco de dados configurado ({scheme}) precisa de um driver que não está instalado ({exc}).",
-            f"The configured database ({scheme}) needs a driver that is not installed ({exc}).",
-        ),
-        fix=fix,
-    )
+    return DbDriverMissing.for_url(url, exc)
 
 
 def _corrupt(path: Path | None, exc: BaseException) -> DbCorrupt:
-    where = str(path) if path else "database"
-    return DbCorrupt(
-        Text(
-            f"O banco de links {where} está corrompido ou não é um banco SQLite ({exc}).",
-            f"The links database {where} is corrupt or not an SQLite database ({exc}).",
-        ),
-        fix=Text(
-            f"Restaure {where} de um backup; ou renomeie-o (por exemplo para {where}.corrupt) para começar um "
-            "banco novo — os links emitidos nele deixam de funcionar. O linkpronto não apaga o arquivo.",
-            f"Restore {where} from a backup; or rename it (for example to {where}.corrupt) to start a new "
-            "database — links issued from it stop working. linkpronto never deletes the file.",
-        ),
-    )
+    return DbCorrupt.at(path, exc)
 
 
 def is_disk_full(exc: BaseException) -> bool:
@@ -237,11 +178,7 @@ class StoreHealth:
             self._checked_at = float("-inf")
             self._changed()
             return self.error() or disk_full(self.where, str(getattr(exc, "orig", exc)))
-        return StorageFault(
-            Text("Não foi possível gravar no banco de links.", "Could not write to the links database."),
-            fix=Text("Veja o registro do linkpronto; rode 'linkpronto doctor'.", "See linkpronto's log; run 'linkpronto doctor'."),
-            detail=str(getattr(exc, "orig", exc)),
-        )
+        return StorageFault(detail=str(getattr(exc, "orig", exc)))
 
     def write_ok(self) -> None:
         if self._write_failed_at is not None:

@@ -110,3 +110,19 @@ def decode_stored(text: str | None) -> Any:
         return {"unreadable": True}
 
 
+
+
+# -- the app's own LiveKit room name (issue 16) ---------------------------------------------------------
+#: LiveKit accepts almost any string as a room name; the app's names are URL/identifier-like
+#: (``consulta-dra-ana``). Letters, digits and ``-_.:@``, starting with a letter or digit, at most 64
+#: (the ``links.room`` column); ``linkpronto-`` is linkpronto's own (the probe room).
+ROOM_RE = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$"
+
+
+def _room_name(value: str) -> str:
+    if value.startswith("linkpronto-"):
+        raise ValueError("names starting with 'linkpronto-' are linkpronto's own")
+    return value
+
+
+RoomName = Annotated[str, Field(pattern=ROOM_RE), AfterValidator(_room_name)]

@@ -9,6 +9,7 @@ service knows nothing about tunnels or processes.
 
 from __future__ import annotations
 
+import re
 import secrets
 import urllib.parse
 from collections.abc import Awaitable, Callable
@@ -98,8 +99,8 @@ def qr_data_uri(url: str) -> str:
     return str(qr.svg_data_uri(scale=4, border=2))
 
 
-def whatsapp_url(url: str, lang: Lang | None = None) -> str:
-    text = SHORT_MESSAGE.format(url=url).get(lang)
+def whatsapp_url(url: str, lang: Lang | None = None, text: str | None = None) -> str:
+    text = SHORT_MESSAGE.format(url=url).get(lang) if text is None else text
     return "https://wa.me/?text=" + urllib.parse.quote(text)
 
 
@@ -118,6 +119,16 @@ def room_not_created(refusal: str) -> LivekitRoomNotCreated:
         ),
         detail=f"CreateRoom: {refusal}"[:300],
     )
+
+
+def short_message(url: str, lang: Lang | None, template: str | None = None, *, name: str = "",
+                  consultation_type: str = "") -> str:
+    """The message sent with a link: the app's own template (``{url}``, ``{name}``, ``{type}``; other
+    braces kept as written) or linkpronto's sentence."""
+    if not template:
+        return SHORT_MESSAGE.format(url=url).get(lang)
+    values = {"url": url, "name": name, "type": consultation_type}
+    return re.sub(r"\{(url|name|type)\}", lambda m: values[m.group(1)], template)
 
 
 def livekit_unreachable() -> LivekitUnhealthy:
@@ -262,6 +273,7 @@ class LinkService:
         expires_in_s: float | None = None,
         max_uses: int | None = None,
         proven: Proof | None = None,
+        room: str | None = None,
     ) -> tuple[LinkRow, str]:
         """Issue a link; returns the row and the token (the only time it is plain).
 
@@ -277,7 +289,7 @@ class LinkService:
             professional_id=professional_id,
             client_id=client_id,
             consultation_type=consultation_type,
-            room="consulta-" + secrets.token_hex(8),
+            room=room or "consulta-" + secrets.token_hex(8),  # the app's own room when it names one
             status=StoredStatus.PREPARING.value,
             created_at=now,
             expires_at=now + timedelta(seconds=expires_in_s or self.default_ttl_s),
@@ -391,3 +403,21 @@ class LinkService:
         result = dict(result)
         result["received_at"] = iso(self.clock())
         return bool(self._write(self.store.set_device_check, keys.token_hash(token), result))
+
+    # -- the app-route guard (linkpronto.gateway.guard) --------------------------------------------
+    def guard_lookup(self, link_id: str) -> tuple[str, float] | None:
+        """(status, expiry as a UNIX time) of a link by id; None when it does not exist."""
+        row = self.store.get(link_id)
+        if row is None:
+            return None
+        return self.status_of(row), row.expires_at.timestamp()
+
+    def guard_use(self, link_id: str) -> tuple[bool, str]:
+        """Count one use of a ready link (atomically, as a join does); (counted, status after)."""
+        row = self.store.get(link_id)
+        if row is None:
+            return False, "not_found"
+        result = self._write(self.store.use, row.token_hash, self.clock())
+        after = result.row or row
+        return result.ok, self.status_of(after)
+

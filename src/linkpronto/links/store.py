@@ -55,7 +55,7 @@ from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from linkpronto.components import PartState, PartStatus
-from linkpronto.errors import ConfigInvalid, StoreUnavailable
+from linkpronto.errors import ConfigInvalid, DbDriverMissing, StoreUnavailable
 from linkpronto.i18n import Text as T
 
 log = logging.getLogger(__name__)
@@ -278,9 +278,7 @@ class LinkStore:
         try:
             self.engine: Engine = create_engine(url, **kwargs)
         except (ModuleNotFoundError, sa_exc.NoSuchModuleError) as exc:
-            from linkpronto.links.health import driver_missing  # health builds on this module
-
-            raise driver_missing(url, exc) from exc
+            raise DbDriverMissing.for_url(url, exc) from exc
         except sa_exc.ArgumentError as exc:
             raise ConfigInvalid(
                 T(

@@ -32,10 +32,16 @@ import httpx
 from linkpronto import platform
 from linkpronto.components import Observable, PartStatus
 from linkpronto.config import Settings
-from linkpronto.errors import BinaryNotFound, ConfigInvalid, InsecureLivekitKeys, LinkprontoError
+from linkpronto.errors import (
+    BinaryNotFound,
+    ConfigInvalid,
+    InsecureLivekitKeys,
+    LinkprontoError,
+    LivekitCrashLoop,
+)
 from linkpronto.i18n import Text
 from linkpronto.install.common import ProgressCallback
-from linkpronto.livekit.tokens import probe_token
+from linkpronto.livekit.remote import probe_livekit
 from linkpronto.schema import PartState
 from linkpronto.supervise import CustomProbe, ManagedProcess, ProbeResult, ProcessSpec, RestartPolicy
 from linkpronto.supervise.probes import new_client
@@ -173,7 +179,12 @@ def webhook_config(settings: Settings, api_key: str) -> dict[str, Any]:
     """livekit-server's ``webhook`` section: sign with ``api_key``, POST to linkpronto's admin listener."""
     from linkpronto.events.webhook import ADMIN_PATH
 
-    return {"api_key": api_key, "urls": [f"http://127.0.0.1:{settings.server.admin_port}{ADMIN_PATH}"]}
+    # The admin listener's own address when it is bound to one (--admin-bind 10.0.0.5): 127.0.0.1
+    # would reach nothing there.
+    bind = settings.server.admin_bind
+    host = "127.0.0.1" if bind in ("", "0.0.0.0", "::", "127.0.0.1", "localhost") else (
+        f"[{bind}]" if ":" in bind else bind)
+    return {"api_key": api_key, "urls": [f"http://{host}:{settings.server.admin_port}{ADMIN_PATH}"]}
 
 
 def write_config(path: Path, config: dict[str, Any]) -> Path:
@@ -184,24 +195,13 @@ def write_config(path: Path, config: dict[str, Any]) -> Path:
 
 async def livekit_health(client: httpx.AsyncClient, base_url: str, api_key: str, api_secret: str,
                          timeout_s: float = CHECK_TIMEOUT_S) -> ProbeResult:
-    """LiveKit answers ``GET /`` with ``OK`` and ``/rtc/validate`` accepts a token of our key pair.
+    """The supervisor's liveness probe: :func:`~linkpronto.livekit.remote.probe_livekit` (the one
+    health check, shared with the remote modes and the verification ladder) as a :class:`ProbeResult`.
 
     Network errors raise (``httpx.HTTPError``); a wrong answer is a failed :class:`ProbeResult`.
-    Usable for any mode (local, external) by the verification ladder as well.
     """
-    base = base_url.rstrip("/")
-    root = await client.get(f"{base}/", timeout=timeout_s)
-    if root.status_code != 200 or root.text.strip() != "OK":
-        return ProbeResult(False, f"GET / answered {root.status_code} {root.text[:40]!r}, expected 200 'OK'")
-    validate = await client.get(f"{base}/rtc/validate", params={"access_token": probe_token(api_key, api_secret)},
-                                timeout=timeout_s)
-    from linkpronto.livekit.remote import key_accepted
-
-    if not key_accepted(validate.status_code, validate.text):
-        reason = validate.text.strip()[:120]
-        return ProbeResult(False, f"/rtc/validate refused a token signed with our key ({validate.status_code}: "
-                                  f"{reason})")
-    return ProbeResult(True, "GET / is OK and /rtc/validate accepts our key")
+    ok, detail = await probe_livekit(client, base_url, api_key, api_secret, timeout_s=timeout_s)
+    return ProbeResult(ok, "GET / is OK and /rtc/validate accepts our key" if ok else detail.en)
 
 
 class LocalLivekit(Observable):
@@ -274,7 +274,7 @@ class LocalLivekit(Observable):
             readiness=check,
             liveness=health,
             restart=self._restart,
-            error_code="LIVEKIT_CRASH_LOOP",
+            error_code=LivekitCrashLoop.code,
             port=self.port,
             port_setting="livekit.port",
             redact=(self._api_secret,),

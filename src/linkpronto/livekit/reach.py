@@ -12,6 +12,7 @@ from collections.abc import Callable
 import httpx
 
 from linkpronto.livekit.remote import http_base
+from linkpronto.tls import client_context
 
 OK_TTL_S = 2.0
 FAIL_TTL_S = 0.5
@@ -44,7 +45,7 @@ class LivekitReach:
         if not url:
             return False
         try:
-            async with httpx.AsyncClient(trust_env=False, timeout=TIMEOUT_S) as client:
+            async with httpx.AsyncClient(trust_env=False, timeout=TIMEOUT_S, verify=client_context()) as client:
                 res = await client.get(http_base(url).rstrip("/") + "/")
         except httpx.HTTPError:
             return False

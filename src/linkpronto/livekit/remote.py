@@ -16,18 +16,27 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from livekit import api as lkapi
 
+    from linkpronto.config import LivekitSettings
+
 import httpx
 
 from linkpronto.components import Observable, PartStatus, utcnow
-from linkpronto.errors import LivekitUnhealthy
+from linkpronto.errors import ConfigInvalid, LivekitUnhealthy
 from linkpronto.i18n import Text
 from linkpronto.livekit import tokens
 from linkpronto.schema import PartState
+from linkpronto.tls import client_context
 
 log = logging.getLogger(__name__)
 
 HEALTH_INTERVAL_S = 2.0
 HEALTH_TIMEOUT_S = 3.0
+#: The LiveKit ecosystem's credential variables (linkpronto reads them; children get them only when
+#: their spec adds them back: the app, by app_env).
+URL_ENV = "LIVEKIT_URL"
+API_KEY_ENV = "LIVEKIT_API_KEY"
+API_SECRET_ENV = "LIVEKIT_API_SECRET"
+CREDENTIAL_ENV = (API_KEY_ENV, API_SECRET_ENV)
 
 
 def http_base(url: str) -> str:
@@ -53,29 +62,50 @@ def key_accepted(status: int, body: str) -> bool:
     return status == 200 or (status == 404 and "room does not exist" in body)
 
 
+async def probe_livekit(
+    client: httpx.AsyncClient,
+    base_url: str,
+    api_key: str,
+    api_secret: str,
+    *,
+    expect_root_ok: bool = True,
+    timeout_s: float = HEALTH_TIMEOUT_S,
+) -> tuple[bool, Text]:
+    """The one LiveKit health check: ``GET /`` answers ``OK`` (skipped for LiveKit Cloud, whose root is
+    not ours) and ``/rtc/validate`` accepts a token signed with our key pair. Returns ``(ok, detail)``.
+
+    Network errors raise (``httpx.HTTPError``): the caller decides what an unreachable server means
+    (the supervisor's liveness probe counts it, :func:`check_livekit` turns it into a sentence)."""
+    base = http_base(base_url)
+    if expect_root_ok:
+        root = await client.get(base + "/", timeout=timeout_s)
+        if root.status_code != 200 or root.text.strip() != "OK":
+            return False, Text(
+                f"GET / respondeu {root.status_code} {root.text[:40]!r}, esperado 200 'OK'",
+                f"GET / answered {root.status_code} {root.text[:40]!r}, expected 200 'OK'",
+            )
+    probe = tokens.probe_token(api_key, api_secret)
+    res = await client.get(base + "/rtc/validate", params={"access_token": probe}, timeout=timeout_s)
+    if res.status_code == 401:
+        return False, Text("O LiveKit recusou nossa chave de API (401)", "LiveKit refused our API key/secret (401)")
+    if not key_accepted(res.status_code, res.text):
+        reason = res.text.strip()[:120]
+        return False, Text(
+            f"/rtc/validate respondeu {res.status_code} ({reason})", f"/rtc/validate answered {res.status_code} ({reason})"
+        )
+    return True, Text("OK", "OK")
+
+
 async def check_livekit(
     client: httpx.AsyncClient, base_url: str, api_key: str, api_secret: str, *, expect_root_ok: bool = True
 ) -> tuple[bool, Text]:
-    """Does LiveKit at ``base_url`` answer and accept our key pair? Returns ``(ok, detail)``."""
-    base = http_base(base_url)
+    """Does LiveKit at ``base_url`` answer and accept our key pair? Returns ``(ok, detail)``; an
+    unreachable server is a failed check with its reason (never raises for the network)."""
     try:
-        if expect_root_ok:
-            root = await client.get(base + "/", timeout=HEALTH_TIMEOUT_S)
-            if root.status_code != 200 or root.text.strip() != "OK":
-                return False, Text(f"GET / respondeu {root.status_code}", f"GET / answered {root.status_code}")
-        probe = tokens.probe_token(api_key, api_secret)
-        res = await client.get(
-            base + "/rtc/validate", params={"access_token": probe}, timeout=HEALTH_TIMEOUT_S
-        )
+        return await probe_livekit(client, base_url, api_key, api_secret, expect_root_ok=expect_root_ok)
     except httpx.HTTPError as exc:
+        base = http_base(base_url)
         return False, Text(f"sem resposta em {base} ({type(exc).__name__})", f"no answer at {base} ({type(exc).__name__})")
-    if res.status_code == 401:
-        return False, Text(
-            "O LiveKit recusou nossa chave de API (401)", "LiveKit refused our API key/secret (401)"
-        )
-    if not key_accepted(res.status_code, res.text):
-        return False, Text(f"/rtc/validate respondeu {res.status_code}", f"/rtc/validate answered {res.status_code}")
-    return True, Text("OK", "OK")
 
 
 _MODE_PT = {"external": "externo", "cloud": "Cloud"}
@@ -111,7 +141,7 @@ class RemoteLivekit(Observable):
     async def start(self) -> None:
         if self._task is not None:
             return
-        self._client = httpx.AsyncClient()
+        self._client = httpx.AsyncClient(verify=client_context())
         self._set(PartState.STARTING, Text(f"verificando o LiveKit {_MODE_PT[self.mode]} em {self.url}",
                                            f"checking {self.mode} LiveKit at {self.url}"))
         await self.check_now()
@@ -246,3 +276,19 @@ class RoomAdmin:
             return None
         finally:
             await client.aclose()
+
+
+def unmet_requirements(lk: LivekitSettings) -> list[ConfigInvalid]:
+    """What ``doctor`` reports before ``up`` uses a LiveKit elsewhere (external, cloud): its URL and keys."""
+    if lk.url and lk.api_key and lk.api_secret.get_secret_value():
+        return []
+    return [ConfigInvalid(
+        Text(
+            f"O modo {lk.mode} precisa de {URL_ENV}, {API_KEY_ENV} e {API_SECRET_ENV}.",
+            f"The {lk.mode} mode needs {URL_ENV}, {API_KEY_ENV} and {API_SECRET_ENV}.",
+        ),
+        fix=Text(
+            "Defina as três variáveis (no LiveKit Cloud: Settings > Keys).",
+            "Set the three variables (on LiveKit Cloud: Settings > Keys).",
+        ),
+    )]

@@ -89,9 +89,13 @@ def build_argv(argv: Sequence[str], which: Callable[[str], str | None] = shutil.
     return resolve_argv(argv, which)
 
 
-def executable_name(name: str) -> str:
-    """``livekit-server`` → ``livekit-server.exe`` on Windows; unchanged elsewhere."""
-    return f"{name}.exe" if IS_WINDOWS and not name.lower().endswith(".exe") else name
+def executable_name(name: str, os_name: str | None = None) -> str:
+    """``livekit-server`` → ``livekit-server.exe`` on Windows; unchanged elsewhere.
+
+    The one place that knows the ``.exe`` rule. ``os_name`` (``"windows"``, ``"linux"``, ``"darwin"``,
+    as the installers name release targets) asks about another system than this one."""
+    windows = IS_WINDOWS if os_name is None else os_name == "windows"
+    return f"{name}.exe" if windows and not name.lower().endswith(".exe") else name
 
 
 def set_parent_death_signal(sig: int = 9) -> bool:
@@ -274,3 +278,32 @@ def _already_running(data_dir: Path) -> AlreadyRunning:
             "Use the one already running or stop it with: linkpronto down",
         )
     return AlreadyRunning(message, fix=fix, admin_url=admin_url or None, pid=pid)
+
+
+def find_chromium(configured: str = "auto") -> Path | None:
+    """A Chromium-family browser for the page rung: ``configured`` (a path), or the usual places.
+
+    ``off`` (or ``none``/empty) means none. On Windows the per-machine and per-user installs of Chrome,
+    Chromium and Edge; elsewhere ``chromium``, ``chromium-browser``, ``google-chrome`` on PATH.
+    """
+    value = configured.strip()
+    if value.lower() in ("", "off", "none", "false"):
+        return None
+    if value.lower() != "auto":
+        p = Path(value)
+        return p if p.is_file() else None
+    if IS_WINDOWS:
+        roots = [os.environ.get(k, "") for k in ("PROGRAMFILES", "PROGRAMFILES(X86)", "LOCALAPPDATA")]
+        tails = ("Google/Chrome/Application/chrome.exe", "Chromium/Application/chrome.exe",
+                 "Microsoft/Edge/Application/msedge.exe")
+        for root in filter(None, roots):
+            for tail in tails:
+                candidate = Path(root) / tail
+                if candidate.is_file():
+                    return candidate
+        return None
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        found = shutil.which(name)
+        if found:
+            return Path(found)
+    return None

@@ -25,7 +25,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,14 @@ def _pdeathsig_preexec(parent_pid: int) -> Callable[[], None]:
 
 
 # --- the reaper ----------------------------------------------------------------------------------
+_REAPER_KEEPS = ("PATH", "LANG", "LC_ALL", "TZ")
+
+
+def _reaper_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """Only the locale and PATH: never a secret, whatever the orchestrator's environment holds."""
+    return {name: environ[name] for name in _REAPER_KEEPS if name in environ}
+
+
 class _Reaper:
     """One per orchestrator process: kills the registered process groups when we die."""
 
@@ -87,6 +95,9 @@ class _Reaper:
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl+C in the terminal must not kill the reaper first
             close_fds=True,
+            # It reads group ids from a pipe and kills them: it needs no variable of ours, and must not
+            # carry tunnel tokens or LINKPRONTO_* secrets for its whole (long) life (issue 19, 15).
+            env=_reaper_environment(os.environ),
         )
 
     @property

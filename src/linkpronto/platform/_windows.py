@@ -19,6 +19,7 @@ the Win32 API sits behind ``sys.platform == "win32"`` checks.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import shutil
@@ -82,6 +83,61 @@ def build_argv(
     return resolved
 
 
+# The Job Object structures, spelled with fixed-width types (DWORD is 32 bits on Windows; ``wintypes``
+# would make it a C ``long``, 64 bits off Windows), so their layout is testable on every OS: on 64-bit
+# JOBOBJECT_EXTENDED_LIMIT_INFORMATION is 144 bytes with LimitFlags at offset 16 (112 and 16 on 32-bit),
+# as the Windows SDK's winnt.h lays them out.
+class IoCounters(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_ulonglong) for n in (
+        "ReadOperationCount", "WriteOperationCount", "OtherOperationCount",
+        "ReadTransferCount", "WriteTransferCount", "OtherTransferCount")]
+
+
+class BasicLimit(ctypes.Structure):
+    _fields_ = [
+        ("PerProcessUserTimeLimit", ctypes.c_longlong),
+        ("PerJobUserTimeLimit", ctypes.c_longlong),
+        ("LimitFlags", ctypes.c_uint32),
+        ("MinimumWorkingSetSize", ctypes.c_size_t),
+        ("MaximumWorkingSetSize", ctypes.c_size_t),
+        ("ActiveProcessLimit", ctypes.c_uint32),
+        ("Affinity", ctypes.c_size_t),
+        ("PriorityClass", ctypes.c_uint32),
+        ("SchedulingClass", ctypes.c_uint32),
+    ]
+
+
+class ExtendedLimit(ctypes.Structure):
+    _fields_ = [
+        ("BasicLimitInformation", BasicLimit),
+        ("IoInfo", IoCounters),
+        ("ProcessMemoryLimit", ctypes.c_size_t),
+        ("JobMemoryLimit", ctypes.c_size_t),
+        ("PeakProcessMemoryUsed", ctypes.c_size_t),
+        ("PeakJobMemoryUsed", ctypes.c_size_t),
+    ]
+
+
+class BasicAccounting(ctypes.Structure):
+    _fields_ = [
+        ("TotalUserTime", ctypes.c_longlong),
+        ("TotalKernelTime", ctypes.c_longlong),
+        ("ThisPeriodTotalUserTime", ctypes.c_longlong),
+        ("ThisPeriodTotalKernelTime", ctypes.c_longlong),
+        ("TotalPageFaultCount", ctypes.c_uint32),
+        ("TotalProcesses", ctypes.c_uint32),
+        ("ActiveProcesses", ctypes.c_uint32),
+        ("TotalTerminatedProcesses", ctypes.c_uint32),
+    ]
+
+
+def kill_on_close_limits() -> ExtendedLimit:
+    """The limits every child's job gets: kill everything in it when its last handle closes."""
+    info = ExtendedLimit()
+    info.BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE
+    return info
+
+
 class _Job:
     """A Job Object handle (Windows only)."""
 
@@ -94,42 +150,13 @@ class _Job:
             import ctypes
             from ctypes import wintypes
 
-            class IoCounters(ctypes.Structure):
-                _fields_ = [(n, ctypes.c_ulonglong) for n in (
-                    "ReadOperationCount", "WriteOperationCount", "OtherOperationCount",
-                    "ReadTransferCount", "WriteTransferCount", "OtherTransferCount")]
-
-            class BasicLimit(ctypes.Structure):
-                _fields_ = [
-                    ("PerProcessUserTimeLimit", ctypes.c_longlong),
-                    ("PerJobUserTimeLimit", ctypes.c_longlong),
-                    ("LimitFlags", wintypes.DWORD),
-                    ("MinimumWorkingSetSize", ctypes.c_size_t),
-                    ("MaximumWorkingSetSize", ctypes.c_size_t),
-                    ("ActiveProcessLimit", wintypes.DWORD),
-                    ("Affinity", ctypes.c_size_t),
-                    ("PriorityClass", wintypes.DWORD),
-                    ("SchedulingClass", wintypes.DWORD),
-                ]
-
-            class ExtendedLimit(ctypes.Structure):
-                _fields_ = [
-                    ("BasicLimitInformation", BasicLimit),
-                    ("IoInfo", IoCounters),
-                    ("ProcessMemoryLimit", ctypes.c_size_t),
-                    ("JobMemoryLimit", ctypes.c_size_t),
-                    ("PeakProcessMemoryUsed", ctypes.c_size_t),
-                    ("PeakJobMemoryUsed", ctypes.c_size_t),
-                ]
-
             kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
             kernel32.CreateJobObjectW.restype = wintypes.HANDLE
             handle = kernel32.CreateJobObjectW(None, None)
             if not handle:
                 log.warning("CreateJobObjectW failed: %s", ctypes.get_last_error())
                 return None
-            info = ExtendedLimit()
-            info.BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE
+            info = kill_on_close_limits()
             ok = kernel32.SetInformationJobObject(
                 wintypes.HANDLE(handle), JOB_OBJECT_EXTENDED_LIMIT_INFORMATION_CLASS,
                 ctypes.byref(info), ctypes.sizeof(info),
@@ -162,18 +189,6 @@ class _Job:
         if sys.platform == "win32":
             import ctypes
             from ctypes import wintypes
-
-            class BasicAccounting(ctypes.Structure):
-                _fields_ = [
-                    ("TotalUserTime", ctypes.c_longlong),
-                    ("TotalKernelTime", ctypes.c_longlong),
-                    ("ThisPeriodTotalUserTime", ctypes.c_longlong),
-                    ("ThisPeriodTotalKernelTime", ctypes.c_longlong),
-                    ("TotalPageFaultCount", wintypes.DWORD),
-                    ("TotalProcesses", wintypes.DWORD),
-                    ("ActiveProcesses", wintypes.DWORD),
-                    ("TotalTerminatedProcesses", wintypes.DWORD),
-                ]
 
             kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
             info = BasicAccounting()

@@ -9,21 +9,23 @@ documented variables (:mod:`linkpronto.app_env`) only to the app.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 
-#: Never inherited: credentials linkpronto reads from its own environment.
-SECRET_NAMES = frozenset(
-    {
-        "LIVEKIT_API_SECRET",
-        "LIVEKIT_API_KEY",
-        "NGROK_AUTHTOKEN",
-        "NGROK_API_KEY",
-        "TUNNEL_TOKEN",
-        "CLOUDFLARED_TOKEN",
-        "TUNNEL_ORIGIN_CERT",
-    }
-)
+
+@functools.cache
+def secret_names() -> frozenset[str]:
+    """Never inherited: the credentials each provider module names (LiveKit, ngrok, cloudflared).
+
+    Asked of the provider modules when the first child starts (they import the supervisor, so not at
+    import time)."""
+    from linkpronto.livekit import remote
+    from linkpronto.tunnels import cloudflared, ngrok
+
+    return frozenset((*remote.CREDENTIAL_ENV, *ngrok.CREDENTIAL_ENV, *cloudflared.CREDENTIAL_ENV))
+
+
 #: linkpronto's own configuration (``LINKPRONTO_<SECTION>_<KEY>``: the admin token, database URL,
 #: Redis URL with its password…) is linkpronto's alone.
 SECRET_PREFIXES = ("LINKPRONTO_",)
@@ -31,7 +33,7 @@ SECRET_PREFIXES = ("LINKPRONTO_",)
 
 def is_secret(name: str) -> bool:
     upper = name.upper()  # Windows names are case-insensitive
-    return upper in SECRET_NAMES or upper.startswith(SECRET_PREFIXES)
+    return upper in secret_names() or upper.startswith(SECRET_PREFIXES)
 
 
 def child_environment(extra: Mapping[str, str] | None = None, base: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from linkpronto.paths import PROBE_TOKEN
+from linkpronto.redaction import redact
 from linkpronto.supervise.spec import REDACTED
 
 #: Terminal control sequences (colours, cursor show/hide) a child prints: never shown raw.
@@ -29,10 +30,11 @@ class Redactor:
         self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
+        """Known secrets by value, then anything shaped like a link token or a JWT (``redaction``)."""
         for secret in self._secrets:
             if secret in text:
                 text = text.replace(secret, REDACTED)
-        return text
+        return redact(text)
 
 
 class OutputTail:

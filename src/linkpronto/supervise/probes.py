@@ -14,12 +14,13 @@ import re
 import httpx
 
 from linkpronto.supervise.spec import CustomProbe, HttpProbe, PolledProbe, ProbeResult, TcpProbe
+from linkpronto.tls import client_context
 
 BODY_EXCERPT = 80
 
 
 def new_client() -> httpx.AsyncClient:
-    return httpx.AsyncClient(trust_env=False, follow_redirects=False)
+    return httpx.AsyncClient(trust_env=False, follow_redirects=False, verify=client_context())
 
 
 async def tcp_accepts(host: str, port: int, timeout_s: float) -> bool:

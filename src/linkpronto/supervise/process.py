@@ -33,7 +33,7 @@ import httpx
 
 from linkpronto import platform
 from linkpronto.components import Observable, PartStatus, utcnow
-from linkpronto.errors import CrashLoop, LinkprontoError, LivekitCrashLoop, PortInUse
+from linkpronto.errors import AppCrashLoop, CrashLoop, LinkprontoError, LivekitCrashLoop, PortInUse
 from linkpronto.i18n import Text
 from linkpronto.schema import PartState
 from linkpronto.supervise import probes
@@ -49,7 +49,7 @@ KILL_WAIT_S = 5.0
 READER_DRAIN_S = 1.0
 
 
-_CRASH_LOOP_CLASSES: dict[str, type[LinkprontoError]] = {"LIVEKIT_CRASH_LOOP": LivekitCrashLoop}
+_CRASH_LOOP_CLASSES: dict[str, type[LinkprontoError]] = {c.code: c for c in (LivekitCrashLoop, AppCrashLoop)}
 
 
 def describe_exit(code: int | None) -> Text:

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from linkpronto.errors import ConfigInvalid
+from linkpronto.errors import ConfigInvalid, CrashLoop
 from linkpronto.i18n import Text
 
 # Defaults, in one place.
@@ -179,7 +179,7 @@ class ProcessSpec:
     restart: RestartPolicy = field(default_factory=RestartPolicy)
     start_timeout_s: float = 30.0
     stop_grace_s: float = 5.0
-    error_code: str = "CRASH_LOOP"
+    error_code: str = CrashLoop.code
     log_tail_lines: int = LOG_TAIL_LINES
     port: int | None = None
     redact: tuple[str, ...] = ()

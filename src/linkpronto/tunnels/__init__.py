@@ -168,8 +168,9 @@ def auto_candidates(settings: Settings, *, install_allowed: bool) -> list[Candid
     out: list[Candidate] = []
     if t.static_url:
         out.append(make("static"))
-    out.append(make("ngrok") if _secret(t.ngrok_authtoken) else Candidate("ngrok", None, "no authtoken"))
-    out.append(make("ssh") if t.ssh_target else Candidate("ssh", None, "no ssh_target"))
+    out.append(make("ngrok") if _secret(t.ngrok_authtoken)
+               else Candidate("ngrok", None, Text("sem authtoken", "no authtoken")))
+    out.append(make("ssh") if t.ssh_target else Candidate("ssh", None, Text("sem ssh_target", "no ssh_target")))
     from linkpronto.tunnels.cloudflared import find_cloudflared
 
     if find_cloudflared(t.cloudflared_binary, settings.data_dir / "bin") is not None or (
@@ -177,7 +178,8 @@ def auto_candidates(settings: Settings, *, install_allowed: bool) -> list[Candid
     ):
         out.append(make("cloudflared"))
     else:
-        out.append(Candidate("cloudflared", None, "not installed and installing is off (--no-install)"))
+        out.append(Candidate("cloudflared", None, Text("não instalado e a instalação está desligada (--no-install)",
+                                                        "not installed and installing is off (--no-install)")))
     out.append(make("lan"))
     return out
 

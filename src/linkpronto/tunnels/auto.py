@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from linkpronto.errors import LinkprontoError, TunnelUnreachable
-from linkpronto.i18n import Text
+from linkpronto.i18n import EMPTY, Text
 from linkpronto.tunnels.base import ProviderFacts, TunnelCallback, TunnelEvent, TunnelProvider, TunnelStatus
 
 log = logging.getLogger(__name__)
@@ -22,22 +22,38 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    """One provider ``auto`` may use: ``build`` makes it, or ``skip_reason`` says why not."""
+    """One provider ``auto`` may use: ``build`` makes it, or ``skip_reason`` says why not (both
+    languages: the dashboard renders it in the reader's)."""
 
     name: str
     build: Callable[[], TunnelProvider] | None
-    skip_reason: str = ""
+    skip_reason: Text | str = ""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.skip_reason, str):
+            object.__setattr__(self, "skip_reason", Text.same(self.skip_reason))
+
+
+#: How an attempt ended, in both languages (the detail is rendered when the status is read).
+OUTCOMES = {
+    "skipped": Text("ignorado", "skipped"),
+    "failed": Text("falhou", "failed"),
+    "open": Text("aberto", "open"),
+}
 
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
     name: str
     outcome: str  # "skipped" | "failed" | "open"
-    reason: str = ""
+    reason: Text = EMPTY
     error: LinkprontoError | None = None
 
-    def describe(self) -> str:
-        return f"{self.name} {self.outcome}" + (f" ({self.reason})" if self.reason else "")
+    def describe(self) -> Text:
+        said = Text.same(self.name + " ") + OUTCOMES[self.outcome]
+        if self.reason.en or self.reason.pt:
+            return said + " (" + self.reason + ")"
+        return said
 
 
 class AutoTunnel(TunnelProvider):
@@ -63,7 +79,9 @@ class AutoTunnel(TunnelProvider):
         failures: list[LinkprontoError] = []
         for candidate in self.candidates:
             if candidate.build is None:
-                self.attempts.append(Attempt(candidate.name, "skipped", candidate.skip_reason))
+                reason = candidate.skip_reason
+                self.attempts.append(Attempt(candidate.name, "skipped", reason if isinstance(reason, Text) else
+                                             Text.same(reason)))
                 continue
             provider = candidate.build()
             provider.set_callback(self._forward)
@@ -72,7 +90,8 @@ class AutoTunnel(TunnelProvider):
                 url = await provider.open()
             except LinkprontoError as exc:
                 log.warning("tunnel auto: %s failed: %s", candidate.name, exc)
-                self.attempts.append(Attempt(candidate.name, "failed", f"{exc.code}: {exc.text.en}", exc))
+                why = Text(f"{exc.code}: {exc.text.pt}", f"{exc.code}: {exc.text.en}")
+                self.attempts.append(Attempt(candidate.name, "failed", why, exc))
                 failures.append(exc)
                 await provider.close()
                 continue
@@ -85,8 +104,8 @@ class AutoTunnel(TunnelProvider):
         first = failures[0] if failures else None
         raise TunnelUnreachable(
             Text(
-                f"Nenhum túnel conseguiu abrir ({summary}).",
-                f"No tunnel could be opened ({summary}).",
+                f"Nenhum túnel conseguiu abrir ({summary.pt}).",
+                f"No tunnel could be opened ({summary.en}).",
             ),
             fix=first.fix_text
             if first is not None and first.fix_text is not None
@@ -94,7 +113,7 @@ class AutoTunnel(TunnelProvider):
                 "Configure um provedor (tunnel.provider) ou rode 'linkpronto doctor' para ver o que falta.",
                 "Configure a provider (tunnel.provider) or run 'linkpronto doctor' to see what is missing.",
             ),
-            detail=summary,
+            detail=summary.en,
         )
 
     async def _close(self) -> None:
@@ -106,7 +125,7 @@ class AutoTunnel(TunnelProvider):
         status = self._status
         active = self.active
         summary = self._summary(include_open=False)
-        prefix = Text.same(f"auto: {summary}" if summary else "auto")
+        prefix = Text.same("auto: ") + summary if summary.en else Text.same("auto")
         if active is None:
             status.provider = self.name
             if status.detail.en and not status.detail.en.startswith("auto"):
@@ -132,8 +151,10 @@ class AutoTunnel(TunnelProvider):
             return self.active.facts
         return ProviderFacts(https=False, client_ip_header=None, binds_lan=False, forwards_media=False)
 
-    def _summary(self, include_open: bool = True) -> str:
-        return "; ".join(a.describe() for a in self.attempts if include_open or a.outcome != "open")
+    def _summary(self, include_open: bool = True) -> Text:
+        """``ngrok ignorado (sem authtoken); cloudflared falhou (INSTALL_FAILED: …)`` — both languages."""
+        parts = [a.describe() for a in self.attempts if include_open or a.outcome != "open"]
+        return Text("; ".join(p.pt for p in parts), "; ".join(p.en for p in parts))
 
     def _forward(self, event: TunnelEvent) -> None:
         self._emit(event)

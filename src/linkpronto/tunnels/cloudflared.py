@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -46,9 +45,11 @@ from linkpronto.errors import (
     TunnelUnreachable,
 )
 from linkpronto.i18n import Text
+from linkpronto.platform import executable_name
 from linkpronto.schema import PartState
 from linkpronto.supervise import ManagedProcess
 from linkpronto.supervise.spec import HttpProbe, ProcessSpec, RestartPolicy
+from linkpronto.tls import client_context
 from linkpronto.tunnels._util import TUNNEL_RESTART, ProcessTunnel, first_run, free_port, get_json
 from linkpronto.tunnels.base import (
     TunnelCallback,
@@ -56,6 +57,13 @@ from linkpronto.tunnels.base import (
 
 log = logging.getLogger(__name__)
 
+
+#: Where a named tunnel's credentials come from (cloudflared reads TUNNEL_TOKEN itself).
+TOKEN_ENV = "TUNNEL_TOKEN"
+CREDENTIAL_ENV = (TOKEN_ENV, "CLOUDFLARED_TOKEN", "TUNNEL_ORIGIN_CERT")
+#: A Cloudflare browser challenge standing in front of the page.
+WARNING_PAGE_MARKERS = ("cf-browser-verification",)
+BINARY = "cloudflared"
 
 QUICK_TRADEOFF = Text(
     "Sem conta e sem configuração, com HTTPS; mas a URL muda a cada reinício, não transmite SSE e não leva "
@@ -77,7 +85,7 @@ _INSTALL_FIX = Text(
 
 
 def exe_name() -> str:
-    return "cloudflared.exe" if sys.platform == "win32" else "cloudflared"
+    return executable_name(BINARY)
 
 
 def find_cloudflared(configured: str = "", bin_dir: Path | None = None) -> Path | None:
@@ -188,7 +196,7 @@ class CloudflaredTunnel(ProcessTunnel):
         command = await self.resolve_command()
         self.metrics_addr = f"127.0.0.1:{free_port()}"
         metrics = f"http://{self.metrics_addr}"
-        env = {"TUNNEL_TOKEN": self.token} if self.named else None
+        env = {TOKEN_ENV: self.token} if self.named else None
         spec = ProcessSpec(
             name="cloudflared",
             argv=self.argv(command, self.metrics_addr),
@@ -196,10 +204,10 @@ class CloudflaredTunnel(ProcessTunnel):
             readiness=HttpProbe(f"{metrics}/ready", expect_status=200, period_s=0.2, timeout_s=1.0),
             restart=self.restart,
             start_timeout_s=self.open_timeout_s,
-            error_code="TUNNEL_UNREACHABLE",
+            error_code=TunnelUnreachable.code,
             redact=(self.token,) if self.token else (),
         )
-        self._client = httpx.AsyncClient(timeout=2.0, trust_env=False)
+        self._client = httpx.AsyncClient(timeout=2.0, trust_env=False, verify=client_context())
         proc = ManagedProcess(spec)
         self._proc = proc
         self._down = False

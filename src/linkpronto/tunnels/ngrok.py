@@ -17,10 +17,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from linkpronto import __version__
-from linkpronto.errors import TunnelAuth, TunnelError, TunnelLimit, TunnelUnreachable
+from linkpronto.errors import ConfigInvalid, TunnelAuth, TunnelError, TunnelLimit, TunnelUnreachable
 from linkpronto.i18n import Text
 from linkpronto.schema import PartState
 from linkpronto.tunnels._util import redact
@@ -29,7 +29,19 @@ from linkpronto.tunnels.base import (
     TunnelProvider,
 )
 
+if TYPE_CHECKING:
+    from linkpronto.config import TunnelSettings
+
 log = logging.getLogger(__name__)
+
+#: Where ngrok's credentials come from (never passed on to other children: supervise/env.py asks here).
+AUTHTOKEN_ENV = "NGROK_AUTHTOKEN"
+API_KEY_ENV = "NGROK_API_KEY"
+CREDENTIAL_ENV = (AUTHTOKEN_ENV, API_KEY_ENV)
+#: The free plan's browser warning page ("You are about to visit…"): how to tell it, how to skip it.
+#: A request with this header (any value) is let through; a browser never sends it.
+SKIP_WARNING_HEADER = {"ngrok-skip-browser-warning": "1"}
+WARNING_PAGE_MARKERS = ("ngrok-skip-browser-warning", "You are about to visit")
 
 AUTH_CODES = frozenset({103, 105, 106, 107, 4018})
 LIMIT_CODES = frozenset({108, 334})
@@ -230,3 +242,16 @@ class NgrokTunnel(TunnelProvider):
         url = str(self._listener.url()).rstrip("/")
         if self._down or self._status.state is PartState.READY:
             self._reconnected(url)
+
+
+def unmet_requirements(t: TunnelSettings) -> list[ConfigInvalid]:
+    """What ``doctor`` reports before ``up`` tries ngrok: the authtoken it cannot start without."""
+    if t.ngrok_authtoken.get_secret_value():
+        return []
+    return [ConfigInvalid(
+        Text("O ngrok precisa de um authtoken.", "ngrok needs an authtoken."),
+        fix=Text(
+            f"Defina {AUTHTOKEN_ENV} (dashboard.ngrok.com > Your Authtoken) ou use --tunnel cloudflared.",
+            f"Set {AUTHTOKEN_ENV} (dashboard.ngrok.com > Your Authtoken) or use --tunnel cloudflared.",
+        ),
+    )]

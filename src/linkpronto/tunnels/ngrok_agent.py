@@ -28,16 +28,17 @@ from typing import Any
 import httpx
 
 from linkpronto.components import PartStatus
-from linkpronto.errors import TunnelError, TunnelUnreachable
+from linkpronto.errors import TunnelAuth, TunnelError, TunnelUnreachable
 from linkpronto.i18n import Text
 from linkpronto.schema import PartState
 from linkpronto.supervise import ManagedProcess
 from linkpronto.supervise.spec import LogProbe, ProcessSpec, RestartPolicy
+from linkpronto.tls import client_context
 from linkpronto.tunnels._util import LOCAL_HOSTS, TUNNEL_RESTART, ProcessTunnel, first_run, get_json, url_port
 from linkpronto.tunnels.base import (
     TunnelCallback,
 )
-from linkpronto.tunnels.ngrok import AUTHTOKEN_FIX, NGROK_TRADEOFF, map_ngrok_failure
+from linkpronto.tunnels.ngrok import AUTHTOKEN_ENV, AUTHTOKEN_FIX, NGROK_TRADEOFF, map_ngrok_failure
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,7 @@ class NgrokAgentTunnel(ProcessTunnel):
 
     # -- open / close ------------------------------------------------------------------------
     async def _open(self) -> str:
-        self._client = httpx.AsyncClient(timeout=self.http_timeout_s, trust_env=False)
+        self._client = httpx.AsyncClient(timeout=self.http_timeout_s, trust_env=False, verify=client_context())
         self._down = False
         try:
             url = await self._adopt_or_start()
@@ -198,11 +199,11 @@ class NgrokAgentTunnel(ProcessTunnel):
         spec = ProcessSpec(
             name="ngrok",
             argv=self.argv(command),
-            env={"NGROK_AUTHTOKEN": self._authtoken} if self._authtoken else None,
+            env={AUTHTOKEN_ENV: self._authtoken} if self._authtoken else None,
             readiness=LogProbe(_STARTED_RE),
             restart=self.restart,
             start_timeout_s=self.open_timeout_s,
-            error_code="TUNNEL_UNREACHABLE",
+            error_code=TunnelUnreachable.code,
             redact=(self._authtoken,) if self._authtoken else (),
         )
         self._failure = ""
@@ -245,7 +246,7 @@ class NgrokAgentTunnel(ProcessTunnel):
         text = self._failure or "\n".join(proc.log_tail()[-10:]) or proc.reason
         if "ERR_NGROK" in text or "authtoken" in text.lower():
             err = map_ngrok_failure(text, secrets=(self._authtoken,), domain=self.domain)
-            if not self._authtoken and err.code == "TUNNEL_AUTH":
+            if not self._authtoken and isinstance(err, TunnelAuth):
                 err.fix_text = AUTHTOKEN_FIX
             return err
         return TunnelUnreachable(

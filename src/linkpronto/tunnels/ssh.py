@@ -37,7 +37,7 @@ import shutil
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from linkpronto.errors import BinaryNotFound, ConfigInvalid, TunnelAuth, TunnelError, TunnelUnreachable
 from linkpronto.i18n import Text
@@ -49,6 +49,9 @@ from linkpronto.tunnels.base import (
     TunnelCallback,
     TunnelProvider,
 )
+
+if TYPE_CHECKING:
+    from linkpronto.config import TunnelSettings
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +230,7 @@ class SshTunnel(TunnelProvider):
             readiness=LogProbe(_READY_RE),
             restart=self.restart,
             start_timeout_s=self.open_timeout_s,
-            error_code="TUNNEL_UNREACHABLE",
+            error_code=TunnelUnreachable.code,
         )
         proc = ManagedProcess(spec, on_line=self._on_line)
         self._proc = proc
@@ -484,3 +487,23 @@ class SshTunnel(TunnelProvider):
             ),
             detail=text,
         )
+
+
+def unmet_requirements(t: TunnelSettings, which: Callable[[str], str | None] = shutil.which) -> list[ConfigInvalid]:
+    """What ``doctor`` reports before ``up`` tries ssh: the target, and the ssh client itself."""
+    out: list[ConfigInvalid] = []
+    if not t.ssh_target:
+        out.append(ConfigInvalid(
+            Text("O túnel ssh precisa de tunnel.ssh_target.", "The ssh tunnel needs tunnel.ssh_target."),
+            fix=Text('Ex.: ssh_target = "usuario@meu-vps.com"', 'E.g. ssh_target = "user@my-vps.com"'),
+        ))
+    if not which("ssh"):
+        out.append(ConfigInvalid(
+            Text("O cliente ssh não foi encontrado.", "The ssh client was not found."),
+            fix=Text(
+                "Windows 10/11: Configurações > Aplicativos > Recursos opcionais > Cliente OpenSSH.",
+                "Windows 10/11: Settings > Apps > Optional features > OpenSSH Client.",
+            ),
+            program="ssh",
+        ))
+    return out

@@ -6,9 +6,14 @@ this instance is the verification ladder's job (the probe through the public add
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from linkpronto.errors import ConfigInvalid
 from linkpronto.i18n import Text
 from linkpronto.tunnels.base import TunnelCallback, TunnelProvider
+
+if TYPE_CHECKING:
+    from linkpronto.config import TunnelSettings
 
 
 class StaticTunnel(TunnelProvider):
@@ -42,3 +47,14 @@ class StaticTunnel(TunnelProvider):
 
     async def _close(self) -> None:
         return None
+
+
+def unmet_requirements(t: TunnelSettings) -> list[ConfigInvalid]:
+    """What ``doctor`` reports before ``up`` uses a fixed address: the address itself."""
+    if t.static_url:
+        return []
+    return [ConfigInvalid(
+        Text("O provedor static precisa de tunnel.static_url.", "The static provider needs tunnel.static_url."),
+        fix=Text('Ex.: static_url = "https://consultas.suaclinica.com.br"',
+                 'E.g. static_url = "https://consultas.yourclinic.com"'),
+    )]

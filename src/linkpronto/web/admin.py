@@ -21,7 +21,17 @@ from starlette.requests import HTTPConnection
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from linkpronto.errors import LinkNotFound, LinkprontoError, StoreUnavailable
+from linkpronto.errors import (
+    AccessDenied,
+    DiskFull,
+    ForbiddenHost,
+    ForbiddenOrigin,
+    InvalidRequest,
+    LinkNotFound,
+    LinkprontoError,
+    StoreUnavailable,
+    Unauthorized,
+)
 from linkpronto.events.hub import next_presence, presence_sse
 from linkpronto.events.webhook import ADMIN_PATH as WEBHOOK_PATH
 from linkpronto.i18n import Text
@@ -55,19 +65,6 @@ def _field_errors(exc: RequestValidationError) -> tuple[list[str], list[dict[str
     return names, details
 
 
-_DENIED = {
-    "FORBIDDEN_HOST": Text(
-        "Acesso recusado: o painel só atende em 127.0.0.1 ou localhost.",
-        "Access refused: the dashboard only answers on 127.0.0.1 or localhost.",
-    ),
-    "FORBIDDEN_ORIGIN": Text(
-        "Acesso recusado: pedido vindo de outra página.", "Access refused: request from another page."
-    ),
-    "UNAUTHORIZED": Text(
-        "É preciso o token de administrador ou abrir o painel pelo endereço que o 'linkpronto up' mostra.",
-        "The admin token is required, or open the dashboard through the address 'linkpronto up' shows.",
-    ),
-}
 _EXTRA_PAGE_HEADERS = [
     (b"cache-control", b"no-store"),
     (b"x-frame-options", b"DENY"),
@@ -113,7 +110,7 @@ class AdminGuard:
         port = self.port_getter()
         host = headers.get("host", "")
         if host not in (f"127.0.0.1:{port}", f"localhost:{port}") and host not in self.extra_hosts:
-            await self._deny(scope, receive, send, 403, "FORBIDDEN_HOST")
+            await self._deny(scope, receive, send, ForbiddenHost())
             return
         path: str = scope["path"]
         if path == WEBHOOK_PATH:  # LiveKit's webhooks: no admin token, a LiveKit signature instead
@@ -130,16 +127,16 @@ class AdminGuard:
             if hmac.compare_digest(auth[7:].strip().encode("utf-8"), self.token):
                 await self.app(scope, receive, send)
             else:
-                await self._deny(scope, receive, send, 401, "UNAUTHORIZED")
+                await self._deny(scope, receive, send, Unauthorized())
             return
         session = _cookie(headers, cookie_name(port))
         if session and self.sessions.valid(session):
             if scope["method"] in SAFE_METHODS or headers.get("origin") == f"http://{host}":
                 await self.app(scope, receive, send)
             else:
-                await self._deny(scope, receive, send, 403, "FORBIDDEN_ORIGIN")
+                await self._deny(scope, receive, send, ForbiddenOrigin())
             return
-        await self._deny(scope, receive, send, 401, "UNAUTHORIZED")
+        await self._deny(scope, receive, send, Unauthorized())
 
     async def _login(self, scope: Scope, receive: Receive, send: Send, port: int) -> None:
         from urllib.parse import parse_qs, urlencode
@@ -171,14 +168,14 @@ class AdminGuard:
         )
         await response(scope, receive, send)
 
-    async def _deny(self, scope: Scope, receive: Receive, send: Send, status: int, code: str) -> None:
+    async def _deny(self, scope: Scope, receive: Receive, send: Send, denied: AccessDenied) -> None:
         lang = request_lang(HTTPConnection(scope))
         fix = Text(
             f"Envie 'Authorization: Bearer <token>' com o token de {self.token_path}.",
             f"Send 'Authorization: Bearer <token>' with the token in {self.token_path}.",
         )
-        body = {"error": {"code": code, "message": _DENIED[code].get(lang), "fix": fix.get(lang)}}
-        await JSONResponse(body, status_code=status)(scope, receive, send)
+        body = {"error": {"code": denied.code, "message": denied.message(lang), "fix": fix.get(lang)}}
+        await JSONResponse(body, status_code=denied.status)(scope, receive, send)
 
 
 def _cookie(headers: Headers, name: str) -> str:
@@ -225,10 +222,8 @@ def build_admin_app(
             "Campos inválidos: " + "; ".join(f"{d['field']} ({d['message']})" for d in details),
             "Invalid fields: " + "; ".join(f"{d['field']} ({d['message']})" for d in details),
         )
-        err = LinkprontoError(
-            text,
-            fix=Text("Corrija os campos: " + ", ".join(names), "Correct the fields: " + ", ".join(names)),
-            code="INVALID_REQUEST",
+        err = InvalidRequest(
+            text, fix=Text("Corrija os campos: " + ", ".join(names), "Correct the fields: " + ", ".join(names))
         )
         body = {"error": err.to_problem(lang), "fields": details}
         return JSONResponse(body, status_code=422)
@@ -287,6 +282,7 @@ def build_admin_app(
             consultation_type=body.consultation_type,
             expires_in_s=body.expires_in_s,
             max_uses=body.max_uses,
+            room=body.room,
             wait_s=body.wait_s,
         )
 
@@ -297,7 +293,7 @@ def build_admin_app(
             row, _token = await _create(body)
         except LinkprontoError as exc:
             # A full disk is 507 Insufficient Storage; anything else keeps the stack's 503.
-            return error_response(exc, 507 if exc.code == "DISK_FULL" else 503, lang)
+            return error_response(exc, DiskFull.status if isinstance(exc, DiskFull) else 503, lang)
         doc = stack.issuer.document(row, lang)
         if doc["status"] == LinkStatus.READY:
             return JSONResponse(doc, status_code=201)

@@ -18,8 +18,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from linkpronto.errors import LinkprontoError
-from linkpronto.i18n import Text
+from linkpronto.errors import AssetsMissing as AssetsMissing  # re-exported: it lives in the one error tree
 
 STATIC_DIR: Path = Path(__file__).resolve().parent / "static"
 VENDOR_DIR: Path = STATIC_DIR / "vendor"
@@ -30,21 +29,6 @@ STATIC_URL_PREFIX = "/_linkpronto/static"
 """Where the web apps mount :data:`STATIC_DIR` (both listeners)."""
 PATIENT_FILES = ("app.css", "patient.js", "i18n.js", "livekit.js", "vendor/" + LIVEKIT_BUNDLE)
 """What the patient page loads from :data:`STATIC_URL_PREFIX` (the verification ladder checks each)."""
-
-
-class AssetsMissing(LinkprontoError):
-    code = "ASSETS_MISSING"
-    default_message = Text(
-        "Os arquivos do navegador (livekit-client) não estão instalados.",
-        "The browser files (livekit-client) are not installed.",
-    )
-    default_fix = Text(
-        "Reinstale o linkpronto a partir do pacote publicado (pip install --force-reinstall linkpronto), que "
-        "já traz o livekit-client; numa cópia do código-fonte rode: npm install e depois "
-        "python -m linkpronto.web.assets",
-        "Reinstall linkpronto from the published package (pip install --force-reinstall linkpronto), which "
-        "carries livekit-client; in a source checkout run: npm install and then python -m linkpronto.web.assets",
-    )
 
 
 def vendor_ready() -> bool:

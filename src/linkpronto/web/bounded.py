@@ -30,6 +30,8 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from linkpronto.errors import RequestTooLarge
+
 MAX_HEAD_BYTES = 16 * 1024
 HEADER_TIMEOUT_S = 10.0
 BODY_IDLE_TIMEOUT_S = 10.0
@@ -315,7 +317,7 @@ async def _send_status(send: Send, status: int, text: bytes) -> None:
 
 
 async def _send_413(send: Send) -> None:
-    body = b'{"error":{"code":"BODY_TOO_LARGE","message":"Request body too large","fix":""}}'
+    body = RequestTooLarge.WIRE_BODY
     await send(
         {
             "type": "http.response.start",

@@ -22,9 +22,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
-from linkpronto.errors import LinkprontoError
+from linkpronto.errors import LinkprontoError, VerifyTimeout
 from linkpronto.i18n import Lang, Text
-from linkpronto.links.service import SHORT_MESSAGE, qr_data_uri
+from linkpronto.links.service import qr_data_uri, short_message, whatsapp_url
 from linkpronto.schema import DropInInvalid, DropInNotReady, DropInReady, DropInRequest, FieldError, dump
 from linkpronto.stack import Stack
 from linkpronto.web.common import request_lang
@@ -115,18 +115,22 @@ def register(app: FastAPI, stack: Stack) -> None:
                 expires_in_s=parsed.expiresInS,
                 max_uses=None,
                 wait_s=parsed.waitS,
+                room=parsed.roomName or parsed.room,
             )
         except LinkprontoError as exc:
             return _failure(stack, lang, exc, None, "failed")
         doc = stack.issuer.document(row, lang)
         url = doc.get("url")
         if doc["status"] == "ready" and url:
+            template = parsed.messageTemplate or stack.settings.links.message_template
+            message = short_message(url, lang, template, name=parsed.professionalId,
+                                    consultation_type=parsed.consultationType or "")
             ready = DropInReady(
                 token=token,
                 consultationUrl=url,
                 qrCode=qr_data_uri(url),
-                whatsappDeepLink=doc["whatsapp_url"],
-                shortMessage=SHORT_MESSAGE.format(url=url).get(lang),
+                whatsappDeepLink=whatsapp_url(url, lang, message),
+                shortMessage=message,
                 expiresAt=doc["expires_at"],
                 createdAt=doc["created_at"],
                 verifiedAt=doc["verified_at"],
@@ -138,7 +142,7 @@ def register(app: FastAPI, stack: Stack) -> None:
         if failure is not None:
             return _failure(stack, lang, failure, row.id, doc["status"])
         why = stack.status(lang).reason or doc["status"]
-        return _not_ready(lang, 202, PREPARING.format(why=why), "VERIFY_TIMEOUT",
+        return _not_ready(lang, 202, PREPARING.format(why=why), VerifyTimeout.code,
                           PREPARING_FIX.format(id=row.id), row.id, doc["status"])
 
     @app.api_route(PATH, methods=["GET", "HEAD", "PUT", "PATCH", "DELETE"], include_in_schema=False)

@@ -13,6 +13,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from linkpronto.errors import InvalidRequest
+from linkpronto.i18n import Text
 from linkpronto.stack import Stack
 from linkpronto.web.common import request_lang
 
@@ -37,13 +39,12 @@ def register(app: FastAPI, stack: Stack) -> None:
     @app.get("/api/logs")
     async def logs(request: Request, component: str = "app", n: int = 200, after: int = 0) -> JSONResponse:
         if component not in COMPONENTS:
-            lang = request_lang(request)
-            message = ("componente deve ser um de: " if lang == "pt-BR" else "component must be one of: ")
-            return JSONResponse(
-                {"error": {"code": "INVALID_REQUEST", "message": message + ", ".join(COMPONENTS),
-                           "fix": "linkpronto logs app|livekit|tunnel"}},
-                status_code=422,
+            names = ", ".join(COMPONENTS)
+            err = InvalidRequest(
+                Text("componente deve ser um de: " + names, "component must be one of: " + names),
+                fix=Text.same("linkpronto logs app|livekit|tunnel"),
             )
+            return JSONResponse({"error": err.to_problem(request_lang(request))}, status_code=422)
         n = max(0, min(n, MAX_LINES))
         items = [x.to_json() for x in stack.output.tail(component, n, after)]
         if not items and after == 0:

@@ -137,6 +137,7 @@ def dashboard_html(lang: str) -> str:
 <label class="presence-sound help"><input type="checkbox" id="presence-sound" checked>
   <span {_t(lg, "dash.presence.sound")}>{_s(lg, "dash.presence.sound")}</span></label>
 
+<div class="dash-actions">
 <section class="card" id="gen" aria-labelledby="gen-h">
   {e("h2", "dash.gen.heading", 'id="gen-h"')}
   <form id="gen-form" novalidate>
@@ -158,6 +159,14 @@ def dashboard_html(lang: str) -> str:
   <div id="gen-result" class="result" aria-live="polite" hidden></div>
 </section>
 
+<section class="card" id="devtest" aria-labelledby="devtest-h">
+  {e("h2", "dash.devtest.heading", 'id="devtest-h"')}
+  {e("p", "dash.devtest.intro", 'class="help"')}
+  {e("button", "dash.devtest.start", 'type="button" id="devtest-start"')}
+  <div id="devtest-result" class="result" aria-live="polite" hidden></div>
+</section>
+</div>
+
 <section class="card" id="status" aria-labelledby="status-h">
   {e("h2", "dash.status.heading", 'id="status-h"')}
   <dl class="kv">
@@ -177,12 +186,6 @@ def dashboard_html(lang: str) -> str:
   <ul id="checks" class="steps"><li>{_s(lg, "dash.status.no_checks")}</li></ul>
 </section>
 
-<section class="card" id="devtest" aria-labelledby="devtest-h">
-  {e("h2", "dash.devtest.heading", 'id="devtest-h"')}
-  {e("p", "dash.devtest.intro", 'class="help"')}
-  {e("button", "dash.devtest.start", 'type="button" id="devtest-start"')}
-  <div id="devtest-result" class="result" aria-live="polite" hidden></div>
-</section>
 
 <section class="card wide" id="links" aria-labelledby="links-h">
   <div class="row">

@@ -24,17 +24,28 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from linkpronto import paths
-from linkpronto.errors import LinkGone, LinkNotFound, LinkprontoError, LivekitUnhealthy, StoreUnavailable
+from linkpronto.errors import (
+    DiskFull,
+    InvalidRequest,
+    LinkGone,
+    LinkNotFound,
+    LivekitUnhealthy,
+    RateLimited,
+    RequestTooLarge,
+    StorageFault,
+    StoreUnavailable,
+)
+from linkpronto.gateway._headers import header
+from linkpronto.gateway.guard import LinkGuard, with_cookie
 from linkpronto.gateway.normalize import decoded, normalize_raw_path
-from linkpronto.i18n import Text
+from linkpronto.i18n import pick_lang
 from linkpronto.links import inputs
-from linkpronto.links.health import StorageFault
 from linkpronto.stack import Stack
 from linkpronto.web.bounded import BodyTooLarge, read_body
-from linkpronto.web.common import client_address, error_response, request_lang
+from linkpronto.web.common import client_address, error_response, public_error, request_lang
 from linkpronto.web.limiter import FailedJoinLimiter
 
 log = logging.getLogger(__name__)
@@ -72,11 +83,27 @@ def _link_path_regex(template: str) -> re.Pattern[str]:
     return re.compile("^" + re.escape(head) + r"(?P<token>[A-Za-z0-9_\-]{1,200})" + re.escape(tail) + "$")
 
 
+def _build_guard(stack: Stack) -> LinkGuard:
+    return LinkGuard(
+        stack.settings.app.protected_routes,
+        stack.secrets.instance_secret,
+        stack.issuer.guard_lookup,
+        stack.issuer.guard_use,
+        secure=lambda: (stack.public_url or "").lower().startswith("https://"),
+    )
+
+
+async def _no_body() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
 def build_public_app(deps: PublicDeps) -> ASGIApp:
     stack = deps.stack
     settings = stack.settings
     limiter = FailedJoinLimiter(settings.server.rate_limit_storage, settings.server.join_failures_per_minute)
+    stack.side_problems.append(lambda: [p for p in (limiter.problem(),) if p is not None])
     link_re = _link_path_regex(settings.app.link_path)
+    guard = _build_guard(stack) if deps.app_proxy is not None and settings.app.protected_routes else None
     own_page_re = _link_path_regex(paths.PATIENT_PAGE)
     short_re = _link_path_regex(paths.SHORT_PATIENT_PAGE)
 
@@ -84,15 +111,7 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
         return client_address(request, deps.client_ip_header())
 
     def too_many(request: Request) -> JSONResponse:
-        err = LinkprontoError(
-            Text("Muitas tentativas com links inválidos.", "Too many attempts with invalid links."),
-            fix=Text(
-                "Aguarde um minuto e abra o link recebido de novo.",
-                "Wait a minute and open the link you received again.",
-            ),
-            code="RATE_LIMITED",
-        )
-        return error_response(err, 429, request_lang(request))
+        return error_response(RateLimited(), 429, request_lang(request))
 
     async def patient_page(request: Request, token: str) -> Response:
         from linkpronto.web import pages
@@ -115,7 +134,11 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
             html = pages.patient_html(state=gone, consultation_type=row.consultation_type, lang=lang)
             return HTMLResponse(html, status_code=410, headers=PAGE_HEADERS)
         html = pages.patient_html(state="ok", consultation_type=row.consultation_type, lang=lang)
-        return HTMLResponse(html, headers=PAGE_HEADERS)
+        response = HTMLResponse(html, headers=PAGE_HEADERS)
+        if guard is not None:
+            cookie = guard.page_cookie(row.id, row.expires_at.timestamp(), request.scope["headers"])
+            response.headers.append("set-cookie", cookie)
+        return response
 
     async def link_route(request: Request) -> Response:
         m = own_page_re.match(request.url.path)
@@ -124,22 +147,12 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
         return await patient_page(request, m.group("token"))
 
     def body_too_large(request: Request) -> JSONResponse:
-        err = LinkprontoError(
-            Text("Pedido grande demais.", "Request too large."),
-            fix=Text("Abra o link recebido de novo.", "Open the link you received again."),
-            code="BODY_TOO_LARGE",
-        )
-        response = error_response(err, 413, request_lang(request))
+        response = error_response(RequestTooLarge(), 413, request_lang(request))
         response.headers["Connection"] = "close"
         return response
 
     def bad_request(request: Request, field: str) -> JSONResponse:
-        err = LinkprontoError(
-            Text(f"Campo inválido ou ausente: {field}", f"Missing or invalid field: {field}"),
-            fix=Text("Abra o link recebido de novo.", "Open the link you received again."),
-            code="INVALID_REQUEST",
-        )
-        return error_response(err, 422, request_lang(request))
+        return error_response(InvalidRequest.field(field), 422, request_lang(request))
 
     async def read_model(request: Request, model: type[M]) -> M | Response:
         try:
@@ -166,7 +179,7 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
         except LinkGone as exc:  # a real (former) link: its true answer, never limited
             return error_response(exc, 410, lang)
         except (LivekitUnhealthy, StorageFault) as exc:
-            return error_response(exc, 503, lang, retry_after=5)
+            return error_response(public_error(exc), 503, lang, retry_after=5)
         stack.touch()
         return JSONResponse(grant.to_json(), headers={"Cache-Control": "no-store"})
 
@@ -177,7 +190,12 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
         stored = inputs.stored_device_check(req.result)
         if stored is None:
             return bad_request(request, "result (too large)")
-        ok = await stack.issuer.record_device_check(req.token, stored)
+        try:
+            ok = await stack.issuer.record_device_check(req.token, stored)
+        except DiskFull as exc:  # as a create does: 507, nothing lost, the patient may go on
+            return error_response(public_error(exc), 507, request_lang(request))
+        except StorageFault as exc:
+            return error_response(public_error(exc), 503, request_lang(request), retry_after=5)
         if not ok:
             if not limiter.fail(addr(request)):
                 return too_many(request)
@@ -222,7 +240,7 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
     ]
     async def store_unavailable(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StoreUnavailable)
-        return error_response(exc, 503, request_lang(request))
+        return error_response(public_error(exc), 503, request_lang(request), retry_after=5)
 
     own = Starlette(routes=routes, exception_handlers={StoreUnavailable: store_unavailable})
 
@@ -236,6 +254,29 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
             await send({"type": "websocket.close", "code": 1008})
             return
         await PlainTextResponse(text, status_code=status)(scope, receive, send)
+
+    async def guarded_send(scope: Scope, send: Send, path: str) -> Send | None:
+        """The guard's part of a request to the app: None when it answered (refused) itself."""
+        assert guard is not None
+        raw = scope["headers"]
+        if guard.protects(path):
+            decision = await guard.check(raw)
+            if not decision.allow:
+                assert decision.error is not None
+                log.info("guard refused %s: %s", scope.get("method", "WS"), decision.error.code)
+                if scope["type"] == "websocket":
+                    await send({"type": "websocket.close", "code": 1008})
+                else:
+                    lang = pick_lang(None, (header(raw, b"accept-language") or b"").decode("latin-1"))
+                    await error_response(decision.error, decision.status, lang)(scope, _no_body, send)
+                return None
+            return with_cookie(send, decision.set_cookie) if decision.set_cookie else send
+        m = link_re.match(path)
+        if m is not None and scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
+            row, state = await stack.issuer.resolve(m.group("token"))
+            if row is not None and state == "ready":
+                return with_cookie(send, guard.page_cookie(row.id, row.expires_at.timestamp(), raw))
+        return send
 
     async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -261,6 +302,11 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
             await own(scope, receive, send)
             return
         if deps.app_proxy is not None:
+            if guard is not None:
+                guarded = await guarded_send(scope, send, path)
+                if guarded is None:
+                    return
+                send = guarded
             await deps.app_proxy(scope, receive, send)
             return
         target = alias(path)

@@ -166,7 +166,7 @@ const UP = new Set(["ready", "adopted", "external"]);
 const DOWN = new Set(["failed", "unhealthy"]);
 
 function stepItem(name, ok, extra = {}) {
-  const mark = ok === "true" ? "✓" : ok === "false" ? "✗" : "…";
+  const mark = ok === "true" ? "✓" : ok === "false" ? "✗" : ok === "skip" ? "–" : "…";
   const li = h(
     "li",
     { "data-ok": ok, "data-name": name },
@@ -219,8 +219,14 @@ function appLogTail() {
 
 function checkItems(s) {
   const checks = (s.verification && s.verification.checks) || [];
+  // The page rung that could not run (no browser…) is "not checked", neither passed nor failed.
+  const skipped = (c) => c.name === "page" && !c.required && c.ok;
   return checks.map((c) =>
-    stepItem(c.name, c.ok ? "true" : "false", { duration: c.duration_ms, detail: c.detail, fix: c.fix }),
+    stepItem(c.name, skipped(c) ? "skip" : c.ok ? "true" : "false", {
+      duration: skipped(c) ? null : c.duration_ms,
+      detail: c.detail,
+      fix: skipped(c) ? null : c.fix,
+    }),
   );
 }
 

@@ -1,0 +1,49 @@
+// The patient's page: the room comes from the link's token; the LiveKit token from the app's own route.
+import { useRouter } from "next/router";
+import { useEffect, useRef, useState } from "react";
+
+export default function ClientConsultation() {
+  const router = useRouter();
+  const token = typeof router.query.token === "string" ? router.query.token : "";
+  const [professional, setProfessional] = useState(null);
+  const [error, setError] = useState("");
+  const [state, setState] = useState("idle");
+  const [name, setName] = useState("");
+  const lkRoom = useRef(null);
+
+  useEffect(() => {
+    if (!token) return;
+    fetch(`/api/public/professional?slug=${encodeURIComponent(token)}`)
+      .then((r) => (r.ok ? r.json() : Promise.reject(new Error(`HTTP ${r.status}`))))
+      .then(setProfessional)
+      .catch(() => setError("Não foi possível carregar as informações do profissional."));
+  }, [token]);
+  useEffect(() => () => lkRoom.current?.disconnect(), []);
+
+  async function join() {
+    setState("connecting");
+    try {
+      const roomName = `consulta-${token.toLowerCase()}`;
+      const res = await fetch(`/api/livekit/token?room=${encodeURIComponent(roomName)}&identity=paciente-${Date.now()}&name=${encodeURIComponent(name || "Paciente")}`);
+      const { token: accessToken, wsUrl, error: err } = await res.json();
+      if (!res.ok) throw new Error(err || `HTTP ${res.status}`);
+      const { Room } = await import("livekit-client");
+      const room = (lkRoom.current = new Room());
+      await room.connect(wsUrl, accessToken);
+      setState(`connected:${roomName}`);
+    } catch (err) {
+      setState(`error: ${err.message || err}`);
+    }
+  }
+
+  return (
+    <main style={{ fontFamily: "system-ui, sans-serif", maxWidth: 480, margin: "1rem auto", padding: "0 1rem" }}>
+      <h1>Sua consulta</h1>
+      {professional && <p id="professional">{professional.name} · {professional.specialty}</p>}
+      {error && <p role="alert" id="load-error">{error}</p>}
+      <label>Seu nome <input id="name" value={name} onChange={(e) => setName(e.target.value)} /></label>
+      <p><button type="button" onClick={join} disabled={!token || state === "connecting"}>Entrar na consulta</button></p>
+      <p id="state" role="status">{state}</p>
+    </main>
+  );
+}
