@@ -9,6 +9,8 @@ service knows nothing about tunnels or processes.
 
 from __future__ import annotations
 
+import logging
+
 import re
 import secrets
 import urllib.parse
@@ -102,6 +104,9 @@ def qr_data_uri(url: str) -> str:
 def whatsapp_url(url: str, lang: Lang | None = None, text: str | None = None) -> str:
     text = SHORT_MESSAGE.format(url=url).get(lang) if text is None else text
     return "https://wa.me/?text=" + urllib.parse.quote(text)
+
+
+_log = logging.getLogger("linkpronto.links")
 
 
 def room_not_created(refusal: str) -> LivekitRoomNotCreated:
@@ -331,7 +336,11 @@ class LinkService:
                 if row is not None and status == LinkStatus.READY:
                     refusal = await self.ensure_room(row.room)
                     if refusal is not None:
-                        raise room_not_created(refusal)
+                        err = room_not_created(refusal)
+                        # the patient reads a generic outage sentence; the operator's log says why and the fix
+                        _log.warning("%s: %s %s (%s)", err.code, err.text.en,
+                                     err.fix_text.en if err.fix_text else "", err.detail)
+                        raise err
             return await self.store.call(self.join, token, display_name)
         row, status = await self.store.call(self.resolve, token)
         if row is None or status == LinkStatus.PREPARING:
