@@ -76,7 +76,7 @@ def setup_python(with_tests: bool) -> None:
     if STAMP.exists() and STAMP.read_text() == fp:
         return
     run([str(PY), "-m", "pip", "install", "-q", "--upgrade", "pip"])
-    target = ".[test]" if with_tests else "."
+    target = ".[test,media]" if with_tests else ".[media]"
     run([str(PY), "-m", "pip", "install", "-q", "-e", target])
     STAMP.write_text(fp)
 

@@ -4,6 +4,7 @@ a real sshd) and the hooks of the test tiers and CI strictness (:mod:`helpers.ti
 
 from __future__ import annotations
 
+import os
 import sys
 
 # Keep compiled test modules (pytest's assertion rewriting) and linkpronto's between runs even where
@@ -35,8 +36,17 @@ from helpers.tiers import (  # noqa: F401
     require,
     share_default_tls_context,
 )
+from linkpronto import config
+from linkpronto.config import VerifySettings
 
 IN_CI = in_ci()
+# The media rung (media/rung.py) needs real WebRTC: the LiveKit double carries no media, so it is off
+# unless a test turns it on (the real-LiveKit media tests pass verify.media_interval as a flag).
+os.environ.setdefault("LINKPRONTO_VERIFY_MEDIA_INTERVAL", "0")  # children: load_settings reads env
+_verify_fields = VerifySettings.model_fields  # in-process: defaults() reads no env
+_verify_fields["media_interval"].default = 0.0
+for _model in (VerifySettings, config.Settings, config._ExplicitSettings):
+    _model.model_rebuild(force=True)
 share_default_tls_context()  # test clients share one TLS context (see helpers.tiers)
 pytest_plugins = ["pytester"]  # tests/test_tiers.py runs small pytest sessions in-process
 

@@ -34,10 +34,12 @@ def write(tmp_path: Path, text: str) -> Path:
     return p
 
 
-def test_defaults_match_the_contract(tmp_path: Path) -> None:
-    s = load_settings(cwd=tmp_path)
+def test_defaults_match_the_contract(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    s = load_settings(cwd=tmp_path / "proj")
     assert (s.server.admin_port, s.server.public_port) == (7800, 7801)
-    assert s.server.data_dir == (tmp_path / ".linkpronto").resolve()
+    # 0.3.0: outside the project (issue 16), one folder per project path.
+    assert s.server.data_dir.parent == tmp_path / "xdg" / "linkpronto" / "projects"
     assert (s.livekit.mode, s.livekit.port) == ("local", 7880)
     assert s.tunnel.provider == "auto"
     assert s.app.link_path == "/c/{token}" and s.app.restart_on_url_change is True

@@ -261,3 +261,117 @@ async def test_creates_on_a_ready_stack_never_wait_for_a_timer(tmp_path: Path, l
             assert res.json()["status"] == "ready" and res.json()["url"]
             await asyncio.sleep(0.25)
         assert len(codes) > 100 and set(codes) == {201}
+
+
+# -- the runner carries out decide's actions (fast: in-process parts, no child process) ------------------------
+class _FakeLivekit:
+    """An external LiveKit that is up once started (an Observable part, no process)."""
+
+    name = "livekit"
+
+    def __init__(self) -> None:
+        from linkpronto.components import Observable
+
+        self._obs = Observable()
+        self._obs.status = self.status  # type: ignore[method-assign]
+        self.state = "stopped"
+
+    def status(self) -> Any:
+        from linkpronto.components import PartStatus
+        from linkpronto.schema import PartState
+
+        return PartStatus(state=PartState(self.state))
+
+    def subscribe(self, listener: Any) -> Any:
+        return self._obs.subscribe(listener)
+
+    async def start(self) -> None:
+        self.state = "external"
+        self._obs._notify()
+
+    async def stop(self) -> None:
+        self.state = "stopped"
+
+
+def _flaky_tunnel_factory(errors: list[Exception], attempts: list[int], url: str) -> Any:
+    from linkpronto.tunnels.base import TunnelProvider
+
+    class Flaky(TunnelProvider):
+        name = "static"
+
+        async def _open(self) -> str:
+            attempts.append(1)
+            if errors:
+                raise errors.pop(0)
+            return url
+
+        async def _close(self) -> None:
+            return None
+
+    return lambda on_event: Flaky(0, on_event)
+
+
+async def _stack_with(tmp_path: Path, errors: list[Exception], attempts: list[int]) -> Any:
+    from linkpronto.keys import load_or_create
+    from linkpronto.links.store import LinkStore, sqlite_url
+    from linkpronto.stack import Stack
+
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens: the ladder fails fast, on loopback only
+    settings = settings_for(tmp_path / "d", livekit_url=dead)
+    store = LinkStore(sqlite_url(tmp_path))
+    stack = Stack(settings, load_or_create(tmp_path), store, admin_url="http://127.0.0.1:1",
+                  livekit=_FakeLivekit(), tunnel_factory=_flaky_tunnel_factory(errors, attempts, dead))  # type: ignore[arg-type]
+    return stack, store
+
+
+async def _until(cond: Any, what: str, timeout: float = 10) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not cond():
+        assert loop.time() < end, what
+        await asyncio.sleep(0.01)
+
+
+async def test_runner_retries_an_unreachable_tunnel_and_reports_transitions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from linkpronto import stack as stack_module
+    from linkpronto.errors import TunnelUnreachable
+    from linkpronto.machine import Transition
+
+    monkeypatch.setattr(stack_module, "TUNNEL_RETRY_INITIAL_S", 0.01)
+    attempts: list[int] = []
+    stack, store = await _stack_with(tmp_path, [TunnelUnreachable(), TunnelUnreachable()], attempts)
+    seen: list[Transition] = []
+    stack.transition_listeners.append(seen.append)
+    try:
+        await stack.start()
+        await _until(lambda: stack.tunnel is not None and stack.tunnel.status().state.value == "ready", "tunnel open")
+        assert len(attempts) == 3  # two TUNNEL_UNREACHABLE, retried by the runner, then open
+        assert stack.state.value in ("verifying", "starting")  # never failed for a recoverable error
+        # Listeners get the payload: which part, from what, to what.
+        assert any(t.part == "livekit" and t.new.value == "external" for t in seen)
+        assert any(t.part == "tunnel" and t.new.value == "ready" for t in seen)
+    finally:
+        await stack.aclose()
+        store.close()
+    assert stack.state.value == "stopped"
+
+
+async def test_runner_does_not_retry_a_refused_tunnel_and_fails(tmp_path: Path) -> None:
+    from linkpronto.errors import TunnelAuth
+
+    attempts: list[int] = []
+    stack, store = await _stack_with(tmp_path, [TunnelAuth()], attempts)
+    try:
+        await stack.start()
+        await _until(lambda: stack.state.value == "failed", "failed")
+        failure = stack.failure()
+        assert failure is not None and failure.code == "TUNNEL_AUTH"
+        assert [p["code"] for p in stack.problems("en")].count("TUNNEL_AUTH") == 1
+        for _ in range(20):  # the loop keeps running; it never opens the tunnel again
+            await asyncio.sleep(0.01)
+        assert len(attempts) == 1
+    finally:
+        await stack.aclose()
+        store.close()

@@ -1,11 +1,11 @@
-"""The user's app as a part: a supervised process that restarts itself when the public URL changes.
+"""The user's app as a part: a supervised process that can be restarted with a new public URL.
 
-The rule "restart the app when the URL changes" (``app.restart_on_url_change``) belongs here, not to
-the runner: :meth:`AppPart.on_public_url` is told every new public URL (the runner subscribes it to
-the tunnel's status). From that moment the app counts as ``restarting`` — not up — so no ladder run
-that starts later can prove the stack while the app still has the old URL in its environment; then
-the process is stopped and started again with the new environment. One restart at a time: URL
-changes during a restart are folded into it (the loop restarts until the environment is current).
+WHEN to restart is :func:`linkpronto.machine.decide`'s rule (``app.restart_on_url_change``: the
+public URL differs from :attr:`AppPart.url`; from that moment the app counts as not up, so no ladder
+run can prove the stack while the app has the old URL in its environment). This part only carries the
+restart out (:meth:`AppPart.restart_with`): it counts as ``restarting``, the process is stopped and
+started again with the new environment. One restart at a time: URLs asked for during a restart are
+folded into it (the loop restarts until the environment is current).
 
 The environment is built in ONE function, :func:`app_environment`.
 """
@@ -23,6 +23,7 @@ from linkpronto.components import Observable, PartStatus
 from linkpronto.config import AppSettings
 from linkpronto.errors import AppCrashLoop, LinkprontoError
 from linkpronto.i18n import Text
+from linkpronto.machine import APP_RESTARTING
 from linkpronto.schema import PartState
 from linkpronto.supervise import ManagedProcess
 from linkpronto.supervise.spec import ProcessSpec, RestartPolicy, TcpProbe
@@ -89,7 +90,7 @@ class AppPart(Observable):
         if self._restart_task is not None and not self._restart_task.done():
             return PartStatus(
                 state=PartState.RESTARTING,
-                detail=Text("reiniciando com o novo endereço público", "restarting with the new public address"),
+                detail=APP_RESTARTING,
                 pid=proc.pid if proc is not None else None,
                 restarts=self._restarts,
             )
@@ -119,16 +120,19 @@ class AppPart(Observable):
     def log_tail(self) -> list[str]:
         return self._process.log_tail() if self._process is not None else []
 
-    # -- the rule: a new public URL restarts the app -----------------------------------------------
-    def on_public_url(self, url: str | None) -> None:
-        if self._stopped or not url or not self.settings.restart_on_url_change:
-            return
-        if url == self._wanted_url:
+    # -- restarting with a new public URL (the runner's RESTART_APP; the rule is machine.decide's) --------
+    @property
+    def url(self) -> str | None:
+        """The public URL the app's environment has, or is being restarted with."""
+        return self._wanted_url
+
+    def restart_with(self, url: str | None) -> None:
+        if self._stopped or not url or url == self._wanted_url:
             return
         self._wanted_url = url
         if self._restart_task is None or self._restart_task.done():
             self._restart_task = asyncio.create_task(self._restart_until_current(), name="app-restart")
-            self._notify()  # from now on the app is not up: no proof while it has the old URL
+            self._notify()  # listeners see ``restarting`` at once
 
     async def _restart_until_current(self) -> None:
         while not self._stopped and self._started_url != self._wanted_url:

@@ -15,8 +15,9 @@ from typing import Annotated, Any
 
 import httpx
 import typer
+from pydantic import ValidationError
 
-from linkpronto import console
+from linkpronto import console, schema
 from linkpronto.config import Settings, load_settings
 from linkpronto.errors import LinkprontoError, NotRunning, NotStopped, UsageError, VerifyTimeout
 from linkpronto.i18n import Text, default_lang
@@ -91,8 +92,11 @@ def _problem_exit(res: httpx.Response) -> None:
         body = res.json()
     except ValueError:
         body = {}
-    problem = body.get("error") if isinstance(body, dict) else None
-    if isinstance(problem, dict):
+    try:
+        problem: schema.Problem | None = schema.ErrorBody.model_validate(body).error
+    except ValidationError:  # not one of our answers (a proxy's page, another program on the port)
+        problem = None
+    if problem is not None:
         console.print_problem(problem)
     else:
         sys.stderr.write(f"error[HTTP_{res.status_code}]: {res.text[:300]}\n")
@@ -201,14 +205,15 @@ def status(
         if res.status_code != 200:
             _problem_exit(res)
         doc = res.json()
-        if wait_ready is None or doc.get("state") == "ready" or time.monotonic() >= deadline:
+        state = schema.Status.model_validate(doc)
+        if wait_ready is None or state.state is schema.StackState.READY or time.monotonic() >= deadline:
             break
         time.sleep(0.2)
     if as_json:
         console.print_json(doc)
     else:
-        console.print_status(doc)
-    if wait_ready is not None and doc.get("state") != "ready":
+        console.print_status(state)
+    if wait_ready is not None and state.state is not schema.StackState.READY:
         raise typer.Exit(EXIT_NOT_READY)
 
 
@@ -273,15 +278,20 @@ def link_create(
             raise typer.BadParameter(str(exc), param_hint="--expires-in") from exc
     if max_uses is not None:
         body["max_uses"] = max_uses
+    try:  # the request model the API validates with: a bad value is refused here, in words
+        schema.CreateLinkRequest.model_validate(body)
+    except ValidationError as exc:
+        raise typer.BadParameter("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from exc
     client = AdminClient(_settings(config))
     res = client.request("POST", "/api/consultation-links", json=body)
     if res.status_code not in (201, 202):
         _problem_exit(res)
     doc = res.json()
+    link = schema.Link.model_validate(doc)
     if as_json:
         console.print_json(doc)
     else:
-        console.print_link(doc)
+        console.print_link(link)
     if res.status_code != 201:
         raise typer.Exit(EXIT_NOT_READY)
 
@@ -294,6 +304,7 @@ def link_list(as_json: Annotated[bool, typer.Option("--json")] = False, config: 
     if res.status_code != 200:
         _problem_exit(res)
     doc = res.json()
+    schema.LinkList.model_validate(doc)  # the wire's shape, or a clear error instead of a KeyError
     if as_json:
         console.print_json(doc)
     else:

@@ -50,7 +50,7 @@ class PartStatus:
             pid=self.pid,
             restarts=self.restarts,
             since=self.since,
-            error=schema.Problem.model_validate(self.error.to_problem(lang)) if self.error else None,
+            error=self.error.to_schema(lang) if self.error else None,
             facts=asdict(self.facts) if is_dataclass(self.facts) and not isinstance(self.facts, type) else None,
         )
 

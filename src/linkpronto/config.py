@@ -241,6 +241,12 @@ class LinksSettings(_Section):
     message_template: str = Field(default="", max_length=1000, pattern=r"^$|\{url\}")
 
 
+def _duration_or_off(value: object) -> float:
+    if value in (0, "0", "off", "false", False):
+        return 0.0
+    return parse_duration(value)
+
+
 class VerifySettings(_Section):
     """``max_age``: a passed ladder counts as proof this long. ``interval``: while the stack is up the
     ladder is re-run when the proof is this old — shorter than ``max_age``, so a proof is always there
@@ -248,6 +254,9 @@ class VerifySettings(_Section):
 
     max_age: Duration = 10.0
     interval: Duration = 7.0
+    #: The media rung's own cadence (media/rung.py); "0" or "off" turns the rung off (the configuration's
+    #: judgement, ``measured: false``, as before the rung).
+    media_interval: Annotated[float, BeforeValidator(_duration_or_off)] = 60.0
     # The page rung (linkpronto.pagecheck): a headless Chromium opens the app's link page as a phone
     # would. "auto": find one (chromium, google-chrome; Chrome/Edge on Windows); a path; "off".
     page_browser: str = "auto"
@@ -469,7 +478,12 @@ def load_settings(
         settings = _with_file(toml_data)(**init)
     except ValidationError as exc:
         raise _invalid(exc, hint) from exc
-    if not settings.server.data_dir.is_absolute():
+    if "data_dir" not in settings.server.model_fields_set:
+        # Not configured: the platform's user data folder for this project, outside it (data_dir.py).
+        from linkpronto.data_dir import default_data_dir
+
+        settings.server.data_dir = default_data_dir(base)
+    elif not settings.server.data_dir.is_absolute():
         settings.server.data_dir = (base / settings.server.data_dir).resolve()
     settings.config_path = path
     if settings.server.admin_port == settings.server.public_port:

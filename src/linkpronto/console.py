@@ -21,6 +21,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text as RichText
 
+from linkpronto import schema
 from linkpronto.errors import LinkprontoError
 from linkpronto.i18n import T
 
@@ -81,10 +82,10 @@ def print_error(exc: LinkprontoError) -> None:
     sys.stderr.flush()
 
 
-def print_problem(problem: dict[str, Any]) -> None:
-    sys.stderr.write(f"error[{problem.get('code')}]: {problem.get('message')}\n")
-    if problem.get("fix"):
-        sys.stderr.write(f"fix: {problem['fix']}\n")
+def print_problem(problem: schema.Problem) -> None:
+    sys.stderr.write(f"error[{problem.code}]: {problem.message}\n")
+    if problem.fix:
+        sys.stderr.write(f"fix: {problem.fix}\n")
     sys.stderr.flush()
 
 
@@ -103,58 +104,51 @@ def _styled(state: str) -> RichText:
     return RichText(_label(state), style=STATE_STYLE.get(state, ""))
 
 
-def status_renderable(status: dict[str, Any]) -> Group:
-    """The live status table of ``linkpronto up`` and ``linkpronto status``."""
+def status_renderable(status: schema.Status) -> Group:
+    """The live status table of ``linkpronto up`` and ``linkpronto status`` (the **Status** model)."""
     head = Table.grid(padding=(0, 1))
-    head.add_row(T("Estado", "State").get() + ":", _styled(status.get("state", "?")))
-    if status.get("reason"):
-        head.add_row("", RichText(str(status["reason"]), style="dim"))
-    head.add_row(T("Endereço público", "Public address").get() + ":", str(status.get("public_url") or "—"))
-    head.add_row("Admin:", str(status.get("admin_url") or "—"))
-    media = status.get("media") or {}
-    head.add_row(
-        T("Vídeo", "Media").get() + ":", f"{_label(media.get('reach', 'unknown'))} — {media.get('detail', '')}"
-    )
+    head.add_row(T("Estado", "State").get() + ":", _styled(status.state.value))
+    if status.reason:
+        head.add_row("", RichText(status.reason, style="dim"))
+    head.add_row(T("Endereço público", "Public address").get() + ":", status.public_url or "—")
+    head.add_row("Admin:", status.admin_url or "—")
+    media = status.media
+    head.add_row(T("Vídeo", "Media").get() + ":", f"{_label(media.reach)} — {media.detail}")
 
     table = Table(show_header=True, header_style="bold", expand=False, box=None, pad_edge=False)
     table.add_column(T("Etapa", "Step").get())
     table.add_column(T("Estado", "State").get())
     table.add_column("ms", justify="right")
     table.add_column(T("Detalhe", "Detail").get(), overflow="fold")
-    for name, comp in (status.get("components") or {}).items():
-        pid = f" pid {comp['pid']}" if comp.get("pid") else ""
-        restarts = f" ↻{comp['restarts']}" if comp.get("restarts") else ""
-        detail = str(comp.get("detail", ""))
-        if detail.strip().lower() in (_label(comp.get("state", "?")).lower(), str(comp.get("state", "")).lower()):
+    for name, comp in status.components.items():
+        pid = f" pid {comp.pid}" if comp.pid else ""
+        restarts = f" ↻{comp.restarts}" if comp.restarts else ""
+        detail = comp.detail
+        if detail.strip().lower() in (_label(comp.state.value).lower(), comp.state.value.lower()):
             detail = ""  # "app  pronto  pronto": the state says it already
-        table.add_row(name, _styled(comp.get("state", "?")), "", f"{detail}{pid}{restarts}")
-    for check in (status.get("verification") or {}).get("checks", []):
-        state = "ok" if check.get("ok") else ("info" if not check.get("required", True) else "fail")
+        table.add_row(name, _styled(comp.state.value), "", f"{detail}{pid}{restarts}")
+    for check in status.verification.checks:
+        state = "ok" if check.ok else ("info" if not check.required else "fail")
         style = {"ok": "green", "fail": "red", "info": "yellow"}[state]
-        detail = check.get("detail", "")
-        if not check.get("ok") and check.get("fix"):
-            detail += f"\n→ {check['fix']}"
-        mark = "✓" if check.get("ok") else ("!" if state == "info" else "✗")
-        table.add_row(
-            f"{mark} {check['name']}",
-            RichText(_label(state), style=style),
-            f"{check.get('duration_ms', 0):.0f}",
-            detail,
-        )
+        detail = check.detail
+        if not check.ok and check.fix:
+            detail += f"\n→ {check.fix}"
+        mark = "✓" if check.ok else ("!" if state == "info" else "✗")
+        table.add_row(f"{mark} {check.name}", RichText(_label(state), style=style), f"{check.duration_ms:.0f}", detail)
     parts: list[Any] = [head, table]
     # On a ready stack what is left to say are warnings (media on this network only, plain HTTP).
-    ready = status.get("state") == "ready"
+    ready = status.state is schema.StackState.READY
     word, colour = (T("aviso", "warning").get(), "yellow") if ready else ("error", "red")
     seen: set[tuple[object, object, object]] = set()
-    for p in status.get("problems") or []:
-        key = (p.get("code"), p.get("message"), p.get("fix"))
+    for p in status.problems:
+        key = (p.code, p.message, p.fix)
         if key in seen:  # the same error can come from a component and from the tunnel: say it once
             continue
         seen.add(key)
         # Wrapped here: `out` soft-wraps, and inside `up`'s Live view long lines would be cut at the width.
         parts.append(
             RichText(
-                f"{word}[{p.get('code')}]: {p.get('message')}\n  fix: {p.get('fix') or '—'}",
+                f"{word}[{p.code}]: {p.message}\n  fix: {p.fix or '—'}",
                 style=colour,
                 no_wrap=False,
                 overflow="fold",
@@ -170,21 +164,21 @@ def ready_panel(public_url: str) -> Panel:
     )
 
 
-def print_status(status: dict[str, Any]) -> None:
+def print_status(status: schema.Status) -> None:
     out.print(status_renderable(status))
 
 
-def print_link(doc: dict[str, Any]) -> None:
-    url = doc.get("url")
-    if url:
-        out.print(qr_text(url), end="")
-        out.print(f"[bold]{url}[/bold]")
-        out.print(T("Expira em", "Expires at").get() + f": {doc.get('expires_at')}")
+def print_link(link: schema.Link) -> None:
+    if link.url:
+        out.print(qr_text(link.url), end="")
+        out.print(f"[bold]{link.url}[/bold]")
+        out.print(T("Expira em", "Expires at").get() + f": {schema.iso(link.expires_at)}")
     else:
+        status = link.status.value
         out.print(
             T(
-                f"Link {doc.get('id')} em preparação ({doc.get('status')}); ele ficará pronto sozinho.",
-                f"Link {doc.get('id')} is preparing ({doc.get('status')}); it will become ready by itself.",
+                f"Link {link.id} em preparação ({status}); ele ficará pronto sozinho.",
+                f"Link {link.id} is preparing ({status}); it will become ready by itself.",
             ).get()
         )
 

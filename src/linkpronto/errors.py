@@ -62,9 +62,12 @@ is technical context (a log tail, a URL, an exit code) that must never contain a
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from linkpronto.i18n import Lang, Text
+
+if TYPE_CHECKING:
+    from linkpronto import schema
 
 
 class LinkprontoError(Exception):
@@ -101,6 +104,12 @@ class LinkprontoError(Exception):
         if self.detail:
             out["detail"] = self.detail
         return out
+
+    def to_schema(self, lang: Lang | None = None) -> schema.Problem:
+        """The same, as the wire's model (:class:`linkpronto.schema.Problem`)."""
+        from linkpronto.schema import Problem
+
+        return Problem.model_validate(self.to_problem(lang))
 
     def __str__(self) -> str:
         return f"{self.code}: {self.text.en}"
@@ -299,6 +308,8 @@ def check_failed(name: str, detail: Text, fix: Text | None) -> LinkprontoError:
     """The problem for a failed rung of the ladder: the app's own code for the app, else VERIFY_FAILED."""
     if name == "app":
         return AppUnhealthy.of_check(detail, fix)
+    if name == "media" and detail.en.startswith(MediaUnreachable.code):
+        return MediaUnreachable.of_check(detail, fix)
     return VerifyFailed.of_check(name, detail, fix)
 
 
@@ -312,6 +323,30 @@ class MediaSameNetworkOnly(LinkprontoError):
     @classmethod
     def build(cls, fix: Text | None) -> MediaSameNetworkOnly:
         return cls(fix=fix)
+
+
+class MediaUnreachable(LinkprontoError):
+    """The media rung decoded no frame through the public URL: no link becomes ready."""
+
+    code = "MEDIA_UNREACHABLE"
+    default_message = Text(
+        "O vídeo não passa: o teste de vídeo do linkpronto não recebeu nenhuma imagem pelo endereço público.",
+        "Video does not get through: linkpronto's video check received no picture through the public address.",
+    )
+    default_fix = Text(
+        "Confira livekit.node_ip (deixe vazio para o endereço desta rede) e se um firewall bloqueia as portas "
+        "do LiveKit; depois rode linkpronto status.",
+        "Check livekit.node_ip (leave it empty for this network's address) and whether a firewall blocks "
+        "LiveKit's ports; then run linkpronto status.",
+    )
+
+    @classmethod
+    def of_check(cls, detail: Text, fix: Text | None) -> MediaUnreachable:
+        prefix = cls.code + ": "
+        pt = detail.pt[len(prefix):] if detail.pt.startswith(prefix) else detail.pt
+        en = detail.en[len(prefix):] if detail.en.startswith(prefix) else detail.en
+        return cls(Text(f"{cls.default_message.pt} ({pt})", f"{cls.default_message.en} ({en})"),
+                   fix=fix or cls.default_fix, check="media")
 
 
 class InsecureOrigin(LinkprontoError):

@@ -13,6 +13,7 @@ from linkpronto import console
 from linkpronto.config import Settings
 from linkpronto.i18n import Text
 from linkpronto.orchestrator import Running, serve
+from linkpronto.schema import StackState
 from linkpronto.web.session import open_dashboard
 
 REFRESH_S = 0.5
@@ -64,29 +65,29 @@ async def _up(settings: Settings) -> int:
 async def _watch(running: Running, server: asyncio.Task[int], interactive: bool, shown_ready_url: str | None) -> int:
     if interactive:
         with Live(
-            console.status_renderable(running.stack.status_json()),
+            console.status_renderable(running.stack.status()),
             console=console.out,
             transient=False,
             refresh_per_second=4,
         ) as live:
             while not server.done():
-                status = running.stack.status_json()
+                status = running.stack.status()
                 live.update(console.status_renderable(status))
-                url = status.get("public_url")
-                if status.get("state") == "ready" and url and url != shown_ready_url:
+                url = status.public_url
+                if status.state is StackState.READY and url and url != shown_ready_url:
                     shown_ready_url = url
                     live.console.print(console.ready_panel(url))
                 await asyncio.wait({server}, timeout=REFRESH_S)
     else:
         last = ""
         while not server.done():
-            status = running.stack.status_json()
-            line = f"state={status['state']} public_url={status.get('public_url')} reason={status.get('reason', '')}"
+            status = running.stack.status()
+            url = status.public_url
+            line = f"state={status.state.value} public_url={url} reason={status.reason}"
             if line != last:
                 console.say(line)
                 last = line
-            url = status.get("public_url")
-            if status.get("state") == "ready" and url and url != shown_ready_url:
+            if status.state is StackState.READY and url and url != shown_ready_url:
                 shown_ready_url = url
                 console.out.print(console.ready_panel(url))
             await asyncio.wait({server}, timeout=REFRESH_S)

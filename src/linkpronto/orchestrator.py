@@ -233,9 +233,9 @@ async def serve(
         exits.push_async_callback(_stop_servers, servers, tasks)
         await _wait_started(servers, tasks)
         if settings.tunnel.provider == "auto" and not settings.server.public_bind:
-            lan = _LanListener(stack, servers[1].config, public_port)
+            lan = _LanListener(servers[1].config, public_port)
             exits.push_async_callback(lan.aclose)
-            lan.start()
+            stack.attach_lan(lan)
         write_orchestrator_info(
             data_dir,
             {
@@ -299,53 +299,45 @@ def _build_apps(
 class _LanListener:
     """``auto`` binds the public listener to loopback; only if it chooses ``lan`` (devices connect
     directly) is the same app also served on this computer's LAN address — and withdrawn again if
-    ``auto`` moves to another provider."""
+    ``auto`` moves to another provider. WHEN is the stack's decision (``BIND_LAN`` / ``UNBIND_LAN``,
+    :func:`linkpronto.machine.decide`); this class only binds and unbinds (``stack.lan``)."""
 
-    POLL_S = 0.5
-
-    def __init__(self, stack: Stack, config: uvicorn.Config, port: int) -> None:
-        self.stack = stack
+    def __init__(self, config: uvicorn.Config, port: int) -> None:
         self.config = config
         self.port = port
-        self._task: asyncio.Task[None] | None = None
         self._server: _EmbeddedServer | None = None
         self._serving: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._watch(), name="public-lan-listener")
+    @property
+    def bound(self) -> bool:
+        return self._server is not None
 
-    async def _watch(self) -> None:
+    async def bind(self) -> bool:
+        """Serve on the LAN address too; False when it cannot (no LAN address, the port is taken)."""
         from linkpronto.tunnels.lan import lan_address
 
-        while True:
-            tunnel = self.stack.tunnel
-            wanted = tunnel is not None and tunnel.facts.binds_lan
-            if wanted and self._server is None:
-                host = lan_address()
-                if host != "127.0.0.1":
-                    try:
-                        sock = bind_socket(host, self.port, "public")
-                    except PortInUse as exc:
-                        log.warning("auto chose lan but %s:%d could not be bound: %s", host, self.port, exc)
-                    else:
-                        self._server = _EmbeddedServer(self.config)
-                        self._serving = asyncio.create_task(self._server.serve(sockets=[sock]), name="lan-listener")
-            elif not wanted and self._server is not None:
-                await self._stop_server()
-            await asyncio.sleep(self.POLL_S)
+        if self._server is not None:
+            return True
+        host = lan_address()
+        if host == "127.0.0.1":
+            return False
+        try:
+            sock = bind_socket(host, self.port, "public")
+        except PortInUse as exc:
+            log.warning("auto chose lan but %s:%d could not be bound: %s", host, self.port, exc)
+            return False
+        self._server = _EmbeddedServer(self.config)
+        self._serving = asyncio.create_task(self._server.serve(sockets=[sock]), name="lan-listener")
+        return True
 
-    async def _stop_server(self) -> None:
+    async def unbind(self) -> None:
         server, serving = self._server, self._serving
         self._server = self._serving = None
         if server is not None and serving is not None:
             await _stop_servers([server], [serving])
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self._stop_server()
+        await self.unbind()
 
 
 async def _wait_started(servers: list[_EmbeddedServer], tasks: list[asyncio.Task[None]]) -> None:

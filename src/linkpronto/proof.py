@@ -5,8 +5,9 @@ counts, or ``None``) and ``wait_fresh(timeout)``. :class:`ProofKeeper` implement
 
 - ``refresh()`` is single-flight: a caller that finds a run in flight (started after the last part
   event) shares it; a run that started before the last event is no proof, so a new one follows it.
-- ``wait_fresh()`` runs the ladder at once when the proof is stale and the parts are up, and waits
-  for that run only — never for a timer.
+- ``wait_fresh()`` runs the ladder at once when the parts are up and :func:`linkpronto.machine.ladder_due`
+  says a run is due (the same rule the runner's ``RUN_LADDER`` follows), and waits for that run only —
+  never for a timer. A failed run is retried by the runner after ``retry``; waiters wait for it.
 - ``invalidate()`` marks every earlier proof as no proof (a URL change, a part going down).
 
 The keeper takes ``now`` from an injected clock (``time.monotonic`` by default) and the ladder from
@@ -26,7 +27,7 @@ from typing import Protocol
 
 from linkpronto.i18n import Text
 from linkpronto.links.service import Proof
-from linkpronto.machine import ProofView, usable
+from linkpronto.machine import ProofView, Timing, ladder_due, usable
 from linkpronto.verify import LadderResult
 
 _NO_FIX = Text("", "")
@@ -60,9 +61,12 @@ class ProofKeeper:
         gave_up: Callable[[], bool] = lambda: False,
         on_result: Callable[[], None] = lambda: None,
         clock: Callable[[], float] | None = None,
+        timing: Timing | None = None,
     ) -> None:
         self._run_ladder = run
         self.max_age = max_age
+        # The runner passes its own timing; alone (tests), a proof is re-run once it no longer counts.
+        self._timing = timing or Timing(max_age=max_age, refresh=max_age)
         self._can_verify = can_verify
         self._gave_up = gave_up
         self._on_result = on_result
@@ -131,7 +135,7 @@ class ProofKeeper:
             if remaining <= 0:
                 return None
             changed = self._changed
-            if self._can_verify() and not self._failed_recently():
+            if self._can_verify() and (self.running or self._due()):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(self.refresh()), remaining)
                 if self.current() is not None or self._gave_up():
@@ -142,15 +146,8 @@ class ProofKeeper:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), max(0.0, deadline - loop.time()))
 
-    def _failed_recently(self) -> bool:
-        """The latest run failed and nothing changed since: the runner's retry will tell us."""
-        last = self._last
-        return (
-            last is not None
-            and not last.result.ok
-            and last.result.checked_at > self.invalidated_at
-            and not self.running
-        )
+    def _due(self) -> bool:
+        return ladder_due(self.view(), self.invalidated_at, self._clock(), self._timing)
 
     # -- running the ladder -----------------------------------------------------------------------
     async def refresh(self) -> LadderResult:

@@ -28,9 +28,7 @@ import enum
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
-
-from linkpronto.links.inputs import RoomName, SafeStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
 
 __all__ = [
     "Check",
@@ -56,7 +54,9 @@ __all__ = [
     "PresenceEvent",
     "ProbeAnswer",
     "Problem",
+    "Required",
     "RuntimeConfig",
+    "SafeStr",
     "StackState",
     "Status",
     "TunnelInfo",
@@ -77,6 +77,37 @@ def iso(dt: datetime | None) -> str | None:
 def _iso(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
+
+def _storable(value: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("not valid Unicode (lone surrogate)") from None
+    if "\x00" in value:
+        raise ValueError("contains a NUL character")
+    return value
+
+
+#: A string that is valid Unicode and storable on every backend (a lone surrogate or a NUL is refused).
+SafeStr = Annotated[str, AfterValidator(_storable)]
+
+# -- the app's own LiveKit room name (issue 16) ---------------------------------------------------------
+#: LiveKit accepts almost any string as a room name; the app's names are URL/identifier-like
+#: (``consulta-dra-ana``). Letters, digits and ``-_.:@``, starting with a letter or digit, at most 64
+#: (the ``links.room`` column); ``linkpronto-`` is linkpronto's own (the probe room).
+ROOM_RE = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$"
+
+
+def _room_name(value: str) -> str:
+    if value.startswith("linkpronto-"):
+        raise ValueError("names starting with 'linkpronto-' are linkpronto's own")
+    return value
+
+
+RoomName = Annotated[str, Field(pattern=ROOM_RE), AfterValidator(_room_name)]
+
+#: A string that must say something: ``""`` fails validation (codes, messages, ids, names, URLs).
+Required = Annotated[str, StringConstraints(min_length=1)]
 
 #: A point in time, serialised as ISO-8601 UTC with ``Z``; accepts the same strings as input.
 UtcTime = Annotated[datetime, PlainSerializer(_iso, return_type=str)]
@@ -138,7 +169,7 @@ class LinkStatus(enum.StrEnum):
     EXHAUSTED = "exhausted"
 
 
-MediaReach = Literal["same-network", "anywhere", "unknown"]
+MediaReach = Literal["same-network", "anywhere", "none", "unknown"]
 
 
 # -- building blocks ---------------------------------------------------------------------------------
@@ -147,8 +178,8 @@ MediaReach = Literal["same-network", "anywhere", "unknown"]
 class Problem(_Model):
     """``{code, message, fix}``: a stable code, a sentence for a person, and what to do."""
 
-    code: str
-    message: str
+    code: Required
+    message: Required
     fix: str | None = None
     detail: str | None = None  # technical context (a log tail line, a URL); never a secret
 
@@ -156,7 +187,7 @@ class Problem(_Model):
 class Check(_Model):
     """One rung of the verification ladder."""
 
-    name: str
+    name: Required
     ok: bool
     duration_ms: float
     detail: str = ""
@@ -180,7 +211,7 @@ class Part(_Model):
 class TunnelInfo(_Model):
     """``Status.tunnel``: the provider in use, its state and its trade-off."""
 
-    provider: str
+    provider: Required
     state: PartState
     public_url: str | None = None
     detail: str = ""
@@ -199,9 +230,18 @@ class Verification(_Model):
     checks: list[Check] = Field(default_factory=list)
 
 
+class MediaCandidate(_Model):
+    type: str
+    protocol: str
+    address: str
+
+
 class Media(_Model):
     reach: MediaReach = "unknown"
     detail: str = ""
+    measured: bool = False  # the media rung's measurement (else the configuration's judgement)
+    candidate: MediaCandidate | None = None  # the ICE candidate pair the rung's media used
+    first_frame_ms: float | None = None
 
 
 class Status(_Model):
@@ -232,13 +272,13 @@ Presence = Literal["waiting", "in_call", "ended", "media_aborted"]
 class Link(_Model):
     """A consultation link. ``url`` is null until the link is ``ready`` (proven)."""
 
-    id: str
+    id: Required
     status: LinkStatus
-    url: str | None = None
-    professional_id: str
+    url: Required | None = None
+    professional_id: Required
     client_id: str | None = None
     consultation_type: str | None = None
-    room: str
+    room: Required
     created_at: UtcTime
     expires_at: UtcTime
     max_uses: int = 0
@@ -288,20 +328,20 @@ class LinkList(_Model):
 class JoinGrant(_Model):
     """``POST /_linkpronto/api/join`` → what the patient's browser needs to connect."""
 
-    livekit_url: str
-    access_token: str
-    room: str
-    identity: str
+    livekit_url: Required
+    access_token: Required
+    room: Required
+    identity: Required
     expires_at: UtcTime
 
 
 class HostGrant(_Model):
     """``POST /api/consultation-links/{id}/host-token`` → the professional's side of the room."""
 
-    livekit_url: str
-    access_token: str
-    room: str
-    identity: str
+    livekit_url: Required
+    access_token: Required
+    room: Required
+    identity: Required
 
 
 class RuntimeConfig(_Model):
@@ -310,9 +350,9 @@ class RuntimeConfig(_Model):
 
 
 class ProbeAnswer(_Model):
-    instance: str
-    nonce: str
-    mac: str
+    instance: Required
+    nonce: Required
+    mac: Required
 
 
 # -- errors ------------------------------------------------------------------------------------------
@@ -325,8 +365,8 @@ class ErrorBody(_Model):
 
 
 class FieldError(_Model):
-    field: str
-    message: str
+    field: Required
+    message: Required
 
 
 class InvalidRequest(_Model):
@@ -402,8 +442,8 @@ class DropInNotReady(_Model):
     """
 
     success: Literal[False] = False
-    error: str
-    code: str
+    error: Required
+    code: Required
     fix: str | None = None
     linkId: str | None = None
     status: str
@@ -413,7 +453,7 @@ class DropInInvalid(_Model):
     """400: bad input, like the old route (``fields`` names each bad field)."""
 
     success: Literal[False] = False
-    error: str
+    error: Required
     fields: list[FieldError]
 
 

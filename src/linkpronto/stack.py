@@ -1,38 +1,53 @@
 """The stack's runner: LiveKit, the tunnel and the user's app composed, one loop carrying out decisions.
 
-The decisions are :func:`linkpronto.machine.decide`'s (pure: state, problems, actions, when to look
-again); the proof is :class:`linkpronto.proof.ProofKeeper`'s (single-flight ladder runs, kept fresh
-before it ages out of ``verify.max_age``); links are :class:`linkpronto.issuer.LinkIssuer`'s. This
-module owns the parts' lifecycles and the loop, and renders the **Status** document.
+Parts report :class:`~linkpronto.machine.Transition` s onto ONE queue (the runner's inbox);
+:func:`linkpronto.machine.decide` (pure) turns a snapshot of everything into a
+:class:`~linkpronto.machine.Decision` (state, problems, actions, ``wake_at``); this runner only
+applies the state (:func:`~linkpronto.machine.check_transition`: an illegal change raises) and
+carries the actions out. The proof is :class:`linkpronto.proof.ProofKeeper`'s (single-flight ladder
+runs); links are :class:`linkpronto.issuer.LinkIssuer`'s; the Status document is
+:mod:`linkpronto.status_view`'s.
 
 ::
 
-    stopped ──start──> starting ──all parts up──> verifying ──ladder ok──> ready
-                          ^                           │                     │
-                          │                           └─── ladder fails ────┤
-                          └─── part down / ladder fails / URL changed ──> degraded
-    a part that cannot recover unattended (crash loop, bad keys, no binary) ──> failed
+    parts ──Transition──> inbox ──> loop: snapshot ─> decide ─> apply state ─> carry out actions
+                                      ^                                              │
+                                      └──────────── a job ends: poke ────────────────┘
+
+How to add an action (e.g. the media rung, a new recovery):
+
+1. add a member to :class:`linkpronto.machine.Action`;
+2. write its rule in :func:`linkpronto.machine.decide` (a ``_<name>_rules`` function reading a field
+   of the :class:`~linkpronto.machine.Snapshot`) and a table row in ``tests/test_machine.py``;
+3. fill that field in :meth:`Stack._snapshot` and map the action to one method in
+   ``Stack._handlers``. A long job goes through :meth:`Stack._spawn` (one at a time per action; its
+   end wakes the loop; ``self._busy(action)`` tells the snapshot it is in flight).
+
+The media rung is such a hook already: set :attr:`Stack.media_rung` to a coroutine function and
+``RUN_MEDIA_RUNG`` runs it under a usable proof, once per part event; its result is
+:attr:`Stack.media_result` (nothing happens while no rung is registered).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import dataclasses
 import json
 import logging
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
-from linkpronto import paths, schema
+from linkpronto import paths, schema, status_view
 from linkpronto.app_env import app_environment, link_template
 from linkpronto.app_part import AppContext, AppPart
 from linkpronto.components import Part, PartStatus, utcnow
 from linkpronto.config import AppSettings, Settings
-from linkpronto.errors import LinkprontoError, TunnelError, TunnelUnreachable, TunnelUrlChanged
+from linkpronto.errors import LinkprontoError, TunnelUrlChanged
 from linkpronto.events.hub import EventHub, Fanout
 from linkpronto.i18n import Lang, Text
 from linkpronto.issuer import LinkIssuer
@@ -42,13 +57,32 @@ from linkpronto.links.store import LinkStore
 from linkpronto.livekit.local import check_livekit_keys
 from linkpronto.livekit.reach import LivekitReach
 from linkpronto.livekit.remote import RemoteLivekit, RoomAdmin, ws_base
-from linkpronto.machine import Action, Decision, Events, PartView, Snapshot, Timing, decide
+from linkpronto.machine import (
+    Action,
+    AppView,
+    Decision,
+    Events,
+    IdleView,
+    LanView,
+    MediaView,
+    PartView,
+    Snapshot,
+    StoreView,
+    Timing,
+    Transition,
+    TunnelView,
+    can_verify,
+    check_transition,
+    decide,
+    invalidates,
+)
+from linkpronto.media.wiring import media_keeper
 from linkpronto.pagecheck import PageRung
 from linkpronto.proof import ProofKeeper
 from linkpronto.schema import PartState, StackState
 from linkpronto.supervise.logtail import OutputHub
 from linkpronto.tls import client_context
-from linkpronto.verify import Ladder, LadderInput, LadderResult, assess_media
+from linkpronto.verify import Ladder, LadderInput, LadderResult, MediaAssessment, assess_media
 from linkpronto.warmup import AppWarmup, app_check_path
 
 if TYPE_CHECKING:
@@ -60,8 +94,23 @@ STATUS_HEARTBEAT_S = 15.0
 TUNNEL_RETRY_INITIAL_S = 1.0
 TUNNEL_RETRY_MAX_S = 30.0
 LADDER_RETRY_S = 1.0
+STORE_RETRY_S = 1.0
+LAN_RETRY_S = 5.0
+INBOX_LIMIT = 256
+JOB_FAILED_RETRY_S = 1.0  # a job that raised (a bug): the loop looks again this much later
 
-__all__ = ["STATUS_HEARTBEAT_S", "Stack", "StackState"]
+__all__ = ["STATUS_HEARTBEAT_S", "LanBinder", "Stack", "StackState"]
+
+
+class LanBinder(Protocol):
+    """``auto``'s LAN listener as the runner drives it (``orchestrator._LanListener``)."""
+
+    @property
+    def bound(self) -> bool: ...
+
+    async def bind(self) -> bool: ...
+
+    async def unbind(self) -> None: ...
 
 
 class Stack:
@@ -89,31 +138,67 @@ class Stack:
         self.app: AppPart | None = None
         #: The database's health part (``links.health.StoreHealth``), set by the orchestrator.
         self.storage: Any = None
+        #: ``auto``'s LAN listener, attached by the orchestrator (:meth:`attach_lan`).
+        self.lan: LanBinder | None = None
+        #: The media rung's hook: a coroutine function run by ``RUN_MEDIA_RUNG`` (None: no rung).
+        self.media_rung: Callable[[], Awaitable[object]] | None = None
+        #: Called with every part's Transition (the payload; after the runner recorded it).
+        self.transition_listeners: list[Callable[[Transition], None]] = []
         self.state = StackState.STOPPED
         self.since = utcnow()
         self._reason = Text("", "")
+        self._running = False
         self._failure: LinkprontoError | None = None
         self._events = Events()
         self._decision: Decision | None = None
+        # The one queue: parts' transitions (None: "look again", e.g. a job ended).
+        self._inbox: collections.deque[Transition | None] = collections.deque(maxlen=INBOX_LIMIT)
         self._wake = asyncio.Event()
+        self._last_states: dict[str, PartState] = {}
         self._timing = Timing(
             max_age=settings.verify.max_age,
             refresh=settings.verify.interval,
             retry=LADDER_RETRY_S,
             heartbeat=STATUS_HEARTBEAT_S,
+            tunnel_retry=TUNNEL_RETRY_INITIAL_S,
+            tunnel_retry_max=TUNNEL_RETRY_MAX_S,
+            store_retry=STORE_RETRY_S,
+            lan_retry=LAN_RETRY_S,
+            idle_timeout=settings.stack.idle_timeout if settings.stack.mode == "on-demand" else None,
         )
+        # What the runner's jobs found (fed back into the snapshot).
+        self._tunnel_view = TunnelView()
+        self._store_pinged_at = float("-inf")
+        self._lan_failed_at = float("-inf")
+        self._counted_at = float("-inf")
+        self._count: int | None = None
+        self._media_ran_at = float("-inf")
+        self.media_result: object = None
         self.proofs = ProofKeeper(
             self._run_ladder_once,
             max_age=settings.verify.max_age,
-            can_verify=self._can_verify,
+            can_verify=lambda: can_verify(self._snapshot()),
             gave_up=lambda: self._evaluate().state is StackState.FAILED,
             on_result=self.poke,
+            timing=self._timing,
         )
-        self._ladder_task: asyncio.Task[None] | None = None
+        self._jobs: dict[Action, asyncio.Task[None]] = {}
+        self._handlers: dict[Action, Callable[[], Awaitable[None]]] = {
+            Action.RUN_LADDER: lambda: self._spawn(Action.RUN_LADDER, self._refresh),
+            Action.PROMOTE: self._promote,
+            Action.OPEN_TUNNEL: lambda: self._spawn(Action.OPEN_TUNNEL, self._open_tunnel),
+            Action.START_APP: lambda: self._spawn(Action.START_APP, self._start_app),
+            Action.RESTART_APP: self._restart_app,
+            Action.RETRY_STORE: lambda: self._spawn(Action.RETRY_STORE, self._ping_store),
+            Action.BIND_LAN: lambda: self._spawn(Action.BIND_LAN, self._bind_lan),
+            Action.UNBIND_LAN: lambda: self._spawn(Action.UNBIND_LAN, self._unbind_lan),
+            Action.COUNT_PARTICIPANTS: lambda: self._spawn(Action.COUNT_PARTICIPANTS, self._count_participants),
+            Action.IDLE_STOP: self._idle_stop,
+            Action.RUN_MEDIA_RUNG: lambda: self._spawn(Action.RUN_MEDIA_RUNG, self._run_media_rung),
+        }
         self._task: asyncio.Task[None] | None = None
-        self._tunnel_task: asyncio.Task[None] | None = None
         self._livekit_task: asyncio.Task[None] | None = None
-        self._idle_task: asyncio.Task[None] | None = None
+        self._stop_task: asyncio.Task[None] | None = None
         self._unsubscribe: list[Callable[[], None]] = []
         self._status_listeners = Fanout(maxsize=64)
         self._last_status_key = ""
@@ -143,6 +228,8 @@ class Stack:
         # Problems of parts the web layer owns (the failed-join limiter's shared storage), for the status.
         self.side_problems: list[Callable[[], list[LinkprontoError]]] = []
         self.events.on_change = self.poke
+        #: The media rung on its own cadence (media/rung.py); None when verify.media_interval = 0.
+        self.media = media_keeper(self) if settings.verify.media_interval > 0 else None
 
     # -- what the rest of the program reads ---------------------------------------------------------
     @property
@@ -199,55 +286,62 @@ class Stack:
 
     # -- lifecycle ------------------------------------------------------------------------------------
     async def start(self) -> None:
-        """Start every component and the evaluation loop; returns at once (progress shows in status)."""
+        """Start LiveKit and the loop (which opens the tunnel, then starts the app); returns at once
+        (progress shows in status)."""
         async with self._start_lock:
-            if self._task is not None:
+            if self._running:
                 return
             self._failure = None
             self.proofs.reset()
+            self._tunnel_view = TunnelView()
+            self._counted_at, self._count = float("-inf"), None
+            self._media_ran_at = float("-inf")
             loop = asyncio.get_running_loop()
 
             def store_changed() -> None:  # called from a database thread
-                loop.call_soon_threadsafe(self.poke)
+                loop.call_soon_threadsafe(self.part_changed, "store")
 
             self.store.on_change = store_changed
-            self._set_state(StackState.STARTING, Text("iniciando as partes", "starting the parts"))
+            self._running = True
+            self._apply(self._evaluate())
             self._task = asyncio.create_task(self._loop(), name="stack-loop")
             try:
                 check_livekit_keys(self.api_key, self._api_secret, self.settings.tunnel.provider)
             except LinkprontoError as exc:
-                self._fail(exc)
+                self._failure = exc
+                self.poke()
                 return
             self.livekit = self._livekit_override or self._build_livekit()
-            self._watch(self.livekit)
+            self._watch("livekit", self.livekit)
             # LiveKit may need a download first: start it in the background (progress shows in status)
-            # while the tunnel opens — the public listener already serves, so the tunnel never points
-            # at nothing.
+            # while the loop opens the tunnel — the public listener already serves, so the tunnel never
+            # points at nothing.
             self._livekit_task = asyncio.create_task(self._start_livekit(self.livekit), name="livekit-start")
-            self._tunnel_task = asyncio.create_task(self._open_tunnel(), name="tunnel-open")
-            if self.settings.stack.mode == "on-demand":
-                self._idle_task = asyncio.create_task(self._idle_watch(), name="idle-stop")
+            if self.media is not None:
+                self.media.start()
             self.poke()
 
     async def _start_livekit(self, livekit: Part) -> None:
         try:
             await livekit.start()
         except LinkprontoError as exc:
-            self._fail(exc)
+            self._failure = exc
+            self.poke()
 
     async def stop(self) -> None:
         async with self._start_lock:
+            self._running = False
             self._warmup.close()
-            tasks = (
-                self._idle_task, self._livekit_task, self._tunnel_task, self._ladder_task, self._task,
-            )
+            tasks = (self._livekit_task, *self._jobs.values(), self._task)
             for task in tasks:
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
-            self._idle_task = self._livekit_task = self._tunnel_task = None
-            self._ladder_task = self._task = None
+            self._livekit_task = self._task = None
+            self._jobs.clear()
+            if self.media is not None:
+                await self.media.stop()
             await self.page_rung.aclose()
             for unsub in self._unsubscribe:
                 unsub()
@@ -262,19 +356,61 @@ class Stack:
                 await self.livekit.stop()
                 self.livekit = None
             self.proofs.reset()
-            self._set_state(StackState.STOPPED, Text("", ""))
+            self._last_states.clear()
+            self._apply(self._evaluate())
 
     async def aclose(self) -> None:
         await self.stop()
         await self._client.aclose()
 
+    # -- the inbox ------------------------------------------------------------------------------------
     def poke(self) -> None:
-        """Something changed: re-evaluate soon."""
+        """Look again (something that is not a part changed: a job ended, a presence event)."""
+        self._inbox.append(None)
         self._wake.set()
+        if self.media is not None:
+            self.media.poke()  # it runs at once when the public URL or LiveKit changed
 
     def invalidate(self) -> None:
-        """Every proof so far is no proof (a part went down, the URL changed)."""
+        """Every proof so far is no proof (the URL changed)."""
         self.proofs.invalidate()
+        self.poke()
+
+    def part_changed(self, name: str) -> None:
+        """A part without ``subscribe`` (the store, its storage) changed: report its transition."""
+        status = self._components().get(name)
+        if status is not None:
+            self._report(name, status)
+        else:
+            self.poke()
+
+    def _report(self, name: str, status: PartStatus) -> None:
+        old = self._last_states.get(name)
+        self._last_states[name] = status.state
+        self._push(Transition(name, old, status.state, status.detail, time.monotonic()))
+
+    def _push(self, t: Transition) -> None:
+        # Applied at once, not when the loop gets to it: a ladder run starting in between must
+        # already count as older than the event.
+        if invalidates(t):
+            self.proofs.invalidate()
+        if t.old is not t.new:
+            log.debug("part %s: %s -> %s %s", t.part, t.old.value if t.old else "-", t.new.value, t.why.en)
+        for listener in list(self.transition_listeners):
+            try:
+                listener(t)
+            except Exception:  # a faulty listener must not break the runner
+                log.exception("transition listener failed")
+        self._inbox.append(t)
+        self._wake.set()
+
+    def _watch(self, name: str, part: Part) -> None:
+        """Take ``part``'s transitions from now on, starting with where it is (``old`` None)."""
+        self._unsubscribe.append(part.subscribe(lambda status: self._report(name, status)))
+        self._report(name, part.status())
+
+    def attach_lan(self, lan: LanBinder) -> None:
+        self.lan = lan
         self.poke()
 
     # -- building components -----------------------------------------------------------------------
@@ -321,51 +457,104 @@ class Stack:
             events_secret=ctx.events_secret,
         )
 
-    def _watch(self, part: Part) -> Callable[[], None]:
-        def changed(status: PartStatus) -> None:
-            if not status.state.is_up:
-                self.invalidate()
+    # -- the jobs (each one action's work) -----------------------------------------------------------
+    async def _spawn(self, action: Action, job: Callable[[], Awaitable[None]]) -> None:
+        """Run ``job`` in the background, one at a time per action; its end wakes the loop."""
+        if self._busy(action):
+            return
+
+        async def run() -> None:
+            try:
+                await job()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug in a job must not kill the runner, nor make it spin: look again later
+                log.exception("stack job %s failed", action.value)
+                asyncio.get_running_loop().call_later(JOB_FAILED_RETRY_S, self.poke)
             else:
                 self.poke()
 
-        unsubscribe = part.subscribe(changed)
-        self._unsubscribe.append(unsubscribe)
-        return unsubscribe
+        self._jobs[action] = asyncio.create_task(run(), name=f"stack-{action.value}")
 
-    # -- the tunnel ----------------------------------------------------------------------------------
+    def _busy(self, action: Action) -> bool:
+        task = self._jobs.get(action)
+        return task is not None and not task.done()
+
     async def _open_tunnel(self) -> None:
-        delay = TUNNEL_RETRY_INITIAL_S
-        while True:
+        failures = self._tunnel_view.failures
+        try:
             tunnel = self.tunnel = self._build_tunnel()
-            try:
-                await tunnel.open()
-            except (TunnelError, LinkprontoError) as exc:
-                recoverable = exc.code == TunnelUnreachable.code
-                self.poke()
-                if not recoverable:
-                    self._fail(exc)
-                    return
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, TUNNEL_RETRY_MAX_S)
-                continue
-            break
+            await tunnel.open()
+        except LinkprontoError as exc:
+            # TUNNEL_UNREACHABLE is retried (machine: back-off); anything else fails the stack.
+            self._tunnel_view = TunnelView(failures=failures + 1, failed_at=time.monotonic(), error=exc)
+            return
+        self._tunnel_view = TunnelView(opened=True)
         self.invalidate()
-        self._watch(tunnel)
-        if self.settings.app.command:
-            app = self.app = AppPart(self.settings.app, self._app_context, environment=self._app_environment,
-                                     on_line=self.output.sink("app"), redact=(self._api_secret,))
-            self._watch(app)
-            if self.app_url:  # warm the link route as soon as the port opens (a dev server's first compile)
-                check = app_check_path(self.settings.app.health_path, self.links.link_path, paths.PROBE_TOKEN)
-                self._unsubscribe.append(self._warmup.watch(app, self.app_url, [check], self.poke))
-            # The app's own rule: a new public URL restarts it (app.restart_on_url_change).
-            self._unsubscribe.append(tunnel.subscribe(lambda status: app.on_public_url(status.url)))
-            try:
-                await app.start()
-            except LinkprontoError:
-                # PORT_IN_USE, a missing program...: the part is FAILED and holds the error, which the
-                # machine turns into the stack's failure (with the holder / the command named).
-                self.poke()
+        self._watch("tunnel", tunnel)
+
+    async def _start_app(self) -> None:
+        app = self.app = AppPart(self.settings.app, self._app_context, environment=self._app_environment,
+                                 on_line=self.output.sink("app"), redact=(self._api_secret,))
+        self._watch("app", app)
+        if self.app_url:  # warm the link route as soon as the port opens (a dev server's first compile)
+            check = app_check_path(self.settings.app.health_path, self.links.link_path, paths.PROBE_TOKEN)
+            self._unsubscribe.append(self._warmup.watch(app, self.app_url, [check], self.poke))
+        try:
+            await app.start()
+        except LinkprontoError:
+            # PORT_IN_USE, a missing program...: the part is FAILED and holds the error, which the
+            # machine turns into the stack's failure (with the holder / the command named).
+            pass
+
+    async def _restart_app(self) -> None:
+        if self.app is not None:
+            self.app.restart_with(self.public_url)
+
+    async def _ping_store(self) -> None:
+        self._store_pinged_at = time.monotonic()
+        await self.store.call(self.store.ping)  # clears store.failure when it answers (on_change)
+
+    async def _bind_lan(self) -> None:
+        if self.lan is not None and not await self.lan.bind():
+            self._lan_failed_at = time.monotonic()
+
+    async def _unbind_lan(self) -> None:
+        if self.lan is not None:
+            await self.lan.unbind()
+
+    async def _count_participants(self) -> None:
+        self._counted_at = time.monotonic()
+        admin = self.room_admin()
+        self._count = await admin.total_participants() if admin else 0
+
+    async def _idle_stop(self) -> None:
+        if self._stop_task is None or self._stop_task.done():
+            log.info("on-demand: idle for %.0f s with nobody in a room; stopping the stack",
+                     self.settings.stack.idle_timeout)
+            self._stop_task = asyncio.create_task(self.stop(), name="idle-stop")
+
+    async def _run_media_rung(self) -> None:
+        rung = self.media_rung
+        if rung is None:
+            return
+        self._media_ran_at = time.monotonic()
+        self.media_result = await rung()
+
+    async def _promote(self) -> None:
+        result = self.proofs.latest
+        proof = self.proofs.current()
+        if result is not None and proof is not None:
+            checks = json.loads(proof.checks_json)
+            ids = await self.store.call(self.store.preparing_ids)
+            if ids:
+                await self.store.call(
+                    self.store.mark_ready, ids, verified_at=proof.verified_at, base_url=proof.base_url, checks=checks,
+                )
+            self.proofs.mark_promoted(result)
+
+    async def _refresh(self) -> None:
+        await self.proofs.refresh()
 
     def _on_tunnel_event(self, event: TunnelEvent) -> None:
         from linkpronto.tunnels.base import TunnelEventKind
@@ -375,7 +564,7 @@ class Stack:
             self._events.add(time.monotonic(), TunnelUrlChanged.between(event.old_url, event.url))
         self.invalidate()
 
-    # -- evaluation ----------------------------------------------------------------------------------
+    # -- the snapshot and the loop -------------------------------------------------------------------
     def _components(self) -> dict[str, PartStatus]:
         parts: dict[str, Part | None] = {"livekit": self.livekit, "tunnel": self.tunnel, "app": self.app}
         out = {name: part.status() for name, part in parts.items() if part is not None}
@@ -390,10 +579,14 @@ class Stack:
         parts = ("store", *parts)
         return (*parts, "storage") if self.storage is not None else parts
 
+    def can_verify(self) -> bool:
+        """Whether a proof may be sought now (the ladder's and the media rung's precondition)."""
+        return can_verify(self._snapshot())
+
     def _snapshot(self) -> Snapshot:
-        tunnel = self.tunnel
+        tunnel, app, lan = self.tunnel, self.app, self.lan
         return Snapshot(
-            running=self._task is not None,
+            running=self._running,
             previous=self.state,
             parts=tuple(
                 PartView(name, st.state, st.detail, st.error)
@@ -406,62 +599,70 @@ class Stack:
             https=tunnel.facts.https if tunnel is not None and tunnel.public_url else None,
             public_url=self.public_url,
             events=self._events.snapshot(),
+            tunnel=dataclasses.replace(self._tunnel_view, opening=self._busy(Action.OPEN_TUNNEL)),
+            app=AppView(
+                started=app is not None,
+                starting=self._busy(Action.START_APP),
+                url=app.url if app is not None else None,
+                restart_on_url_change=self.settings.app.restart_on_url_change,
+            ) if self.settings.app.command else None,
+            store=StoreView(
+                down=self.store.failure is not None,
+                pinging=self._busy(Action.RETRY_STORE),
+                pinged_at=self._store_pinged_at,
+            ),
+            lan=LanView(
+                wanted=tunnel is not None and tunnel.facts.binds_lan,
+                bound=lan.bound,
+                failed_at=self._lan_failed_at,
+            ) if lan is not None else None,
+            idle=IdleView(
+                last_activity=self._last_activity,
+                counting=self._busy(Action.COUNT_PARTICIPANTS),
+                counted_at=self._counted_at,
+                count=self._count,
+            ) if self._timing.idle_timeout is not None else None,
+            media=MediaView(
+                registered=self.media_rung is not None,
+                running=self._busy(Action.RUN_MEDIA_RUNG),
+                ran_at=self._media_ran_at,
+                result=self.media_result,
+            ),
         )
 
     def _evaluate(self) -> Decision:
         return decide(self._snapshot(), self.proofs.view(), time.monotonic(), self._timing)
 
-    def _can_verify(self) -> bool:
-        snap = self._snapshot()
-        if not snap.running or snap.failure is not None:
-            return False
-        up = {p.name for p in snap.parts if p.state.is_up}
-        return all(name in up for name in snap.needed)
+    def _apply(self, decision: Decision) -> None:
+        """Take the decision's state (raises IllegalTransition for a change LEGAL does not allow)."""
+        check_transition(self.state, decision.state)
+        self._decision = decision
+        self._set_state(decision.state, decision.reason)
 
     async def _loop(self) -> None:
         while True:
             wake_at = time.monotonic() + STATUS_HEARTBEAT_S
             try:
                 decision = self._evaluate()
-                await self._carry_out(decision)
+                self._apply(decision)
+                for action in decision.actions:
+                    await self._handlers[action]()
                 wake_at = decision.wake_at
             except Exception:  # the loop must survive anything; the state says what went wrong
                 log.exception("stack evaluation failed")
             self.proofs.changed()
             self._publish()
-            timeout = max(0.0, min(wake_at - time.monotonic(), STATUS_HEARTBEAT_S))
+            await self._next_messages(max(0.0, min(wake_at - time.monotonic(), STATUS_HEARTBEAT_S)))
+
+    async def _next_messages(self, within: float) -> list[Transition]:
+        """Wait up to ``within`` seconds for the inbox, then take everything in it."""
+        if not self._inbox:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
-            self._wake.clear()
-
-    async def _carry_out(self, decision: Decision) -> None:
-        self._decision = decision
-        self._set_state(decision.state, decision.reason)
-        if self.store.failure is not None and not await self.store.call(self.store.ping):
-            # The links database is down: degraded until it answers again (checked every second).
-            asyncio.get_running_loop().call_later(1.0, self.poke)
-        for action in decision.actions:
-            if action is Action.RUN_LADDER:
-                if self._ladder_task is None or self._ladder_task.done():
-                    self._ladder_task = asyncio.create_task(self._refresh(), name="ladder-refresh")
-            elif action is Action.PROMOTE:
-                result = self.proofs.latest
-                proof = self.proofs.current()
-                if result is not None and proof is not None:
-                    checks = json.loads(proof.checks_json)
-                    ids = await self.store.call(self.store.preparing_ids)
-                    if ids:
-                        await self.store.call(
-                            self.store.mark_ready, ids, verified_at=proof.verified_at, base_url=proof.base_url,
-                            checks=checks,
-                        )
-                    self.proofs.mark_promoted(result)
-
-    async def _refresh(self) -> None:
-        try:
-            await self.proofs.refresh()
-        except Exception:  # a ladder bug must not kill the runner; the next evaluation retries
-            log.exception("verification ladder failed")
+                await asyncio.wait_for(self._wake.wait(), within)
+        self._wake.clear()
+        taken = [t for t in self._inbox if t is not None]
+        self._inbox.clear()
+        return taken
 
     async def run_ladder(self) -> LadderResult:
         """Run the ladder now (shared with a run in flight)."""
@@ -490,25 +691,27 @@ class Stack:
             app_health_path=app_check_path(self.settings.app.health_path, self.links.link_path, paths.PROBE_TOKEN),
             link_path=self.links.link_path,
             app_budget_s=self._warmup.budget_s,
-            media=assess_media(
-                livekit_mode=lk.mode,
-                node_ip=node_ip,
-                turn_url=lk.turn_url,
-                forwards_media=self.tunnel.facts.forwards_media if self.tunnel else False,
-            ),
+            media=self._assess_media(node_ip),
+            media_result=self.media.result_for(self.public_url) if self.media is not None else None,
+            media_pending=self.media is not None and self.media.result_for(self.public_url) is None,
+        )
+
+    def _assess_media(self, node_ip: str) -> MediaAssessment:
+        """The configuration's judgement (the fallback when the media rung cannot measure)."""
+        lk = self.settings.livekit
+        return assess_media(
+            livekit_mode=lk.mode,
+            node_ip=node_ip,
+            turn_url=lk.turn_url,
+            forwards_media=self.tunnel.facts.forwards_media if self.tunnel else False,
         )
 
     # -- StackControl (what the issuer asks) -------------------------------------------------------------
     def failure(self) -> LinkprontoError | None:
-        decision = self._evaluate()
-        if decision.state is not StackState.FAILED:
-            return None
-        if self._failure is not None:
-            return self._failure
-        return next((p.error for p in self._snapshot().parts if p.state is PartState.FAILED and p.error), None)
+        return self._evaluate().failure
 
     async def ensure_started(self) -> None:
-        if self._task is None:
+        if not self._running:
             await self.start()
 
     async def _remove_participants(self, room: str) -> int:
@@ -528,30 +731,7 @@ class Stack:
     def touch(self) -> None:
         self._last_activity = time.monotonic()
 
-    async def _idle_watch(self) -> None:
-        """On-demand mode: stop the stack after ``idle_timeout`` with nobody in any room."""
-        timeout = self.settings.stack.idle_timeout
-        period = max(0.5, min(60.0, timeout / 4))
-        while True:
-            await asyncio.sleep(period)
-            if time.monotonic() - self._last_activity < timeout:
-                continue
-            admin = self.room_admin()
-            count = await admin.total_participants() if admin else 0
-            if count is None or count > 0:
-                # Someone is in a room — or LiveKit did not answer, and then nobody can tell that the
-                # rooms are empty: never stop a stack that may be carrying a call.
-                self._last_activity = time.monotonic()
-                continue
-            log.info("on-demand: idle for %.0f s with nobody in a room; stopping the stack", timeout)
-            asyncio.create_task(self.stop(), name="idle-stop")  # noqa: RUF006 - stop() cancels this task
-            return
-
     # -- state and status -----------------------------------------------------------------------------
-    def _fail(self, error: LinkprontoError) -> None:
-        self._failure = error
-        self._set_state(StackState.FAILED, error.text)
-
     def _set_state(self, state: StackState, reason: Text) -> None:
         if state is not self.state:
             log.info("stack %s -> %s %s", self.state.value, state.value, reason.en)
@@ -564,47 +744,19 @@ class Stack:
         return [e.to_problem(lang) for e in self._evaluate().problems]
 
     def status(self, lang: Lang | None = None) -> schema.Status:
-        """The **Status** document in ``lang``."""
-        r = self.proofs.latest
-        media = r.media if r is not None else None
-        tunnel = self.tunnel
-        if tunnel is not None:
-            st = tunnel.describe()
-            tunnel_info = schema.TunnelInfo(
-                provider=st.provider,
-                state=st.state,
-                public_url=st.public_url,
-                detail=st.detail.get(lang),
-                last_error=_problem(st.last_error, lang),
-                reconnects=st.reconnects,
-                since=st.since,
-                tradeoff=st.tradeoff.get(lang) if st.tradeoff else None,
-            )
-        else:
-            tunnel_info = schema.TunnelInfo(provider=self.settings.tunnel.provider, state=PartState.STOPPED)
-        decision = self._evaluate()
-        usable = self.proofs.current() is not None
-        return schema.Status(
+        """The **Status** document in ``lang`` (:mod:`linkpronto.status_view`)."""
+        return status_view.render(
+            self._evaluate(),
             state=self.state,
             since=self.since,
-            reason=self._reason.get(lang),
+            reason=self._reason,
             mode=self.settings.stack.mode,
-            public_url=self.public_url,
-            livekit_url=self.livekit_browser_url,
-            admin_url=self.admin_url,
-            tunnel=tunnel_info,
-            components={name: st.to_schema(lang) for name, st in self._components().items()},
-            verification=schema.Verification(
-                ok=bool(r and r.ok and usable),
-                stale=self.proofs.stale,
-                checked_at=datetime.fromtimestamp(r.wall_time, tz=UTC) if r else None,
-                age_s=round(time.monotonic() - r.checked_at, 2) if r else None,
-                checks=[schema.Check.model_validate(c.to_json(lang)) for c in r.checks] if r else [],
-            ),
-            media=schema.Media(reach=media.reach, detail=media.why.get(lang)) if media else schema.Media(),
-            problems=[schema.Problem.model_validate(e.to_problem(lang))
-                      for e in [*decision.problems, *self.events.problems(),
-                                *(p for source in self.side_problems for p in source())]],
+            urls=(self.public_url, self.livekit_browser_url, self.admin_url),
+            tunnel=status_view.tunnel_info(self.tunnel, self.settings.tunnel.provider, lang),
+            parts=self._components(),
+            proofs=self.proofs,
+            extra_problems=[*self.events.problems(), *(p for source in self.side_problems for p in source())],
+            lang=lang,
         )
 
     def status_json(self, lang: Lang | None = None) -> dict[str, Any]:
@@ -627,7 +779,3 @@ class Stack:
             return
         self._last_status_key = key
         self._status_listeners.publish(doc)
-
-
-def _problem(err: LinkprontoError | None, lang: Lang | None) -> schema.Problem | None:
-    return schema.Problem.model_validate(err.to_problem(lang)) if err is not None else None

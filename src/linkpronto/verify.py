@@ -13,7 +13,12 @@ ladder; a link is ``ready`` only when every *required* check passed within ``ver
 6. ``page``           (with an app) the app's link page opened by a headless phone-sized Chromium:
                       no failing same-origin call, no script error (:mod:`linkpronto.pagecheck`; its
                       own cadence, the latest result attached; "not checked" without a browser).
-7. ``media``          where devices can get media from (informational, never blocks a link).
+7. ``media``          the media rung (media/rung.py): a synthetic publisher and subscriber through the
+                      public URL, measured on its own cadence; the ladder reads its latest result. Reach
+                      ``none`` blocks links (``MEDIA_UNREACHABLE``); while the first measurement for a URL is
+                      pending no link is ready. Without the rung (``linkpronto[media]`` missing,
+                      ``verify.media_interval = 0``) the configuration's judgement, ``measured: false``,
+                      informational as before.
 """
 
 from __future__ import annotations
@@ -24,16 +29,20 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import httpx
 import websockets
+import websockets.exceptions
 
-from linkpronto import errors, paths
+from linkpronto import errors, paths, schema
 from linkpronto.i18n import EMPTY, Lang, Text
 from linkpronto.livekit import tokens
 from linkpronto.livekit.remote import check_livekit, http_base, ws_base
 from linkpronto.tunnels import cloudflared, ngrok
+
+if TYPE_CHECKING:
+    from linkpronto.media.result import MediaResult
 
 PROBE_PATH = paths.PROBE
 CHECK_TIMEOUT_S = 5.0
@@ -47,7 +56,7 @@ WARNING_MARKERS = (*ngrok.WARNING_PAGE_MARKERS, *cloudflared.WARNING_PAGE_MARKER
 #: Sent with the ladder's own (non-browser) requests, so a warning page does not hide the answer.
 SKIP_WARNING = ngrok.SKIP_WARNING_HEADER
 
-MediaReach = Literal["same-network", "anywhere", "unknown"]
+MediaReach = Literal["same-network", "anywhere", "none", "unknown"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,16 +68,19 @@ class Check:
     fix: Text | None = None
     required: bool = True
 
+    def to_schema(self, lang: Lang | None = None) -> schema.Check:
+        """The contract's **Check** (the wire's model), rendered in ``lang``."""
+        return schema.Check(
+            name=self.name,
+            ok=self.ok,
+            duration_ms=round(self.duration_ms, 2),
+            detail=self.detail.get(lang),
+            fix=self.fix.get(lang) if self.fix else None,
+            required=self.required,
+        )
+
     def to_json(self, lang: Lang | None = None) -> dict[str, Any]:
-        """The contract's **Check**, rendered in ``lang``."""
-        return {
-            "name": self.name,
-            "ok": self.ok,
-            "duration_ms": round(self.duration_ms, 2),
-            "detail": self.detail.get(lang),
-            "fix": self.fix.get(lang) if self.fix else None,
-            "required": self.required,
-        }
+        return schema.dump(self.to_schema(lang))
 
     def to_stored(self) -> dict[str, Any]:
         """For a link row: both languages kept (rendered when the link is read)."""
@@ -115,6 +127,10 @@ class LadderInput:
     media: MediaAssessment
     #: Timeout of the app's rungs: the first-compile budget until a dev server warmed up (warmup.py).
     app_budget_s: float = 5.0
+    #: The media rung's latest result for ``public_url`` (media/rung.py MediaKeeper.result_for).
+    media_result: MediaResult | None = None
+    #: The rung is on but has not measured ``public_url`` yet: no link is ready until it has.
+    media_pending: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +139,7 @@ class LadderResult:
     checked_at: float  # time.monotonic() when the run started
     wall_time: float  # time.time() when the run started
     media: MediaAssessment | None = None
+    media_result: MediaResult | None = None  # the rung's measurement behind the media check, if any
 
     @property
     def ok(self) -> bool:
@@ -239,6 +256,26 @@ def assess_media(
     )
 
 
+MEDIA_PENDING = Text("medindo o vídeo pelo endereço público (teste de vídeo em andamento)",
+                     "measuring video through the public URL (video check in progress)")
+
+
+def media_check(inp: LadderInput) -> tuple[Check, MediaAssessment]:
+    """The ``media`` check: the rung's measurement when there is one, else the configuration's judgement."""
+    r = inp.media_result
+    if r is not None:
+        assessment = MediaAssessment(r.reach, r.detail)
+        if r.measured:
+            # ok only when frames were decoded; reach none blocks links (MEDIA_UNREACHABLE).
+            return Check("media", r.ok, r.duration_ms, r.detail, r.fix, required=True), assessment
+        return Check("media", r.reach == "anywhere", 0.0, r.detail, r.fix, required=False), assessment
+    if inp.media_pending:
+        return Check("media", False, 0.0, MEDIA_PENDING, None, required=True), inp.media
+    m = inp.media
+    ok = m.reach == "anywhere"
+    return Check("media", ok, 0.0, m.why, None if ok else FIX_MEDIA, required=False), m
+
+
 class PageChecker(Protocol):
     """The page rung (:class:`linkpronto.pagecheck.PageRung`): the latest ``page`` check, at once."""
 
@@ -268,10 +305,8 @@ class Ladder:
         page = self.page.check(app_page_url(inp)) if self.page is not None else None
         if page is not None:
             checks.append(page)  # the latest result of its own, slower cadence: never waited for
-        m = inp.media
-        ok = m.reach == "anywhere"
-        media = Check("media", ok, 0.0, m.why, None if ok else FIX_MEDIA, required=False)
-        return LadderResult((*checks, media), started, started_wall, m)
+        media, assessment = media_check(inp)
+        return LadderResult((*checks, media), started, started_wall, assessment, inp.media_result)
 
     # -- rungs -----------------------------------------------------------------------------------
     def _livekit(self, inp: LadderInput) -> Awaitable[Check]:

@@ -377,6 +377,6 @@ def test_token_entropy_and_storage() -> None:
 
     tokens = {keys.new_token() for _ in range(1000)}
     assert len(tokens) == 1000
-    assert all(len(t) >= 32 for t in tokens)  # 24 bytes → 32 URL-safe characters = 192 bits
+    assert all(len(t) >= 32 for t in tokens)  # 24 bytes → 39 lowercase base32 characters = 192 bits
     assert all(set(t) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") for t in tokens)
     assert keys.token_hash("a") == keys.token_hash("a") != keys.token_hash("b")

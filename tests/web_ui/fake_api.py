@@ -38,7 +38,7 @@ import uvicorn
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from linkpronto import schema
 from linkpronto.web.assets import STATIC_DIR, STATIC_URL_PREFIX
@@ -287,11 +287,15 @@ def admin_app(stack: FakeStack) -> FastAPI:
 
     @app.post("/api/consultation-links")
     async def create(request: Request) -> Response:
-        body = await request.json()
-        if not isinstance(body.get("professional_id"), str) or not body["professional_id"]:
+        try:  # the real API's request model: what it refuses, the fake refuses
+            body = schema.CreateLinkRequest.model_validate(json.loads(await request.body() or b"{}")).model_dump()
+        except (ValueError, ValidationError) as exc:
+            errors = exc.errors() if isinstance(exc, ValidationError) else [{"loc": ("body",), "msg": "not JSON"}]
+            fields = [schema.FieldError(field=".".join(str(x) for x in e.get("loc", ())) or "body",
+                                        message=str(e.get("msg", ""))) for e in errors]
             invalid = schema.InvalidRequest(
-                error=schema.Problem(code="INVALID_REQUEST", message="professional_id: Field required"),
-                fields=[schema.FieldError(field="professional_id", message="Field required")],
+                error=schema.Problem(code="INVALID_REQUEST", message=f"{fields[0].field}: {fields[0].message}"),
+                fields=fields,
             )
             return JSONResponse(schema.dump(invalid), 422)
         if stack.fail_with is not None:
@@ -470,6 +474,11 @@ def public_app(stack: FakeStack) -> FastAPI:
             link["device_check"] = {**body["result"], "received_at": _iso(_now())}
         stack.bump()
         return Response(status_code=204)
+
+    @app.post("/_linkpronto/api/media-check-token")
+    async def media_check_token(request: Request) -> Response:
+        # The patient's real WebRTC check needs a real LiveKit: the fake says "not now", the page skips it.
+        return _error("LIVEKIT_UNHEALTHY", "O servidor de vídeo ainda não está pronto.", None, 503)
 
     @app.get("/_linkpronto/api/runtime-config")
     async def runtime_config() -> dict[str, Any]:

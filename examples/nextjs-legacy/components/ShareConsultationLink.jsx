@@ -1,7 +1,7 @@
 // The seed's share component: one fixed alert for any non-2xx or success:false, never polls.
 import { useState } from "react";
 
-export default function ShareConsultationLink({ professionalId, clientId, consultationType }) {
+export default function ShareConsultationLink({ professionalId, clientId, consultationType, roomName }) {
   const [link, setLink] = useState(null);
   const [loading, setLoading] = useState(false);
 
@@ -11,7 +11,7 @@ export default function ShareConsultationLink({ professionalId, clientId, consul
       const response = await fetch("/api/generate-consultation-token", {
         method: "POST",
         headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ professionalId, clientId, consultationType }),
+        body: JSON.stringify({ professionalId, clientId, consultationType, roomName }),
       });
       const data = await response.json();
       if (!response.ok || !data.success) {

@@ -49,6 +49,7 @@ from linkpronto.events.webhook import (
 )
 from linkpronto.i18n import Text
 from linkpronto.links.store import LinkStore
+from linkpronto.media import is_probe
 from linkpronto.tls import client_context
 
 log = logging.getLogger(__name__)
@@ -229,8 +230,8 @@ class EventHub:
     async def handle(self, ev: RoomEvent) -> dict[str, Any] | None:
         """Apply a verified event; returns the presence change it caused (already published), if any."""
         self.received += 1
-        if not ev.handled or not ev.room:
-            return None
+        if not ev.handled or not ev.room or is_probe(ev.room, ev.identity):
+            return None  # a probe room or participant is nobody: no presence, no app event
         change = await self.store.call(outbox.apply_event, self.store, ev, utcnow(), outbox=bool(self.events_url))
         if change is None:
             return None

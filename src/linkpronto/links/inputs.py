@@ -12,25 +12,13 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from linkpronto.schema import SafeStr  # defined with the wire's types; re-exported here
 
 #: The device-check result as stored (JSON text): at most this many bytes.
 DEVICE_CHECK_MAX_BYTES = 16 * 1024
 M = TypeVar("M", bound=BaseModel)
-
-
-def _storable(value: str) -> str:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("not valid Unicode (lone surrogate)") from None
-    if "\x00" in value:
-        raise ValueError("contains a NUL character")
-    return value
-
-
-#: A string that is valid Unicode and storable on every backend.
-SafeStr = Annotated[str, AfterValidator(_storable)]
 
 
 class _Strict(BaseModel):
@@ -55,6 +43,28 @@ class CheckItem(_StrictLenient):
     message: Annotated[SafeStr, Field(max_length=500)] | None = None
 
 
+class MediaCandidateReport(_StrictLenient):
+    type: Annotated[SafeStr, Field(max_length=16)] | None = None  # host | srflx | prflx | relay
+    protocol: Annotated[SafeStr, Field(max_length=8)] | None = None  # udp | tcp
+    address: Annotated[SafeStr, Field(max_length=64)] | None = None  # LiveKit's side, ip:port
+
+
+class MediaCheckReport(_StrictLenient):
+    """The patient's real WebRTC check (patient.js): camera and microphone published to this LiveKit."""
+
+    ok: bool
+    #: passed | failed | skipped (no camera), and why when it failed: a stable reason word.
+    status: Annotated[SafeStr, Field(max_length=16)]
+    reason: Annotated[SafeStr, Field(max_length=32)] | None = None  # signal | ice | no_packets | black | ...
+    packets_sent: Annotated[int, Field(ge=0, le=10**9)] | None = None
+    black: bool | None = None
+    rtt_ms: Annotated[float, Field(ge=0, le=600_000)] | None = None
+    candidate: MediaCandidateReport | None = None
+    duration_ms: Annotated[float, Field(ge=0, le=600_000)] | None = None
+    error: Annotated[SafeStr, Field(max_length=300)] | None = None
+    signalled: bool | None = None  # the signalling WebSocket got through before the failure
+
+
 class DeviceCheckResult(_StrictLenient):
     ok: bool
     checks: Annotated[list[CheckItem], Field(max_length=32)] = []
@@ -66,9 +76,14 @@ class DeviceCheckResult(_StrictLenient):
     media_error: Annotated[SafeStr, Field(max_length=500)] | None = None
     phase: Annotated[SafeStr, Field(max_length=32)] | None = None
     lang: Annotated[SafeStr, Field(max_length=16)] | None = None
+    media: MediaCheckReport | None = None  # the real WebRTC check, when the page ran it
 
     def to_stored(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)
+
+
+class MediaCheckTokenRequest(_StrictLenient):
+    token: Annotated[SafeStr, Field(min_length=1, max_length=200)]
 
 
 class DeviceCheckRequest(_StrictLenient):
@@ -108,21 +123,3 @@ def decode_stored(text: str | None) -> Any:
         return json.loads(text)
     except (ValueError, RecursionError):
         return {"unreadable": True}
-
-
-
-
-# -- the app's own LiveKit room name (issue 16) ---------------------------------------------------------
-#: LiveKit accepts almost any string as a room name; the app's names are URL/identifier-like
-#: (``consulta-dra-ana``). Letters, digits and ``-_.:@``, starting with a letter or digit, at most 64
-#: (the ``links.room`` column); ``linkpronto-`` is linkpronto's own (the probe room).
-ROOM_RE = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$"
-
-
-def _room_name(value: str) -> str:
-    if value.startswith("linkpronto-"):
-        raise ValueError("names starting with 'linkpronto-' are linkpronto's own")
-    return value
-
-
-RoomName = Annotated[str, Field(pattern=ROOM_RE), AfterValidator(_room_name)]

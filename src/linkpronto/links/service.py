@@ -150,9 +150,14 @@ def livekit_unreachable() -> LivekitUnhealthy:
     )
 
 
+_CHECK_FIELDS = frozenset(schema.Check.model_fields)
+
+
 def _render_check(check: dict[str, Any], lang: Lang | None) -> dict[str, Any]:
-    """A check stored with both languages (``{"pt-BR", "en"}``), or a plain string from 0.1.0, in ``lang``."""
-    return {**check, "detail": render(check.get("detail"), lang) or "", "fix": render(check.get("fix"), lang)}
+    """A check stored with both languages (``{"pt-BR", "en"}``), or a plain string from 0.1.0, in ``lang``
+    (only the contract's fields: a key an older version stored is not part of the wire)."""
+    kept = {k: v for k, v in check.items() if k in _CHECK_FIELDS}
+    return {**kept, "detail": render(check.get("detail"), lang) or "", "fix": render(check.get("fix"), lang)}
 
 
 def _checks(text: str | None) -> list[dict[str, Any]]:
@@ -217,26 +222,28 @@ class LinkService:
             return None
         return base.rstrip("/") + self.link_path.replace("{token}", token)
 
-    def to_json(self, row: LinkRow, *, lang: Lang | None = None) -> dict[str, Any]:
+    def to_schema(self, row: LinkRow, *, lang: Lang | None = None) -> schema.Link:
+        """The **Link** document (the wire's model), rendered in ``lang``."""
         now = self.clock()
-        status = self.status_of(row, now)
         base = self.public_base()
         ever_ready = row.verified_at is not None
         url = self.url_for(row, base) if ever_ready else None
         sent_old = bool(ever_ready and row.sent_base_url and base and row.sent_base_url != base)
-        doc: dict[str, Any] = {
+        presence = Presence(row.presence, row.presence_since, row.waiting_name)
+        # One validation of the whole document (checks included): cheaper than a model per check.
+        return schema.Link.model_validate({
             "id": row.id,
-            "status": status,
+            "status": LinkStatus(self.status_of(row, now)),
             "url": url,
             "professional_id": row.professional_id,
             "client_id": row.client_id,
             "consultation_type": row.consultation_type,
             "room": row.room,
-            "created_at": iso(row.created_at),
-            "expires_at": iso(row.expires_at),
+            "created_at": row.created_at,
+            "expires_at": row.expires_at,
             "max_uses": row.max_uses,
             "uses": row.uses,
-            "verified_at": iso(row.verified_at),
+            "verified_at": row.verified_at,
             "public_base_url": base if ever_ready else None,
             "sent_base_url": row.sent_base_url,
             "sent_with_old_address": sent_old,
@@ -246,9 +253,13 @@ class LinkService:
             "qr_svg_url": f"/api/consultation-links/{row.id}/qr.svg" if url else None,
             "whatsapp_url": whatsapp_url(url, lang) if url else None,
             # Who is in the room (linkpronto.events): a contract extension; `status` is unchanged.
-            **Presence(row.presence, row.presence_since, row.waiting_name).to_json(),
-        }
-        return doc
+            "presence": presence.presence,
+            "presence_since": presence.since,
+            "waiting_name": presence.waiting_name,
+        })
+
+    def to_json(self, row: LinkRow, *, lang: Lang | None = None) -> dict[str, Any]:
+        return schema.dump(self.to_schema(row, lang=lang))
 
     def _write(self, fn: Callable[..., W], /, *args: Any, refuse_when_full: bool = False) -> W:
         """A store write; a database failure becomes an error with a code (DISK_FULL…), not a 500.

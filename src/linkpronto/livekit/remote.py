@@ -271,7 +271,10 @@ class RoomAdmin:
         client = self._api()
         try:
             res = await client.room.list_rooms(lkapi.ListRoomsRequest())
-            return sum(r.num_participants for r in res.rooms)
+            from linkpronto.media import is_probe
+
+            # Probe rooms (the media rung's, the patient's media check) are nobody: never keep a stack up.
+            return sum(r.num_participants for r in res.rooms if not is_probe(room=r.name))
         except (lkapi.TwirpError, aiohttp.ClientError, TimeoutError):
             return None
         finally:

@@ -23,9 +23,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from linkpronto.components import Observable, PartStatus, iso, utcnow
-from linkpronto.errors import LinkprontoError, TunnelUnreachable
+from linkpronto import schema
+from linkpronto.components import Observable, PartStatus, utcnow
+from linkpronto.errors import LinkprontoError
 from linkpronto.i18n import Lang, Text
+from linkpronto.machine import tunnel_recoverable
 from linkpronto.schema import PartState
 
 
@@ -58,17 +60,23 @@ class TunnelStatus:
     # One line on the provider's trade-off (fixed URL or not, account, warning page, media).
     tradeoff: Text | None = None
 
+    def to_schema(self, lang: Lang | None = None) -> schema.TunnelInfo:
+        """``Status.tunnel`` (the wire's model), rendered in ``lang``."""
+        return schema.TunnelInfo(
+            provider=self.provider,
+            state=self.state,
+            public_url=self.public_url,
+            detail=self.detail.get(lang),
+            last_error=self.last_error.to_schema(lang) if self.last_error else None,
+            reconnects=self.reconnects,
+            since=self.since,
+            tradeoff=self.tradeoff.get(lang) if self.tradeoff else None,
+        )
+
     def to_json(self, lang: Lang | None = None) -> dict[str, Any]:
-        return {
-            "provider": self.provider,
-            "state": self.state.value,
-            "public_url": self.public_url,
-            "detail": self.detail.get(lang),
-            "last_error": self.last_error.to_problem(lang) if self.last_error else None,
-            "reconnects": self.reconnects,
-            "since": iso(self.since),
-            "tradeoff": self.tradeoff.get(lang) if self.tradeoff else None,
-        }
+        doc = schema.dump(self.to_schema(lang))
+        del doc["facts"]  # not part of this block's JSON (Status.tunnel never filled it)
+        return doc
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +154,7 @@ class TunnelProvider(Observable, abc.ABC):
             self._status.last_error = exc
             # Unreachable is retried by whoever opens the tunnel (the stack, with back-off): not failed
             # for good. Anything else (a refused token, a bad setting) will not recover unattended.
-            recoverable = exc.code == TunnelUnreachable.code
+            recoverable = tunnel_recoverable(exc)
             self._set(PartState.UNHEALTHY if recoverable else PartState.FAILED, exc.text)
             raise
         self._status.public_url = url.rstrip("/")

@@ -41,7 +41,7 @@ from linkpronto.errors import (
 from linkpronto.gateway._headers import header
 from linkpronto.gateway.guard import LinkGuard, with_cookie
 from linkpronto.gateway.normalize import decoded, normalize_raw_path
-from linkpronto.i18n import pick_lang
+from linkpronto.i18n import Text, pick_lang
 from linkpronto.links import inputs
 from linkpronto.stack import Stack
 from linkpronto.web.bounded import BodyTooLarge, read_body
@@ -67,6 +67,10 @@ MAX_BODY = 64 * 1024
 GoneState = Literal["expired", "revoked", "exhausted"]
 GONE_STATES = ("expired", "revoked", "exhausted")
 M = TypeVar("M", bound=BaseModel)
+
+
+#: The patient's real WebRTC check gets its probe-room token here (patient.js).
+MEDIA_CHECK_TOKEN = paths.PREFIX + "/api/media-check-token"
 
 
 @dataclass
@@ -203,6 +207,30 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
         stack.poke()
         return Response(status_code=204)
 
+    async def media_check_token(request: Request) -> Response:
+        """A probe-room token for the patient's real WebRTC check: only for a live link, limited like a
+        join, and never a use (media/patient_check.py)."""
+        from linkpronto.media.patient_check import media_check_grant
+
+        lang = request_lang(request)
+        req = await read_model(request, inputs.MediaCheckTokenRequest)
+        if isinstance(req, Response):
+            return req
+        row, state = await stack.issuer.resolve(req.token)
+        if row is None or state in ("preparing", "failed"):
+            if not limiter.fail(addr(request)):
+                return too_many(request)
+            return error_response(LinkNotFound(), 404, lang)
+        if state in GONE_STATES:
+            return error_response(LinkGone(state), 410, lang)
+        creds = stack.credentials()
+        if creds is None:
+            not_ready = LivekitUnhealthy(Text("O servidor de vídeo ainda não está pronto.",
+                                              "The video server is not ready yet."))
+            return error_response(not_ready, 503, lang, retry_after=5)
+        return JSONResponse(media_check_grant(creds.api_key, creds.api_secret, creds.livekit_url),
+                            headers={"Cache-Control": "no-store"})
+
     async def runtime_config(request: Request) -> Response:
         return JSONResponse(
             {"site_url": stack.public_url, "livekit_url": stack.livekit_browser_url},
@@ -231,6 +259,7 @@ def build_public_app(deps: PublicDeps) -> ASGIApp:
         Route(paths.PROBE, probe),
         Route(paths.JOIN, join, methods=["POST"]),
         Route(paths.DEVICE_CHECK, device_check, methods=["POST"]),
+        Route(MEDIA_CHECK_TOKEN, media_check_token, methods=["POST"]),
         Route(paths.RUNTIME_CONFIG, runtime_config),
         *([Route(paths.LIVEKIT_WEBHOOK, stack.events.webhook, methods=["POST"])]
           if settings.livekit.mode != "local" else []),  # local LiveKit posts to the admin listener

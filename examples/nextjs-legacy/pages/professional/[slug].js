@@ -33,7 +33,7 @@ export default function ProfessionalPage() {
     <main data-hydrated={hydrated ? "1" : "0"} style={{ fontFamily: "system-ui, sans-serif", maxWidth: 640, margin: "2rem auto", padding: "0 1rem" }}>
       <h1>Sala do profissional</h1>
       <p>Sala: <code id="room">{roomName}</code></p>
-      <ShareConsultationLink professionalId={slug} clientId="paciente-1" consultationType="online" />
+      <ShareConsultationLink professionalId={slug} clientId="paciente-1" consultationType="online" roomName={roomName} />
       <button type="button" onClick={join} disabled={!slug || state === "connecting"}>Entrar na sala</button>
       <p id="state" role="status">{state}</p>
     </main>

@@ -230,6 +230,38 @@ function checkItems(s) {
   );
 }
 
+function mediaDetail(m) {
+  // The media rung's measurement (or the configuration's judgement, said so) and the pair it used.
+  if (!m) return "";
+  const how = t(m.measured ? "dash.media.measured" : "dash.media.not_measured");
+  return [m.detail || "", reachUnknown(m) ? "" : `(${how})`].filter(Boolean).join(" ");
+}
+
+function reachUnknown(m) {
+  return !m.reach || m.reach === "unknown";
+}
+
+function pairWords(c, rtt) {
+  const kind = { host: "direct", srflx: "nat", prflx: "nat", relay: "relay" }[c && c.type] || "direct";
+  const proto = c && c.protocol ? c.protocol.toUpperCase() : "";
+  const words = [proto, t(`dash.pmedia.${kind}`)].filter(Boolean).join(" ");
+  return typeof rtt === "number" ? `${words}, ${rtt} ms` : words;
+}
+
+function patientMediaLine(pm) {
+  // "Vídeo do paciente: passou (UDP direto, 38 ms)" / "não passou — o celular não alcança o servidor de vídeo"
+  if (!pm || pm.status === "skipped") return null;
+  const reasons = ["ice", "no_packets", "signal", "black", "error"];
+  const text = pm.ok
+    ? t("dash.pmedia.passed", { path: pairWords(pm.candidate, pm.rtt_ms) })
+    : t(`dash.pmedia.fail.${reasons.includes(pm.reason) ? pm.reason : "error"}`);
+  const line = h("span", { class: pm.ok ? "ok-text" : "bad-text", "data-patient-media": pm.ok ? "passed" : "failed",
+    text: `${t("dash.pmedia.label")}: ${text}` });
+  if (pm.candidate && pm.candidate.address) line.title = pm.candidate.address;
+  if (pm.ok || pm.reason === "black") return line;
+  return h("span", {}, line, h("br"), h("span", { class: "help", "data-patient-media-fix": "", text: t("dash.pmedia.fix") }));
+}
+
 function renderStatus() {
   const s = status;
   if (!s) return;
@@ -241,11 +273,12 @@ function renderStatus() {
   $("tunnel-provider").textContent = (s.tunnel && s.tunnel.provider) || t("common.none");
   $("tunnel-tradeoff").textContent = (s.tunnel && s.tunnel.tradeoff) || "";
   const reach = (s.media && s.media.reach) || "unknown";
-  const r = ["same-network", "anywhere", "unknown"].includes(reach) ? reach : "unknown";
+  const r = ["same-network", "anywhere", "none", "unknown"].includes(reach) ? reach : "unknown";
   $("media-reach").textContent = t(`dash.media.${r}`);
   $("media-reach").dataset.reach = r;
+  $("media-reach").dataset.measured = String(Boolean(s.media && s.media.measured));
   $("media-help").textContent = t(`dash.media.${r}_help`);
-  $("media-detail").textContent = (s.media && s.media.detail) || "";
+  $("media-detail").textContent = mediaDetail(s.media);
   // The same problem can arrive twice (a component's error and the tunnel's last error): show it once.
   const seen = new Set();
   const problems = (s.problems || []).filter((p) => {
@@ -614,12 +647,15 @@ function deviceCell(link) {
   const dc = deviceCheckOf(link);
   if (!dc) return h("td", { "data-device": "none", text: t("dash.links.device_none") });
   const sum = deviceSummary(dc);
-  return h("td", {
+  const cell = h("td", {
     "data-device": sum.ok ? "ok" : "fail",
     class: sum.ok ? "ok-text" : "bad-text",
     title: sum.failed.join(", "),
     text: sum.ok ? `✓ ${t("dash.links.device_ok")}` : `✗ ${t("dash.links.device_fail")}${sum.failed.length ? `: ${sum.failed.join(", ")}` : ""}`,
   });
+  const media = patientMediaLine(dc.media);
+  if (media) cell.append(h("br"), media);
+  return cell;
 }
 
 function renderLinks() {

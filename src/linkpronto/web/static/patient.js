@@ -27,6 +27,11 @@ let room = null;
 let leaving = false;
 let lastResult = null;
 let mediaPending = Promise.resolve();
+let mediaCheck = null; // the real WebRTC check's result (runMediaCheck), sent inside every device check
+let mediaCheckRun = null;
+let mediaProbe = null; // the probe Room while the check runs (a tap on "Entrar" aborts it)
+let mediaAborted = false;
+const MEDIA_CHECK_TIMEOUT_MS = 20000; // livekit-client's own peer-connection timeout is 15 s
 
 // ------------------------------------------------------------------------------------ environment
 
@@ -277,7 +282,194 @@ function buildResult(phase) {
     media_error: media.error,
     phase,
     lang: currentLang(),
+    ...(mediaCheck ? { media: mediaCheck } : {}),
   };
+}
+
+// ------------------------------------------------------------------- the real WebRTC check (media)
+// Before joining: camera and microphone published for a few seconds to this LiveKit, in a probe room
+// of its own (POST /_linkpronto/api/media-check-token: never a use of the link, never anyone in a
+// room). Evidence: outbound packetsSent > 0, frames not black, the selected candidate pair and RTT.
+
+function frameMean(videoTrack) {
+  // The average level of a few pixels of the local camera (0 = black).
+  return new Promise((resolve) => {
+    const v = document.createElement("video");
+    v.muted = true;
+    v.playsInline = true;
+    v.srcObject = new MediaStream([videoTrack]);
+    const done = (val) => {
+      v.srcObject = null;
+      resolve(val);
+    };
+    v.onloadeddata = () => {
+      setTimeout(() => {
+        try {
+          const c = document.createElement("canvas");
+          c.width = 32;
+          c.height = 24;
+          const ctx = c.getContext("2d");
+          ctx.drawImage(v, 0, 0, c.width, c.height);
+          const px = ctx.getImageData(0, 0, c.width, c.height).data;
+          let sum = 0;
+          for (let i = 0; i < px.length; i += 4) sum += (px[i] + px[i + 1] + px[i + 2]) / 3;
+          done(sum / (px.length / 4));
+        } catch (_err) {
+          done(null);
+        }
+      }, 300);
+    };
+    v.play().catch(() => done(null));
+    setTimeout(() => done(null), 4000);
+  });
+}
+
+function selectedPair(report) {
+  const all = [];
+  report.forEach((s) => all.push(s));
+  const byId = new Map(all.map((s) => [s.id, s]));
+  let pair = null;
+  for (const s of all) {
+    if (s.type === "transport" && s.selectedCandidatePairId) pair = byId.get(s.selectedCandidatePairId) || pair;
+  }
+  if (!pair) pair = all.find((s) => s.type === "candidate-pair" && s.nominated && s.state === "succeeded") || null;
+  if (!pair) return { candidate: null, rtt: null };
+  const remote = byId.get(pair.remoteCandidateId) || {};
+  const address = remote.address || remote.ip || "";
+  return {
+    candidate: {
+      type: remote.candidateType || null,
+      protocol: remote.protocol || null,
+      address: address ? `${address}:${remote.port || 0}`.slice(0, 64) : null,
+    },
+    rtt: typeof pair.currentRoundTripTime === "number" ? Math.round(pair.currentRoundTripTime * 1000) : null,
+  };
+}
+
+async function mediaCheckStats(probe) {
+  let packets = 0;
+  let pair = { candidate: null, rtt: null };
+  for (const pub of probe.localParticipant.trackPublications.values()) {
+    const sender = pub.track && pub.track.sender;
+    if (!sender) continue;
+    const report = await sender.getStats();
+    report.forEach((s) => {
+      if (s.type === "outbound-rtp") packets += s.packetsSent || 0;
+    });
+    if (!pair.candidate) pair = selectedPair(report);
+  }
+  return { packets, ...pair };
+}
+
+async function runMediaCheck() {
+  const t0 = performance.now();
+  const out = (ok, status, reason, extra = {}) => ({
+    ok, status, reason, duration_ms: Math.round(performance.now() - t0), ...extra,
+  });
+  const vt = media.stream && media.stream.getVideoTracks()[0];
+  if (!vt) return out(false, "skipped", "no_camera");
+  let grant;
+  try {
+    const res = await fetch(apiUrl("/_linkpronto/api/media-check-token"), {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ token }),
+    });
+    if (!res.ok) return out(false, "skipped", "no_token");
+    grant = await res.json();
+  } catch (_err) {
+    return out(false, "failed", "signal");
+  }
+  let LK;
+  try {
+    LK = await loadLivekit();
+  } catch (_err) {
+    return out(false, "skipped", "no_client");
+  }
+  if (mediaAborted) return out(false, "skipped", "aborted");
+  const probe = (mediaProbe = new LK.Room({}));
+  const clones = [];
+  let signalled = false; // the signalling WebSocket got through (then a failure is media: ICE)
+  if (LK.RoomEvent && LK.RoomEvent.SignalConnected) probe.once(LK.RoomEvent.SignalConnected, () => { signalled = true; });
+  try {
+    try {
+      await withTimeout(probe.connect(grant.url, grant.token), MEDIA_CHECK_TIMEOUT_MS, "connect");
+    } catch (err) {
+      // livekit-client connects the peer connection inside connect(): "could not establish pc connection"
+      // is ICE (media), anything else is signalling.
+      const msg = String((err && err.message) || err);
+      if (mediaAborted) return out(false, "skipped", "aborted");
+      const ice = signalled || /pc connection|ice|peer ?connection/i.test(msg);
+      return out(false, "failed", ice ? "ice" : "signal", { error: msg.slice(0, 300), signalled });
+    }
+    const v = vt.clone();
+    clones.push(v);
+    const at = media.stream.getAudioTracks()[0];
+    try {
+      await withTimeout(probe.localParticipant.publishTrack(v, { source: LK.Track.Source.Camera }),
+        MEDIA_CHECK_TIMEOUT_MS, "publish");
+      if (at) {
+        const a = at.clone();
+        clones.push(a);
+        await withTimeout(probe.localParticipant.publishTrack(a, { source: LK.Track.Source.Microphone }),
+          MEDIA_CHECK_TIMEOUT_MS, "publish");
+      }
+    } catch (err) {
+      if (mediaAborted) return out(false, "skipped", "aborted");
+      return out(false, "failed", "ice", { error: String((err && err.message) || err).slice(0, 300) });
+    }
+    await new Promise((r) => setTimeout(r, (grant.seconds || 4) * 1000));
+    if (mediaAborted) return out(false, "skipped", "aborted");
+    const mean = await frameMean(vt);
+    const black = mean !== null && mean < 8;
+    const st = await mediaCheckStats(probe);
+    const extra = { packets_sent: st.packets, black, rtt_ms: st.rtt, candidate: st.candidate };
+    if (st.packets <= 0) return out(false, "failed", st.candidate ? "no_packets" : "ice", extra);
+    if (black) return out(false, "failed", "black", extra);
+    return out(true, "passed", null, extra);
+  } catch (err) {
+    return out(false, "failed", "error", { error: String((err && err.message) || err).slice(0, 300) });
+  } finally {
+    mediaProbe = null;
+    probe.disconnect().catch(() => {});
+    for (const c of clones) c.stop();
+  }
+}
+
+async function abortMediaCheck() {
+  // The patient tapped "Entrar" first: the call never waits for (nor overlaps) the probe.
+  if (!mediaCheckRun || mediaCheck) return;
+  mediaAborted = true;
+  if (mediaProbe) mediaProbe.disconnect().catch(() => {});
+  await Promise.race([mediaCheckRun, new Promise((r) => setTimeout(r, 2000))]);
+}
+
+function showMediaCheck(r) {
+  let el = $("media-check");
+  if (!el) {
+    el = h("p", { id: "media-check", class: "help", role: "status", "aria-live": "polite" });
+    $("lobby").append(el);
+  }
+  el.dataset.ok = String(Boolean(r && r.ok));
+  el.dataset.reason = (r && (r.reason || r.status)) || "";
+  const key = !r ? "pat.media.running" : r.ok ? "pat.media.passed" : r.status === "skipped" ? null : `pat.media.fail.${r.reason}`;
+  el.hidden = key === null;
+  if (key) {
+    el.dataset.i18n = key;
+    el.textContent = t(key);
+  }
+}
+
+function startMediaCheck() {
+  if (mediaCheckRun) return mediaCheckRun;
+  showMediaCheck(null);
+  mediaCheckRun = runMediaCheck().then(async (r) => {
+    mediaCheck = r;
+    showMediaCheck(r);
+    if (r.status !== "skipped") await postDeviceCheck(buildResult("media-check"));
+    return r;
+  });
+  return mediaCheckRun;
 }
 
 async function postDeviceCheck(result) {
@@ -389,6 +581,7 @@ async function onJoin() {
   $("join-error").hidden = true;
   try {
     await mediaPending; // a tap before the permission answer waits for it
+    await abortMediaCheck(); // the probe publish and the call never overlap
     const grant = await requestJoin();
     if (!grant) return;
     let LK;
@@ -527,11 +720,13 @@ function init() {
   window.addEventListener("pagehide", () => {
     if (room) room.disconnect();
   });
-  startMedia();
+  startMedia().then(() => {
+    if (media.camera === "ok") startMediaCheck();
+  });
   prefetchLivekit();
 }
 
 init();
 
 // For tests and support: the last device-check result this page sent.
-window.__linkpronto = { lastResult: () => lastResult };
+window.__linkpronto = { lastResult: () => lastResult, mediaCheck: () => mediaCheckRun, room: () => room };

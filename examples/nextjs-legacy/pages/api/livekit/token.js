@@ -1,8 +1,10 @@
-// LiveKit token for any room and any identity (the app's own route, no authentication), with the URL the
-// browser connects to — LiveKit's examples' convention: LIVEKIT_URL is the URL clients use.
+// The professional's LiveKit token (patients get theirs from linkpronto's /_linkpronto/api/join, which
+// applies the link's expiry, uses and revocation). Under linkpronto, LIVEKIT_URL is the public URL.
 import { AccessToken } from "livekit-server-sdk";
+import { requireProfessional } from "../../../lib/guard";
 
 export default async function handler(req, res) {
+  if (!(await requireProfessional(req, res))) return;
   const room = String(req.query.room || "");
   const identity = String(req.query.identity || `user-${Math.random().toString(36).slice(2, 8)}`);
   const name = String(req.query.name || identity);

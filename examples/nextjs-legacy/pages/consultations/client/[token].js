@@ -9,24 +9,30 @@ export default function ClientConsultation() {
   const [error, setError] = useState("");
   const [state, setState] = useState("idle");
   const [name, setName] = useState("");
+  const [joinedRoom, setJoinedRoom] = useState("");
   const lkRoom = useRef(null);
 
-  useEffect(() => {
-    if (!token) return;
-    fetch(`/api/public/professional?slug=${encodeURIComponent(token)}`)
+  function loadProfessional(slug) {
+    fetch(`/api/public/professional?slug=${encodeURIComponent(slug)}`)
       .then((r) => (r.ok ? r.json() : Promise.reject(new Error(`HTTP ${r.status}`))))
       .then(setProfessional)
       .catch(() => setError("Não foi possível carregar as informações do profissional."));
-  }, [token]);
+  }
   useEffect(() => () => lkRoom.current?.disconnect(), []);
 
   async function join() {
     setState("connecting");
     try {
-      const roomName = `consulta-${token.toLowerCase()}`;
-      const res = await fetch(`/api/livekit/token?room=${encodeURIComponent(roomName)}&identity=paciente-${Date.now()}&name=${encodeURIComponent(name || "Paciente")}`);
-      const { token: accessToken, wsUrl, error: err } = await res.json();
-      if (!res.ok) throw new Error(err || `HTTP ${res.status}`);
+      const res = await fetch("/_linkpronto/api/join", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ token, display_name: name || "Paciente" }),
+      });
+      const grant = await res.json();
+      if (!res.ok) throw new Error(grant?.error?.message || `HTTP ${res.status}`);
+      const { room: roomName, access_token: accessToken, livekit_url: wsUrl } = grant;
+      setJoinedRoom(roomName);
+      loadProfessional(roomName.replace(/^consulta-/, ""));
       const { Room } = await import("livekit-client");
       const room = (lkRoom.current = new Room());
       await room.connect(wsUrl, accessToken);
@@ -43,6 +49,7 @@ export default function ClientConsultation() {
       {error && <p role="alert" id="load-error">{error}</p>}
       <label>Seu nome <input id="name" value={name} onChange={(e) => setName(e.target.value)} /></label>
       <p><button type="button" onClick={join} disabled={!token || state === "connecting"}>Entrar na consulta</button></p>
+      {joinedRoom && <p>Sala: <code id="room">{joinedRoom}</code></p>}
       <p id="state" role="status">{state}</p>
     </main>
   );
