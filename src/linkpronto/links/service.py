@@ -10,7 +10,6 @@ service knows nothing about tunnels or processes.
 from __future__ import annotations
 
 import logging
-
 import re
 import secrets
 import urllib.parse
