@@ -136,32 +136,116 @@ def livekit_cache_dir() -> Path:
     return (Path(root) if root else Path.home() / ".cache" / "linkpronto") / "livekit-server" / LIVEKIT_VERSION
 
 
-def setup_livekit() -> None:
-    """A real livekit-server for the tests: $LINKPRONTO_TEST_LIVEKIT, the cache, PATH; else build it
-    with ``go install`` from its Go module into the cache (outside the repository, keyed by version)."""
-    exe = "server.exe" if IS_WINDOWS else "server"
-    explicit = os.environ.get("LINKPRONTO_TEST_LIVEKIT")
-    if (explicit and Path(explicit).is_file()) or (livekit_cache_dir() / exe).is_file():
-        return
-    if shutil.which("livekit-server"):
-        return
+LIVEKIT_INSTALL_TIMEOUT_S = 120  # the official download; without internet it fails in seconds anyway
+# Where linkpronto itself would take livekit-server from (livekit.binary, PATH, its install folder).
+_FIND_LINKPRONTO_LIVEKIT = (
+    "from linkpronto.config import load_settings\n"
+    "from linkpronto.livekit.local import find_livekit_binary\n"
+    "s = load_settings()\n"
+    "try:\n    print(find_livekit_binary(s, s.data_dir))\n"
+    "except Exception:\n    pass\n"
+)
+
+
+def _livekit_version_of(binary: Path) -> str:
+    try:
+        out = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return (out.stdout + out.stderr).strip()
+
+
+def _cache_livekit(found: Path, why: str) -> bool:
+    """Copy a livekit-server of the pinned version into the cache the tests read; False if another version."""
+    version = _livekit_version_of(found)
+    if LIVEKIT_VERSION.lstrip("v") not in version:
+        say(f"{why}: {found} is {version or 'not runnable'}, not {LIVEKIT_VERSION}; not used for the tests")
+        return False
+    dest = livekit_cache_dir() / ("server.exe" if IS_WINDOWS else "server")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(found, dest)
+    say(f"livekit-server {LIVEKIT_VERSION} for the tests: {found} ({why}) -> {dest}")
+    return True
+
+
+def _linkpronto_livekit() -> Path | None:
+    """livekit-server where linkpronto finds it (livekit.binary, PATH, its install folder), if any."""
+    try:
+        out = subprocess.run([str(PY), "-c", _FIND_LINKPRONTO_LIVEKIT], capture_output=True, text=True,
+                             timeout=60, cwd=ROOT)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    line = out.stdout.strip().splitlines()[-1:] if out.returncode == 0 else []
+    return Path(line[0]) if line and Path(line[0]).is_file() else None
+
+
+def _linkpronto_install_livekit() -> Path | None:
+    """linkpronto's own installer (the official release download, checksum-verified), time-bounded."""
+    exe = BIN / ("linkpronto.exe" if IS_WINDOWS else "linkpronto")
+    argv = [str(exe), "install", "livekit", "--version", LIVEKIT_VERSION.lstrip("v")]
+    say(" ".join(argv[1:]))
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=LIVEKIT_INSTALL_TIMEOUT_S, cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        say(f"linkpronto install livekit: no answer in {LIVEKIT_INSTALL_TIMEOUT_S} s")
+        return None
+    except OSError as exc:
+        say(f"linkpronto install livekit: {exc}")
+        return None
+    if done.returncode != 0:
+        tail = (done.stdout + done.stderr).strip().splitlines()[-1:] or [""]
+        say(f"linkpronto install livekit failed (exit {done.returncode}): {tail[0]}")
+        return None
+    return _linkpronto_livekit()
+
+
+def _go_install_livekit() -> bool:
     go = shutil.which("go")
     if go is None:
-        msg = (f"no livekit-server for the tests and no Go toolchain to build it: install Go, or put "
-               f"livekit-server {LIVEKIT_VERSION} on PATH (or set LINKPRONTO_TEST_LIVEKIT)")
-        if IN_CI:
-            raise SystemExit(msg)
-        say(msg + " — the real-LiveKit tests will be skipped")
-        return
+        say("no Go toolchain to build livekit-server from its module")
+        return False
     livekit_cache_dir().mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, GOBIN=str(livekit_cache_dir()), GOFLAGS="-mod=mod")
     try:
         run([go, "install", f"{LIVEKIT_GO_PACKAGE}@{LIVEKIT_VERSION}"], env=env)
     except subprocess.CalledProcessError as exc:
-        msg = f"go install of livekit-server {LIVEKIT_VERSION} failed (exit {exc.returncode})"
-        if IN_CI:
-            raise SystemExit(msg) from None
-        say(msg + " — the real-LiveKit tests will be skipped")
+        say(f"go install of livekit-server {LIVEKIT_VERSION} failed (exit {exc.returncode})")
+        return False
+    return True
+
+
+def setup_livekit() -> None:
+    """A real livekit-server for the tests, first found wins:
+
+    1. already there: ``$LINKPRONTO_TEST_LIVEKIT``, the cache (``~/.cache/linkpronto/livekit-server/
+       v1.13.5/server``), ``livekit-server`` on PATH — or where linkpronto itself finds one
+       (``livekit.binary``, PATH, its install folder), copied into the cache when it is v1.13.5;
+    2. linkpronto's own installer: ``linkpronto install livekit --version 1.13.5`` (the official release
+       download; time-bounded, so a machine without internet moves on quickly);
+    3. ``go install github.com/livekit/livekit-server/cmd/server@v1.13.5`` with ``GOBIN`` in the cache.
+
+    Under ``CI=true`` not getting it is a failure; elsewhere the real-LiveKit tests are skipped."""
+    exe = "server.exe" if IS_WINDOWS else "server"
+    explicit = os.environ.get("LINKPRONTO_TEST_LIVEKIT")
+    if (explicit and Path(explicit).is_file()) or (livekit_cache_dir() / exe).is_file():
+        return
+    on_path = shutil.which("livekit-server")
+    if on_path and LIVEKIT_VERSION.lstrip("v") in _livekit_version_of(Path(on_path)):
+        return
+    found = _linkpronto_livekit()
+    if found is not None and _cache_livekit(found, "found by linkpronto"):
+        return
+    installed = _linkpronto_install_livekit()
+    if installed is not None and _cache_livekit(installed, "linkpronto install livekit"):
+        return
+    if _go_install_livekit() and (livekit_cache_dir() / exe).is_file():
+        return
+    msg = (f"no livekit-server {LIVEKIT_VERSION} for the tests: linkpronto install livekit and go install "
+           f"both failed. Install Go (https://go.dev/dl), or put livekit-server {LIVEKIT_VERSION} on PATH "
+           f"(or set LINKPRONTO_TEST_LIVEKIT)")
+    if IN_CI:
+        raise SystemExit(msg)
+    say(msg + " — the real-LiveKit tests will be skipped")
 
 
 def setup(with_tests: bool) -> None:

@@ -14,6 +14,7 @@ The tree (every stable code is a class here; nothing passes a code as a bare str
     ├── InstallFailed                     INSTALL_FAILED
     ├── AssetsMissing                     ASSETS_MISSING        (livekit-client not installed)
     ├── LivekitUnhealthy                  LIVEKIT_UNHEALTHY
+    │   └── LivekitRoomNotCreated         LIVEKIT_ROOM_NOT_CREATED (auto_create false refused CreateRoom)
     ├── InsecureLivekitKeys               INSECURE_LIVEKIT_KEYS
     ├── CrashLoop                         CRASH_LOOP / <component>_CRASH_LOOP (supervised child)
     │   ├── LivekitCrashLoop              LIVEKIT_CRASH_LOOP
@@ -209,6 +210,12 @@ class InstallFailed(LinkprontoError):
 
 class LivekitUnhealthy(LinkprontoError):
     code = "LIVEKIT_UNHEALTHY"
+
+
+class LivekitRoomNotCreated(LivekitUnhealthy):
+    """An external LiveKit with ``room.auto_create: false`` refused linkpronto's CreateRoom (503)."""
+
+    code = "LIVEKIT_ROOM_NOT_CREATED"
 
 
 class CrashLoop(LinkprontoError):

@@ -266,7 +266,7 @@ class Status(_Model):
 
 #: ``waiting`` (patient in the room, professional not), ``in_call`` (both), ``ended`` (the room finished
 #: after a call); null otherwise.
-Presence = Literal["waiting", "in_call", "ended"]
+Presence = Literal["waiting", "in_call", "ended", "media_aborted"]
 
 
 class Link(_Model):

@@ -220,6 +220,7 @@ class Stack:
             public_base=lambda: self.public_url,
             credentials=self.credentials,
             remove_participants=self._remove_participants,
+            ensure_room=self._ensure_room,
             livekit_answers=LivekitReach(lambda: self.livekit_local_url or self.settings.livekit.url).answers,
         )
         self.issuer = LinkIssuer(self.links, self.proofs, self)
@@ -716,6 +717,10 @@ class Stack:
     async def _remove_participants(self, room: str) -> int:
         admin = self.room_admin()
         return await admin.remove_all(room) if admin else 0
+
+    async def _ensure_room(self, room: str) -> str | None:
+        admin = self.room_admin()
+        return await admin.create_room(room) if admin else None
 
     def room_admin(self) -> RoomAdmin | None:
         url = self.livekit_local_url or self.settings.livekit.url

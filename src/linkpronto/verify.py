@@ -99,6 +99,17 @@ class MediaAssessment:
     why: Text
 
 
+async def _ensure_probe_room(inp: LadderInput) -> None:
+    """A LiveKit with ``room.auto_create: false`` answers 404 to a join for a room that does not exist:
+    create the probe's room first (CreateRoom is idempotent). Its refusal shows in the check itself."""
+    url = inp.livekit_local_url  # local and external modes; LiveKit Cloud creates rooms on join
+    if not url:
+        return
+    from linkpronto.livekit.remote import RoomAdmin
+
+    await RoomAdmin(url, inp.api_key, inp.api_secret).create_room(tokens.PROBE_ROOM, empty_timeout_s=60)
+
+
 @dataclass(frozen=True, slots=True)
 class LadderInput:
     """What the ladder needs to know about the stack right now."""
@@ -362,6 +373,7 @@ class Ladder:
             if not inp.public_url:
                 return False, NO_URL, FIX_NO_URL
             probe = tokens.probe_token(inp.api_key, inp.api_secret)
+            await _ensure_probe_room(inp)
             res = await self.client.get(
                 http_base(inp.public_url) + paths.LIVEKIT + "/rtc/validate",
                 params={"access_token": probe},

@@ -12,6 +12,16 @@ Imitated:
 - WebSocket ``/rtc`` and ``/rtc/v1`` (livekit-client 2.17+): the same checks, refused with an HTTP error
   before the upgrade; once accepted, a binary ``SignalResponse{join}``, ``pong``/``pong_resp`` answers to
   pings, and the participant is registered until the socket closes.
+
+Held to the real livekit-server v1.13.5 by tests/livekit_conformance (the same tests run against both):
+protocol 17; ``/rtc/v1`` (and its validate) need ``join_request`` (400 after a bad signature's 401);
+``room.auto_create: false`` makes an unknown room 404 ("requested room does not exist"); the join
+hands ``rtc.stun_servers`` as ICE servers (none when unset — the real server would hand Google's);
+a participant is ``JOINED`` until *active* (the real server: ICE done; the double: the client's first
+offer/answer, or ``lp_active=1``), and only then ``participant_joined`` and a ListRooms count; one that
+closes before that gives ``participant_connection_aborted``; a config with an unknown field is refused
+at start. Not imitated: ``reconnect=1&sid=`` resumption (a reconnect is a new join), ``track_*``
+webhooks, dropped or reordered webhooks, media.
 - Twirp ``POST /twirp/livekit.RoomService/{CreateRoom,ListRooms,DeleteRoom,ListParticipants,
   GetParticipant,RemoveParticipant}`` in ``application/protobuf`` or ``application/json``, with the
   grants livekit-server checks (roomList; roomCreate for CreateRoom/DeleteRoom; roomAdmin on that room
@@ -79,8 +89,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-SERVER_VERSION = "1.9.0"
-PROTOCOL_VERSION = 16
+SERVER_VERSION = "1.13.5"
+PROTOCOL_VERSION = 17  # livekit-server 1.13.5 (and the vendored livekit-client 2.23) speak 17
 JWT_LEEWAY_S = 60  # go-jose's DefaultLeeway, which livekit-server's token verification uses
 PING_INTERVAL_S, PING_TIMEOUT_S = 5, 15
 WEBHOOK_TOKEN_TTL = datetime.timedelta(minutes=5)  # livekit-server signs webhooks for 5 minutes
@@ -92,6 +102,38 @@ START_MARKER = "starting LiveKit server"
 CORS = {"Access-Control-Allow-Origin": "*"}
 # Sending on a socket the peer already closed: Starlette raises RuntimeError, uvicorn an OSError.
 _SEND_ERRORS = (RuntimeError, OSError, WebSocketDisconnect)
+
+
+# The config fields the double knows, as livekit-server's config structs name them (v1.13.5). The real
+# server decodes its YAML strictly: an unknown field stops it at start. ``None`` = a leaf or a map
+# whose keys are free (``keys``); a dict = a struct whose fields are checked too.
+KNOWN_CONFIG: dict[str, Any] = {
+    "port": None, "bind_addresses": None, "prometheus_port": None, "prometheus": None,
+    "key_file": None, "keys": None, "region": None, "development": None, "redis": None,
+    "rtc": {"udp_port": None, "tcp_port": None, "port_range_start": None, "port_range_end": None,
+            "use_external_ip": None, "node_ip": None, "stun_servers": None, "turn_servers": None,
+            "use_ice_lite": None, "enable_loopback_candidate": None, "ips": None, "interfaces": None,
+            "congestion_control": None, "allow_tcp_fallback": None, "packet_buffer_size": None},
+    "room": {"auto_create": None, "enabled_codecs": None, "max_participants": None,
+             "empty_timeout": None, "departure_timeout": None, "enable_remote_unmute": None,
+             "max_metadata_size": None, "playout_delay": None, "sync_streams": None},
+    "turn": None, "webhook": {"api_key": None, "urls": None, "url_not_found_log_level": None},
+    "logging": {"level": None, "json": None, "sample": None, "pion_level": None,
+                "component_levels": None},
+    "limit": None, "node_selector": None, "signal_relay": None, "psrpc": None, "audio": None,
+    "video": None, "ingress": None, "sip": None, "metric": None,
+}
+
+
+def config_errors(conf: Mapping[str, Any], known: Mapping[str, Any] = KNOWN_CONFIG, at: str = "") -> list[str]:
+    """Unknown fields of ``conf`` (``rtc.node_ipp``…), which livekit-server refuses at start."""
+    errors = []
+    for key, value in conf.items():
+        if key not in known:
+            errors.append(f"field {key} not found in type config.{at or 'Config'}")
+        elif isinstance(known[key], dict) and isinstance(value, Mapping):
+            errors += config_errors(value, known[key], key)
+    return errors
 
 
 class Refusal(Exception):
@@ -149,11 +191,16 @@ class Participant:
     websocket: WebSocket | None = None
     attributes: dict[str, str] = dataclasses.field(default_factory=dict)
     gone: bool = False  # participant_left already sent
+    # livekit-server makes a participant ACTIVE once its peer connection is up (ICE done); only then
+    # participant_joined. The double has no WebRTC: it takes the client's first SDP (an offer or an
+    # answer) for that moment, or ``lp_active=1`` on the URL (test-only).
+    active: bool = False
 
     def info(self) -> models.ParticipantInfo:
+        state = models.ParticipantInfo.ACTIVE if self.active else models.ParticipantInfo.JOINED
         return models.ParticipantInfo(
             sid=self.sid, identity=self.identity, name=self.name, joined_at=self.joined_at,
-            state=models.ParticipantInfo.ACTIVE, attributes=self.attributes,
+            state=state, attributes=self.attributes,
         )
 
 
@@ -211,6 +258,11 @@ class LiveKitDouble:
         if self.webhook_urls and self.webhook_key not in self.keys:
             raise SystemExit("webhook.api_key must be one of the configured keys")
         room_conf = conf.get("room") or {}
+        self.auto_create = bool(room_conf.get("auto_create", True))
+        rtc_conf = conf.get("rtc") or {}
+        # livekit-server hands clients rtc.stun_servers (Google's public ones when unset: the double
+        # hands none then, so no test client ever tries to reach the internet).
+        self.stun_servers = [str(s) for s in rtc_conf.get("stun_servers") or []]
         self.departure_timeout = float(room_conf.get("departure_timeout", DEFAULT_DEPARTURE_TIMEOUT_S))
         self.webhook_log: list[dict[str, Any]] = []
         self._senders: dict[str, WebhookSender] = {}
@@ -264,10 +316,14 @@ class LiveKitDouble:
         return JSONResponse(self.snapshot())
 
     def join_claims(
-        self, headers: Mapping[str, str], query: Mapping[str, str]
+        self, headers: Mapping[str, str], query: Mapping[str, str], path: str = "/rtc"
     ) -> tuple[str, str, str, dict[str, str]]:
         """(room, identity, name, attributes) for a join, with livekit-server's checks."""
         claims = verify_token(self.keys, token_from(headers, query))
+        # livekit-server 1.13.5: signature first, then v1's join_request (livekit-client 2.23 always sends
+        # it), then the grants
+        if path.startswith("/rtc/v1") and not query.get("join_request"):
+            raise Refusal(400, "join_request is required")
         video = claims.get("video")
         if not isinstance(video, dict) or not video.get("roomJoin"):
             raise Refusal(401, "permissions denied")
@@ -277,6 +333,8 @@ class LiveKitDouble:
         room = str(video.get("room") or query.get("room") or "")
         if not room:
             raise Refusal(401, "permissions denied: no room in token")
+        if not self.auto_create and room not in self.rooms:
+            raise Refusal(404, "requested room does not exist")
         attributes = claims.get("attributes")
         attrs = {str(k): str(v) for k, v in attributes.items()} if isinstance(attributes, dict) else {}
         return room, identity, str(claims.get("name") or ""), attrs
@@ -284,7 +342,7 @@ class LiveKitDouble:
     async def validate(self, request: Request) -> Response:
         self.validate_calls += 1
         try:
-            self.join_claims(request.headers, request.query_params)
+            self.join_claims(request.headers, request.query_params, request.url.path)
         except Refusal as refusal:
             return PlainTextResponse(refusal.message, status_code=refusal.status, headers=CORS)
         return PlainTextResponse("success", headers=CORS)
@@ -296,7 +354,7 @@ class LiveKitDouble:
             await self._echo(ws)
             return
         try:
-            room, identity, name, attributes = self.join_claims(ws.headers, ws.query_params)
+            room, identity, name, attributes = self.join_claims(ws.headers, ws.query_params, ws.url.path)
         except Refusal as refusal:
             await ws.send_denial_response(PlainTextResponse(refusal.message, status_code=refusal.status))
             return
@@ -308,10 +366,13 @@ class LiveKitDouble:
         me = Participant(_sid("PA_"), room, identity, name, int(time.time()), ws, attributes)
         others = [p.info() for p in self.participants.values() if p.room == room]
         self.participants[me.sid] = me
-        self._joined(me)
+        self._room_joined(me)
+        if ws.query_params.get("lp_active") == "1":
+            self._activate(me)
         join = rtc.JoinResponse(
             room=room_info, participant=me.info(), other_participants=others,
             server_version=SERVER_VERSION, subscriber_primary=True,
+            ice_servers=[rtc.ICEServer(urls=[f"stun:{s}" for s in self.stun_servers])] if self.stun_servers else [],
             ping_interval=PING_INTERVAL_S, ping_timeout=PING_TIMEOUT_S,
             server_info=models.ServerInfo(
                 edition=models.ServerInfo.Standard, version=SERVER_VERSION,
@@ -323,20 +384,22 @@ class LiveKitDouble:
             await ws.send_bytes(rtc.SignalResponse(join=join).SerializeToString())
             while (message := await ws.receive())["type"] != "websocket.disconnect":
                 if message.get("bytes"):
-                    await self._answer(ws, message["bytes"])
+                    await self._answer(ws, message["bytes"], me)
         except _SEND_ERRORS:
             pass  # the peer went away (or the double closed it); unregistering below is all there is to do
         finally:
             self.participants.pop(me.sid, None)
             self._left(me)
 
-    async def _answer(self, ws: WebSocket, data: bytes) -> None:
+    async def _answer(self, ws: WebSocket, data: bytes, me: Participant) -> None:
         request = rtc.SignalRequest()
         try:
             request.ParseFromString(data)
         except DecodeError:
             return
         kind = request.WhichOneof("message")
+        if kind in ("offer", "answer"):
+            self._activate(me)
         if kind == "ping":
             await ws.send_bytes(rtc.SignalResponse(pong=_now_ms()).SerializeToString())
         elif kind == "ping_req":
@@ -385,10 +448,16 @@ class LiveKitDouble:
                 sender = self._senders[url] = WebhookSender(url, self.webhook_key, secret, self.webhook_log)
             sender.send(event.id, kind, body)
 
-    def _joined(self, participant: Participant) -> None:
+    def _room_joined(self, participant: Participant) -> None:
         timer = self._finishers.pop(participant.room, None)
         if timer is not None:
             timer.cancel()
+        self._room(participant.room)
+
+    def _activate(self, participant: Participant) -> None:
+        if participant.active or participant.gone:
+            return
+        participant.active = True
         self._webhook("participant_joined", self._room(participant.room), participant)
 
     def _left(self, participant: Participant) -> None:
@@ -397,7 +466,9 @@ class LiveKitDouble:
         participant.gone = True
         if participant.room not in self.rooms:
             return
-        self._webhook("participant_left", self._room(participant.room), participant)
+        # Never active (its media never connected): livekit-server says connection aborted, not left.
+        kind = "participant_left" if participant.active else "participant_connection_aborted"
+        self._webhook(kind, self._room(participant.room), participant)
         if not any(p.room == participant.room for p in self.participants.values()):
             loop = asyncio.get_running_loop()
             old = self._finishers.pop(participant.room, None)
@@ -428,7 +499,8 @@ class LiveKitDouble:
             self._webhook("room_started", self.rooms[name])
         room = models.Room()
         room.CopyFrom(self.rooms[name])
-        room.num_participants = sum(1 for p in self.participants.values() if p.room == name)
+        # livekit-server counts active participants only (a signalling-only one, e.g. a probe, is 0)
+        room.num_participants = sum(1 for p in self.participants.values() if p.room == name and p.active)
         return room
 
     # --- Twirp RoomService -------------------------------------------------------------------
@@ -562,6 +634,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     conf: dict[str, Any] = {}
     if args.config:
         conf = yaml.safe_load(Path(args.config).read_text(encoding="utf-8")) or {}
+        errors = config_errors(conf)
+        if errors:
+            print(f"could not parse config: {'; '.join(errors)}", file=sys.stderr)
+            return 1
     keys = {str(k): str(v) for k, v in (conf.get("keys") or {}).items()}
     keys.update(_parse_keys(args.keys if args.keys is not None else os.environ.get("LIVEKIT_KEYS", "")))
     if args.dev and not keys:

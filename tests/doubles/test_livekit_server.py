@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime
 import sys
 import urllib.error
@@ -69,15 +70,22 @@ async def wait_for(predicate, what: str, timeout: float = 3.0) -> None:  # type:
         await asyncio.sleep(0.02)
 
 
+# livekit-client 2.23's v1 parameter (a WrappedJoinRequest), which the real server requires on /rtc/v1
+JOIN_REQUEST = base64.urlsafe_b64encode(
+    rtc.WrappedJoinRequest(join_request=rtc.JoinRequest(metadata="lp").SerializeToString()).SerializeToString()
+).decode()
+
+
 def test_health_answers_ok(double: RunningDouble) -> None:
     assert http_get(double.url + "/") == (200, "OK")
 
 
 @pytest.mark.parametrize("path", ["/rtc/validate", "/rtc/v1/validate"])
 def test_validate_accepts_a_good_token(double: RunningDouble, path: str) -> None:
-    assert http_get(f"{double.url}{path}?access_token={join_token()}") == (200, "success")
+    jr = f"&join_request={JOIN_REQUEST}" if "/v1/" in path else ""
+    assert http_get(f"{double.url}{path}?access_token={join_token()}{jr}") == (200, "success")
     bearer = {"Authorization": f"Bearer {join_token()}"}
-    assert http_get(f"{double.url}{path}", bearer) == (200, "success")
+    assert http_get(f"{double.url}{path}{'?' + jr[1:] if jr else ''}", bearer) == (200, "success")
     assert double.state()["validate_calls"] == 2
 
 
@@ -103,6 +111,7 @@ def test_validate_without_token_is_401(double: RunningDouble) -> None:
 @pytest.mark.parametrize("path", ["/rtc", "/rtc/v1"])
 async def test_websocket_join_and_leave(double: RunningDouble, path: str) -> None:
     url = f"{double.ws_url}{path}?access_token={join_token('room-ws', 'ana')}&auto_subscribe=1&sdk=js"
+    url += f"&join_request={JOIN_REQUEST}" if path == "/rtc/v1" else ""
     async with connect(url) as ws:
         first = rtc.SignalResponse.FromString(await asyncio.wait_for(ws.recv(), 5))
         assert first.WhichOneof("message") == "join"
@@ -125,7 +134,7 @@ async def test_websocket_join_and_leave(double: RunningDouble, path: str) -> Non
 @pytest.mark.parametrize("token", [join_token(join=False), join_token(secret="x" * 40), ""])
 async def test_websocket_refused_before_upgrade(double: RunningDouble, path: str, token: str) -> None:
     with pytest.raises(websockets.InvalidStatus) as refused:
-        async with connect(f"{double.ws_url}{path}?access_token={token}"):
+        async with connect(f"{double.ws_url}{path}?access_token={token}&join_request={JOIN_REQUEST}"):
             pass
     assert refused.value.response.status_code == 401
     assert double.state()["ws_connections"] == 0
@@ -150,7 +159,7 @@ async def test_echo_mode_closes_with_requested_code(double: RunningDouble) -> No
 
 
 async def test_room_service_through_the_python_sdk(double: RunningDouble) -> None:
-    url = f"{double.ws_url}/rtc?access_token={join_token('consult', 'bob')}"
+    url = f"{double.ws_url}/rtc?access_token={join_token('consult', 'bob')}&lp_active=1"
     async with connect(url) as ws, api.LiveKitAPI(double.url, KEY, SECRET) as lk:
         await asyncio.wait_for(ws.recv(), 5)
         rooms = await lk.room.list_rooms(api.ListRoomsRequest(names=["consult", "nobody-here"]))
@@ -179,7 +188,8 @@ async def test_room_service_through_the_python_sdk(double: RunningDouble) -> Non
 
 
 async def test_delete_room_closes_everyone_in_it(double: RunningDouble) -> None:
-    urls = [f"{double.ws_url}/rtc/v1?access_token={join_token('group', who)}" for who in ("a", "b")]
+    urls = [f"{double.ws_url}/rtc/v1?access_token={join_token('group', who)}&join_request={JOIN_REQUEST}"
+            for who in ("a", "b")]
     async with connect(urls[0]) as first, connect(urls[1]) as second, \
             api.LiveKitAPI(double.url, KEY, SECRET) as lk:
         for ws in (first, second):

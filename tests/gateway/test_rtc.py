@@ -24,6 +24,14 @@ from linkpronto.gateway import RTC_PATHS, RtcProxy
 KEY, SECRET = "APIgatewaytest", "s" * 40
 
 
+def join_request() -> str:
+    """livekit-client 2.23's ``join_request`` (base64url WrappedJoinRequest) for ``/rtc/v1``."""
+    import base64
+
+    inner = rtc_pb.JoinRequest(metadata="lp").SerializeToString()
+    return base64.urlsafe_b64encode(rtc_pb.WrappedJoinRequest(join_request=inner).SerializeToString()).decode()
+
+
 def token(room: str = "room-1", identity: str = "patient-1", secret: str = SECRET) -> str:
     grants = VideoGrants(room_join=True, room=room, can_publish=True, can_subscribe=True)
     return AccessToken(KEY, secret).with_identity(identity).with_grants(grants).to_jwt()
@@ -88,7 +96,8 @@ def test_client_close_code_reaches_upstream(recorded: tuple[Recorder, RunningSer
 
 
 def test_valid_token_joins_through_proxy(gateway: RunningServer, double: RunningDouble) -> None:
-    with connect(f"{gateway.ws_url}/rtc/v1?access_token={token()}&auto_subscribe=1", open_timeout=5) as ws:
+    jr = join_request()  # livekit-client 2.23's v1 parameter; LiveKit answers 400 without it
+    with connect(f"{gateway.ws_url}/rtc/v1?access_token={token()}&auto_subscribe=1&join_request={jr}", open_timeout=5) as ws:
         first = ws.recv(timeout=5)
         assert isinstance(first, bytes)
         response = rtc_pb.SignalResponse()
@@ -110,7 +119,8 @@ def test_refused_token_is_refused_with_same_status(gateway: RunningServer, path:
 
 @pytest.mark.parametrize("path", ["/rtc/validate", "/rtc/v1/validate"])
 def test_validate_is_proxied(gateway: RunningServer, double: RunningDouble, path: str) -> None:
-    good = httpx.get(f"{gateway.url}{path}", params={"access_token": token()}, timeout=5)
+    params = {"access_token": token(), **({"join_request": join_request()} if "/v1/" in path else {})}
+    good = httpx.get(f"{gateway.url}{path}", params=params, timeout=5)
     assert (good.status_code, good.text) == (200, "success")
     bad = httpx.get(f"{gateway.url}{path}", params={"access_token": "not-a-jwt"}, timeout=5)
     assert bad.status_code == 401

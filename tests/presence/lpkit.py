@@ -66,7 +66,8 @@ class InRoom:
 
 
 async def connect(double: RunningDouble, access_token: str) -> InRoom:
-    ws = await websockets.connect(f"{double.ws_url}/rtc?access_token={access_token}")
+    # lp_active=1: the double takes this participant as active (its media up), like a real browser
+    ws = await websockets.connect(f"{double.ws_url}/rtc?access_token={access_token}&lp_active=1")
     await ws.recv()  # SignalResponse{join}
     return InRoom(ws)
 

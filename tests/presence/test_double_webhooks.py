@@ -36,7 +36,7 @@ def _config(tmp_path: Path, urls: list[str], departure: float = 0.3) -> list[str
 async def _join_and_leave(ws_url: str, room: str, identity: str, name: str, hold_s: float = 0.2) -> None:
     token = tokens.join_token(TEST_KEY, TEST_SECRET, room=room, identity=identity, name=name,
                               ttl=timedelta(minutes=5))
-    async with websockets.connect(f"{ws_url}/rtc?access_token={token}") as ws:
+    async with websockets.connect(f"{ws_url}/rtc?access_token={token}&lp_active=1") as ws:  # active: media up
         await ws.recv()  # the SignalResponse{join}
         await asyncio.sleep(hold_s)
 

@@ -68,7 +68,8 @@ async def test_on_demand_never_stops_while_someone_is_in_a_call(
         link, grant = await _join(lp)  # the first link request starts the stack
         # The patient joins the room through the public listener, as the page does.
         ws_url = f"ws://127.0.0.1:{lp.running.public_port}/_linkpronto/livekit/rtc"
-        async with websockets.connect(f"{ws_url}?access_token={grant['access_token']}") as ws:
+        # lp_active=1: the double takes it as media connected (LiveKit's ListRooms counts active ones only)
+        async with websockets.connect(f"{ws_url}?access_token={grant['access_token']}&lp_active=1") as ws:
             await ws.recv()  # LiveKit's SignalResponse{join}: the participant is in the room
             in_room = [p for p in livekit_inproc.state()["participants"] if p["room"] == link["room"]]
             assert len(in_room) == 1

@@ -3,6 +3,9 @@
 - ``waiting``: a patient is in the room and no professional is;
 - ``in_call``: both are;
 - ``ended``: the room finished (LiveKit's ``room_finished``) after a call took place in it;
+- ``media_aborted``: nobody is waiting, and the patient's last attempt reached the room but its video
+  never connected (``participant_connection_aborted``: ICE never completed — a 4G or company network
+  blocking LiveKit's media ports); the dashboard says so, with the fix;
 - ``None``: nobody is waiting and no call is on (never joined, the patient gave up, the professional
   alone, or a room that finished without a call).
 
@@ -29,7 +32,10 @@ from typing import Any
 from linkpronto.events.webhook import OTHER, PATIENT, RoomEvent
 
 WAITING, IN_CALL, ENDED = "waiting", "in_call", "ended"
-VALUES = (WAITING, IN_CALL, ENDED)
+# The patient's signalling reached LiveKit but its media never connected (participant_connection_aborted:
+# LiveKit makes a participant active, and sends participant_joined, only once ICE completes).
+MEDIA_ABORTED = "media_aborted"
+VALUES = (WAITING, IN_CALL, ENDED, MEDIA_ABORTED)
 SEEN_IDS = 64
 FINISHED_ROOMS = 8
 NAME_MAX = 80
@@ -103,6 +109,11 @@ def apply(state: dict[str, Any], ev: RoomEvent) -> bool:
         entry = participants.setdefault(key, {"role": ev.role, "name": "", "at": ev.created_at})
         entry["left"] = True
         entry["name"] = ""  # gone from the room: the name is no longer shown, so no longer kept
+        if ev.kind == "participant_connection_aborted":
+            # ...except when its video never connected: "Maria reached the room, but the video never
+            # connected" is shown until a later attempt or the room's end (which clears it)
+            entry["aborted"] = True
+            entry["name"] = (ev.name or "")[:NAME_MAX]
     elif ev.kind == "room_finished":
         state["finished"] = True
         for entry in participants.values():
@@ -127,6 +138,10 @@ def derive(state: dict[str, Any]) -> tuple[str | None, str | None]:
         return IN_CALL, None
     if patients:
         return WAITING, patients[0]["name"] or None
+    # Nobody waiting: if the patient's last attempt reached the room but its video never connected, say so.
+    tried = sorted((p for p in state["participants"].values() if p["role"] == PATIENT), key=lambda p: p["at"])
+    if tried and tried[-1].get("aborted"):
+        return MEDIA_ABORTED, tried[-1]["name"] or None
     return None, None
 
 

@@ -9,6 +9,7 @@ service knows nothing about tunnels or processes.
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import urllib.parse
@@ -23,7 +24,7 @@ from sqlalchemy.exc import DBAPIError
 
 from linkpronto import keys, schema
 from linkpronto.components import iso
-from linkpronto.errors import LinkGone, LinkNotFound, LinkprontoError, LivekitUnhealthy
+from linkpronto.errors import LinkGone, LinkNotFound, LinkprontoError, LivekitRoomNotCreated, LivekitUnhealthy
 from linkpronto.events.presence import Presence
 from linkpronto.i18n import Lang, Text, render
 from linkpronto.links.inputs import decode_stored
@@ -104,6 +105,26 @@ def whatsapp_url(url: str, lang: Lang | None = None, text: str | None = None) ->
     return "https://wa.me/?text=" + urllib.parse.quote(text)
 
 
+_log = logging.getLogger("linkpronto.links")
+
+
+def room_not_created(refusal: str) -> LivekitRoomNotCreated:
+    """LiveKit (``room.auto_create: false``) refused to create the room: say why, and how to fix it."""
+    return LivekitRoomNotCreated(
+        Text(
+            "O servidor de vídeo não permitiu criar a sala da consulta. Seu link continua válido.",
+            "The video server did not allow the consultation room to be created. Your link is still valid.",
+        ),
+        fix=Text(
+            "Quem cuida do LiveKit: com room.auto_create desligado, a chave do linkpronto "
+            "(LIVEKIT_API_KEY) precisa poder criar salas (roomCreate), ou ligue room.auto_create.",
+            "Whoever runs LiveKit: with room.auto_create off, linkpronto's key (LIVEKIT_API_KEY) must "
+            "be allowed to create rooms (roomCreate), or turn room.auto_create on.",
+        ),
+        detail=f"CreateRoom: {refusal}"[:300],
+    )
+
+
 def short_message(url: str, lang: Lang | None, template: str | None = None, *, name: str = "",
                   consultation_type: str = "") -> str:
     """The message sent with a link: the app's own template (``{url}``, ``{name}``, ``{type}``; other
@@ -158,6 +179,7 @@ class LinkService:
         remove_participants: Callable[[str], Awaitable[int]] | None = None,
         livekit_answers: Callable[[], Awaitable[bool]] | None = None,
         clock: Callable[[], datetime] = utcnow,
+        ensure_room: Callable[[str], Awaitable[str | None]] | None = None,
     ) -> None:
         self.store = store
         self.secrets = secrets_
@@ -170,6 +192,8 @@ class LinkService:
         self.remove_participants = remove_participants
         self.livekit_answers = livekit_answers
         self.clock = clock
+        #: CreateRoom before a join (LiveKit with room.auto_create false); returns LiveKit's refusal or None.
+        self.ensure_room = ensure_room
         #: The database's health (``links.health.StoreHealth``): writes refused on a full disk.
         self.storage: StorageWatch | None = None
         #: Rooms of links revoked while running → when their last join token stops being accepted.
@@ -317,6 +341,16 @@ class LinkService:
         :class:`LivekitUnhealthy` (503, retryable) — nothing counted either way.
         """
         if self.credentials() is not None and (self.livekit_answers is None or await self.livekit_answers()):
+            if self.ensure_room is not None:
+                row, status = await self.store.call(self.resolve, token)
+                if row is not None and status == LinkStatus.READY:
+                    refusal = await self.ensure_room(row.room)
+                    if refusal is not None:
+                        err = room_not_created(refusal)
+                        # the patient reads a generic outage sentence; the operator's log says why and the fix
+                        _log.warning("%s: %s %s (%s)", err.code, err.text.en,
+                                     err.fix_text.en if err.fix_text else "", err.detail)
+                        raise err
             return await self.store.call(self.join, token, display_name)
         row, status = await self.store.call(self.resolve, token)
         if row is None or status == LinkStatus.PREPARING:

@@ -56,6 +56,12 @@ def ws_base(url: str) -> str:
     return url.rstrip("/")
 
 
+def key_accepted(status: int, body: str) -> bool:
+    """``/rtc/validate`` accepted our probe token: 200, or — a LiveKit with ``room.auto_create: false``
+    — 404 "requested room does not exist" (it checks the token's signature first: a wrong key is 401)."""
+    return status == 200 or (status == 404 and "room does not exist" in body)
+
+
 async def probe_livekit(
     client: httpx.AsyncClient,
     base_url: str,
@@ -82,7 +88,7 @@ async def probe_livekit(
     res = await client.get(base + "/rtc/validate", params={"access_token": probe}, timeout=timeout_s)
     if res.status_code == 401:
         return False, Text("O LiveKit recusou nossa chave de API (401)", "LiveKit refused our API key/secret (401)")
-    if res.status_code != 200:
+    if not key_accepted(res.status_code, res.text):
         reason = res.text.strip()[:120]
         return False, Text(
             f"/rtc/validate respondeu {res.status_code} ({reason})", f"/rtc/validate answered {res.status_code} ({reason})"
@@ -196,6 +202,10 @@ class RemoteLivekit(Observable):
         self._notify()
 
 
+#: How long a room linkpronto created waits for its first participant before LiveKit closes it.
+ROOM_EMPTY_TIMEOUT_S = 300
+
+
 class RoomAdmin:
     """RoomService calls (remove participants, count them) through ``livekit-api``."""
 
@@ -232,6 +242,26 @@ class RoomAdmin:
         finally:
             await client.aclose()
         return removed
+
+    async def create_room(self, room: str, empty_timeout_s: int = ROOM_EMPTY_TIMEOUT_S) -> str | None:
+        """CreateRoom (idempotent: an existing room is returned as it is), so a LiveKit configured with
+        ``room.auto_create: false`` (it answers 404 to a join for an unknown room) lets the patient in.
+        None when the room exists; LiveKit's refusal (``code: msg``) when it said no; None too when it
+        could not be reached (the join's own reachability check decides about that)."""
+        import aiohttp
+        from livekit import api as lkapi
+
+        client = self._api()
+        try:
+            await client.room.create_room(lkapi.CreateRoomRequest(name=room, empty_timeout=empty_timeout_s))
+            return None
+        except lkapi.TwirpError as exc:
+            return f"{exc.code}: {exc.message}"
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("CreateRoom for a join did not get an answer: %s", type(exc).__name__)
+            return None
+        finally:
+            await client.aclose()
 
     async def total_participants(self) -> int | None:
         """Participants across all rooms (for on-demand idle stop); None when LiveKit is unreachable."""

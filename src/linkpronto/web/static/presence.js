@@ -59,7 +59,15 @@ function render() {
   box.hidden = items.length === 0;
   box.replaceChildren(
     ...items.map(([id, w]) =>
-      h(
+      w.kind === "media_aborted"
+        ? h(
+          "p",
+          { class: "presence-media-aborted", "data-link": id },
+          h("strong", { text: t("dash.presence.media_aborted", { name: w.name || t("dash.presence.patient") }) }),
+          " ",
+          h("span", { text: t("dash.presence.media_aborted_fix") }),
+        )
+        : h(
         "p",
         { class: "presence-waiting", "data-link": id },
         h("strong", { text: w.name ? t("dash.presence.waiting", { name: w.name }) : t("dash.presence.waiting_anon") }),
@@ -77,6 +85,9 @@ export function onPresence(ev) {
   if (ev.presence === "waiting") {
     waiting.set(ev.link_id, { name: ev.waiting_name, since: ev.presence_since });
     if (!was && soundOn()) beep();
+  } else if (ev.presence === "media_aborted") {
+    // The patient reached the room but the video never connected (LiveKit: participant_connection_aborted).
+    waiting.set(ev.link_id, { kind: "media_aborted", name: ev.waiting_name, since: ev.presence_since });
   } else {
     waiting.delete(ev.link_id);
   }
@@ -96,9 +107,9 @@ export function syncLinks(links) {
       Object.assign(link, { presence: ev.presence, presence_since: ev.presence_since, waiting_name: ev.waiting_name });
       continue;
     }
-    if (link.presence === "waiting" && link.status !== "revoked") {
+    if ((link.presence === "waiting" || link.presence === "media_aborted") && link.status !== "revoked") {
       listed.add(link.id);
-      waiting.set(link.id, { name: link.waiting_name, since: link.presence_since });
+      waiting.set(link.id, { kind: link.presence, name: link.waiting_name, since: link.presence_since });
     }
   }
   for (const id of [...waiting.keys()]) if (!listed.has(id) && !fresh(id)) waiting.delete(id);
@@ -110,7 +121,9 @@ export function presencePill(link) {
   if (!link.presence) return null;
   const text = link.presence === "waiting" && link.waiting_name
     ? t("dash.presence.waiting", { name: link.waiting_name })
-    : t(`dash.presence.${link.presence}`);
+    : link.presence === "media_aborted"
+      ? t("dash.presence.media_aborted", { name: link.waiting_name || t("dash.presence.patient") })
+      : t(`dash.presence.${link.presence}`);
   return h("span", { class: "presence-pill", "data-presence": link.presence, text });
 }
 

@@ -1,0 +1,80 @@
+"""A real WebRTC participant (the ``livekit`` realtime SDK, libwebrtc) for the real-LiveKit tier.
+
+Run it inside a test namespace (``ip netns exec <ns> python rtc_peer.py ...``) so its media stays
+inside. It connects, optionally publishes a generated video (a moving gradient), counts the video
+frames it receives from others, holds for ``--seconds``, disconnects, and prints one JSON line:
+``{"connected": true, "identity": ..., "frames": N, "remote": [...]}`` (``connected`` false + ``error``
+when the connection failed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+
+from livekit import rtc
+
+W, H = 160, 120
+
+
+async def main(url: str, token: str, seconds: float, publish: bool, connect_timeout: float) -> dict[str, object]:
+    room = rtc.Room()
+    frames = 0
+    remote: set[str] = set()
+    tasks: list[asyncio.Task[None]] = []
+
+    async def count(track: rtc.Track) -> None:
+        nonlocal frames
+        async for _ev in rtc.VideoStream(track):
+            frames += 1
+
+    @room.on("track_subscribed")
+    def on_track(track: rtc.Track, publication: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant) -> None:
+        remote.add(participant.identity)
+        if track.kind == rtc.TrackKind.KIND_VIDEO:
+            tasks.append(asyncio.ensure_future(count(track)))
+
+    try:
+        await asyncio.wait_for(room.connect(url, token, rtc.RoomOptions(auto_subscribe=True)), connect_timeout)
+    except Exception as exc:
+        return {"connected": False, "error": f"{type(exc).__name__}: {exc}"}
+    identity = room.local_participant.identity
+    pusher = None
+    if publish:
+        source = rtc.VideoSource(W, H)
+        track = rtc.LocalVideoTrack.create_video_track("camera", source)
+        await room.local_participant.publish_track(
+            track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA))
+
+        async def push() -> None:
+            n = 0
+            while True:
+                shade = n % 256
+                data = bytes([shade, 255 - shade, 128, 255]) * (W * H)
+                source.capture_frame(rtc.VideoFrame(W, H, rtc.VideoBufferType.RGBA, data))
+                n += 1
+                await asyncio.sleep(1 / 15)
+
+        pusher = asyncio.ensure_future(push())
+    await asyncio.sleep(seconds)
+    if pusher is not None:
+        pusher.cancel()
+    for t in tasks:
+        t.cancel()
+    await room.disconnect()
+    return {"connected": True, "identity": identity, "frames": frames, "remote": sorted(remote)}
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--token", required=True)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--publish", action="store_true")
+    parser.add_argument("--connect-timeout", type=float, default=20.0)
+    a = parser.parse_args()
+    result = asyncio.run(main(a.url, a.token, a.seconds, a.publish, a.connect_timeout))
+    print(json.dumps(result), flush=True)
+    sys.exit(0 if result.get("connected") else 1)
