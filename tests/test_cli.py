@@ -176,6 +176,8 @@ def test_sigkill_of_up_loses_no_link_and_leaves_no_child(tmp_path: Path) -> None
         LINKPRONTO_TUNNEL_PROVIDER="static",
         LINKPRONTO_TUNNEL_STATIC_URL=f"http://127.0.0.1:{public_port}",
         LINKPRONTO_LIVEKIT_MODE="local",
+        LINKPRONTO_VERIFY_MEDIA_INTERVAL="0",  # the double carries no media: no media rung
+        LINKPRONTO_VERIFY_PAGE_BROWSER="off",
         LINKPRONTO_LIVEKIT_BINARY=str(script),
         LINKPRONTO_LIVEKIT_PORT=str(lk_port),
         LINKPRONTO_LIVEKIT_TCP_PORT=str(free_port()),

@@ -22,16 +22,19 @@ import re
 
 REDACTED_TOKEN = "[token]"
 
-_QUERY = re.compile(r"(?P<key>\b(?:access_token|token)=)[^&\s\"'#]+", re.IGNORECASE)
+_QUERY = re.compile(r"(?P<key>\b(?:access_token|token)=)(?![*\[])[^&\s\"'#]+", re.IGNORECASE)  # not twice
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]+")
 _SEGMENT = re.compile(r"(?<=/)[A-Za-z0-9_-]{20,}(?=$|[/?#\s\"'])")
 
 
+_WORD = re.compile(r"[a-z]{1,12}[0-9]*|[0-9]{1,12}")
+
+
 def _token_shaped(segment: str) -> bool:
-    """A random string, not a slug: it has a digit or a capital, or it is one unbroken run of letters
-    (``generate-consultation-token`` is a slug; ``k3j4…``, ``Zme8F…`` and ``qxvbn…`` are tokens)."""
-    return (any(c.isdigit() or c.isupper() for c in segment)
-            or ("-" not in segment and "_" not in segment))
+    """A random string, not a slug. A slug is short lower-case words (and numbers) joined by ``-`` or
+    ``_`` — ``generate-consultation-token``, ``test_env_and_cwd_reach_the_chi0``; a link token is one
+    long run (``k3j4…``, base32) or mixed case and digits (``Zme8F…``, base64url, hex)."""
+    return not all(_WORD.fullmatch(part) for part in re.split(r"[-_]", segment) if part)
 
 
 def redact(text: str) -> str:

@@ -123,6 +123,7 @@ def cli_env(data_dir: Path, livekit_url: str, public_port: int, admin_port: int,
             "LIVEKIT_API_SECRET": TEST_SECRET,
             "LINKPRONTO_LANG": "en",
             "LINKPRONTO_VERIFY_PAGE_BROWSER": "off",  # the page rung: only where a test asks for it
+            "LINKPRONTO_VERIFY_MEDIA_INTERVAL": "0",  # the media rung: the double carries no media
             **extra,
         }
     )

@@ -86,3 +86,9 @@ def test_serve_logs_no_request_url_of_httpx_and_redacts_the_rest() -> None:
             logging.getLogger(name).setLevel(level)
     text = stream.getvalue()
     assert "HTTP Request" not in text and JWT not in text and "upstream refused" in text
+
+
+@pytest.mark.parametrize("path", ["/tmp/pytest-of-root/pytest-276/test_env_and_cwd_reach_the_chi0",
+                                  "/api/generate-consultation-token", "/work/wt/lkmedia/test-artifacts/media_real"])
+def test_paths_that_are_slugs_are_kept(path: str) -> None:
+    assert redact(f"hello {path}") == f"hello {path}"

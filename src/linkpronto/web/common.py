@@ -25,6 +25,10 @@ _PUBLIC_OUTAGE = Text(
     "O serviço de consultas está com um problema passageiro. Nada foi perdido.",
     "The consultation service has a passing problem. Nothing was lost.",
 )
+_PUBLIC_VIDEO_OUTAGE = Text(
+    "O servidor de vídeo não está respondendo agora. Nada foi perdido: seu link continua valendo.",
+    "The video server is not answering right now. Nothing was lost: your link is still valid.",
+)
 _PUBLIC_OUTAGE_FIX = Text(
     "Tente de novo em alguns instantes; se continuar, avise o profissional.",
     "Try again in a few moments; if it goes on, tell the professional.",
@@ -37,7 +41,9 @@ def public_error(err: LinkprontoError) -> LinkprontoError:
     the error carries for the professional's own screens (issue 19 finding 13)."""
     from linkpronto.errors import LivekitUnhealthy, StorageFault, StoreUnavailable
 
-    if isinstance(err, (StoreUnavailable, StorageFault, LivekitUnhealthy)):
+    if isinstance(err, LivekitUnhealthy):
+        return LinkprontoError(_PUBLIC_VIDEO_OUTAGE, fix=_PUBLIC_OUTAGE_FIX, code=err.code)
+    if isinstance(err, (StoreUnavailable, StorageFault)):
         return LinkprontoError(_PUBLIC_OUTAGE, fix=_PUBLIC_OUTAGE_FIX, code=err.code)
     return err
 
