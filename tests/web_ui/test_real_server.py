@@ -51,8 +51,18 @@ def _claims(token: str) -> Any:
     return TokenVerifier(TEST_KEY, TEST_SECRET, leeway=timedelta(seconds=5)).verify(token)
 
 
-def _connect_calls(page: Page) -> list[list[Any]]:
+def _all_connects(page: Page) -> list[list[Any]]:
     return [e for e in page.evaluate("window.__fakeLog") if e[0] == "connect"]
+
+
+def _is_probe(call: list[Any]) -> bool:
+    claims = _claims(call[2])
+    return claims.video is not None and str(claims.video.room).startswith("linkpronto-")
+
+
+def _connect_calls(page: Page) -> list[list[Any]]:
+    """Connections to the consultation's room (the patient's media check uses a probe room first)."""
+    return [e for e in _all_connects(page) if not _is_probe(e)]
 
 
 def test_dashboard_generates_lists_and_revokes_with_confirmation(
@@ -197,6 +207,7 @@ def test_device_test_flow_from_dashboard_to_phone_and_back(
     checked = real.link(link["id"])["device_check"]
     assert checked["ok"] is True and checked["phase"] == "device-test"
     assert not _connect_calls(phone)  # a test, not a call
+    assert all(_is_probe(c) for c in _all_connects(phone))  # only the media check's probe room
     shot(page, "dashboard")
 
     box.get_by_role("button", name="Encerrar teste").click()

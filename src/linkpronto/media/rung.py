@@ -156,19 +156,29 @@ class MediaRung:
                 "timeout_s": self.timeout_s,
                 # Forwarded media: prove the forwarded address, never a shortcut to this machine.
                 "no_host": cfg.facts.forwards_media}
+        from linkpronto import platform
+
+        # Its own process tree, enrolled in the die-with-the-orchestrator guard like every supervised
+        # child: a kill -9 of linkpronto never leaves a probe (or its libwebrtc threads) behind.
+        tree = platform.new_process_tree()
         proc = await asyncio.create_subprocess_exec(
             *self.launcher, self._python, "-m", "linkpronto.media.probe",
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+            **tree.popen_kwargs(),
         )
+        tree.attach(proc.pid)
         _lower_priority(proc.pid)  # the probe's encoder must never slow the requests the stack serves
         try:
             out, _ = await asyncio.wait_for(proc.communicate((json.dumps(args) + "\n").encode()),
                                             self.timeout_s * 2 + 10)
-        except TimeoutError:
+        except BaseException:  # a timeout, or the rung cancelled with the stack: the tree goes too
+            tree.kill()
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             await proc.wait()
             raise
+        finally:
+            tree.release()
         for line in out.decode("utf-8", "replace").splitlines():
             if line.startswith(REPORT_PREFIX):
                 return ProbeReport.from_json(json.loads(line[len(REPORT_PREFIX):]))
