@@ -259,7 +259,12 @@ def setup(with_tests: bool) -> None:
 def cmd_up(args: list[str]) -> int:
     setup(with_tests=False)
     exe = BIN / ("linkpronto.exe" if IS_WINDOWS else "linkpronto")
-    return subprocess.call([str(exe), "up", *args], cwd=Path.cwd())
+    proc = subprocess.Popen([str(exe), "up", *args], cwd=Path.cwd())
+    while True:
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:  # Ctrl+C reaches linkpronto too: let it stop cleanly, no traceback here
+            continue
 
 
 def cmd_test(args: list[str]) -> int:
