@@ -12,24 +12,15 @@ from fake_api import FakeServers  # type: ignore[import-not-found]
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 from real_server import RealServer  # type: ignore[import-not-found]
 
+from helpers.chromium import BASE_ARGS, CHROMIUM, FAKE_MEDIA_ARGS, PHONE
 from helpers.inproc import InProcessDouble
 from linkpronto.web.assets import install_assets, vendor_ready
 
+# The browser tests import the launch flags from this conftest.
+__all__ = ["ARTIFACTS", "BASE_ARGS", "CHROMIUM", "FAKE_MEDIA_ARGS", "PHONE"]
+
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "web_ui"
-CHROMIUM = "/usr/bin/chromium"
-BASE_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-FAKE_MEDIA_ARGS = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
-PHONE = {"width": 390, "height": 844}
 ANDROID_UA = (
     "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/126.0.0.0 Mobile Safari/537.36"
