@@ -67,6 +67,9 @@ def prepare_app() -> Path:
     shutil.copy2(FIXTURE / "package.json", app / "package.json")
     shutil.copy2(FIXTURE / "next.config.js", app / "next.config.js")
     shutil.rmtree(app / "pages", ignore_errors=True)
+    # A run killed mid-test can leave next dev's build cache out of step with the pages (HMR then
+    # never applies an edit): every run starts from a clean build, the npm install stays cached.
+    shutil.rmtree(app / ".next", ignore_errors=True)
     shutil.copytree(FIXTURE / "pages", app / "pages")
     installed = (app / "node_modules" / "next" / "package.json").is_file()
     if not installed or not stamp_file.is_file() or stamp_file.read_text().strip() != stamp:
