@@ -4,7 +4,9 @@ Run it inside a test namespace (``ip netns exec <ns> python rtc_peer.py ...``) s
 inside. It connects, optionally publishes a generated video (a moving gradient), counts the video
 frames it receives from others, holds for ``--seconds``, disconnects, and prints one JSON line:
 ``{"connected": true, "identity": ..., "frames": N, "remote": [...]}`` (``connected`` false + ``error``
-when the connection failed).
+when the connection failed). Right after connecting it prints ``{"event": "connected"}`` (a test can
+act while it holds). ``--join BASE LINK_TOKEN`` joins as a patient first: POST ``BASE/_linkpronto/api/join``
+and use the grant's URL and token (``--url``/``--token`` are then not needed).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ async def main(url: str, token: str, seconds: float, publish: bool, connect_time
         await asyncio.wait_for(room.connect(url, token, rtc.RoomOptions(auto_subscribe=True)), connect_timeout)
     except Exception as exc:
         return {"connected": False, "error": f"{type(exc).__name__}: {exc}"}
+    print(json.dumps({"event": "connected"}), flush=True)
     identity = room.local_participant.identity
     pusher = None
     if publish:
@@ -69,12 +72,18 @@ async def main(url: str, token: str, seconds: float, publish: bool, connect_time
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("--url", required=True)
-    parser.add_argument("--token", required=True)
+    parser.add_argument("--url", default="")
+    parser.add_argument("--token", default="")
+    parser.add_argument("--join", nargs=2, metavar=("BASE", "LINK_TOKEN"))
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--publish", action="store_true")
     parser.add_argument("--connect-timeout", type=float, default=20.0)
     a = parser.parse_args()
+    if a.join:
+        import httpx
+
+        grant = httpx.post(a.join[0] + "/_linkpronto/api/join", json={"token": a.join[1]}, timeout=30).json()
+        a.url, a.token = grant["livekit_url"], grant["access_token"]
     result = asyncio.run(main(a.url, a.token, a.seconds, a.publish, a.connect_timeout))
     print(json.dumps(result), flush=True)
     sys.exit(0 if result.get("connected") else 1)

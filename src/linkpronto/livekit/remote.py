@@ -274,7 +274,16 @@ class RoomAdmin:
             from linkpronto.media import is_probe
 
             # Probe rooms (the media rung's, the patient's media check) are nobody: never keep a stack up.
-            return sum(r.num_participants for r in res.rooms if not is_probe(room=r.name))
+            # ListRooms' num_participants is refreshed by livekit-server only every 5 s (v1.13.5's
+            # roomUpdateInterval), so a patient who joined just before the count reads as 0 there: each
+            # room's ListParticipants (answered by the room itself) is the count, probes left out.
+            total = 0
+            for r in res.rooms:
+                if is_probe(room=r.name):
+                    continue
+                people = await client.room.list_participants(lkapi.ListParticipantsRequest(room=r.name))
+                total += sum(1 for p in people.participants if not is_probe(identity=p.identity))
+            return total
         except (lkapi.TwirpError, aiohttp.ClientError, TimeoutError):
             return None
         finally:
