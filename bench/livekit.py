@@ -53,10 +53,23 @@ BUNDLE = ROOT / "src" / "linkpronto" / "web" / "static" / "vendor" / "livekit-cl
 BASE_KEY = "APIbench"
 BASE_SECRET = secrets.token_urlsafe(32)
 
+def page_retry() -> dict[str, int]:
+    """The reconnect schedule of linkpronto's pages (``RETRY_*`` in static/livekit.js), read from the file
+    so the publisher here (standing in for the professional's page, call.js) cannot drift from it."""
+    import re
+
+    text = (ROOT / "src" / "linkpronto" / "web" / "static" / "livekit.js").read_text("utf-8")
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"export const (RETRY_\w+) = (\d+);", text)}
+
+
+#: ``retry``: page_retry() — the same reconnectPolicy as linkpronto's pages; null: livekit-client's default.
 PUBLISH = """
-async ({ url, token }) => {
+async ({ url, token, retry }) => {
   const LK = window.LivekitClient;
-  const r = (window.__room = new LK.Room());
+  const reconnectPolicy = retry && { nextRetryDelayInMs: (c) => c.retryCount === 0 ? 0
+    : c.elapsedMs < retry.RETRY_FAST_FOR_MS ? retry.RETRY_FAST_MS
+    : c.elapsedMs < retry.RETRY_GIVE_UP_MS ? retry.RETRY_SLOW_MS : null };
+  const r = (window.__room = new LK.Room(reconnectPolicy ? { reconnectPolicy } : {}));
   await r.connect(url, token);
   await r.localParticipant.enableCameraAndMicrophone();
   return r.localParticipant.identity;
@@ -197,7 +210,7 @@ def main() -> None:
                     page = ctx.new_page()
                     page.goto("http://127.0.0.1:7880/")  # a secure origin on the laptop (getUserMedia)
                     page.add_script_tag(path=str(BUNDLE))
-                    page.evaluate(PUBLISH, {"url": url, "token": tok})
+                    page.evaluate(PUBLISH, {"url": url, "token": tok, "retry": page_retry()})
                     pubs.append(page)
 
                 sub_ctx = phone.new_context(viewport=PHONE, is_mobile=True)
@@ -279,6 +292,7 @@ def main() -> None:
                     time.sleep(args.settle)
                 out["crash_to_both_decoding_s"] = {
                     "rounds": [round(r, 2) for r in rounds], "max": round(max(rounds), 2), "target_s": 10,
+                    "median": round(statistics.median(rounds), 2), "page_reconnect_policy": page_retry(),
                     "settle_s_between_rounds": args.settle,
                     "meets_target": max(rounds) <= 10}
                 laptop.close()

@@ -2,7 +2,7 @@
 // "Encerrar consulta" disconnects and offers to revoke the link.
 
 import { apiUrl, applyI18n, copyText, formatTime, initLangToggle, onLangChange, problemBox, sessionHeaders, t } from "./i18n.js";
-import { bindRoom, loadLivekit, prefetchLivekit, showLocal, toggleDevice } from "./livekit.js";
+import { bindRoom, loadLivekit, prefetchLivekit, reconnectPolicy, showLocal, toggleDevice } from "./livekit.js";
 
 const $ = (id) => document.getElementById(id);
 const data = JSON.parse($("lp-data")?.textContent || "{}");
@@ -74,7 +74,7 @@ async function start() {
     }
     const LK = await loadLivekit();
     ending = false;
-    room = new LK.Room({ adaptiveStream: true, dynacast: true });
+    room = new LK.Room({ adaptiveStream: true, dynacast: true, reconnectPolicy: reconnectPolicy() });
     const setState = bindRoom(LK, room, {
       remoteBox: $("remote-video"),
       stateEl: $("conn-state"),

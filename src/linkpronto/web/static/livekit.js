@@ -34,6 +34,29 @@ export function loadLivekit() {
   return loading;
 }
 
+/**
+ * livekit-client's reconnect schedule for our pages (Room option ``reconnectPolicy``). Its default
+ * retries at about 0, 0.3, 1.5, 4.2 and 9 s (with jitter) and then gives up: after a crash of a local
+ * livekit-server, which linkpronto restarts within a second or two, a client that missed the 4.2 s try
+ * waited until 9 s. Ours retries every RETRY_FAST_MS for the first RETRY_FAST_FOR_MS (the server is
+ * back as soon as it is ready), then every RETRY_SLOW_MS up to RETRY_GIVE_UP_MS (a tunnel or network
+ * change), then stops (the page says the connection was lost).
+ */
+export const RETRY_FAST_MS = 400;
+export const RETRY_FAST_FOR_MS = 20000;
+export const RETRY_SLOW_MS = 2000;
+export const RETRY_GIVE_UP_MS = 60000;
+export function reconnectPolicy() {
+  return {
+    nextRetryDelayInMs(context) {
+      if (context.retryCount === 0) return 0;
+      if (context.elapsedMs < RETRY_FAST_FOR_MS) return RETRY_FAST_MS;
+      if (context.elapsedMs < RETRY_GIVE_UP_MS) return RETRY_SLOW_MS;
+      return null;
+    },
+  };
+}
+
 /** Start fetching the bundle when the browser is idle (after the first paint). */
 export function prefetchLivekit() {
   const go = () => loadLivekit().catch(() => {}); // a failure is reported when it is really needed

@@ -11,7 +11,7 @@
 //     publish audio/video checks, and no call.
 
 import { apiUrl, applyI18n, currentLang, h, initLangToggle, onLangChange, problemBox, t } from "./i18n.js";
-import { bindRoom, loadLivekit, prefetchLivekit, showLocal, toggleDevice } from "./livekit.js";
+import { bindRoom, loadLivekit, prefetchLivekit, reconnectPolicy, showLocal, toggleDevice } from "./livekit.js";
 
 const $ = (id) => document.getElementById(id);
 const data = JSON.parse($("lp-data")?.textContent || "{}");
@@ -616,7 +616,7 @@ async function onJoin() {
 
 async function enterCall(LK, grant) {
   leaving = false;
-  room = new LK.Room({ adaptiveStream: true, dynacast: true });
+  room = new LK.Room({ adaptiveStream: true, dynacast: true, reconnectPolicy: reconnectPolicy() });
   const setState = bindRoom(LK, room, {
     remoteBox: $("remote-video"),
     stateEl: $("conn-state"),
