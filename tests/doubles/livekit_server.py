@@ -20,8 +20,17 @@ hands ``rtc.stun_servers`` as ICE servers (none when unset — the real server w
 a participant is ``JOINED`` until *active* (the real server: ICE done; the double: the client's first
 offer/answer, or ``lp_active=1``), and only then ``participant_joined`` and a ListRooms count; one that
 closes before that gives ``participant_connection_aborted``; a config with an unknown field is refused
-at start. Not imitated: ``reconnect=1&sid=`` resumption (a reconnect is a new join), ``track_*``
-webhooks, dropped or reordered webhooks, media.
+at start; ``reconnect=1&sid=`` (``/rtc``) or a ``join_request`` with ``reconnect`` (``/rtc/v1``) for
+an identity the room does not hold is answered with a ``leave`` (``STATE_MISMATCH``, action
+``RECONNECT``) and closed, as the real server does. Resumption: an *active* participant whose
+signalling WebSocket closes without a client ``leave`` is kept (the real server keeps it while its
+peer connection lives; the double, with none, for ``resume_window`` seconds — ``--resume-window``,
+default 0 = off, so tests written for the old double keep their timing) and a reconnect within that time resumes it: same sid, a ``SignalResponse{reconnect}``,
+no new ``participant_joined``; past the window it leaves. A client ``leave`` (what livekit-client's
+``disconnect()`` sends) or a never-active participant leaves at once. ``add_track`` gives a
+``track_published`` answer and, once the participant is active, a ``track_published`` webhook; on
+leaving, ``track_unpublished`` for each track comes before ``participant_left`` (v1.13.5's order).
+Not imitated: media.
 - Twirp ``POST /twirp/livekit.RoomService/{CreateRoom,ListRooms,DeleteRoom,ListParticipants,
   GetParticipant,RemoveParticipant}`` in ``application/protobuf`` or ``application/json``, with the
   grants livekit-server checks (roomList; roomCreate for CreateRoom/DeleteRoom; roomAdmin on that room
@@ -37,6 +46,11 @@ webhooks, dropped or reordered webhooks, media.
   accepted and leaves when it closes or is removed; a room starts with its first participant (or
   CreateRoom) and finishes ``room.departure_timeout`` seconds (config, default 20) after its last
   participant left, or at once on DeleteRoom.
+
+Fault injection (test-only): ``POST /_double/webhook_faults`` with ``{"drop": {KIND: N}, "reorder":
+{KIND: N}}`` drops the next N webhooks of that kind (logged with ``status: "dropped"``), or holds the
+next N of that kind back and delivers each right after the event that follows it (or after 2 s),
+so a receiver sees them out of order; ``{}`` clears. ``RunningDouble.webhook_faults(...)`` posts it.
 
 Test-only extras: ``GET /_double/state``, ``POST /_double/reset``, and ``lp_echo=1`` on a WebSocket URL
 (no token needed): every frame is echoed, the client's close code is returned, and a text frame
@@ -97,6 +111,8 @@ WEBHOOK_TOKEN_TTL = datetime.timedelta(minutes=5)  # livekit-server signs webhoo
 WEBHOOK_RETRIES = 6
 WEBHOOK_RETRY_S = 0.2  # doubled after each failed attempt
 DEFAULT_DEPARTURE_TIMEOUT_S = 20.0
+DEFAULT_RESUME_WINDOW_S = 0.0  # (0: off, the old behaviour; --resume-window S to turn on) how long an active participant whose signalling closed stays resumable
+REORDER_HOLD_S = 2.0  # a held-back webhook goes out after the next event, or after this long
 DEFAULT_PORT = 7880
 START_MARKER = "starting LiveKit server"
 CORS = {"Access-Control-Allow-Origin": "*"}
@@ -195,12 +211,15 @@ class Participant:
     # participant_joined. The double has no WebRTC: it takes the client's first SDP (an offer or an
     # answer) for that moment, or ``lp_active=1`` on the URL (test-only).
     active: bool = False
+    left_by_client: bool = False  # it sent a SignalRequest{leave} (livekit-client's disconnect())
+    tracks: list[models.TrackInfo] = dataclasses.field(default_factory=list)
+    expiry: asyncio.TimerHandle | None = None  # kept for resumption after its signalling closed
 
     def info(self) -> models.ParticipantInfo:
         state = models.ParticipantInfo.ACTIVE if self.active else models.ParticipantInfo.JOINED
         return models.ParticipantInfo(
             sid=self.sid, identity=self.identity, name=self.name, joined_at=self.joined_at,
-            state=state, attributes=self.attributes,
+            state=state, attributes=self.attributes, tracks=self.tracks,
         )
 
 
@@ -249,8 +268,12 @@ class WebhookSender:
 class LiveKitDouble:
     """The double's whole state and its ASGI app (``.app``). One per server; no globals."""
 
-    def __init__(self, keys: Mapping[str, str], conf: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, keys: Mapping[str, str], conf: Mapping[str, Any] | None = None, *,
+                 resume_window: float = DEFAULT_RESUME_WINDOW_S) -> None:
         self.keys = dict(keys)
+        self.resume_window = resume_window
+        self.webhook_faults: dict[str, dict[str, int]] = {"drop": {}, "reorder": {}}
+        self._held: list[tuple[str, str, bytes, asyncio.TimerHandle]] = []
         conf = conf or {}
         hook = conf.get("webhook") or {}
         self.webhook_key = str(hook.get("api_key") or "")
@@ -283,6 +306,7 @@ class LiveKitDouble:
             Route("/twirp/livekit.RoomService/{method}", self.twirp, methods=["POST"]),
             Route("/_double/state", self.state),
             Route("/_double/reset", self.reset, methods=["POST"]),
+            Route("/_double/webhook_faults", self.set_webhook_faults, methods=["POST"]),
         ])
         self.app.state.double = self
 
@@ -308,11 +332,17 @@ class LiveKitDouble:
     async def state(self, request: Request) -> Response:
         return JSONResponse(self.snapshot())
 
+    async def set_webhook_faults(self, request: Request) -> Response:
+        body = await request.json()
+        self.webhook_faults = {k: {str(e): int(n) for e, n in (body.get(k) or {}).items()} for k in ("drop", "reorder")}
+        return JSONResponse(self.webhook_faults)
+
     async def reset(self, request: Request) -> Response:
         self.calls.clear()
         self.ws_requests.clear()
         self.validate_calls = self.ws_connections = 0
         self.webhook_log.clear()
+        self.webhook_faults = {"drop": {}, "reorder": {}}
         return JSONResponse(self.snapshot())
 
     def join_claims(
@@ -360,7 +390,19 @@ class LiveKitDouble:
             return
         await ws.accept()
         self.ws_connections += 1
-        for old in [p for p in self.participants.values() if (p.room, p.identity) == (room, identity)]:
+        held = [p for p in self.participants.values() if (p.room, p.identity) == (room, identity)]
+        if _wants_reconnect(ws.query_params, ws.url.path):
+            if held:
+                await self._resume(ws, held[0])
+                return
+            # livekit-server: "trying to reconnect without keep subscribe state but missing from the room"
+            leave = rtc.LeaveRequest(can_reconnect=True, reason=models.DisconnectReason.STATE_MISMATCH,  # type: ignore[arg-type]
+                                     action=rtc.LeaveRequest.RECONNECT)
+            with contextlib.suppress(*_SEND_ERRORS):
+                await ws.send_bytes(rtc.SignalResponse(leave=leave).SerializeToString())
+                await ws.close(1000)
+            return
+        for old in held:
             await self._kick(old, models.DisconnectReason.DUPLICATE_IDENTITY)
         room_info = self._room(room)
         me = Participant(_sid("PA_"), room, identity, name, int(time.time()), ws, attributes)
@@ -380,14 +422,45 @@ class LiveKitDouble:
             ),
         )
         join.room.num_participants = len(others) + 1
+        await self._session(ws, me, rtc.SignalResponse(join=join))
+
+    async def _resume(self, ws: WebSocket, me: Participant) -> None:
+        """``reconnect`` for a participant the room still holds: same sid, a ``reconnect`` answer."""
+        if me.expiry is not None:
+            me.expiry.cancel()
+            me.expiry = None
+        old, me.websocket = me.websocket, ws
+        if old is not None:
+            with contextlib.suppress(*_SEND_ERRORS):
+                await old.close(1000)
+        res = rtc.ReconnectResponse(
+            ice_servers=[rtc.ICEServer(urls=[f"stun:{s}" for s in self.stun_servers])] if self.stun_servers else [])
+        await self._session(ws, me, rtc.SignalResponse(reconnect=res))
+
+    async def _session(self, ws: WebSocket, me: Participant, first: rtc.SignalResponse) -> None:
         try:
-            await ws.send_bytes(rtc.SignalResponse(join=join).SerializeToString())
+            await ws.send_bytes(first.SerializeToString())
             while (message := await ws.receive())["type"] != "websocket.disconnect":
                 if message.get("bytes"):
                     await self._answer(ws, message["bytes"], me)
         except _SEND_ERRORS:
-            pass  # the peer went away (or the double closed it); unregistering below is all there is to do
+            pass  # the peer went away (or the double closed it); what happens to `me` is decided below
         finally:
+            self._signal_closed(ws, me)
+
+    def _signal_closed(self, ws: WebSocket, me: Participant) -> None:
+        if me.gone or me.websocket is not ws:
+            return  # removed already, or resumed on another socket
+        me.websocket = None
+        if me.active and not me.left_by_client and self.resume_window > 0:
+            # livekit-server keeps an active participant (its media is up) for a resume
+            me.expiry = asyncio.get_running_loop().call_later(self.resume_window, self._expire, me)
+            return
+        self._expire(me)
+
+    def _expire(self, me: Participant) -> None:
+        me.expiry = None
+        if me.websocket is None:
             self.participants.pop(me.sid, None)
             self._left(me)
 
@@ -400,6 +473,17 @@ class LiveKitDouble:
         kind = request.WhichOneof("message")
         if kind in ("offer", "answer"):
             self._activate(me)
+        elif kind == "leave":
+            me.left_by_client = True
+        elif kind == "add_track":
+            add = request.add_track
+            track = models.TrackInfo(sid=_sid("TR_"), name=add.name, type=add.type, source=add.source,
+                                     width=add.width, height=add.height, muted=add.muted)
+            me.tracks.append(track)
+            await ws.send_bytes(rtc.SignalResponse(track_published=rtc.TrackPublishedResponse(
+                cid=add.cid, track=track)).SerializeToString())
+            if me.active:
+                self._webhook("track_published", self._room(me.room), me, track)
         if kind == "ping":
             await ws.send_bytes(rtc.SignalResponse(pong=_now_ms()).SerializeToString())
         elif kind == "ping_req":
@@ -423,6 +507,9 @@ class LiveKitDouble:
 
     async def _kick(self, participant: Participant, reason: int) -> None:
         """What livekit-server does on removal: a ``leave``, then close 1000."""
+        if participant.expiry is not None:
+            participant.expiry.cancel()
+            participant.expiry = None
         self.participants.pop(participant.sid, None)
         self._left(participant)
         ws, participant.websocket = participant.websocket, None
@@ -434,19 +521,43 @@ class LiveKitDouble:
             await ws.close(1000)
 
     # --- room lifecycle and webhooks ----------------------------------------------------------------
-    def _webhook(self, kind: str, room: models.Room, participant: Participant | None = None) -> None:
+    def _webhook(self, kind: str, room: models.Room, participant: Participant | None = None,
+                 track: models.TrackInfo | None = None) -> None:
         if not self.webhook_urls:
             return
         event = webhook_pb.WebhookEvent(event=kind, room=room, id=_sid("EV_"), created_at=int(time.time()))
         if participant is not None:
             event.participant.CopyFrom(participant.info())
+        if track is not None:
+            event.track.CopyFrom(track)
         body = json_format.MessageToJson(event, indent=None).encode("utf-8")
+        drop, reorder = self.webhook_faults["drop"], self.webhook_faults["reorder"]
+        if drop.get(kind, 0) > 0:  # fault injection: this one is lost
+            drop[kind] -= 1
+            self.webhook_log.append({"url": None, "id": event.id, "event": kind, "attempts": 0,
+                                     "status": "dropped", "error": None})
+            return
+        if reorder.get(kind, 0) > 0:  # fault injection: goes out after the next one
+            reorder[kind] -= 1
+            timer = asyncio.get_running_loop().call_later(REORDER_HOLD_S, self._release_held)
+            self._held.append((event.id, kind, body, timer))
+            return
+        self._deliver(event.id, kind, body)
+        self._release_held()
+
+    def _deliver(self, event_id: str, kind: str, body: bytes) -> None:
         secret = self.keys[self.webhook_key]
         for url in self.webhook_urls:
             sender = self._senders.get(url)
             if sender is None:
                 sender = self._senders[url] = WebhookSender(url, self.webhook_key, secret, self.webhook_log)
-            sender.send(event.id, kind, body)
+            sender.send(event_id, kind, body)
+
+    def _release_held(self) -> None:
+        held, self._held = self._held, []
+        for event_id, kind, body, timer in held:
+            timer.cancel()
+            self._deliver(event_id, kind, body)
 
     def _room_joined(self, participant: Participant) -> None:
         timer = self._finishers.pop(participant.room, None)
@@ -459,6 +570,8 @@ class LiveKitDouble:
             return
         participant.active = True
         self._webhook("participant_joined", self._room(participant.room), participant)
+        for track in participant.tracks:  # published while connecting: announced once active
+            self._webhook("track_published", self._room(participant.room), participant, track)
 
     def _left(self, participant: Participant) -> None:
         if participant.gone:
@@ -468,6 +581,9 @@ class LiveKitDouble:
             return
         # Never active (its media never connected): livekit-server says connection aborted, not left.
         kind = "participant_left" if participant.active else "participant_connection_aborted"
+        if participant.active:
+            for track in participant.tracks:  # v1.13.5: every track_unpublished, then participant_left
+                self._webhook("track_unpublished", self._room(participant.room), participant, track)
         self._webhook(kind, self._room(participant.room), participant)
         if not any(p.room == participant.room for p in self.participants.values()):
             loop = asyncio.get_running_loop()
@@ -591,6 +707,18 @@ class LiveKitDouble:
         return room_pb.RemoveParticipantResponse()
 
 
+def _wants_reconnect(query: Mapping[str, str], path: str) -> bool:
+    """A resume: ``reconnect=1`` on ``/rtc``; on ``/rtc/v1`` the ``join_request``'s ``reconnect``."""
+    if path.startswith("/rtc/v1"):
+        raw = query.get("join_request") or ""
+        try:
+            wrapped = rtc.WrappedJoinRequest.FromString(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+            return bool(rtc.JoinRequest.FromString(wrapped.join_request).reconnect)
+        except (ValueError, DecodeError):
+            return False
+    return query.get("reconnect") in ("1", "true")
+
+
 def build_app(keys: dict[str, str], conf: Mapping[str, Any] | None = None) -> Starlette:
     """The double as an ASGI app for in-process use; its state is ``app.state.double`` (LiveKitDouble)."""
     return LiveKitDouble(keys, conf).app
@@ -628,6 +756,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--bind", action="append")
     parser.add_argument("--keys")
     parser.add_argument("--dev", action="store_true")
+    parser.add_argument("--resume-window", type=float, default=DEFAULT_RESUME_WINDOW_S)
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         print(f"livekit-server double: ignoring {unknown}", file=sys.stderr)
@@ -662,7 +791,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sock.listen(128)
         port = sock.getsockname()[1]  # --port 0: every address shares the first one's port
         sockets.append(sock)
-    double = LiveKitDouble(keys, conf)
+    double = LiveKitDouble(keys, conf, resume_window=args.resume_window)
     rtc_conf = conf.get("rtc") or {}
     fields = {
         "portHttp": port, "nodeID": double.node_id, "nodeIP": rtc_conf.get("node_ip", "127.0.0.1"),
@@ -707,6 +836,14 @@ class RunningDouble:
 
     def reset(self) -> None:
         request = urllib.request.Request(f"{self.url}/_double/reset", data=b"", method="POST")
+        with urllib.request.urlopen(request, timeout=5):
+            pass
+
+    def webhook_faults(self, drop: Mapping[str, int] | None = None, reorder: Mapping[str, int] | None = None) -> None:
+        """Drop / reorder the next webhooks of these kinds (see the module docstring); none: clear."""
+        body = json.dumps({"drop": dict(drop or {}), "reorder": dict(reorder or {})}).encode()
+        request = urllib.request.Request(f"{self.url}/_double/webhook_faults", data=body, method="POST",
+                                         headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=5):
             pass
 
