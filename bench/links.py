@@ -38,13 +38,15 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+# bench/livekit.py would shadow the livekit package: this folder is not an import root.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from doubles.livekit_server import run_double  # noqa: E402
 from helpers.lp import TEST_KEY, TEST_SECRET  # noqa: E402
 from helpers.net import free_port  # noqa: E402
 
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path.append(str(ROOT / "bench"))
 from _status import Statuses, error_count, wrk_errors, wrk_script  # noqa: E402
 
 
