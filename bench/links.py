@@ -134,6 +134,9 @@ async def main() -> None:
             # Keep verification fresh for the whole run: we measure issuing, not probing.
             LINKPRONTO_VERIFY_MAX_AGE="10m",
             LINKPRONTO_VERIFY_INTERVAL="5m",
+            # The double carries no media and there is no app page: those rungs would keep it from ready.
+            LINKPRONTO_VERIFY_MEDIA_INTERVAL="0",
+            LINKPRONTO_VERIFY_PAGE_BROWSER="off",
         )
         proc = subprocess.Popen([sys.executable, "-m", "linkpronto", "up"], env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
