@@ -375,3 +375,19 @@ async def test_runner_does_not_retry_a_refused_tunnel_and_fails(tmp_path: Path) 
     finally:
         await stack.aclose()
         store.close()
+
+
+async def test_stop_is_never_lost_when_a_part_reports_at_that_moment(tmp_path: Path) -> None:
+    """The runner's wait for its inbox ends on a cancel even when a transition lands in the same
+    instant (Python 3.11's ``wait_for`` returned instead and ``stop`` hung until the 15 s heartbeat)."""
+    stack, store = await _stack_with(tmp_path, [], [])
+    try:
+        waiting = asyncio.create_task(stack._next_messages(30))
+        await asyncio.sleep(0)  # the runner is waiting for its inbox
+        stack.poke()  # a part reports...
+        waiting.cancel()  # ...as `stop` cancels the runner
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(waiting, 5)
+    finally:
+        await stack.aclose()
+        store.close()

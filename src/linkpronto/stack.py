@@ -657,8 +657,11 @@ class Stack:
     async def _next_messages(self, within: float) -> list[Transition]:
         """Wait up to ``within`` seconds for the inbox, then take everything in it."""
         if not self._inbox:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that arrives as
+            # the event is set, and `stop` then waited for the next heartbeat (15 s) to end the loop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), within)
+                async with asyncio.timeout(within):
+                    await self._wake.wait()
         self._wake.clear()
         taken = [t for t in self._inbox if t is not None]
         self._inbox.clear()
