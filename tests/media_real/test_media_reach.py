@@ -219,10 +219,6 @@ def lp_fwd(clinic: Clinic, lp_lan: LinkprontoInHost,
         lp.stop()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "open bug found by this test: with ssh_forward_media (ssh -R of ICE/TCP 7881 to the vps, node_ip = the "
-    "vps's address) the 4G phone's Chromium reaches the vps:7881 forward (TCP connects) but ICE does not "
-    "complete in 15 s: no media from outside; see changes/media.md"))
 def test_4g_phone_with_ssh_forward_media_video_both_ways_through_the_vps(
         clinic: Clinic, lp_fwd: LinkprontoInHost, pw: Any, tmp_path: Path) -> None:
     lp = lp_fwd
