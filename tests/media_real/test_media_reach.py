@@ -243,12 +243,9 @@ def test_4g_phone_with_ssh_forward_media_video_both_ways_through_the_vps(
         browser.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "open: the rung runs on LiveKit's own machine, and LiveKit (full ICE) reaches the probe's host "
-    "candidates directly (a UDP peer-reflexive pair), so it proves the same-network path, not the vps; "
-    "with rtc.use_ice_lite the shortcut is gone but the livekit.rtc client's ICE/TCP did not connect "
-    "through the forward in time (changes/media.md)"))
 def test_the_rung_proves_the_forwarded_path_through_the_vps(clinic: Clinic, lp_fwd: LinkprontoInHost) -> None:
+    """The rung runs on the laptop, next to LiveKit, yet its pair is TCP to the vps's forwarded address:
+    with ssh_forward_media LiveKit runs ICE lite, so it never reaches the probe's own host candidates."""
     m = lp_fwd.status()["media"]
     assert m["measured"] is True and m["reach"] == "anywhere", m
     assert m["candidate"]["protocol"] == "tcp" and m["candidate"]["address"].startswith(clinic.vps_carrier_ip + ":")

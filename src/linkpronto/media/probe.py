@@ -127,14 +127,12 @@ def _candidate(stats: list[Any]) -> Candidate | None:
     return Candidate(type=ctype, protocol=(rc.protocol or "").lower(), address=f"{rc.address}:{rc.port}")
 
 
-async def run_probe(url: str, room_name: str, api_key: str, api_secret: str, timeout_s: float,
-                    *, no_host: bool = False) -> ProbeReport:
-    """``no_host``: never advertise this machine's own addresses, so LiveKit cannot reach us by a LAN or
-    loopback shortcut and the media must take the advertised (forwarded) address — what a phone outside
-    does. libwebrtc still checks from its own sockets towards LiveKit's candidates."""
+async def run_probe(url: str, room_name: str, api_key: str, api_secret: str, timeout_s: float) -> ProbeReport:
+    """One measurement. No ICE restriction here: with ``ssh_forward_media`` LiveKit runs ICE lite
+    (livekit/local.py ``forwards_media``), so the only pair it can form is the one this probe opens
+    towards LiveKit's advertised (forwarded) address. ``TRANSPORT_NOHOST`` was tried and does not stop
+    a full-ICE LiveKit from reaching the probe's host candidates (a UDP prflx pair formed anyway)."""
     from livekit import rtc
-
-    config = rtc.RtcConfiguration(ice_transport_type=rtc.IceTransportType.TRANSPORT_NOHOST) if no_host else None
 
     sub, pub = rtc.Room(), rtc.Room()
     frames = 0
@@ -177,10 +175,10 @@ async def run_probe(url: str, room_name: str, api_key: str, api_secret: str, tim
                                     publish=False)
         pub_tok = probe_grant_token(api_key, api_secret, room_name, PROBE_IDENTITY_PREFIX + "pub-" + secrets.token_hex(4),
                                     publish=True)
-        await asyncio.wait_for(sub.connect(url, sub_tok, rtc.RoomOptions(auto_subscribe=True, rtc_config=config)),
+        await asyncio.wait_for(sub.connect(url, sub_tok, rtc.RoomOptions(auto_subscribe=True)),
                                timeout_s)
         t_pub[0] = time.perf_counter()
-        await asyncio.wait_for(pub.connect(url, pub_tok, rtc.RoomOptions(rtc_config=config)), timeout_s)
+        await asyncio.wait_for(pub.connect(url, pub_tok, rtc.RoomOptions()), timeout_s)
         vsrc = rtc.VideoSource(WIDTH, HEIGHT)
         asrc = rtc.AudioSource(SAMPLE_RATE, 1)
         vtrack = rtc.LocalVideoTrack.create_video_track("probe-video", vsrc)
@@ -242,7 +240,7 @@ async def run_probe(url: str, room_name: str, api_key: str, api_secret: str, tim
 def main() -> int:
     args = json.loads(sys.stdin.readline())
     report = asyncio.run(run_probe(args["url"], args["room"], args["api_key"], args["api_secret"],
-                                   float(args.get("timeout_s", 15.0)), no_host=bool(args.get("no_host"))))
+                                   float(args.get("timeout_s", 15.0))))
     sys.stdout.write("LINKPRONTO-PROBE " + json.dumps(report.to_json()) + "\n")
     sys.stdout.flush()
     return 0
