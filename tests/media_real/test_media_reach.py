@@ -249,3 +249,25 @@ def test_the_rung_proves_the_forwarded_path_through_the_vps(clinic: Clinic, lp_f
     m = lp_fwd.status()["media"]
     assert m["measured"] is True and m["reach"] == "anywhere", m
     assert m["candidate"]["protocol"] == "tcp" and m["candidate"]["address"].startswith(clinic.vps_carrier_ip + ":")
+
+
+def test_wifi_phone_with_ssh_forward_media_gets_video_through_the_vps_too(
+        clinic: Clinic, lp_fwd: LinkprontoInHost, pw: Any, tmp_path: Path) -> None:
+    """What ICE lite costs (livekit/local.py forwards_media): LiveKit no longer reaches a phone on this
+    Wi-Fi directly, so that phone's media takes the same forwarded ICE/TCP path through the vps —
+    the path the rung proved. It still gets video."""
+    lp = lp_fwd
+    link = lp.create_link(wait_s=60)
+    browser, page = phone_page(pw, clinic, clinic.wifi_phone, tmp_path)
+    try:
+        page.goto(link["url"])
+        check = media_check(page)
+        assert check["ok"], check
+        assert check["candidate"]["protocol"] == "tcp", check
+        assert check["candidate"]["address"].startswith(clinic.vps_carrier_ip + ":"), check
+        peer = start_peer(clinic.laptop, lp, link["id"], seconds=20)
+        page.locator("#join").click()
+        assert wait_frames(page, 30) > 0
+        assert peer_result(peer)["frames_received"] > 0
+    finally:
+        browser.close()
