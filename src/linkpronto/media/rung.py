@@ -152,10 +152,10 @@ class MediaRung:
             await client.aclose()
 
     async def _probe(self, cfg: RungConfig, room: str) -> ProbeReport:
-        args = {"url": cfg.url, "room": room, "api_key": cfg.api_key, "api_secret": cfg.api_secret,
-                "timeout_s": self.timeout_s,
-                # Forwarded media: prove the forwarded address, never a shortcut to this machine.
-                "no_host": cfg.facts.forwards_media}
+        from linkpronto.media.probe import probe_tokens
+
+        sub_token, pub_token = probe_tokens(cfg.api_key, cfg.api_secret, room)
+        args = {"url": cfg.url, "sub_token": sub_token, "pub_token": pub_token, "timeout_s": self.timeout_s}
         from linkpronto import platform
 
         # Its own process tree, enrolled in the die-with-the-orchestrator guard like every supervised
