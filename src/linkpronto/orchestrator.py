@@ -208,6 +208,7 @@ async def serve(
         stack.storage = stack.links.storage = health
         watcher = asyncio.create_task(health.watch(), name="storage-health")
         exits.push_async_callback(_cancel, watcher)
+        await stack.links.revocations.load()  # revocations still in force, should the store fail later
         await stack.events.start()  # app callbacks (app.events_url): the durable outbox's deliverer
         exits.push_async_callback(stack.events.aclose)
         if settings.stack.mode == "always-on":
@@ -289,7 +290,8 @@ def _build_apps(
 
     rtc_proxy = (RtcProxy(lambda: stack.livekit_local_url, stack.livekit_key_pair)
                  if settings.livekit.mode != "cloud" else None)
-    rtc = RevokedRoomGuard(rtc_proxy, stack.links.room_revoked) if rtc_proxy is not None else None
+    rtc = (RevokedRoomGuard(rtc_proxy, stack.links.room_revoked, stack.livekit_key_pair)
+           if rtc_proxy is not None else None)
     has_app = bool(settings.app.command or settings.app.port)
 
     def client_ip_header() -> str | None:

@@ -152,6 +152,22 @@ class SecretRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class RevocationRow(Base):
+    """0004_revocations: a revoked link's room, refused by every instance's LiveKit gateway ``until``
+    LiveKit itself stops accepting the join tokens issued before the revocation."""
+
+    __tablename__ = "link_revocations"
+    link_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    room: Mapped[str] = mapped_column(String(64))
+    revoked_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    until: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        Index("ix_revocations_room", "room"),
+        Index("ix_revocations_until", "until"),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class UseResult:
     ok: bool
@@ -186,6 +202,11 @@ _REVOKE = (
     )
     .returning(*_T.c)
 )
+
+
+_RV = cast(Table, RevocationRow.__table__)
+# The gateway's question, per WebSocket or /validate (indexed; the table holds minutes of rows).
+_REVOKED_UNTIL = select(func.max(_RV.c.until)).where(_RV.c.room == bindparam("room"), _RV.c.until > bindparam("now"))
 
 
 def _row(mapping: Any) -> LinkRow:
@@ -450,11 +471,49 @@ class LinkStore:
             )
             return int(getattr(res, "rowcount", 0) or 0)
 
-    def revoke(self, link_id: str, now: datetime) -> LinkRow | None:
-        """Revoke atomically (idempotent: the first revocation's time is kept)."""
+    def revoke(self, link_id: str, now: datetime, until: datetime | None = None) -> LinkRow | None:
+        """Revoke atomically (idempotent: the first revocation's time is kept). With ``until``, the
+        link's room is refused by every instance's LiveKit gateway until then: the revocation row is
+        written in the same transaction (a revoke either did both or neither)."""
         with self.engine.begin() as conn:
             found = conn.execute(_REVOKE, {"link_id": link_id, "at": now}).mappings().first()
+            if found is not None and until is not None:
+                self._insert_ignore(conn, _RV, [{"link_id": link_id, "room": found["room"],
+                                                 "revoked_at": now, "until": until}], "link_id")
         return _row(found) if found is not None else None
+
+    def revoked_until(self, room: str, now: datetime) -> datetime | None:
+        """Until when ``room`` belongs to a revoked link whose join tokens LiveKit could still accept."""
+        with self.engine.connect() as conn:
+            until = conn.execute(_REVOKED_UNTIL, {"room": room, "now": now}).scalar()
+        return UTCDateTime().process_result_value(until, self.engine.dialect)
+
+    def active_revocations(self, now: datetime) -> dict[str, datetime]:
+        """Every room still refused (room → until): what an instance loads at start-up."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(_RV.c.room, _RV.c.until).where(_RV.c.until > now)).all()
+        out: dict[str, datetime] = {}
+        for room, until in rows:
+            when = UTCDateTime().process_result_value(until, self.engine.dialect)
+            if when is not None and (room not in out or out[room] < when):
+                out[room] = when
+        return out
+
+    def purge_revocations(self, now: datetime) -> int:
+        """Delete the revocation rows LiveKit no longer needs (their tokens expired)."""
+        with self.engine.begin() as conn:
+            res = conn.execute(delete(_RV).where(_RV.c.until <= now))
+        return int(res.rowcount or 0)
+
+    def _insert_ignore(self, conn: Any, table: Table, rows: list[dict[str, Any]], key: str) -> None:
+        if self.is_postgres:
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            conn.execute(pg_insert(table).on_conflict_do_nothing(index_elements=[key]), rows)
+        else:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            conn.execute(sqlite_insert(table).on_conflict_do_nothing(index_elements=[key]), rows)
 
     def use(self, digest: str, now: datetime) -> UseResult:
         """Count one use atomically; ``ok`` is False when the link cannot be used (row tells why)."""
@@ -506,19 +565,7 @@ class LinkStore:
             have = {r.name for r in conn.execute(select(secret_t.c.name))}
             missing = [n for n in proposed if n not in have]
             if missing:
-                if self.is_postgres:
-                    from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-                    conn.execute(
-                        pg_insert(secret_t).on_conflict_do_nothing(index_elements=["name"]),
-                        [{"name": n, "value": proposed[n], "created_at": now} for n in missing],
-                    )
-                else:
-                    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-                    conn.execute(
-                        sqlite_insert(secret_t).on_conflict_do_nothing(index_elements=["name"]),
-                        [{"name": n, "value": proposed[n], "created_at": now} for n in missing],
-                    )
+                self._insert_ignore(conn, secret_t, [{"name": n, "value": proposed[n], "created_at": now}
+                                                     for n in missing], "name")
             rows = conn.execute(select(secret_t.c.name, secret_t.c.value)).all()
         return {r.name: r.value for r in rows}
