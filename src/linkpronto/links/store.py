@@ -20,6 +20,7 @@ import enum
 import functools
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -65,6 +66,9 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 PG_CONNECT_TIMEOUT_S = 5
 PG_STATEMENT_TIMEOUT_MS = 15000
 PG_POOL_SIZE = 8
+#: Marked down after one failed operation; up again after this many successes spanning RECOVERY_S.
+RECOVERY_SUCCESSES = 2
+RECOVERY_S = 1.0
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -324,6 +328,11 @@ class LinkStore:
         self.failure: StoreUnavailable | None = None
         self.failure_since: float | None = None
         self._since = datetime.now(UTC)
+        # Health hysteresis (see _succeeded): failures counted, successes in a row since the last.
+        self._health_lock = threading.Lock()
+        self._failures = 0
+        self._ok_since: float | None = None
+        self._ok_streak = 0
         #: Called (from a database thread) when the store goes down or comes back.
         self.on_change: Callable[[], None] | None = None
         if migrate:
@@ -344,7 +353,25 @@ class LinkStore:
                 raise _unavailable(self.url, exc) from exc
             raise
 
+    def _succeeded(self) -> None:
+        """A call succeeded while the store is marked down: up again only after
+        :data:`RECOVERY_SUCCESSES` successes in a row spanning :data:`RECOVERY_S` (hysteresis, as a
+        load balancer's ``rise`` count: one lucky round trip during a flapping outage is not a recovery)."""
+        with self._health_lock:
+            now = time.monotonic()
+            if self._ok_since is None:
+                self._ok_since, self._ok_streak = now, 1
+                return
+            self._ok_streak += 1
+            if self._ok_streak < RECOVERY_SUCCESSES or now - self._ok_since < RECOVERY_S:
+                return
+        self._record(None)
+
     def _record(self, failure: StoreUnavailable | None) -> None:
+        with self._health_lock:
+            self._ok_since, self._ok_streak = None, 0
+            if failure is not None:
+                self._failures += 1
         changed = (failure is None) != (self.failure is None)
         if failure is None:
             if self.failure is not None:
@@ -380,7 +407,11 @@ class LinkStore:
         return _is_connection_error(exc, sqlite=self.is_sqlite)
 
     def guarded(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
-        """Run ``fn`` turning a lost connection into :class:`StoreUnavailable` (and tracking health)."""
+        """Run ``fn`` turning a lost connection into :class:`StoreUnavailable` (and tracking health).
+
+        Only a call during which no other call failed counts as a success (a ``ping`` wrapped in
+        :meth:`call` swallows its own failure: it must not then read as the database answering)."""
+        generation = self._failures
         try:
             out = fn(*args, **kwargs)
         except sa_exc.SQLAlchemyError as exc:
@@ -389,8 +420,8 @@ class LinkStore:
             err = _unavailable(self.url, exc)
             self._record(err)
             raise err from exc
-        if self.failure is not None:
-            self._record(None)
+        if self.failure is not None and self._failures == generation:
+            self._succeeded()
         return out
 
     def ping(self) -> bool:
