@@ -17,8 +17,8 @@ import pytest
 from fixtures.pgserver import PgServer
 from linkpronto import keys
 from linkpronto.errors import ConfigInvalid, LinkGone, StoreUnavailable
-from linkpronto.links.service import LinkService
 from linkpronto.links import store as store_mod
+from linkpronto.links.service import LinkService
 from linkpronto.links.store import LinkStore, normalise_url, sqlite_url
 from links.test_migrations import service_for
 
