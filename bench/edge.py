@@ -43,6 +43,8 @@ import httpx
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
+# bench/ itself is sys.path[0] when run as a script, and bench/livekit.py would shadow the livekit SDK.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from doubles.livekit_server import run_double  # noqa: E402

@@ -46,9 +46,12 @@ ADMIN_MAX_CONNECTIONS = 64
 #: Per listener, connections past its cap kept for linkpronto's own routes (public: join, page,
 #: device check…; admin: everything but the unauthenticated LiveKit webhook).
 RESERVED_CONNECTIONS = 16
-#: Descriptors kept back from the public listener: the admin listener's whole budget plus children's
-#: pipes, the database, log files, the tunnel and LiveKit clients (and both listeners' reserves).
-FD_RESERVE = ADMIN_MAX_CONNECTIONS + 96
+#: Descriptors kept back from the public listener's cap: the admin listener's whole budget and its
+#: reserve, the public reserve and the public connections waiting for their head over the budget
+#: (web.bounded: ``reserve`` of them at most), and 48 for children's pipes, the database, log files,
+#: the tunnel and LiveKit clients (about 40 measured at rest). Accepts are paced (web.bounded.PacedSocket),
+#: so no crowd takes descriptors before this budget applies.
+FD_RESERVE = ADMIN_MAX_CONNECTIONS + 3 * RESERVED_CONNECTIONS + 48
 #: A public connection can hold two descriptors (a proxied WebSocket: the client and the upstream).
 FDS_PER_PUBLIC_CONNECTION = 2
 PUBLIC_MAX_CONNECTIONS = 4096
@@ -120,7 +123,9 @@ def bind_socket(host: str, port: int, what: str) -> socket.socket:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.listen(2048)
     sock.setblocking(False)
-    return sock
+    from linkpronto.web.bounded import paced
+
+    return paced(sock)  # accepts paced per loop iteration: the connection budget applies before FDs run out
 
 
 def port_in_use(port: int, what: str) -> PortInUse:
