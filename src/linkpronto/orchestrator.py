@@ -46,9 +46,12 @@ ADMIN_MAX_CONNECTIONS = 64
 #: Per listener, connections past its cap kept for linkpronto's own routes (public: join, page,
 #: device check…; admin: everything but the unauthenticated LiveKit webhook).
 RESERVED_CONNECTIONS = 16
-#: Descriptors kept back from the public listener: the admin listener's whole budget plus children's
-#: pipes, the database, log files, the tunnel and LiveKit clients (and both listeners' reserves).
-FD_RESERVE = ADMIN_MAX_CONNECTIONS + 96
+#: Descriptors kept back from the public listener's cap: the admin listener's whole budget and its
+#: reserve, the public reserve and the public connections waiting for their head over the budget
+#: (web.bounded: ``reserve`` of them at most), and 48 for children's pipes, the database, log files,
+#: the tunnel and LiveKit clients (about 40 measured at rest). Accepts are paced (web.bounded.PacedSocket),
+#: so no crowd takes descriptors before this budget applies.
+FD_RESERVE = ADMIN_MAX_CONNECTIONS + 3 * RESERVED_CONNECTIONS + 48
 #: A public connection can hold two descriptors (a proxied WebSocket: the client and the upstream).
 FDS_PER_PUBLIC_CONNECTION = 2
 PUBLIC_MAX_CONNECTIONS = 4096
@@ -149,7 +152,9 @@ def bind_socket(host: str, port: int, what: str) -> socket.socket:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.listen(2048)
     sock.setblocking(False)
-    return sock
+    from linkpronto.web.bounded import paced
+
+    return paced(sock)  # accepts paced per loop iteration: the connection budget applies before FDs run out
 
 
 def port_in_use(port: int, what: str) -> PortInUse:
@@ -237,6 +242,7 @@ async def serve(
         stack.storage = stack.links.storage = health
         watcher = asyncio.create_task(health.watch(), name="storage-health")
         exits.push_async_callback(_cancel, watcher)
+        await stack.links.revocations.load()  # revocations still in force, should the store fail later
         await stack.events.start()  # app callbacks (app.events_url): the durable outbox's deliverer
         exits.push_async_callback(stack.events.aclose)
         if settings.stack.mode == "always-on":
@@ -318,7 +324,8 @@ def _build_apps(
 
     rtc_proxy = (RtcProxy(lambda: stack.livekit_local_url, stack.livekit_key_pair)
                  if settings.livekit.mode != "cloud" else None)
-    rtc = RevokedRoomGuard(rtc_proxy, stack.links.room_revoked) if rtc_proxy is not None else None
+    rtc = (RevokedRoomGuard(rtc_proxy, stack.links.room_revoked, stack.livekit_key_pair)
+           if rtc_proxy is not None else None)
     has_app = bool(settings.app.command or settings.app.port)
 
     def client_ip_header() -> str | None:
