@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 from linkpronto import paths
+from linkpronto.aio import wait_set
 from linkpronto.i18n import Text
 from linkpronto.livekit.remote import http_base
 from linkpronto.media import PROBE_PREFIX
@@ -266,8 +267,7 @@ class MediaKeeper:
                 with contextlib.suppress(Exception):  # logged in run_once; retried after `retry`
                     await self.run_once(url)
             timeout = self.retry if self._latest is None else min(self.retry, self.interval)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+            await wait_set(self._wake, timeout)
             self._wake.clear()
 
     async def run_once(self, url: str) -> MediaResult:

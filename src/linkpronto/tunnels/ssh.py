@@ -49,6 +49,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from linkpronto.aio import wait_set
 from linkpronto.errors import BinaryNotFound, ConfigInvalid, TunnelAuth, TunnelError, TunnelUnreachable
 from linkpronto.i18n import Text
 from linkpronto.schema import PartState
@@ -311,9 +312,7 @@ class SshTunnel(TunnelProvider):
                     detail=self._tail(),
                 )
             self._changed.clear()
-            try:
-                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.5))
-            except TimeoutError:
+            if not await wait_set(self._changed, min(remaining, 0.5)):
                 continue
 
     async def _close(self) -> None:
