@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import httpx
 
 from linkpronto import keys, paths, schema, status_view
+from linkpronto.aio import wait_set
 from linkpronto.app_env import app_environment, link_template
 from linkpronto.app_part import AppContext, AppPart
 from linkpronto.components import Part, PartStatus, utcnow
@@ -660,8 +661,8 @@ class Stack:
     async def _next_messages(self, within: float) -> list[Transition]:
         """Wait up to ``within`` seconds for the inbox, then take everything in it."""
         if not self._inbox:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), within)
+            # not wait_for (see aio.wait_set): `stop` then waited for the next heartbeat (15 s).
+            await wait_set(self._wake, within)
         self._wake.clear()
         taken = [t for t in self._inbox if t is not None]
         self._inbox.clear()

@@ -30,6 +30,7 @@ from linkpronto.errors import LinkGone, LinkNotFound, LinkprontoError, LivekitRo
 from linkpronto.events.presence import Presence
 from linkpronto.i18n import Lang, Text, render
 from linkpronto.links.inputs import decode_stored
+from linkpronto.links.revocations import Revocations
 from linkpronto.links.store import LinkRow, LinkStore, StoredStatus
 from linkpronto.livekit import tokens
 
@@ -243,8 +244,8 @@ class LinkService:
         self.ensure_room = ensure_room
         #: The database's health (``links.health.StoreHealth``): writes refused on a full disk.
         self.storage: StorageWatch | None = None
-        #: Rooms of links revoked while running → when their last join token stops being accepted.
-        self.revoked_rooms: dict[str, datetime] = {}
+        #: Rooms of revoked links (in the store, shared by every instance) → refused by the gateway.
+        self.revocations = Revocations(store, lambda: self.clock())
         #: Tokens made ahead with their QR code (the drop-in's answer carries one).
         self.prepared = PreparedTokens()
 
@@ -456,23 +457,19 @@ class LinkService:
         already issued refused at linkpronto's LiveKit gateway until they expire (LiveKit itself
         refuses them after ``join_token_ttl`` plus its 60 s leeway)."""
         now = self.clock()
-        row = await self.store.call(self.store.revoke, link_id, now)
+        until = now + timedelta(seconds=self.join_token_ttl_s + tokens.LIVEKIT_LEEWAY_S)
+        row = await self.store.call(self.store.revoke, link_id, now, until)
         if row is None:
             raise LinkNotFound()
-        self.revoked_rooms[row.room] = now + timedelta(seconds=self.join_token_ttl_s + tokens.LIVEKIT_LEEWAY_S)
+        self.revocations.note(row.room, until)
         if self.remove_participants is not None:
             await self.remove_participants(row.room)
         return row
 
-    def room_revoked(self, room: str) -> bool:
-        """True while tokens for ``room`` (a revoked link's) could still be accepted by LiveKit."""
-        until = self.revoked_rooms.get(room)
-        if until is None:
-            return False
-        if until <= self.clock():
-            self.revoked_rooms.pop(room, None)
-            return False
-        return True
+    async def room_revoked(self, room: str) -> bool:
+        """True while tokens for ``room`` (a revoked link's, revoked by any instance sharing the
+        store, before or after a restart) could still be accepted by LiveKit."""
+        return await self.revocations.is_revoked(room)
 
     def record_device_check(self, token: str, result: dict[str, Any]) -> bool:
         """Store a result already validated and bounded by :mod:`linkpronto.links.inputs`."""
