@@ -138,8 +138,8 @@ def test_a_request_from_another_machine_is_not_the_professionals(tmp_path: Path,
 
 def test_the_local_secret_is_in_the_apps_environment_and_never_forwarded_from_the_public_side() -> None:
     from linkpronto.app_env import app_environment
-    from linkpronto.gateway.app_proxy import LOCAL_HEADER, VIA_HEADER, _upstream_headers
     from linkpronto.gateway._headers import parse_upstream
+    from linkpronto.gateway.app_proxy import LOCAL_HEADER, VIA_HEADER, _upstream_headers
 
     env = app_environment(public_url="https://x.example", livekit_browser_url=None, livekit_server_url=None,
                           api_key="k", api_secret="s", admin_url="http://127.0.0.1:1", admin_token="t", port=3001,
@@ -156,7 +156,7 @@ async def test_each_start_hands_the_app_a_new_local_secret(tmp_path: Path, livek
     from helpers.lp import run_lp, settings_for
 
     seen = []
-    for n in range(2):  # two starts of linkpronto on the same data folder
+    for _ in range(2):  # two starts of linkpronto on the same data folder
         async with run_lp(settings_for(tmp_path / "d", livekit_url=livekit_inproc.url)) as lp:
             stack = lp.stack
             env = stack._app_environment(stack.settings.app, stack._app_context())
