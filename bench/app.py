@@ -40,6 +40,8 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+# bench/livekit.py would shadow the livekit package: this folder is not an import root.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from doubles.livekit_server import run_double  # noqa: E402

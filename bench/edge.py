@@ -26,7 +26,6 @@ Prints one JSON document with ``meets_target``. Usage: python bench/edge.py [--s
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import resource
@@ -35,7 +34,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -43,12 +41,15 @@ import httpx
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
+# bench/ itself is sys.path[0] when run as a script, and bench/livekit.py would shadow the livekit SDK.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from doubles.livekit_server import run_double  # noqa: E402
 from helpers.lp import TEST_KEY, TEST_SECRET, cli_env  # noqa: E402
 from helpers.net import free_port  # noqa: E402
 from linkpronto import paths  # noqa: E402
+from security.crowd import BodyCrowd, SlowCrowd  # noqa: E402
 
 MB = 1024 * 1024
 IDLE_COUNTS = (0, 200, 1000)
@@ -75,91 +76,6 @@ def wrk(url: str, method: str, body: str | None, seconds: int, conns: int = 16) 
         if line.startswith("Requests/sec:"):
             return float(line.split()[1])
     raise SystemExit("wrk output not understood:\n" + out)
-
-
-class SlowCrowd:
-    """Keeps ``n`` slow-header connections open on ``port`` (re-opening any the server closes)."""
-
-    def __init__(self, port: int, n: int) -> None:
-        self.port, self.n = port, n
-        self.loop = asyncio.new_event_loop()
-        self.stop = threading.Event()
-        self.open = 0
-        self.samples: list[int] = []
-        self.thread = threading.Thread(target=self.loop.run_until_complete, args=(self._run(),), daemon=True)
-
-    def __enter__(self) -> SlowCrowd:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while self.open < self.n and time.monotonic() < deadline:
-            time.sleep(0.1)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(timeout=30)
-
-    async def _one(self) -> None:
-        while not self.stop.is_set():
-            try:
-                reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
-            except OSError:
-                await asyncio.sleep(0.2)
-                continue
-            self.open += 1
-            try:
-                # Idle: a request head that never ends. The server closes it at its header deadline
-                # (10 s); the holder then opens another, so the count stays up.
-                writer.write(b"GET /_linkpronto/healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-                while await reader.read(1024):
-                    pass
-            except (OSError, asyncio.CancelledError):
-                pass
-            finally:
-                self.open -= 1
-                writer.close()
-
-    async def _run(self) -> None:
-        tasks = [asyncio.create_task(self._one()) for _ in range(self.n)]
-        while not self.stop.is_set():
-            await asyncio.sleep(0.25)
-            self.samples.append(self.open)
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-
-class BodyCrowd(SlowCrowd):
-    """Keeps ``n`` slow *bodies* open: a chunked POST to ``path`` that sends a byte a second."""
-
-    def __init__(self, port: int, n: int, path: str) -> None:
-        super().__init__(port, n)
-        self.path = path
-
-    async def _one(self) -> None:
-        while not self.stop.is_set():
-            try:
-                reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
-            except OSError:
-                await asyncio.sleep(0.2)
-                continue
-            self.open += 1
-            try:
-                writer.write(f"POST {self.path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
-                             "Transfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n".encode())
-                while not self.stop.is_set() and not reader.at_eof():
-                    writer.write(b"1\r\na\r\n")
-                    try:
-                        if await asyncio.wait_for(reader.read(1024), 1.0) == b"":
-                            break
-                        break  # an answer (408/503): the server is done with it
-                    except TimeoutError:
-                        continue
-            except (OSError, asyncio.CancelledError):
-                pass
-            finally:
-                self.open -= 1
-                writer.close()
 
 
 def wrk_counted(url: str, body: str, seconds: int, conns: int = 8) -> tuple[float, int]:

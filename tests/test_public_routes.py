@@ -11,9 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import pytest
 
 from doubles.livekit_server import RunningDouble
 from helpers.lp import run_lp, settings_for
+from helpers.net import serve_http
 
 pytestmark = pytest.mark.slow  # the LiveKit double is a process
 
@@ -47,15 +47,8 @@ class _Echo(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def echo_app() -> Iterator[int]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serve_http(_Echo) as server:
         yield int(server.server_address[1])
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _raw_request(port: int, method: str, target: str, headers: dict[str, str] | None = None,

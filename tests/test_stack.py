@@ -97,6 +97,15 @@ async def test_url_change_follows_links_and_runtime_config(
         assert fresh["sent_with_old_address"] is False
 
 
+async def _status_until(lp: Any, cond: Any, timeout: float = 10) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not cond(status := (await lp.admin.get("/api/status", params={"lang": "en"})).json()):
+        assert loop.time() < end, f"status never matched: {status}"
+        await asyncio.sleep(0.02)
+    return status
+
+
 async def test_stale_tunnel_answering_for_another_instance_keeps_links_preparing(
     tmp_path: Path, livekit_inproc: InProcessDouble
 ) -> None:
@@ -109,7 +118,9 @@ async def test_stale_tunnel_answering_for_another_instance_keeps_links_preparing
             static_url=f"http://127.0.0.1:{lp_other.running.public_port}",
         )
         async with run_lp(mine) as lp:
-            res = await create(lp, wait_s=0.5)
+            status = await _status_until(lp, lambda s: any(
+                c["name"] == "public_probe" and not c["ok"] for c in s["verification"]["checks"]))
+            res = await create(lp, wait_s=0.2)  # the ladder has failed: a link waits, and is only preparing
             assert res.status_code == 202 and res.json()["status"] == "preparing"
             status = (await lp.admin.get("/api/status", params={"lang": "en"})).json()
             probe = next(c for c in status["verification"]["checks"] if c["name"] == "public_probe")
@@ -142,7 +153,7 @@ async def test_rtc_websocket_frames_and_close_codes_through_the_public_listener(
 
 async def test_sse_stream_sends_every_state_change_in_order(tmp_path: Path, livekit_inproc: InProcessDouble) -> None:
     settings = settings_for(
-        tmp_path / "d", livekit_url=livekit_inproc.url, stack={"mode": "on-demand", "idle_timeout": "0.5s"}
+        tmp_path / "d", livekit_url=livekit_inproc.url, stack={"mode": "on-demand", "idle_timeout": "0.2s"}
     )
     async with run_lp(settings) as lp:
         states: list[str] = []
@@ -372,6 +383,22 @@ async def test_runner_does_not_retry_a_refused_tunnel_and_fails(tmp_path: Path) 
         for _ in range(20):  # the loop keeps running; it never opens the tunnel again
             await asyncio.sleep(0.01)
         assert len(attempts) == 1
+    finally:
+        await stack.aclose()
+        store.close()
+
+
+async def test_stop_is_never_lost_when_a_part_reports_at_that_moment(tmp_path: Path) -> None:
+    """The runner's wait for its inbox ends on a cancel even when a transition lands in the same
+    instant (Python 3.11's ``wait_for`` returned instead and ``stop`` hung until the 15 s heartbeat)."""
+    stack, store = await _stack_with(tmp_path, [], [])
+    try:
+        waiting = asyncio.create_task(stack._next_messages(30))
+        await asyncio.sleep(0)  # the runner is waiting for its inbox
+        stack.poke()  # a part reports...
+        waiting.cancel()  # ...as `stop` cancels the runner
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(waiting, 5)
     finally:
         await stack.aclose()
         store.close()

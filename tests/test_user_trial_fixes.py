@@ -80,19 +80,21 @@ def test_link_list_keeps_ids_and_urls_whole_and_times_short(monkeypatch: Any) ->
 
     buf = io.StringIO()
     monkeypatch.setattr(console, "out", Console(file=buf, width=80, force_terminal=False, color_system=None))
+    from linkpronto import schema
+
     url = "https://consultas.example.com.br/consultations/client/" + "A" * 32
-    console.print_links([{
-        "id": "lk_0123456789abcdef", "status": "ready", "professional_id": "dra-ana",
-        "expires_at": "2026-12-03T04:16:37.505614Z", "uses": 0, "max_uses": 1, "url": url,
-    }])
+    # As `link list` has it: the API's answer parsed with the schema (the wire's own types).
+    links = schema.LinkList.model_validate({"items": [{
+        "id": "lk_0123456789abcdef", "status": "ready", "professional_id": "dra-ana", "room": "consulta-1",
+        "created_at": "2026-12-03T03:16:37.505614Z", "expires_at": "2026-12-03T04:16:37.505614Z",
+        "uses": 0, "max_uses": 1, "url": url,
+    }]}).items
+    console.print_links(links)
     text = buf.getvalue()
     assert url in text and "lk_0123456789abcdef" in text  # one piece each, copyable
     assert "2026-12-03 04:16" in text and ".505614" not in text
     # On a terminal: a table, with the same cells.
     buf = io.StringIO()
     monkeypatch.setattr(console, "out", Console(file=buf, width=200, force_terminal=True, color_system=None))
-    console.print_links([{
-        "id": "lk_0123456789abcdef", "status": "ready", "professional_id": "dra-ana",
-        "expires_at": "2026-12-03T04:16:37.505614Z", "uses": 0, "max_uses": 1, "url": url,
-    }])
+    console.print_links(links)
     assert url in buf.getvalue() and "┃" in buf.getvalue() and "2026-12-03 04:16" in buf.getvalue()

@@ -18,6 +18,10 @@
 ``LINKPRONTO_ADMIN_TOKEN`` drop-in ``POST /api/generate-consultation-token``
 ``LINKPRONTO_PUBLIC_URL``  the public URL again, under linkpronto's own name
 ``LINKPRONTO_EVENTS_SECRET`` the HMAC key of the presence callbacks to ``app.events_url`` (linkpronto.events)
+``LINKPRONTO_LOCAL_SECRET`` a random secret made at each start of linkpronto: a request to the app that
+                           carries it in ``X-Linkpronto-Local`` comes from code on this computer that read
+                           the app's environment (the examples' guard takes it as the professional's own,
+                           like a loopback peer). The public gateway drops every client copy of that header
 ``PORT``                   the app's port, when one is configured
 =========================  ===========================================================================
 
@@ -43,6 +47,7 @@ def app_environment(
     admin_token: str,
     port: int | None,
     events_secret: str = "",
+    local_secret: str = "",
 ) -> dict[str, str]:
     """The variables above, as strings (an unknown URL is an empty string, never a stale one)."""
     env = {
@@ -58,6 +63,8 @@ def app_environment(
     }
     if events_secret:
         env["LINKPRONTO_EVENTS_SECRET"] = events_secret
+    if local_secret:
+        env["LINKPRONTO_LOCAL_SECRET"] = local_secret
     if port:
         env["PORT"] = str(port)
     return env

@@ -304,11 +304,11 @@ def link_list(as_json: Annotated[bool, typer.Option("--json")] = False, config: 
     if res.status_code != 200:
         _problem_exit(res)
     doc = res.json()
-    schema.LinkList.model_validate(doc)  # the wire's shape, or a clear error instead of a KeyError
+    links = schema.LinkList.model_validate(doc)  # the wire's shape, or a clear error instead of a KeyError
     if as_json:
         console.print_json(doc)
     else:
-        console.print_links(doc["items"])
+        console.print_links(links.items)
 
 
 @link_app.command("revoke", help=_h("Cancela um link e tira da sala quem estiver nela.",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 import segno
@@ -183,7 +184,8 @@ def print_link(link: schema.Link) -> None:
         )
 
 
-def print_links(items: list[dict[str, Any]]) -> None:
+def print_links(items: list[schema.Link]) -> None:
+    """``link list``: the links as the API answered them (parsed with :class:`schema.LinkList`)."""
     header = (
         "id",
         T("situação", "status").get(),
@@ -194,14 +196,14 @@ def print_links(items: list[dict[str, Any]]) -> None:
     )
     rows = [
         (
-            str(i["id"]),
-            str(i["status"]),
-            str(i["professional_id"]),
-            _minute(str(i["expires_at"])),
-            f"{i['uses']}/{i['max_uses'] or '∞'}",
-            f"{i.get('url') or '—'}{' ⚠' if i.get('sent_with_old_address') else ''}",
+            link.id,
+            link.status.value,
+            link.professional_id,
+            _minute(link.expires_at),
+            f"{link.uses}/{link.max_uses or '∞'}",
+            f"{link.url or '—'}{' ⚠' if link.sent_with_old_address else ''}",
         )
-        for i in items
+        for link in items
     ]
     if not out.is_terminal:
         # Piped or redirected: one link per line, tab-separated, ids and URLs whole (copyable, greppable).
@@ -216,9 +218,9 @@ def print_links(items: list[dict[str, Any]]) -> None:
     out.print(table)
 
 
-def _minute(iso_time: str) -> str:
-    """``2026-12-03T04:16:37.505614Z`` → ``2026-12-03 04:16``."""
-    return iso_time[:16].replace("T", " ") if len(iso_time) >= 16 else iso_time
+def _minute(when: datetime) -> str:
+    """``2026-12-03T04:16:37.505614Z`` → ``2026-12-03 04:16`` (UTC)."""
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
 
 
 CHILD_STYLE = {"app": "cyan", "livekit": "magenta", "tunnel": "blue"}

@@ -17,6 +17,7 @@ from linkpronto.i18n import Lang
 from linkpronto.links.service import JoinGrant, LinkService
 from linkpronto.links.store import LinkRow
 from linkpronto.proof import ProofSource
+from linkpronto.schema import Link
 
 
 class StackControl(Protocol):
@@ -52,6 +53,7 @@ class LinkIssuer:
         max_uses: int | None = None,
         wait_s: float = 0.0,
         room: str | None = None,
+        token: str | None = None,
     ) -> tuple[LinkRow, str]:
         """Issue a link: ``ready`` on return when a proof counted within ``wait_s``, else ``preparing``.
 
@@ -76,6 +78,7 @@ class LinkIssuer:
             max_uses=max_uses,
             proven=proof,
             room=room,
+            token=token,
         )
         if proof is None:
             self.control.poke()
@@ -119,6 +122,10 @@ class LinkIssuer:
     async def record_device_check(self, token: str, result: dict[str, Any]) -> bool:
         ok: bool = await self._call(self.links.record_device_check, token, result)
         return ok
+
+    def link(self, row: LinkRow, lang: Lang) -> Link:
+        """The Link document as the wire's model (answer it with ``model_dump_json()``: no dict round trip)."""
+        return self.links.to_schema(row, lang=lang)
 
     def document(self, row: LinkRow, lang: Lang) -> dict[str, Any]:
         """The Link document (CONTRACT.md) in ``lang``."""

@@ -46,9 +46,12 @@ ADMIN_MAX_CONNECTIONS = 64
 #: Per listener, connections past its cap kept for linkpronto's own routes (public: join, page,
 #: device check…; admin: everything but the unauthenticated LiveKit webhook).
 RESERVED_CONNECTIONS = 16
-#: Descriptors kept back from the public listener: the admin listener's whole budget plus children's
-#: pipes, the database, log files, the tunnel and LiveKit clients (and both listeners' reserves).
-FD_RESERVE = ADMIN_MAX_CONNECTIONS + 96
+#: Descriptors kept back from the public listener's cap: the admin listener's whole budget and its
+#: reserve, the public reserve and the public connections waiting for their head over the budget
+#: (web.bounded: ``reserve`` of them at most), and 48 for children's pipes, the database, log files,
+#: the tunnel and LiveKit clients (about 40 measured at rest). Accepts are paced (web.bounded.PacedSocket),
+#: so no crowd takes descriptors before this budget applies.
+FD_RESERVE = ADMIN_MAX_CONNECTIONS + 3 * RESERVED_CONNECTIONS + 48
 #: A public connection can hold two descriptors (a proxied WebSocket: the client and the upstream).
 FDS_PER_PUBLIC_CONNECTION = 2
 PUBLIC_MAX_CONNECTIONS = 4096
@@ -78,23 +81,52 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
     def request_exit(self) -> None:
-        """``should_exit``, noticed at once (uvicorn itself looks every 100 ms)."""
+        """``should_exit``, noticed at once (uvicorn itself looks every 100 ms). From any thread."""
         self.should_exit = True
-        wake = getattr(self, "_wake", None)
-        if wake is not None:
-            wake.set()
+        wake, loop = getattr(self, "_wake", None), getattr(self, "_loop", None)
+        if wake is not None and loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has already ended
+                loop.call_soon_threadsafe(wake.set)
 
     async def main_loop(self) -> None:
         # uvicorn's loop (a tick every 100 ms: the Date header, limits, should_exit), but a stop
         # request ends the wait at once: every `down` and every test's teardown was up to 0.1 s slower.
+        self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         counter = 0
         should_exit = await self.on_tick(counter)
         while not should_exit:
             counter = (counter + 1) % 864000
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), 0.1)
+                async with asyncio.timeout(0.1):  # not wait_for: it can swallow a cancel on 3.11
+                    await self._wake.wait()
             should_exit = await self.on_tick(counter)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # uvicorn's shutdown, without its two waits on a clock: a fixed 0.1 s pause after asking the
+        # connections to close, then a look every 0.1 s (every `down`, restart and test teardown paid
+        # them with nobody connected). Here a look every 5 ms, and a connection accepted while closing
+        # (the ladder's own requests race the stop) is asked to close too: uvicorn asked only those
+        # there at first, and an idle keep-alive one then held the stop for the whole grace period.
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        asked: set[object] = set()
+        try:
+            async with asyncio.timeout(self.config.timeout_graceful_shutdown):
+                while self.server_state.connections and not self.force_exit:
+                    for connection in list(self.server_state.connections):
+                        if connection not in asked:
+                            asked.add(connection)
+                            connection.shutdown()
+                    await asyncio.sleep(0.005)
+                await self._wait_tasks_to_complete()
+        except TimeoutError:
+            for task in self.server_state.tasks:
+                task.cancel(msg="Task cancelled, timeout graceful shutdown exceeded")
+        if not self.force_exit:
+            await self.lifespan.shutdown()
 
 
 def public_bind_address(settings: Settings) -> str:
@@ -120,7 +152,9 @@ def bind_socket(host: str, port: int, what: str) -> socket.socket:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.listen(2048)
     sock.setblocking(False)
-    return sock
+    from linkpronto.web.bounded import paced
+
+    return paced(sock)  # accepts paced per loop iteration: the connection budget applies before FDs run out
 
 
 def port_in_use(port: int, what: str) -> PortInUse:
@@ -208,6 +242,7 @@ async def serve(
         stack.storage = stack.links.storage = health
         watcher = asyncio.create_task(health.watch(), name="storage-health")
         exits.push_async_callback(_cancel, watcher)
+        await stack.links.revocations.load()  # revocations still in force, should the store fail later
         await stack.events.start()  # app callbacks (app.events_url): the durable outbox's deliverer
         exits.push_async_callback(stack.events.aclose)
         if settings.stack.mode == "always-on":
@@ -289,7 +324,8 @@ def _build_apps(
 
     rtc_proxy = (RtcProxy(lambda: stack.livekit_local_url, stack.livekit_key_pair)
                  if settings.livekit.mode != "cloud" else None)
-    rtc = RevokedRoomGuard(rtc_proxy, stack.links.room_revoked) if rtc_proxy is not None else None
+    rtc = (RevokedRoomGuard(rtc_proxy, stack.links.room_revoked, stack.livekit_key_pair)
+           if rtc_proxy is not None else None)
     has_app = bool(settings.app.command or settings.app.port)
 
     def client_ip_header() -> str | None:

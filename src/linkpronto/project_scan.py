@@ -7,7 +7,8 @@ stable code, the file and line, and the exact change to make:
 
 ``LIVEKIT_URL_TO_BROWSER`` (info)
     A server route returns ``process.env.LIVEKIT_URL`` to the browser. Fine under
-    ``linkpronto up --app``: ``LIVEKIT_URL`` is the address a phone can reach.
+    ``linkpronto up --app``: ``LIVEKIT_URL`` is the address a phone can reach. Not reported when the
+    route asks for a logged-in person (the migrated professional's token route).
 ``LOOPBACK_LIVEKIT_URL`` (warn)
     A hard-coded ``ws://localhost…`` / ``ws://127.0.0.1…`` (or LiveKit's port 7880 on loopback): a
     phone can never connect to it.
@@ -15,7 +16,9 @@ stable code, the file and line, and the exact change to make:
     A page computes its LiveKit room from the URL token (``consulta-${token}``): with linkpronto's
     link token that is not the professional's room.
 ``ROOM_FROM_SLUG`` (warn)
-    A room computed from a public slug: anyone who knows the slug knows the room.
+    A room computed from a public slug: anyone who knows the slug knows the room. Not reported when
+    the page hands that room to link creation (``roomName={roomName}`` on the share component, or
+    ``roomName``/``room`` in its own create call): the migration guide's fix.
 ``OPEN_TOKEN_ROUTE`` (warn; info when ``app.protected_routes`` covers it)
     A route that signs LiveKit tokens (``AccessToken`` … ``addGrant``/``roomJoin``) with no sign of
     authentication, reachable through the public URL: anyone on the internet can join any room.
@@ -185,7 +188,7 @@ def _room_from(var: str) -> re.Pattern[str]:
     template = _TEMPLATE_WITH.format(var=var)
     concat = _CONCAT_WITH.format(var=var)
     return re.compile(
-        rf"\b{_ROOM_NAME}\b\s*[:=]\s*(?:{template}|{concat})"  # roomName = `consulta-${token}`
+        rf"\b(?P<name>{_ROOM_NAME})\b\s*[:=]\s*(?:{template}|{concat})"  # roomName = `consulta-${token}`
         rf"|`consulta-\$\{{[^}}]*\b{var}\b"  # `consulta-${token...}` anywhere
         rf"|[\"']consulta-[\"']\s*\+\s*[^;\n]*\b{var}\b",
         re.IGNORECASE,
@@ -202,6 +205,31 @@ _AUTH = re.compile(
     r"x-linkpronto-via|getServerSession|getSession\s*\(|\bauth\s*\(|\brequire\w*(?:User|Professional|Session|Auth|Login)\b"
     r"|\bcurrent(?:User|Professional|Session)\b|\bsession\b|\bauthorization\b|remoteAddress|\bwithAuth\b"
     r"|jwt\.verify|\bverify\w*Token\b|getToken\s*\(|supabase\.auth|clerk|currentUser|iron-session|\bisLocal\w*\b",
+    re.IGNORECASE,
+)
+
+
+_LINK_CREATION = re.compile(r"generate-consultation-token|/api/consultation-links|ShareConsultationLink")
+
+
+def room_forwarded(text: str, name: str | None) -> bool:
+    """True when the page hands the room it computed (``name``) to link creation, as the migration guide
+    says: ``roomName={name}`` on the share component, or ``roomName: name`` / ``room: name`` (or the
+    shorthand ``{ roomName }``) in the body of its own call to the drop-in or the admin API. The link's
+    patient then joins that room through ``/_linkpronto/api/join``: the slug room is the fix, not the bug."""
+    if not name or not _LINK_CREATION.search(text):
+        return False
+    n = re.escape(name)
+    forwarded = rf"\broomName\s*=\s*\{{\s*{n}\s*\}}|\b(?:roomName|room)\s*:\s*{n}\b(?!\s*[(.\[])"
+    if name == "roomName":
+        forwarded += r"|,\s*roomName\s*(?=[,}])|\{\s*roomName\s*,"  # { professionalId, roomName } (shorthand)
+    return re.search(forwarded, text) is not None
+
+
+#: The route asks for a logged-in person (the professional): a session or the app's own guard.
+_PERSON_AUTH = re.compile(
+    r"getServerSession|getSession\s*\(|\bauth\s*\(|\brequire\w*(?:User|Professional|Session|Auth|Login)\b"
+    r"|\bcurrent(?:User|Professional|Session)\b|\bwithAuth\b|supabase\.auth|clerk|currentUser|iron-session",
     re.IGNORECASE,
 )
 
@@ -223,7 +251,9 @@ def _loopback_findings(rel: Path, text: str) -> Iterator[ProjectFinding]:
 
 
 def _livekit_url_findings(rel: Path, text: str) -> Iterator[ProjectFinding]:
-    if route_of(rel) is None or not _RESPONDS.search(text):
+    # A route that authenticates its caller (the professional's token route, once patients join through
+    # /_linkpronto/api/join) hands LIVEKIT_URL to the professional only: nothing to say about it.
+    if route_of(rel) is None or not _RESPONDS.search(text) or _PERSON_AUTH.search(text):
         return
     m = _ENV_LIVEKIT_URL.search(text)
     if m is None:
@@ -246,6 +276,8 @@ def _room_findings(rel: Path, text: str) -> Iterator[ProjectFinding]:
         return
     for pattern, code in ((_ROOM_FROM_TOKEN, "ROOM_FROM_URL_TOKEN"), (_ROOM_FROM_SLUG, "ROOM_FROM_SLUG")):
         for m in pattern.finditer(text):
+            if code == "ROOM_FROM_SLUG" and room_forwarded(text, m.group("name")):
+                continue  # migrated: the slug room is handed to the link (roomName), the patient joins it
             line = _line(text, m.start())
             where = f"{rel.as_posix()}:{line}"
             shown = " ".join(m.group(0).split())[:80]

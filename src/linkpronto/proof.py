@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
+from linkpronto.aio import wait_set
 from linkpronto.i18n import Text
 from linkpronto.links.service import Proof
 from linkpronto.machine import ProofView, Timing, ladder_due, usable
@@ -143,8 +144,7 @@ class ProofKeeper:
                 if self._last is not None and self._last.result.ok:
                     continue  # passed but invalidated during the run: run again at once
             # A failed run (the runner retries it soon) or parts not up: wait for something to change.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), max(0.0, deadline - loop.time()))
+            await wait_set(changed, deadline - loop.time())
 
     def _due(self) -> bool:
         return ladder_due(self.view(), self.invalidated_at, self._clock(), self._timing)

@@ -42,7 +42,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
-from linkpronto import paths, schema, status_view
+from linkpronto import keys, paths, schema, status_view
+from linkpronto.aio import wait_set
 from linkpronto.app_env import app_environment, link_template
 from linkpronto.app_part import AppContext, AppPart
 from linkpronto.components import Part, PartStatus, utcnow
@@ -131,6 +132,8 @@ class Stack:
         self.admin_url = admin_url
         self.install_allowed = install_allowed
         self.api_key, self._api_secret = self._key_pair()
+        #: Handed to the app at each start (LINKPRONTO_LOCAL_SECRET): proof of a caller on this computer.
+        self.local_secret = keys.new_token()
         self._livekit_override = livekit
         self._tunnel_factory = tunnel_factory
         self.livekit: Part | None = None
@@ -455,6 +458,7 @@ class Stack:
             admin_token=ctx.admin_token,
             port=app.port,
             events_secret=ctx.events_secret,
+            local_secret=self.local_secret,
         )
 
     # -- the jobs (each one action's work) -----------------------------------------------------------
@@ -495,7 +499,7 @@ class Stack:
 
     async def _start_app(self) -> None:
         app = self.app = AppPart(self.settings.app, self._app_context, environment=self._app_environment,
-                                 on_line=self.output.sink("app"), redact=(self._api_secret,))
+                                 on_line=self.output.sink("app"), redact=(self._api_secret, self.local_secret))
         self._watch("app", app)
         if self.app_url:  # warm the link route as soon as the port opens (a dev server's first compile)
             check = app_check_path(self.settings.app.health_path, self.links.link_path, paths.PROBE_TOKEN)
@@ -657,8 +661,8 @@ class Stack:
     async def _next_messages(self, within: float) -> list[Transition]:
         """Wait up to ``within`` seconds for the inbox, then take everything in it."""
         if not self._inbox:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), within)
+            # not wait_for (see aio.wait_set): `stop` then waited for the next heartbeat (15 s).
+            await wait_set(self._wake, within)
         self._wake.clear()
         taken = [t for t in self._inbox if t is not None]
         self._inbox.clear()

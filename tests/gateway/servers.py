@@ -26,20 +26,13 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from helpers.inproc import ThreadServer, stop_thread_server
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-class _ThreadServer(uvicorn.Server):
-    def install_signal_handlers(self) -> None:  # older uvicorn
-        return
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:  # uvicorn >= 0.29: never touch signals from a thread
-        yield
 
 
 @dataclass
@@ -67,7 +60,7 @@ def serve(app: ASGIApp, *, ws: str = "websockets-sansio", port: int | None = Non
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws=ws, http=http,
                             lifespan="on", loop=loop, timeout_graceful_shutdown=2,
                             timeout_keep_alive=keep_alive, proxy_headers=proxy_headers)
-    server = _ThreadServer(config)
+    server = ThreadServer(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -78,11 +71,7 @@ def serve(app: ASGIApp, *, ws: str = "websockets-sansio", port: int | None = Non
     try:
         yield RunningServer(port, server, thread)
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        if thread.is_alive():
-            server.force_exit = True
-            thread.join(timeout=5)
+        stop_thread_server(server, thread)
 
 
 class WithLifespan:

@@ -244,12 +244,15 @@ def test_upstream_connections_are_reused(client: httpx.Client, stack: Stack) -> 
 
 def test_upstream_closing_idle_connection_is_survived() -> None:
     recorder = Recorder()
-    # uvicorn takes a float keep-alive: 0.2 s, so the upstream drops the idle connection 3x sooner
-    # than the pause below (the proxy must then open a new one instead of failing on the dead one).
-    with serve(upstream_app(recorder), keep_alive=0.2, proxy_headers=False) as upstream, \
+    # uvicorn takes a float keep-alive: after 0.1 s the upstream drops the proxy's idle connection (the
+    # proxy must then open a new one instead of failing on the dead one).
+    with serve(upstream_app(recorder), keep_alive=0.1, proxy_headers=False) as upstream, \
          serve(WithLifespan(AppProxy(lambda: upstream.url, lambda: None))) as gw:
         first = httpx.get(gw.url + "/echo", timeout=5).json()["client_port"]
-        time.sleep(0.6)  # the upstream drops the idle keep-alive connection meanwhile
+        deadline = time.monotonic() + 5
+        while upstream.server.server_state.connections:  # until the upstream has dropped it
+            assert time.monotonic() < deadline, "the upstream never dropped the idle connection"
+            time.sleep(0.01)
         second = httpx.get(gw.url + "/echo", timeout=5)
         assert second.status_code == 200 and second.json()["client_port"] != first
 

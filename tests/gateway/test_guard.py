@@ -8,9 +8,8 @@ what reaches it.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -20,6 +19,7 @@ import websockets
 
 from helpers.inproc import InProcessDouble
 from helpers.lp import run_lp, settings_for
+from helpers.net import free_port, serve_http
 from linkpronto.gateway.guard import COOKIE, LinkGuard, RouteMatcher, Session
 
 TOKEN_ROUTE = "/api/livekit/token"
@@ -125,15 +125,8 @@ class _App(BaseHTTPRequestHandler):
 @pytest.fixture
 def app_port() -> Iterator[int]:
     _App.hits = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _App)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serve_http(_App) as server:
         yield int(server.server_address[1])
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _token_of(url: str) -> str:
@@ -220,8 +213,6 @@ TINYAPP = Path(__file__).parent.parent / "fixtures" / "tinyapp.py"
 @pytest.mark.slow
 async def test_the_guard_in_front_of_a_real_child_app(tmp_path: Path, livekit_double: Any) -> None:
     import sys
-
-    from helpers.net import free_port
 
     app_port = free_port()
     settings = settings_for(

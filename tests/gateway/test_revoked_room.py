@@ -91,9 +91,9 @@ async def test_a_revoked_room_s_token_is_refused_and_others_pass(service: Any) -
 async def test_the_refusal_ends_when_livekit_would_refuse_the_token_itself(service: Any) -> None:
     row, _ = service.create(professional_id="dra-ana", proven=Proof(NOW, "https://x.example", "[]"))
     await service.revoke(row.id)
-    assert service.room_revoked(row.room)
+    assert await service.room_revoked(row.room)
     service.test_clock[0] = NOW + timedelta(hours=1)  # past join_token_ttl + LiveKit's leeway
-    assert not service.room_revoked(row.room)
+    assert not await service.room_revoked(row.room)
 
 
 async def test_garbage_tokens_are_left_to_livekit() -> None:

@@ -23,12 +23,13 @@ import hashlib
 import io
 import json
 import tarfile
-import threading
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+
+from helpers.net import serve_http
 
 LIVEKIT_VERSION = "1.9.11"
 FAKE_LIVEKIT = b'#!/bin/sh\necho "livekit-server version 1.9.11"\n'
@@ -160,14 +161,6 @@ def leftovers(bin_dir: Path) -> list[Path]:
 def serve_releases() -> Iterator[ReleaseServer]:
     """Run a :class:`ReleaseServer` on a free 127.0.0.1 port for the duration of the block."""
     state = ReleaseServer()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(state))
-    httpd.daemon_threads = True
-    state.base = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with serve_http(make_handler(state)) as httpd:
+        state.base = f"http://127.0.0.1:{httpd.server_address[1]}"
         yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)

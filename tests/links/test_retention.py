@@ -157,7 +157,7 @@ async def test_the_running_orchestrator_purges_used_up_links(tmp_path: Path, liv
     from linkpronto import paths
 
     settings = settings_for(
-        tmp_path / "d", livekit_url=livekit_inproc.url, links={"retention": "0.3s", "purge_interval": "0.1s"}
+        tmp_path / "d", livekit_url=livekit_inproc.url, links={"retention": "0.1s", "purge_interval": "0.05s"}
     )
     async with run_lp(settings) as lp:
         await lp.wait_state("ready")

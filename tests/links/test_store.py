@@ -17,6 +17,7 @@ import pytest
 from fixtures.pgserver import PgServer
 from linkpronto import keys
 from linkpronto.errors import ConfigInvalid, LinkGone, StoreUnavailable
+from linkpronto.links import store as store_mod
 from linkpronto.links.service import LinkService
 from linkpronto.links.store import LinkStore, normalise_url, sqlite_url
 from links.test_migrations import service_for
@@ -120,9 +121,19 @@ def test_postgres_restart_fails_with_a_code_then_recovers(postgres_server: PgSer
         postgres_server.start()
         # Pooled connections died with the server: pre-ping replaces them, nothing to do by hand.
         assert store.guarded(svc.join, token, None).room
+        # Hysteresis: one success is not a recovery; successes spanning RECOVERY_S are.
+        assert store.failure is not None and store.status().state.value == "unhealthy"
+        time.sleep(store_mod.RECOVERY_S)
+        assert store.ping()
         assert store.failure is None and store.status().state.value == "ready"
         row, state = svc.resolve(token)
         assert row is not None and state == "ready" and row.uses == 1
+        # A ping that fails inside store.call (it swallows its own failure) never reads as recovered.
+        postgres_server.stop()
+        for _ in range(3):
+            assert store.guarded(store.ping) is False
+            time.sleep(store_mod.RECOVERY_S / 2)
+        assert store.status().state.value == "unhealthy"
     finally:
         if not postgres_server.running:
             postgres_server.start()

@@ -59,6 +59,30 @@ def test_ssh_forward_is_anywhere_only_through_the_forwarded_address() -> None:
     assert lan_tcp.reach == "same-network"
 
 
+def test_a_forwarded_address_that_is_this_machine_proves_nothing() -> None:
+    # livekit.node_ip set to the laptop's own address: a TCP pair to it never crossed a server.
+    own = PathFacts("local", forwards_media=True, advertised_ip="198.18.50.2",
+                    own_addresses=frozenset({"127.0.0.1", "198.18.50.2"}))
+    r = j(report(proto="tcp", addr="198.18.50.2:7881"), own)
+    assert r.reach == "same-network" and r.fix is not None and "GatewayPorts" in r.fix.en
+
+
+def test_forwarded_media_runs_livekit_ice_lite_and_nothing_else_does(tmp_path: Path) -> None:
+    """With ssh_forward_media LiveKit sends no connectivity checks of its own (ICE lite), so the rung's
+    pair is the one it opened towards the forwarded address, never LiveKit reaching this machine's
+    host candidates directly (what full ICE did: a UDP prflx pair that proved only the LAN)."""
+    from linkpronto.config import defaults
+    from linkpronto.livekit.local import render_config
+
+    def rtc(**tunnel: Any) -> dict[str, Any]:
+        settings = defaults(server={"data_dir": tmp_path}, tunnel=tunnel)
+        return dict(render_config(settings, "APIk", "s" * 40, "198.18.50.2")["rtc"])
+
+    assert rtc(provider="ssh", ssh_target="u@vps", ssh_forward_media=True)["use_ice_lite"] is True
+    assert "use_ice_lite" not in rtc(provider="ssh", ssh_target="u@vps")
+    assert "use_ice_lite" not in rtc(provider="static", static_url="https://x.example", ssh_forward_media=True)
+
+
 def test_relay_cloud_and_public_addresses_are_anywhere() -> None:
     assert j(report(ctype="relay", addr="10.0.0.9:3478"), LAN).reach == "anywhere"
     assert j(report(), PathFacts("cloud", False, "")).reach == "anywhere"

@@ -219,10 +219,6 @@ def lp_fwd(clinic: Clinic, lp_lan: LinkprontoInHost,
         lp.stop()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "open bug found by this test: with ssh_forward_media (ssh -R of ICE/TCP 7881 to the vps, node_ip = the "
-    "vps's address) the 4G phone's Chromium reaches the vps:7881 forward (TCP connects) but ICE does not "
-    "complete in 15 s: no media from outside; see changes/media.md"))
 def test_4g_phone_with_ssh_forward_media_video_both_ways_through_the_vps(
         clinic: Clinic, lp_fwd: LinkprontoInHost, pw: Any, tmp_path: Path) -> None:
     lp = lp_fwd
@@ -247,12 +243,31 @@ def test_4g_phone_with_ssh_forward_media_video_both_ways_through_the_vps(
         browser.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "open: the rung runs on LiveKit's own machine, and LiveKit (full ICE) reaches the probe's host "
-    "candidates directly (a UDP peer-reflexive pair), so it proves the same-network path, not the vps; "
-    "with rtc.use_ice_lite the shortcut is gone but the livekit.rtc client's ICE/TCP did not connect "
-    "through the forward in time (changes/media.md)"))
 def test_the_rung_proves_the_forwarded_path_through_the_vps(clinic: Clinic, lp_fwd: LinkprontoInHost) -> None:
+    """The rung runs on the laptop, next to LiveKit, yet its pair is TCP to the vps's forwarded address:
+    with ssh_forward_media LiveKit runs ICE lite, so it never reaches the probe's own host candidates."""
     m = lp_fwd.status()["media"]
     assert m["measured"] is True and m["reach"] == "anywhere", m
     assert m["candidate"]["protocol"] == "tcp" and m["candidate"]["address"].startswith(clinic.vps_carrier_ip + ":")
+
+
+def test_wifi_phone_with_ssh_forward_media_gets_video_through_the_vps_too(
+        clinic: Clinic, lp_fwd: LinkprontoInHost, pw: Any, tmp_path: Path) -> None:
+    """What ICE lite costs (livekit/local.py forwards_media): LiveKit no longer reaches a phone on this
+    Wi-Fi directly, so that phone's media takes the same forwarded ICE/TCP path through the vps —
+    the path the rung proved. It still gets video."""
+    lp = lp_fwd
+    link = lp.create_link(wait_s=60)
+    browser, page = phone_page(pw, clinic, clinic.wifi_phone, tmp_path)
+    try:
+        page.goto(link["url"])
+        check = media_check(page)
+        assert check["ok"], check
+        assert check["candidate"]["protocol"] == "tcp", check
+        assert check["candidate"]["address"].startswith(clinic.vps_carrier_ip + ":"), check
+        peer = start_peer(clinic.laptop, lp, link["id"], seconds=20)
+        page.locator("#join").click()
+        assert wait_frames(page, 30) > 0
+        assert peer_result(peer)["frames_received"] > 0
+    finally:
+        browser.close()

@@ -12,8 +12,7 @@ from linkpronto.links.store import LinkStore, sqlite_url
 PRESENCE_COLUMNS = {"presence", "presence_since", "waiting_name", "presence_json", "presence_version"}
 
 
-def test_0003_presence_is_head_and_steps_back_to_0002(tmp_path: Path) -> None:
-    assert migrations.head_revision() == "0003_presence"
+def test_0003_presence_steps_back_to_0002(tmp_path: Path) -> None:
     store = LinkStore(sqlite_url(tmp_path))
     try:
         with store.engine.connect() as conn:
@@ -27,6 +26,6 @@ def test_0003_presence_is_head_and_steps_back_to_0002(tmp_path: Path) -> None:
             assert not PRESENCE_COLUMNS & {c["name"] for c in insp.get_columns("consultation_links")}
             assert "event_outbox" not in insp.get_table_names()
             assert "last_used_at" in {c["name"] for c in insp.get_columns("consultation_links")}  # 0002 stays
-        assert migrations.upgrade(store.engine) == "0003_presence"
+        assert migrations.upgrade(store.engine) == migrations.head_revision()
     finally:
         store.close()

@@ -166,7 +166,8 @@ async def test_process_state_is_ready_while_open(sshd: SshServer, origin: Origin
 def test_argv_flags_and_order() -> None:
     tunnel = SshTunnel(
         7801, "deploy@vps.example.com:2222", identity="/k/id", remote_port=8080, forward_media=True,
-        media_port=7881, options=["-o", "ServerAliveInterval=30"], remote_bind="0.0.0.0",
+        media_port=7881, media_host="192.168.0.10", options=["-o", "ServerAliveInterval=30"],
+        remote_bind="0.0.0.0",
     )  # fmt: skip
     argv = tunnel.argv("ssh")
     assert argv[:3] == ("ssh", "-N", "-T")
@@ -177,8 +178,19 @@ def test_argv_flags_and_order() -> None:
     assert "BatchMode=yes" in argv and "ServerAliveCountMax=3" in argv
     assert argv[argv.index("-i") + 1] == "/k/id" and argv[argv.index("-p") + 1] == "2222"
     forwards = [argv[i + 1] for i, a in enumerate(argv) if a == "-R"]
-    assert forwards == ["0.0.0.0:8080:127.0.0.1:7801", "0.0.0.0:7881:127.0.0.1:7881"]
+    # The media forward ends on a LAN address LiveKit gathered an ICE/TCP candidate on, never on
+    # loopback: pion's TCP mux matches a connection to an ICE agent by its local address.
+    assert forwards == ["0.0.0.0:8080:127.0.0.1:7801", "0.0.0.0:7881:192.168.0.10:7881"]
     assert argv[-1] == "deploy@vps.example.com"
+
+
+def test_media_forward_ends_on_the_lan_address_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    import linkpronto.platform
+
+    monkeypatch.setattr(linkpronto.platform, "lan_address", lambda *a, **k: "10.1.2.3")
+    argv = SshTunnel(7801, "deploy@vps.example.com", forward_media=True, media_port=7881).argv("ssh")
+    forwards = [argv[i + 1] for i, a in enumerate(argv) if a == "-R"]
+    assert forwards == ["0:127.0.0.1:7801", "7881:10.1.2.3:7881"]
 
 
 def test_services_that_print_the_url_run_without_dash_n() -> None:

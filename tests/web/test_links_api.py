@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 from livekit.api import TokenVerifier
 
 from helpers import wire
@@ -20,7 +21,9 @@ from helpers.lp import TEST_KEY, TEST_SECRET, run_lp, settings_for
 from helpers.net import Relay, free_port
 
 
-async def test_full_link_lifecycle(tmp_path: Path, livekit_inproc: InProcessDouble, database_url: str) -> None:
+async def test_full_link_lifecycle(tmp_path: Path, livekit_inproc: InProcessDouble, database_url: str,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("linkpronto.stack.LADDER_RETRY_S", 0.2)  # a failed ladder is run again sooner
     public_port = free_port()
     relay = await Relay(target=None).start()  # the "tunnel" leads nowhere at first
     settings = settings_for(

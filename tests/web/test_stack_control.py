@@ -16,16 +16,20 @@ from helpers.lp import LP, run_lp, settings_for
 from linkpronto import schema
 
 
-def _count_idle_checks(monkeypatch: Any, answer: Any = None) -> list[int | None]:
+def _count_idle_checks(monkeypatch: Any, answer: Any = None, gate: asyncio.Event | None = None) -> list[int | None]:
     """Every answer the idle watch got from LiveKit (ListRooms' participant count), in order.
 
-    ``answer`` replaces LiveKit's (e.g. ``None``: unanswered); else the real count is recorded."""
+    ``answer`` replaces LiveKit's (e.g. ``None``: unanswered); else the real count is recorded. With
+    ``gate``, a count waits until the test opens it (e.g. until the patient is in the room), so a short
+    ``idle_timeout`` cannot race the test's own set-up."""
     from linkpronto.livekit.remote import RoomAdmin
 
     seen: list[int | None] = []
     real = RoomAdmin.total_participants
 
     async def spy(self: RoomAdmin) -> int | None:
+        if gate is not None:
+            await gate.wait()
         count = await real(self) if answer is None else await answer(self)
         seen.append(count)
         return count
@@ -60,9 +64,10 @@ async def _join(lp: LP, **body: Any) -> tuple[dict[str, Any], dict[str, Any]]:
 async def test_on_demand_never_stops_while_someone_is_in_a_call(
     tmp_path: Path, livekit_inproc: InProcessDouble, monkeypatch: Any
 ) -> None:
-    checks = _count_idle_checks(monkeypatch)
+    in_the_room = asyncio.Event()  # no count before the patient is in the room (however slow the set-up)
+    checks = _count_idle_checks(monkeypatch, gate=in_the_room)
     settings = settings_for(tmp_path / "d", livekit_url=livekit_inproc.url,
-                            stack={"mode": "on-demand", "idle_timeout": "0.5s"})
+                            stack={"mode": "on-demand", "idle_timeout": "0.2s"})
     async with run_lp(settings) as lp:
         assert (await lp.admin.get("/api/status")).json()["state"] == "stopped"
         link, grant = await _join(lp)  # the first link request starts the stack
@@ -73,6 +78,7 @@ async def test_on_demand_never_stops_while_someone_is_in_a_call(
             await ws.recv()  # LiveKit's SignalResponse{join}: the participant is in the room
             in_room = [p for p in livekit_inproc.state()["participants"] if p["room"] == link["room"]]
             assert len(in_room) == 1
+            in_the_room.set()
             # Two idle checks past idle_timeout with nobody creating links, each told "1 in a room":
             # the stack stays up (waited for by counting the checks, not by sleeping).
             assert await _states_until(lp, lambda: len(checks) >= 2) == ["ready"]
@@ -90,7 +96,7 @@ async def test_on_demand_never_stops_when_livekit_cannot_say_the_rooms_are_empty
 
     checks = _count_idle_checks(monkeypatch, unanswered)
     settings = settings_for(tmp_path / "d", livekit_url=livekit_inproc.url,
-                            stack={"mode": "on-demand", "idle_timeout": "0.5s"})
+                            stack={"mode": "on-demand", "idle_timeout": "0.2s"})
     async with run_lp(settings) as lp:
         await _join(lp)  # starts the stack
         assert await _states_until(lp, lambda: len(checks) >= 2) == ["ready"]

@@ -4,10 +4,14 @@
 // `X-Linkpronto-Via: public` — linkpronto sets it and replaces any copy a client sends. Such a request
 // comes from the internet: it may only do professional things (create consultation links, mint a
 // LiveKit token for a room) when YOUR authentication says a professional is logged in.
-// "This computer" is decided by proof, never by a missing header: the socket's peer is loopback
-// (127.0.0.0/8, ::1) AND the request does not carry the public marker. A phone or laptop on the same
-// Wi-Fi calling this dev server directly (next dev listens on every interface unless -H 127.0.0.1,
-// which `linkpronto up --app` adds) is NOT local.
+// "This computer" is decided by proof, never by a missing header: the request does not carry the
+// public marker AND either the socket's peer is loopback (127.0.0.0/8, ::1) or it carries
+// `X-Linkpronto-Local` equal to LINKPRONTO_LOCAL_SECRET — a secret linkpronto makes at each start and
+// hands only to this app's environment (for code on this computer whose calls do not arrive from
+// loopback: the app in a container or WSL2, a local reverse proxy); the public gateway drops every
+// client copy of that header. A phone or laptop on the same Wi-Fi calling this dev server directly
+// (next dev listens on every interface unless -H 127.0.0.1, which `linkpronto up --app` adds) is NOT
+// local.
 //
 // Replace `currentProfessional` with your real check, for example:
 //   const session = await getServerSession(req, res, authOptions);   // NextAuth
@@ -47,9 +51,24 @@ function loopbackPeer(req) {
   return v4 === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4);
 }
 
-/** A request from a browser on this computer, straight to this dev server (proved, not assumed). */
+function carriesLocalSecret(req) {
+  const secret = process.env.LINKPRONTO_LOCAL_SECRET || "";
+  const given = req.headers["x-linkpronto-local"];
+  if (!secret || typeof given !== "string") return false;
+  const a = Buffer.from(given);
+  const b = Buffer.from(secret);
+  return a.length === b.length && crypto.timingSafeEqual(a, b);
+}
+
+/** The header that proves a server-side caller on this computer (send it only from server code). */
+export function localHeaders() {
+  const secret = process.env.LINKPRONTO_LOCAL_SECRET;
+  return secret ? { "X-Linkpronto-Local": secret } : {};
+}
+
+/** A request from this computer, straight to this dev server (proved, not assumed). */
 export function isLocalRequest(req) {
-  return loopbackPeer(req) && !viaPublicAddress(req);
+  return !viaPublicAddress(req) && (loopbackPeer(req) || carriesLocalSecret(req));
 }
 
 /**

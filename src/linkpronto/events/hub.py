@@ -37,6 +37,7 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from linkpronto.aio import wait_set
 from linkpronto.config import Settings
 from linkpronto.errors import EventsUndelivered, LinkprontoError, WebhookRejected, WebhookTooLarge
 from linkpronto.events import outbox
@@ -368,8 +369,7 @@ class EventHub:
                 raise
             except Exception:  # the loop must survive a database hiccup; it tries again
                 log.exception("event delivery pass failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), POLL_S)
+            await wait_set(self._wake, POLL_S)
             self._wake.clear()
 
     async def deliver_due(self) -> int:

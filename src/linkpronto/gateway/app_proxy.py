@@ -63,6 +63,8 @@ APP_NOT_RUNNING_BODY = Text(
 _HTML = b"text/html; charset=utf-8"
 VIA_HEADER = b"x-linkpronto-via"
 VIA_PUBLIC = b"public"
+#: The per-start secret of a caller on this computer (app_env: LINKPRONTO_LOCAL_SECRET): never from the public side.
+LOCAL_HEADER = b"x-linkpronto-local"
 
 
 def error_page(body: Text, status: int) -> bytes:
@@ -149,7 +151,8 @@ class AppProxy:
         forwarded: RawHeaders,
     ) -> None:
         raw: RawHeaders = scope["headers"]
-        headers = upstream_ws_headers([(n, v) for n, v in raw if not is_x_forwarded(n) and n != VIA_HEADER])
+        headers = upstream_ws_headers([(n, v) for n, v in raw
+                                       if not is_x_forwarded(n) and n not in (VIA_HEADER, LOCAL_HEADER)])
         headers.extend((n.decode("latin-1"), v.decode("latin-1")) for n, v in forwarded)
         headers.append((VIA_HEADER.decode("latin-1"), VIA_PUBLIC.decode("latin-1")))
         ua = header(raw, b"user-agent")
@@ -196,7 +199,7 @@ def _upstream_headers(raw: RawHeaders, upstream: Upstream, same_origin: bool, fo
     drop = connection_tokens(raw) | HOP_BY_HOP
     out: RawHeaders = [(b"host", upstream.authority)]
     for name, value in raw:
-        if name in drop or name == b"host" or name == VIA_HEADER or is_x_forwarded(name):
+        if name in drop or name == b"host" or name in (VIA_HEADER, LOCAL_HEADER) or is_x_forwarded(name):
             continue
         if name == b"origin" and same_origin:
             out.append((b"origin", upstream.origin.encode("latin-1")))

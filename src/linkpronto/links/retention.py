@@ -36,6 +36,9 @@ def purge(store: LinkStore, older_than_s: float, now: datetime | None = None) ->
     Every ended link also loses the patient's name at once (:func:`forget_names`)."""
     now = now or utcnow()
     deleted = store.purge(now - timedelta(seconds=older_than_s))
+    # Revocations go when the tokens they refuse have expired, whatever the retention: a link purged
+    # sooner keeps its revocation until then (``link purge --older-than 0`` cannot reopen a room).
+    store.purge_revocations(now)
     forget_names(store, now)
     return deleted
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import threading
 import urllib.parse
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,6 +30,7 @@ from linkpronto.errors import LinkGone, LinkNotFound, LinkprontoError, LivekitRo
 from linkpronto.events.presence import Presence
 from linkpronto.i18n import Lang, Text, render
 from linkpronto.links.inputs import decode_stored
+from linkpronto.links.revocations import Revocations
 from linkpronto.links.store import LinkRow, LinkStore, StoredStatus
 from linkpronto.livekit import tokens
 
@@ -98,6 +101,51 @@ def qr_svg(url: str) -> str:
 def qr_data_uri(url: str) -> str:
     qr = segno.make_qr(url, error="m", mask=0)
     return str(qr.svg_data_uri(scale=4, border=2))
+
+
+class PreparedTokens:
+    """Link tokens made ahead of time with the QR code of their URL, so "Gerar link" does not wait for one.
+
+    Rendering a QR code (segno, pure Python) costs 2-3 ms of CPU per URL, the largest part of a drop-in
+    create. The drop-in takes a token made earlier for the current URL template (public base + link
+    path) with its ``data:image/svg+xml`` QR ready, and asks for the pool to be refilled after its answer
+    went out. A token is handed out once (popped), lives only in this process's memory until a link is
+    stored with it, and a pool made for another template (a new public URL) is thrown away: the QR
+    always encodes the URL the answer carries (the caller checks, and renders inline otherwise).
+    """
+
+    def __init__(self, size: int = 2) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._template: str | None = None
+        self._ready: deque[tuple[str, str]] = deque()  # (token, QR data URI) for self._template
+
+    @staticmethod
+    def url(template: str, token: str) -> str:
+        return template.replace("{token}", token)
+
+    def take(self, template: str | None) -> tuple[str, str | None]:
+        """A fresh token and, when one was prepared for ``template``, the QR of its URL."""
+        with self._lock:
+            if template is not None and template == self._template and self._ready:
+                return self._ready.popleft()
+        return keys.new_token(), None
+
+    def fill(self, template: str | None) -> None:
+        """Top the pool up for ``template`` (run off the request path: a background task)."""
+        if template is None:
+            return
+        while True:
+            with self._lock:
+                if template != self._template:
+                    self._template, self._ready = template, deque()
+                if len(self._ready) >= self.size:
+                    return
+            token = keys.new_token()
+            qr = qr_data_uri(self.url(template, token))
+            with self._lock:
+                if template == self._template:
+                    self._ready.append((token, qr))
 
 
 def whatsapp_url(url: str, lang: Lang | None = None, text: str | None = None) -> str:
@@ -196,8 +244,10 @@ class LinkService:
         self.ensure_room = ensure_room
         #: The database's health (``links.health.StoreHealth``): writes refused on a full disk.
         self.storage: StorageWatch | None = None
-        #: Rooms of links revoked while running → when their last join token stops being accepted.
-        self.revoked_rooms: dict[str, datetime] = {}
+        #: Rooms of revoked links (in the store, shared by every instance) → refused by the gateway.
+        self.revocations = Revocations(store, lambda: self.clock())
+        #: Tokens made ahead with their QR code (the drop-in's answer carries one).
+        self.prepared = PreparedTokens()
 
     # -- documents ------------------------------------------------------------------------------
     def status_of(self, row: LinkRow, now: datetime | None = None) -> str:
@@ -220,6 +270,11 @@ class LinkService:
         if not base or token is None:
             return None
         return base.rstrip("/") + self.link_path.replace("{token}", token)
+
+    def url_template(self) -> str | None:
+        """The URL a link gets, with ``{token}`` still in it; None without a public base."""
+        base = self.public_base()
+        return base.rstrip("/") + self.link_path if base else None
 
     def to_schema(self, row: LinkRow, *, lang: Lang | None = None) -> schema.Link:
         """The **Link** document (the wire's model), rendered in ``lang``."""
@@ -289,14 +344,17 @@ class LinkService:
         max_uses: int | None = None,
         proven: Proof | None = None,
         room: str | None = None,
+        token: str | None = None,
     ) -> tuple[LinkRow, str]:
         """Issue a link; returns the row and the token (the only time it is plain).
+
+        ``token``: one made ahead (:class:`PreparedTokens`); a new one otherwise.
 
         The link is ``preparing`` unless ``proven`` carries a verification that is still fresh, in
         which case it is stored ``ready`` at once (one write, no second round trip).
         """
         now = self.clock()
-        token = keys.new_token()
+        token = token or keys.new_token()
         row = LinkRow(
             id="lk_" + secrets.token_hex(8),
             token_hash=keys.token_hash(token),
@@ -399,23 +457,19 @@ class LinkService:
         already issued refused at linkpronto's LiveKit gateway until they expire (LiveKit itself
         refuses them after ``join_token_ttl`` plus its 60 s leeway)."""
         now = self.clock()
-        row = await self.store.call(self.store.revoke, link_id, now)
+        until = now + timedelta(seconds=self.join_token_ttl_s + tokens.LIVEKIT_LEEWAY_S)
+        row = await self.store.call(self.store.revoke, link_id, now, until)
         if row is None:
             raise LinkNotFound()
-        self.revoked_rooms[row.room] = now + timedelta(seconds=self.join_token_ttl_s + tokens.LIVEKIT_LEEWAY_S)
+        self.revocations.note(row.room, until)
         if self.remove_participants is not None:
             await self.remove_participants(row.room)
         return row
 
-    def room_revoked(self, room: str) -> bool:
-        """True while tokens for ``room`` (a revoked link's) could still be accepted by LiveKit."""
-        until = self.revoked_rooms.get(room)
-        if until is None:
-            return False
-        if until <= self.clock():
-            self.revoked_rooms.pop(room, None)
-            return False
-        return True
+    async def room_revoked(self, room: str) -> bool:
+        """True while tokens for ``room`` (a revoked link's, revoked by any instance sharing the
+        store, before or after a restart) could still be accepted by LiveKit."""
+        return await self.revocations.is_revoked(room)
 
     def record_device_check(self, token: str, result: dict[str, Any]) -> bool:
         """Store a result already validated and bounded by :mod:`linkpronto.links.inputs`."""

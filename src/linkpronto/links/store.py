@@ -20,6 +20,7 @@ import enum
 import functools
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -65,6 +66,9 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 PG_CONNECT_TIMEOUT_S = 5
 PG_STATEMENT_TIMEOUT_MS = 15000
 PG_POOL_SIZE = 8
+#: Marked down after one failed operation; up again after this many successes spanning RECOVERY_S.
+RECOVERY_SUCCESSES = 2
+RECOVERY_S = 1.0
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -152,6 +156,22 @@ class SecretRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class RevocationRow(Base):
+    """0004_revocations: a revoked link's room, refused by every instance's LiveKit gateway ``until``
+    LiveKit itself stops accepting the join tokens issued before the revocation."""
+
+    __tablename__ = "link_revocations"
+    link_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    room: Mapped[str] = mapped_column(String(64))
+    revoked_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    until: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        Index("ix_revocations_room", "room"),
+        Index("ix_revocations_until", "until"),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class UseResult:
     ok: bool
@@ -186,6 +206,11 @@ _REVOKE = (
     )
     .returning(*_T.c)
 )
+
+
+_RV = cast(Table, RevocationRow.__table__)
+# The gateway's question, per WebSocket or /validate (indexed; the table holds minutes of rows).
+_REVOKED_UNTIL = select(func.max(_RV.c.until)).where(_RV.c.room == bindparam("room"), _RV.c.until > bindparam("now"))
 
 
 def _row(mapping: Any) -> LinkRow:
@@ -303,6 +328,11 @@ class LinkStore:
         self.failure: StoreUnavailable | None = None
         self.failure_since: float | None = None
         self._since = datetime.now(UTC)
+        # Health hysteresis (see _succeeded): failures counted, successes in a row since the last.
+        self._health_lock = threading.Lock()
+        self._failures = 0
+        self._ok_since: float | None = None
+        self._ok_streak = 0
         #: Called (from a database thread) when the store goes down or comes back.
         self.on_change: Callable[[], None] | None = None
         if migrate:
@@ -323,7 +353,25 @@ class LinkStore:
                 raise _unavailable(self.url, exc) from exc
             raise
 
+    def _succeeded(self) -> None:
+        """A call succeeded while the store is marked down: up again only after
+        :data:`RECOVERY_SUCCESSES` successes in a row spanning :data:`RECOVERY_S` (hysteresis, as a
+        load balancer's ``rise`` count: one lucky round trip during a flapping outage is not a recovery)."""
+        with self._health_lock:
+            now = time.monotonic()
+            if self._ok_since is None:
+                self._ok_since, self._ok_streak = now, 1
+                return
+            self._ok_streak += 1
+            if self._ok_streak < RECOVERY_SUCCESSES or now - self._ok_since < RECOVERY_S:
+                return
+        self._record(None)
+
     def _record(self, failure: StoreUnavailable | None) -> None:
+        with self._health_lock:
+            self._ok_since, self._ok_streak = None, 0
+            if failure is not None:
+                self._failures += 1
         changed = (failure is None) != (self.failure is None)
         if failure is None:
             if self.failure is not None:
@@ -359,7 +407,11 @@ class LinkStore:
         return _is_connection_error(exc, sqlite=self.is_sqlite)
 
     def guarded(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
-        """Run ``fn`` turning a lost connection into :class:`StoreUnavailable` (and tracking health)."""
+        """Run ``fn`` turning a lost connection into :class:`StoreUnavailable` (and tracking health).
+
+        Only a call during which no other call failed counts as a success (a ``ping`` wrapped in
+        :meth:`call` swallows its own failure: it must not then read as the database answering)."""
+        generation = self._failures
         try:
             out = fn(*args, **kwargs)
         except sa_exc.SQLAlchemyError as exc:
@@ -368,8 +420,8 @@ class LinkStore:
             err = _unavailable(self.url, exc)
             self._record(err)
             raise err from exc
-        if self.failure is not None:
-            self._record(None)
+        if self.failure is not None and self._failures == generation:
+            self._succeeded()
         return out
 
     def ping(self) -> bool:
@@ -450,11 +502,49 @@ class LinkStore:
             )
             return int(getattr(res, "rowcount", 0) or 0)
 
-    def revoke(self, link_id: str, now: datetime) -> LinkRow | None:
-        """Revoke atomically (idempotent: the first revocation's time is kept)."""
+    def revoke(self, link_id: str, now: datetime, until: datetime | None = None) -> LinkRow | None:
+        """Revoke atomically (idempotent: the first revocation's time is kept). With ``until``, the
+        link's room is refused by every instance's LiveKit gateway until then: the revocation row is
+        written in the same transaction (a revoke either did both or neither)."""
         with self.engine.begin() as conn:
             found = conn.execute(_REVOKE, {"link_id": link_id, "at": now}).mappings().first()
+            if found is not None and until is not None:
+                self._insert_ignore(conn, _RV, [{"link_id": link_id, "room": found["room"],
+                                                 "revoked_at": now, "until": until}], "link_id")
         return _row(found) if found is not None else None
+
+    def revoked_until(self, room: str, now: datetime) -> datetime | None:
+        """Until when ``room`` belongs to a revoked link whose join tokens LiveKit could still accept."""
+        with self.engine.connect() as conn:
+            until = conn.execute(_REVOKED_UNTIL, {"room": room, "now": now}).scalar()
+        return UTCDateTime().process_result_value(until, self.engine.dialect)
+
+    def active_revocations(self, now: datetime) -> dict[str, datetime]:
+        """Every room still refused (room → until): what an instance loads at start-up."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(_RV.c.room, _RV.c.until).where(_RV.c.until > now)).all()
+        out: dict[str, datetime] = {}
+        for room, until in rows:
+            when = UTCDateTime().process_result_value(until, self.engine.dialect)
+            if when is not None and (room not in out or out[room] < when):
+                out[room] = when
+        return out
+
+    def purge_revocations(self, now: datetime) -> int:
+        """Delete the revocation rows LiveKit no longer needs (their tokens expired)."""
+        with self.engine.begin() as conn:
+            res = conn.execute(delete(_RV).where(_RV.c.until <= now))
+        return int(res.rowcount or 0)
+
+    def _insert_ignore(self, conn: Any, table: Table, rows: list[dict[str, Any]], key: str) -> None:
+        if self.is_postgres:
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            conn.execute(pg_insert(table).on_conflict_do_nothing(index_elements=[key]), rows)
+        else:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            conn.execute(sqlite_insert(table).on_conflict_do_nothing(index_elements=[key]), rows)
 
     def use(self, digest: str, now: datetime) -> UseResult:
         """Count one use atomically; ``ok`` is False when the link cannot be used (row tells why)."""
@@ -506,19 +596,7 @@ class LinkStore:
             have = {r.name for r in conn.execute(select(secret_t.c.name))}
             missing = [n for n in proposed if n not in have]
             if missing:
-                if self.is_postgres:
-                    from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-                    conn.execute(
-                        pg_insert(secret_t).on_conflict_do_nothing(index_elements=["name"]),
-                        [{"name": n, "value": proposed[n], "created_at": now} for n in missing],
-                    )
-                else:
-                    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-                    conn.execute(
-                        sqlite_insert(secret_t).on_conflict_do_nothing(index_elements=["name"]),
-                        [{"name": n, "value": proposed[n], "created_at": now} for n in missing],
-                    )
+                self._insert_ignore(conn, secret_t, [{"name": n, "value": proposed[n], "created_at": now}
+                                                     for n in missing], "name")
             rows = conn.execute(select(secret_t.c.name, secret_t.c.value)).all()
         return {r.name: r.value for r in rows}

@@ -159,6 +159,16 @@ def bind_addresses(tunnel_provider: str) -> list[str]:
     return ["0.0.0.0"] if facts and all(f.binds_lan for f in facts) else ["127.0.0.1"]
 
 
+def forwards_media(settings: Settings) -> bool:
+    """ICE/TCP reaches this LiveKit through ``ssh -R`` (``ssh_forward_media``). Then LiveKit runs
+    ICE lite (``rtc.use_ice_lite``): it never sends connectivity checks itself, so the only pairs are
+    the ones a device opens towards the advertised (forwarded) address — the path the media rung
+    measures is the path every phone takes. With full ICE LiveKit would reach the rung's own host
+    candidates directly (a LAN/loopback shortcut), and the rung could not prove the forward."""
+    t = settings.tunnel
+    return bool(t.ssh_forward_media) and t.provider in ("ssh", "auto")
+
+
 def render_config(settings: Settings, api_key: str, api_secret: str, node_ip: str) -> dict[str, Any]:
     lk = settings.livekit
     return {
@@ -170,6 +180,7 @@ def render_config(settings: Settings, api_key: str, api_secret: str, node_ip: st
             "use_external_ip": False,
             "node_ip": node_ip,
             **({"stun_servers": list(lk.stun_servers)} if lk.stun_servers else {}),
+            **({"use_ice_lite": True} if forwards_media(settings) else {}),
         },
         "keys": {api_key: api_secret},
         "logging": {"level": "info"},

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 import httpx
 
+from linkpronto.aio import wait_set
 from linkpronto.components import Observable, PartStatus, utcnow
 from linkpronto.errors import ConfigInvalid, LivekitUnhealthy
 from linkpronto.i18n import Text
@@ -190,8 +191,7 @@ class RemoteLivekit(Observable):
 
     async def _loop(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval_s)
+            await wait_set(self._wake, self.interval_s)
             self._wake.clear()
             await self.check_now()
 

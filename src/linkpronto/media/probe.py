@@ -1,19 +1,24 @@
 """The synthetic publisher and subscriber (``livekit.rtc``), run as a child process.
 
-``python -m linkpronto.media.probe`` reads one JSON object on stdin — ``{url, room, api_key,
-api_secret, timeout_s}``, so the secret never shows in a process list — and prints one
+``python -m linkpronto.media.probe`` reads one JSON object on stdin — ``{url, sub_token, pub_token,
+timeout_s}`` (never a command-line argument: no token shows in a process list; the API secret never
+reaches the child at all) — and prints one
 :class:`~linkpronto.media.result.ProbeReport` as JSON on stdout. The parent (media/rung.py) creates
 the probe room (``linkpronto-probe-media-<hex>``, RoomService CreateRoom, so a LiveKit with
 ``room.auto_create: false`` works too) and deletes it afterwards, whatever the child did. The child:
 
-1. mints two short-lived probe tokens (``lp-probe-…`` identities, one room, publish xor subscribe);
+1. gets two short-lived probe tokens the parent minted (:func:`probe_tokens`: ``lp-probe-…``
+   identities, one room, publish xor subscribe) — minting them here cost every run an import of
+   ``livekit.api`` (~0.3 s of CPU, a third of the child's), paid on the machine serving creates;
 2. connects a subscriber and a publisher to ``url`` — the public URL's ``/_linkpronto/livekit`` (or
    LiveKit Cloud): the path a phone outside takes;
 3. publishes a generated video track (a moving pattern, never black) and a tone, and waits until the
    subscriber has decoded a non-black frame;
 4. reads the selected ICE candidate pair from each side's ``get_rtc_stats()``, and disconnects.
 
-Only this module imports ``livekit.rtc``; without the extra the parent never starts it.
+Only this module imports ``livekit.rtc`` (inside :func:`run_probe`: the parent imports this module
+for :func:`probe_tokens` without loading the native library); without the extra the parent never
+starts it.
 """
 
 from __future__ import annotations
@@ -55,6 +60,15 @@ def probe_grant_token(api_key: str, api_secret: str, room: str, identity: str, *
                          can_publish_data=False)
     return (AccessToken(api_key, api_secret).with_identity(identity).with_ttl(ttl)
             .with_grants(grants).with_attributes({"linkpronto.role": "probe"}).to_jwt())
+
+
+def probe_tokens(api_key: str, api_secret: str, room: str) -> tuple[str, str]:
+    """``(subscriber token, publisher token)`` for one run in ``room`` (called by the parent)."""
+    sub = probe_grant_token(api_key, api_secret, room, PROBE_IDENTITY_PREFIX + "sub-" + secrets.token_hex(4),
+                            publish=False)
+    pub = probe_grant_token(api_key, api_secret, room, PROBE_IDENTITY_PREFIX + "pub-" + secrets.token_hex(4),
+                            publish=True)
+    return sub, pub
 
 
 def rgb_mean(rgba: bytes, samples: int = 600) -> float:
@@ -127,14 +141,12 @@ def _candidate(stats: list[Any]) -> Candidate | None:
     return Candidate(type=ctype, protocol=(rc.protocol or "").lower(), address=f"{rc.address}:{rc.port}")
 
 
-async def run_probe(url: str, room_name: str, api_key: str, api_secret: str, timeout_s: float,
-                    *, no_host: bool = False) -> ProbeReport:
-    """``no_host``: never advertise this machine's own addresses, so LiveKit cannot reach us by a LAN or
-    loopback shortcut and the media must take the advertised (forwarded) address — what a phone outside
-    does. libwebrtc still checks from its own sockets towards LiveKit's candidates."""
+async def run_probe(url: str, sub_tok: str, pub_tok: str, timeout_s: float) -> ProbeReport:
+    """One measurement. No ICE restriction here: with ``ssh_forward_media`` LiveKit runs ICE lite
+    (livekit/local.py ``forwards_media``), so the only pair it can form is the one this probe opens
+    towards LiveKit's advertised (forwarded) address. ``TRANSPORT_NOHOST`` was tried and does not stop
+    a full-ICE LiveKit from reaching the probe's host candidates (a UDP prflx pair formed anyway)."""
     from livekit import rtc
-
-    config = rtc.RtcConfiguration(ice_transport_type=rtc.IceTransportType.TRANSPORT_NOHOST) if no_host else None
 
     sub, pub = rtc.Room(), rtc.Room()
     frames = 0
@@ -173,14 +185,10 @@ async def run_probe(url: str, room_name: str, api_key: str, api_secret: str, tim
     stop = asyncio.Event()
     feeder: asyncio.Task[None] | None = None
     try:
-        sub_tok = probe_grant_token(api_key, api_secret, room_name, PROBE_IDENTITY_PREFIX + "sub-" + secrets.token_hex(4),
-                                    publish=False)
-        pub_tok = probe_grant_token(api_key, api_secret, room_name, PROBE_IDENTITY_PREFIX + "pub-" + secrets.token_hex(4),
-                                    publish=True)
-        await asyncio.wait_for(sub.connect(url, sub_tok, rtc.RoomOptions(auto_subscribe=True, rtc_config=config)),
+        await asyncio.wait_for(sub.connect(url, sub_tok, rtc.RoomOptions(auto_subscribe=True)),
                                timeout_s)
         t_pub[0] = time.perf_counter()
-        await asyncio.wait_for(pub.connect(url, pub_tok, rtc.RoomOptions(rtc_config=config)), timeout_s)
+        await asyncio.wait_for(pub.connect(url, pub_tok, rtc.RoomOptions()), timeout_s)
         vsrc = rtc.VideoSource(WIDTH, HEIGHT)
         asrc = rtc.AudioSource(SAMPLE_RATE, 1)
         vtrack = rtc.LocalVideoTrack.create_video_track("probe-video", vsrc)
@@ -241,8 +249,8 @@ async def run_probe(url: str, room_name: str, api_key: str, api_secret: str, tim
 
 def main() -> int:
     args = json.loads(sys.stdin.readline())
-    report = asyncio.run(run_probe(args["url"], args["room"], args["api_key"], args["api_secret"],
-                                   float(args.get("timeout_s", 15.0)), no_host=bool(args.get("no_host"))))
+    report = asyncio.run(run_probe(args["url"], args["sub_token"], args["pub_token"],
+                                   float(args.get("timeout_s", 15.0))))
     sys.stdout.write("LINKPRONTO-PROBE " + json.dumps(report.to_json()) + "\n")
     sys.stdout.flush()
     return 0

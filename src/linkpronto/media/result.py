@@ -6,7 +6,10 @@ ICE candidate pair actually used. :func:`judge` turns them into a reach with the
 - no decoded frame → ``none`` (``MEDIA_UNREACHABLE``: no link becomes ready);
 - LiveKit Cloud, or a ``relay`` candidate (TURN) → ``anywhere``;
 - with ``ssh_forward_media``: ``anywhere`` only when the pair's remote address is the advertised,
-  forwarded one (the ssh server's) over TCP — a loopback or LAN shortcut proves only ``same-network``;
+  forwarded one (the ssh server's) over TCP and not one of this machine's own addresses (a
+  ``livekit.node_ip`` set to the laptop itself proves nothing) — a loopback or LAN shortcut proves
+  only ``same-network``. LiveKit runs ICE lite then (livekit/local.py), so the probe's pair is the
+  one it opened towards the advertised address: the path a phone outside takes;
 - a public remote address → ``anywhere``; a private/loopback one → ``same-network``.
 """
 
@@ -103,6 +106,8 @@ class PathFacts:
     forwards_media: bool  # ssh with ssh_forward_media
     advertised_ip: str  # rtc.node_ip LiveKit hands clients ("" when unknown)
     turn_url: str = ""
+    #: This machine's own interface addresses: a pair to one of them never went through a server.
+    own_addresses: frozenset[str] = frozenset()
 
 
 FIX_UNREACHABLE = Text(
@@ -170,7 +175,8 @@ def judge(report: ProbeReport, facts: PathFacts, *, duration_ms: float, public_u
     if c is not None and c.type == "relay":
         return anywhere("pelo TURN", "through TURN")
     if facts.forwards_media:
-        if c is not None and c.protocol == "tcp" and facts.advertised_ip and c.ip == facts.advertised_ip:
+        if (c is not None and c.protocol == "tcp" and facts.advertised_ip and c.ip == facts.advertised_ip
+                and facts.advertised_ip not in facts.own_addresses):
             return anywhere(f"pelo endereço encaminhado do servidor ssh {facts.advertised_ip}",
                             f"through the ssh server's forwarded address {facts.advertised_ip}")
         return MediaResult("same-network", detail=Text(

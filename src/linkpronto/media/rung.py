@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 from linkpronto import paths
+from linkpronto.aio import wait_set
 from linkpronto.i18n import Text
 from linkpronto.livekit.remote import http_base
 from linkpronto.media import PROBE_PREFIX
@@ -152,10 +153,10 @@ class MediaRung:
             await client.aclose()
 
     async def _probe(self, cfg: RungConfig, room: str) -> ProbeReport:
-        args = {"url": cfg.url, "room": room, "api_key": cfg.api_key, "api_secret": cfg.api_secret,
-                "timeout_s": self.timeout_s,
-                # Forwarded media: prove the forwarded address, never a shortcut to this machine.
-                "no_host": cfg.facts.forwards_media}
+        from linkpronto.media.probe import probe_tokens
+
+        sub_token, pub_token = probe_tokens(cfg.api_key, cfg.api_secret, room)
+        args = {"url": cfg.url, "sub_token": sub_token, "pub_token": pub_token, "timeout_s": self.timeout_s}
         from linkpronto import platform
 
         # Its own process tree, enrolled in the die-with-the-orchestrator guard like every supervised
@@ -266,8 +267,7 @@ class MediaKeeper:
                 with contextlib.suppress(Exception):  # logged in run_once; retried after `retry`
                     await self.run_once(url)
             timeout = self.retry if self._latest is None else min(self.retry, self.interval)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+            await wait_set(self._wake, timeout)
             self._wake.clear()
 
     async def run_once(self, url: str) -> MediaResult:

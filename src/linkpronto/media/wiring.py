@@ -32,10 +32,23 @@ def rung_config(stack: Stack, public_url: str) -> RungConfig:
         api_url=api_url or "",
         api_key=stack.api_key,
         api_secret=stack._api_secret,
-        facts=PathFacts(lk.mode, forwards, node_ip, lk.turn_url),
+        facts=PathFacts(lk.mode, forwards, node_ip, lk.turn_url, own_addresses=own_addresses()),
         fallback_reach=fallback.reach,
         fallback_why=fallback.why,
     )
+
+
+def own_addresses() -> frozenset[str]:
+    """Every address of this machine's interfaces (psutil; loopback included)."""
+    import socket
+
+    import psutil
+
+    try:
+        return frozenset(a.address.split("%", 1)[0] for addrs in psutil.net_if_addrs().values() for a in addrs
+                         if a.family in (socket.AF_INET, socket.AF_INET6))
+    except (OSError, psutil.Error):
+        return frozenset()
 
 
 def _key(stack: Stack) -> Hashable:

@@ -32,6 +32,7 @@ from datetime import datetime
 import httpx
 
 from linkpronto import platform
+from linkpronto.aio import wait_set
 from linkpronto.components import Observable, PartStatus, utcnow
 from linkpronto.errors import AppCrashLoop, CrashLoop, LinkprontoError, LivekitCrashLoop, PortInUse
 from linkpronto.i18n import Text
@@ -152,9 +153,7 @@ class ManagedProcess(Observable):
             if remaining <= 0:
                 return False
             changed = self._changed
-            try:
-                await asyncio.wait_for(changed.wait(), remaining)
-            except TimeoutError:
+            if not await wait_set(changed, remaining):
                 return False
 
     async def stop(self) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from linkpronto.aio import wait_set
 from linkpronto.schema import PartState
 from linkpronto.supervise import ManagedProcess
 from linkpronto.supervise.spec import RestartPolicy
@@ -108,8 +109,7 @@ async def first_run(
             if remaining <= 0:
                 return PartState.STARTING
             changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), min(remaining, 0.25))
+            await wait_set(changed, min(remaining, 0.25))
     finally:
         unsubscribe()
 

@@ -6,7 +6,17 @@ The argv (never a shell string)::
     ssh -N -T -o ExitOnForwardFailure=yes -o BatchMode=yes -o LogLevel=DEBUG1 [ssh_options...]
         -o ServerAliveInterval=5 -o ServerAliveCountMax=3 -o StrictHostKeyChecking=accept-new
         [-i identity] [-p port] -R [bind:]remote_port:127.0.0.1:<public_port>
-        [-R [bind:]7881:127.0.0.1:7881] user@host
+        [-R [bind:]7881:<this machine's LAN address>:7881] user@host
+
+The media forward (``ssh_forward_media``) goes to this machine's LAN address (the interface of the
+default route, :func:`linkpronto.platform.lan_address`), never to ``127.0.0.1``: LiveKit's ICE/TCP
+port is pion's ``TCPMuxDefault``, which hands an accepted connection to the ICE agent whose passive
+candidate has the same *ufrag and local IP* (``GetConnByUfrag(ufrag, isIPv6, local)``, keyed by
+``conn.LocalAddr()``), and LiveKit gathers its candidates on non-loopback interfaces only. A forward
+that ends on ``127.0.0.1`` arrives with local address ``127.0.0.1``: the mux files it under a key no
+agent reads, and ICE never completes (the phone's TCP connect succeeds, no media flows). Arriving on
+the LAN address, the connection meets the agent that gathered that address (advertised as
+``rtc.node_ip``, the ssh server's address).
 
 ssh takes the *first* value it sees for an option, so the three options before ``ssh_options`` cannot
 be overridden (we need the failure exit, no prompts, and the log lines below) and the ones after can.
@@ -39,6 +49,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from linkpronto.aio import wait_set
 from linkpronto.errors import BinaryNotFound, ConfigInvalid, TunnelAuth, TunnelError, TunnelUnreachable
 from linkpronto.i18n import Text
 from linkpronto.schema import PartState
@@ -143,6 +154,7 @@ class SshTunnel(TunnelProvider):
         public_url: str = "",
         forward_media: bool = False,
         media_port: int = 7881,
+        media_host: str = "",
         options: Sequence[str] = (),
         remote_bind: str = "",
         ssh_binary: str | None = None,
@@ -158,6 +170,8 @@ class SshTunnel(TunnelProvider):
         self.forward_media = forward_media
         self.forwards_media = forward_media
         self.media_port = media_port
+        #: Where the media forward ends on this machine ("" = the LAN address, resolved at each open).
+        self.media_host = media_host
         self.options = tuple(options)
         self.remote_bind = remote_bind
         self.ssh_binary = ssh_binary
@@ -195,9 +209,20 @@ class SshTunnel(TunnelProvider):
         bind = f"{self.remote_bind}:" if self.remote_bind else ""
         argv += ["-R", f"{bind}{self.remote_port}:127.0.0.1:{self.local_port}"]
         if self.forward_media:
-            argv += ["-R", f"{bind}{self.media_port}:127.0.0.1:{self.media_port}"]
+            host = self.media_destination()
+            host = f"[{host}]" if ":" in host else host
+            argv += ["-R", f"{bind}{self.media_port}:{host}:{self.media_port}"]
         argv.append(t.destination)
         return tuple(argv)
+
+    def media_destination(self) -> str:
+        """The address the media forward connects to here: one LiveKit gathered an ICE/TCP candidate on
+        (see the module docstring: a loopback destination reaches no ICE agent)."""
+        if self.media_host:
+            return self.media_host
+        from linkpronto.platform import lan_address
+
+        return lan_address()
 
     def _binary(self) -> str:
         if self.ssh_binary:
@@ -287,9 +312,7 @@ class SshTunnel(TunnelProvider):
                     detail=self._tail(),
                 )
             self._changed.clear()
-            try:
-                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.5))
-            except TimeoutError:
+            if not await wait_set(self._changed, min(remaining, 0.5)):
                 continue
 
     async def _close(self) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from pydantic import BaseModel
 from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 from starlette.staticfiles import StaticFiles
@@ -319,29 +320,30 @@ def build_admin_app(
         except LinkprontoError as exc:
             # A full disk is 507 Insufficient Storage; anything else keeps the stack's 503.
             return error_response(exc, DiskFull.status if isinstance(exc, DiskFull) else 503, lang)
-        doc = stack.issuer.document(row, lang)
-        if doc["status"] == LinkStatus.READY:
-            return JSONResponse(doc, status_code=201)
-        return JSONResponse(doc, status_code=202, headers={"Location": f"/api/consultation-links/{row.id}"})
+        link = stack.issuer.link(row, lang)
+        if link.status == LinkStatus.READY:
+            return _json(link, status_code=201)
+        return _json(link, status_code=202, headers={"Location": f"/api/consultation-links/{row.id}"})
 
     @app.get("/api/consultation-links")
     async def list_links(
         request: Request,
         professional_id: str | None = Query(default=None),
         status: str | None = Query(default=None),
-    ) -> JSONResponse:
+    ) -> Response:
         lang = request_lang(request)
         rows = await stack.issuer.list(professional_id)
-        items = [stack.issuer.document(r, lang) for r in rows]
+        items = [stack.issuer.link(r, lang) for r in rows]
         if status:
             wanted = set(status.split(","))
-            items = [i for i in items if i["status"] in wanted]
-        return JSONResponse({"items": items})
+            items = [i for i in items if i.status in wanted]
+        return Response(b'{"items":[' + b",".join(i.model_dump_json().encode() for i in items) + b"]}",
+                        media_type="application/json")
 
     @app.get("/api/consultation-links/{link_id}")
-    async def get_link(link_id: str, request: Request) -> JSONResponse:
+    async def get_link(link_id: str, request: Request) -> Response:
         row = await stack.issuer.get(link_id)
-        return JSONResponse(stack.issuer.document(row, request_lang(request)))
+        return _json(stack.issuer.link(row, request_lang(request)))
 
     @app.get("/api/consultation-links/{link_id}/qr.svg")
     async def link_qr(link_id: str) -> Response:
@@ -428,6 +430,11 @@ def _admin_hosts(settings: Any, port_getter: Callable[[], int]) -> frozenset[str
     if bind not in ("", "0.0.0.0", "::", "127.0.0.1", "localhost"):
         hosts.add(f"[{bind}]:{port_getter()}" if ":" in bind else f"{bind}:{port_getter()}")
     return frozenset(hosts)
+
+
+def _json(model: BaseModel, *, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A document answered straight from its model (one serialisation, no dict round trip)."""
+    return Response(model.model_dump_json(), status_code=status_code, headers=headers, media_type="application/json")
 
 
 def _sse(doc: dict[str, Any]) -> bytes:

@@ -10,9 +10,13 @@ Both listeners run uvicorn's ``httptools`` protocol; :func:`bounded_protocol` su
 * a minimum body rate (``min_body_rate`` after ``body_rate_grace_s``, Apache mod_reqtimeout's
   ``MinRate``) and a whole-body deadline (``body_deadline_s``), on every path — the app's and the
   unauthenticated webhook's included: a trickle that keeps the idle timer happy is cut off (408);
-* at the connection cap, the connection that has been sending its request the longest is closed
-  to make room (:meth:`BoundedHttpTools.connection_made`), so slow senders never shut out quick
-  callers; only when no connection is a slow sender is the newcomer refused;
+* at the connection cap (main pool and reserve full), the connection that has been sending its
+  request the longest — a slow body to an app path, typically, in the main pool or the reserve — is
+  closed to make room (:meth:`BoundedHttpTools.connection_made`; HAProxy and nginx shed the same
+  way), so slow senders never shut out quick callers; only when no connection is a slow sender is
+  the newcomer refused;
+* accepts are paced (:class:`PacedSocket`): a few per loop iteration, so a crowd never takes the
+  process's descriptors before the budget sees it;
 * a cap on concurrent connections per listener (``max_connections``): the excess is answered
   ``503`` and closed at once, before anything is read, so one listener's crowd never takes the
   file descriptors the other needs (each listener has its own :class:`uvicorn.server.ServerState`).
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -101,6 +106,8 @@ class BoundedHttpTools(HttpToolsProtocol):
         self._rate_timer: asyncio.TimerHandle | None = None
         self._sending_since: float | None = None  # the current request is still arriving since then
         self._in_reserve = False
+        self._limbo = False  # over the budget, waiting for its head to say whether it is reserved
+        self._own = False  # its current request is for a reserved path
         self._dropped = False  # refused after its head (the reserve was not for its path)
         self._body_started = 0.0
         self._body_bytes = 0
@@ -114,8 +121,20 @@ class BoundedHttpTools(HttpToolsProtocol):
         # answered, or a WebSocket) is never a victim, and quick callers (joins, the admin API's
         # own clients) are never the oldest senders.
         limits = self.limits
-        self._in_reserve = len(self.connections) >= limits.max_connections
-        if len(self.connections) >= limits.max_connections + limits.reserve and not self._evict_one():
+        count = len(self.connections)
+        if count >= limits.max_connections:  # closing ones give their descriptor back this tick
+            count = sum(1 for c in self.connections if not _closing(c))
+        self._in_reserve = count >= limits.max_connections
+        if count >= limits.max_connections + limits.reserve and not self._evict_one():
+            if limits.reserved_for is not None and self._limbo_count() < limits.reserve:
+                # Nothing to evict yet (every sender is young): decide at the head, not now. A caller
+                # of a reserved route then sheds the oldest slow sender of an app path (any age);
+                # anything else is refused (503) — at most ``reserve`` connections wait like this.
+                self._limbo = True
+                super().connection_made(transport)
+                self._sending_since = self.loop.time()
+                self._arm_head_timer()
+                return
             # Refused before anything is read or allocated: the descriptor is released at once.
             self._refused = True
             self.transport = transport
@@ -128,14 +147,18 @@ class BoundedHttpTools(HttpToolsProtocol):
         self._arm_head_timer()
 
     def _evict_one(self) -> bool:
+        """Close one connection to make room: first one already answered whose client is still
+        sending the rest of its body (a refused webhook, any age: nothing is lost), else the one
+        sending its request the longest (past ``evictable_after_s``). False when there is none."""
         now = self.loop.time()
         oldest: BoundedHttpTools | None = None
         for conn in self.connections:
-            if not isinstance(conn, BoundedHttpTools):  # a WebSocket: its request arrived whole
+            if not isinstance(conn, BoundedHttpTools) or _closing(conn):  # a WebSocket: request arrived whole
                 continue
-            if self.limits.reserve and not conn._in_reserve:
-                continue  # with a reserve, slow senders of the main pool are cut by the rate rule
             since = conn._sending_since
+            if since is not None and conn.cycle is not None and conn.cycle.response_complete:
+                oldest = conn
+                break
             if since is None or now - since < self.limits.evictable_after_s:
                 continue
             if oldest is None or since < (oldest._sending_since or now):
@@ -143,9 +166,31 @@ class BoundedHttpTools(HttpToolsProtocol):
         if oldest is None:
             return False
         _note("evicted", "connection cap: closing the slowest sender to make room")
-        oldest._reject(RESPONSE_408, "request not received in time at the connection cap: %s", 408)
+        if oldest.cycle is not None and oldest.cycle.response_complete:
+            oldest._cancel_timers()  # already answered: nothing more to say, just close
+            oldest.transport.close()
+        else:
+            oldest._reject(RESPONSE_408, "request not received in time at the connection cap: %s", 408)
         oldest.connections.discard(oldest)  # its descriptor goes with the close; count it out now
         return True
+
+    def _limbo_count(self) -> int:
+        return sum(1 for c in self.connections if isinstance(c, BoundedHttpTools) and c._limbo and not _closing(c))
+
+    def _shed_for_own(self) -> None:
+        """A reserved route's caller came in over the budget: close the oldest connection still
+        sending a body to a path that is not reserved (HAProxy/nginx shed the same way)."""
+        oldest: BoundedHttpTools | None = None
+        for conn in self.connections:
+            if (conn is self or not isinstance(conn, BoundedHttpTools) or _closing(conn) or conn._own
+                    or conn._in_head or conn._sending_since is None):
+                continue
+            if oldest is None or conn._sending_since < (oldest._sending_since or 0.0):
+                oldest = conn
+        if oldest is not None:
+            _note("shed", "connection budget: closing the oldest slow sender for a reserved route")
+            oldest._reject(RESPONSE_408, "request not received in time at the connection cap: %s", 408)
+            oldest.connections.discard(oldest)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timers()
@@ -185,12 +230,15 @@ class BoundedHttpTools(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         reserved_for = self.limits.reserved_for
-        if self._in_reserve and reserved_for is not None:
-            path = self.url.split(b"?", 1)[0].decode("latin-1")
-            if not reserved_for(path):  # the reserve is not for this path: as if at the cap
+        if reserved_for is not None:
+            self._own = reserved_for(self.url.split(b"?", 1)[0].decode("latin-1"))
+            if (self._in_reserve or self._limbo) and not self._own:  # not for this path: as at the cap
                 self._dropped = True
                 self._reject(RESPONSE_503, "connection cap: %s", 503)
                 return
+            if self._limbo:
+                self._limbo = False
+                self._shed_for_own()
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
@@ -293,9 +341,60 @@ class BoundedHttpTools(HttpToolsProtocol):
         self.transport.close()
 
 
+def _closing(conn: object) -> bool:
+    transport = getattr(conn, "transport", None)
+    return transport is not None and transport.is_closing()
+
+
 def bounded_protocol(limits: EdgeLimits) -> type[BoundedHttpTools]:
     """A protocol class for ``uvicorn.Config(http=...)`` carrying ``limits``."""
     return type("BoundedHttpTools", (BoundedHttpTools,), {"limits": limits})
+
+
+# -- accepting -------------------------------------------------------------------------------------
+#: Connections taken from the kernel's backlog per event-loop iteration (see :class:`PacedSocket`).
+ACCEPTS_PER_TICK = 4
+
+
+class PacedSocket(socket.socket):
+    """A listening socket whose ``accept()`` hands out at most :data:`ACCEPTS_PER_TICK` connections
+    per event-loop iteration (nginx's ``multi_accept off``; HAProxy's ``maxaccept``).
+
+    asyncio's selector loop accepts up to the listen backlog (2048) in one go when the listener is
+    readable, each taking a descriptor *before* any protocol — and so before the connection budget —
+    sees it: a crowd of 500 reconnecting clients under ``ulimit -n 256`` took every descriptor,
+    asyncio then stopped accepting for a second (``EMFILE``), and the joins waiting in the backlog
+    behind the crowd got nothing. Paced, the budget of :class:`BoundedHttpTools` runs between
+    batches (refused or evicted connections give their descriptors back), the loop keeps reading
+    the connections it has, and the rest of the crowd waits in the kernel, where it costs us nothing.
+    (Windows' proactor accepts one connection at a time already: this override is not used there.)
+    """
+
+    _accepted = 0
+    _reset_pending = False
+
+    def accept(self) -> tuple[socket.socket, Any]:
+        if self._accepted >= ACCEPTS_PER_TICK:
+            raise BlockingIOError  # asyncio stops this round; the listener is polled again next tick
+        conn = super().accept()
+        self._accepted += 1
+        if not self._reset_pending:
+            self._reset_pending = True
+            try:
+                asyncio.get_running_loop().call_soon(self._next_tick)
+            except RuntimeError:  # accepted outside a loop (tests): no pacing
+                self._next_tick()
+        return conn
+
+    def _next_tick(self) -> None:
+        self._accepted = 0
+        self._reset_pending = False
+
+
+def paced(sock: socket.socket) -> PacedSocket:
+    """``sock`` (bound, listening) as a :class:`PacedSocket` (the same descriptor)."""
+    out = PacedSocket(sock.family, sock.type, sock.proto, fileno=sock.detach())
+    return out
 
 
 # -- bodies ----------------------------------------------------------------------------------------

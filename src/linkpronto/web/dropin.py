@@ -21,10 +21,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
+from starlette.background import BackgroundTask
 
 from linkpronto.errors import LinkprontoError, VerifyTimeout
 from linkpronto.i18n import Lang, Text
-from linkpronto.links.service import qr_data_uri, short_message, whatsapp_url
+from linkpronto.links.service import LinkStatus, PreparedTokens, qr_data_uri, short_message, whatsapp_url
 from linkpronto.schema import DropInInvalid, DropInNotReady, DropInReady, DropInRequest, FieldError, dump
 from linkpronto.stack import Stack
 from linkpronto.web.common import request_lang
@@ -98,6 +99,12 @@ def _failure(stack: Stack, lang: Lang, exc: LinkprontoError, link_id: str | None
     return _not_ready(lang, 503, FAILED.format(why=exc.message(lang)), exc.code, exc.fix_text, link_id, link_status)
 
 
+async def _refill(prepared: PreparedTokens, template: str | None) -> None:
+    """Prepare the next token and its QR once the answer went out (in the loop, not a thread: a thread
+    would fight the event loop for the GIL and delay the next request more than the 2-3 ms it costs)."""
+    prepared.fill(template)
+
+
 def register(app: FastAPI, stack: Stack) -> None:
     """Add the drop-in route (and its 405) to the admin app."""
 
@@ -107,6 +114,10 @@ def register(app: FastAPI, stack: Stack) -> None:
         parsed = await _parse(request, lang)
         if isinstance(parsed, JSONResponse):
             return parsed
+        links = stack.issuer.links
+        template_at_take = links.url_template()
+        # A token made ahead with its QR code ready (PreparedTokens): no QR rendering on this path.
+        token, qr = links.prepared.take(template_at_take)
         try:
             row, token = await stack.issuer.create(
                 professional_id=parsed.professionalId,
@@ -116,34 +127,40 @@ def register(app: FastAPI, stack: Stack) -> None:
                 max_uses=None,
                 wait_s=parsed.waitS,
                 room=parsed.roomName or parsed.room,
+                token=token,
             )
         except LinkprontoError as exc:
             return _failure(stack, lang, exc, None, "failed")
-        doc = stack.issuer.document(row, lang)
-        url = doc.get("url")
-        if doc["status"] == "ready" and url:
+        status = links.status_of(row)
+        url = stack.issuer.url_for(row)
+        refill = BackgroundTask(_refill, links.prepared, links.url_template())
+        if status == LinkStatus.READY and url and row.verified_at is not None:
             template = parsed.messageTemplate or stack.settings.links.message_template
             message = short_message(url, lang, template, name=parsed.professionalId,
                                     consultation_type=parsed.consultationType or "")
+            if qr is None or url != links.prepared.url(template_at_take or "", token):
+                qr = qr_data_uri(url)  # nothing prepared, or the public URL changed meanwhile
             ready = DropInReady(
                 token=token,
                 consultationUrl=url,
-                qrCode=qr_data_uri(url),
+                qrCode=qr,
                 whatsappDeepLink=whatsapp_url(url, lang, message),
                 shortMessage=message,
-                expiresAt=doc["expires_at"],
-                createdAt=doc["created_at"],
-                verifiedAt=doc["verified_at"],
+                expiresAt=row.expires_at,
+                createdAt=row.created_at,
+                verifiedAt=row.verified_at,
                 linkId=row.id,
                 room=row.room,
             )
-            return JSONResponse(dump(ready), headers=_NO_STORE)
+            # Straight from the model to bytes (no dict round trip through json.dumps).
+            return Response(ready.model_dump_json(), media_type="application/json", headers=_NO_STORE,
+                            background=refill)
         failure = stack.failure()
         if failure is not None:
-            return _failure(stack, lang, failure, row.id, doc["status"])
-        why = stack.status(lang).reason or doc["status"]
+            return _failure(stack, lang, failure, row.id, status)
+        why = stack.status(lang).reason or status
         return _not_ready(lang, 202, PREPARING.format(why=why), VerifyTimeout.code,
-                          PREPARING_FIX.format(id=row.id), row.id, doc["status"])
+                          PREPARING_FIX.format(id=row.id), row.id, status)
 
     @app.api_route(PATH, methods=["GET", "HEAD", "PUT", "PATCH", "DELETE"], include_in_schema=False)
     async def wrong_method(request: Request) -> Response:

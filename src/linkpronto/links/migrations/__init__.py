@@ -6,6 +6,7 @@ hands it the store's own connection. Revision ids are fixed names, one per relea
     0001_baseline   the 0.1.0 schema, exactly (``consultation_links`` + ``linkpronto_meta``)
     0002_v020       0.2.0: retention columns, the shared deployment secrets
     0003_presence   link presence from LiveKit webhooks, the app callbacks' outbox (linkpronto.events)
+    0004_revocations  revoked links' rooms, read by every instance's LiveKit gateway (0.3.1)
 
 A 0.1.0 database has the tables but no ``alembic_version``: it is stamped ``0001_baseline`` first,
 then upgraded like any other. On PostgreSQL the whole upgrade runs under a transaction-scoped
