@@ -14,7 +14,6 @@ Without it (tests) the token is read unverified — only ever to *refuse*.
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qs
@@ -24,7 +23,7 @@ from starlette.datastructures import Headers
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-LIVEKIT_LEEWAY_S = 60  # livekit.tokens.LIVEKIT_LEEWAY_S: go-jose's default, as livekit-server checks
+from linkpronto.livekit.tokens import LIVEKIT_LEEWAY_S
 
 
 def _token(scope: Scope) -> str:
@@ -59,7 +58,7 @@ def token_room(scope: Scope, key_pair: Callable[[], tuple[str, str]] | None = No
 
 
 class RevokedRoomGuard:
-    def __init__(self, app: ASGIApp, room_revoked: Callable[[str], bool | Awaitable[bool]],
+    def __init__(self, app: ASGIApp, room_revoked: Callable[[str], Awaitable[bool]],
                  key_pair: Callable[[], tuple[str, str]] | None = None) -> None:
         self.app = app
         self.room_revoked = room_revoked
@@ -73,8 +72,7 @@ class RevokedRoomGuard:
         room = token_room(scope, self.key_pair)
         revoked = False
         if room is not None:
-            answer = self.room_revoked(room)
-            revoked = bool(await answer) if inspect.isawaitable(answer) else bool(answer)
+            revoked = await self.room_revoked(room)
         self.spent_s += time.perf_counter() - started
         self.checks += 1
         return revoked
