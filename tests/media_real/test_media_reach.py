@@ -226,21 +226,8 @@ def test_4g_phone_with_ssh_forward_media_video_both_ways_through_the_vps(
     media = next(c for c in link["checks"] if c["name"] == "media")
     assert media["ok"] and media["required"], media  # measured before the link was returned
     assert lp.status()["media"]["measured"] is True
-    browser, page = phone_page(pw, clinic, clinic.phone_4g, tmp_path)
-    try:
-        page.goto(link["url"])
-        check = media_check(page)
-        assert check["ok"], check
-        # The phone outside reaches only the vps: its media went to the forwarded ICE/TCP address.
-        assert check["candidate"]["protocol"] == "tcp", check
-        assert check["candidate"]["address"].startswith(clinic.vps_carrier_ip + ":"), check
-        peer = start_peer(clinic.laptop, lp, link["id"], seconds=25)
-        page.locator("#join").click()
-        assert wait_frames(page, 30) > 0
-        got = peer_result(peer)
-        assert got["frames_received"] > 0, got
-    finally:
-        browser.close()
+    # The phone outside reaches only the vps: its media goes to the forwarded ICE/TCP address.
+    _video_both_ways_through_the_vps(clinic, lp, link, clinic.phone_4g, pw, tmp_path, peer_seconds=25)
 
 
 def test_the_rung_proves_the_forwarded_path_through_the_vps(clinic: Clinic, lp_fwd: LinkprontoInHost) -> None:
@@ -256,18 +243,25 @@ def test_wifi_phone_with_ssh_forward_media_gets_video_through_the_vps_too(
     """What ICE lite costs (livekit/local.py forwards_media): LiveKit no longer reaches a phone on this
     Wi-Fi directly, so that phone's media takes the same forwarded ICE/TCP path through the vps —
     the path the rung proved. It still gets video."""
-    lp = lp_fwd
-    link = lp.create_link(wait_s=60)
-    browser, page = phone_page(pw, clinic, clinic.wifi_phone, tmp_path)
+    link = lp_fwd.create_link(wait_s=60)
+    _video_both_ways_through_the_vps(clinic, lp_fwd, link, clinic.wifi_phone, pw, tmp_path, peer_seconds=20)
+
+
+def _video_both_ways_through_the_vps(clinic: Clinic, lp: LinkprontoInHost, link: dict[str, Any], phone: Host,
+                                     pw: Any, tmp_path: Path, *, peer_seconds: float) -> None:
+    """The phone's media check passes over TCP to the vps's forwarded address, then it joins and
+    video flows both ways with the laptop's peer."""
+    browser, page = phone_page(pw, clinic, phone, tmp_path)
     try:
         page.goto(link["url"])
         check = media_check(page)
         assert check["ok"], check
         assert check["candidate"]["protocol"] == "tcp", check
         assert check["candidate"]["address"].startswith(clinic.vps_carrier_ip + ":"), check
-        peer = start_peer(clinic.laptop, lp, link["id"], seconds=20)
+        peer = start_peer(clinic.laptop, lp, link["id"], seconds=peer_seconds)
         page.locator("#join").click()
         assert wait_frames(page, 30) > 0
-        assert peer_result(peer)["frames_received"] > 0
+        got = peer_result(peer)
+        assert got["frames_received"] > 0, got
     finally:
         browser.close()
