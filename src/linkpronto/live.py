@@ -64,15 +64,18 @@ async def _up(settings: Settings) -> int:
 
 async def _watch(running: Running, server: asyncio.Task[int], interactive: bool, shown_ready_url: str | None) -> int:
     if interactive:
+        # No auto-refresh thread: Rich positions the cursor under its lock but writes later, so a
+        # refresh from its thread racing a child's line printed here overwrote lines (the Ready
+        # panel's lower half, seen under CI load). Every write happens on this loop's thread.
         with Live(
             console.status_renderable(running.stack.status()),
             console=console.out,
             transient=False,
-            refresh_per_second=4,
+            auto_refresh=False,
         ) as live:
             while not server.done():
                 status = running.stack.status()
-                live.update(console.status_renderable(status))
+                live.update(console.status_renderable(status), refresh=True)
                 url = status.public_url
                 if status.state is StackState.READY and url and url != shown_ready_url:
                     shown_ready_url = url
