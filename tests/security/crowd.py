@@ -33,6 +33,7 @@ class SlowCrowd:
         self.thread.join(timeout=30)
 
     async def _one(self) -> None:
+        """One attacker: connect, hold the connection as :meth:`_hold` does, reconnect at once."""
         while not self.stop.is_set():
             try:
                 reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
@@ -41,16 +42,19 @@ class SlowCrowd:
                 continue
             self.open += 1
             try:
-                # Idle: a request head that never ends. The server closes it at its header deadline
-                # (10 s); the holder then opens another, so the count stays up.
-                writer.write(b"GET /_linkpronto/healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-                while await reader.read(1024):
-                    pass
+                await self._hold(reader, writer)
             except (OSError, asyncio.CancelledError):
                 pass
             finally:
                 self.open -= 1
                 writer.close()
+
+    async def _hold(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # Idle: a request head that never ends. The server closes it at its header deadline
+        # (10 s); the holder then opens another, so the count stays up.
+        writer.write(b"GET /_linkpronto/healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        while await reader.read(1024):
+            pass
 
     async def _run(self) -> None:
         tasks = [asyncio.create_task(self._one()) for _ in range(self.n)]
@@ -69,27 +73,13 @@ class BodyCrowd(SlowCrowd):
         super().__init__(port, n)
         self.path = path
 
-    async def _one(self) -> None:
-        while not self.stop.is_set():
+    async def _hold(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(f"POST {self.path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+                     "Transfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n".encode())
+        while not self.stop.is_set() and not reader.at_eof():
+            writer.write(b"1\r\na\r\n")
             try:
-                reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
-            except OSError:
-                await asyncio.sleep(0.2)
+                await asyncio.wait_for(reader.read(1024), 1.0)
+            except TimeoutError:
                 continue
-            self.open += 1
-            try:
-                writer.write(f"POST {self.path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
-                             "Transfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n".encode())
-                while not self.stop.is_set() and not reader.at_eof():
-                    writer.write(b"1\r\na\r\n")
-                    try:
-                        if await asyncio.wait_for(reader.read(1024), 1.0) == b"":
-                            break
-                        break  # an answer (408/503): the server is done with it
-                    except TimeoutError:
-                        continue
-            except (OSError, asyncio.CancelledError):
-                pass
-            finally:
-                self.open -= 1
-                writer.close()
+            return  # closed, or an answer (408/503): the server is done with it

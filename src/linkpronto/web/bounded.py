@@ -126,10 +126,13 @@ class BoundedHttpTools(HttpToolsProtocol):
             count = sum(1 for c in self.connections if not _closing(c))
         self._in_reserve = count >= limits.max_connections
         if count >= limits.max_connections + limits.reserve and not self._evict_one():
-            if limits.reserved_for is not None and self._limbo_count() < limits.reserve:
+            if limits.reserved_for is not None and (self._limbo_count() < limits.reserve
+                                                    or self._evict_oldest_limbo()):
                 # Nothing to evict yet (every sender is young): decide at the head, not now. A caller
                 # of a reserved route then sheds the oldest slow sender of an app path (any age);
-                # anything else is refused (503) — at most ``reserve`` connections wait like this.
+                # anything else is refused (503) — at most ``reserve`` connections wait like this,
+                # the oldest giving way to a newcomer (a quick caller's head is read long before
+                # ``reserve`` newer connections arrive; a crowd's silent ones are not).
                 self._limbo = True
                 super().connection_made(transport)
                 self._sending_since = self.loop.time()
@@ -156,7 +159,10 @@ class BoundedHttpTools(HttpToolsProtocol):
             if not isinstance(conn, BoundedHttpTools) or _closing(conn):  # a WebSocket: request arrived whole
                 continue
             since = conn._sending_since
-            if since is not None and conn.cycle is not None and conn.cycle.response_complete:
+            if (since is not None and not conn._in_head and conn.cycle is not None
+                    and conn.cycle.response_complete):
+                # Answered while its body still arrives. (In its head, ``cycle`` is the previous
+                # request's, answered long ago: a keep-alive caller sending its next request.)
                 oldest = conn
                 break
             if since is None or now - since < self.limits.evictable_after_s:
@@ -166,7 +172,7 @@ class BoundedHttpTools(HttpToolsProtocol):
         if oldest is None:
             return False
         _note("evicted", "connection cap: closing the slowest sender to make room")
-        if oldest.cycle is not None and oldest.cycle.response_complete:
+        if not oldest._in_head and oldest.cycle is not None and oldest.cycle.response_complete:
             oldest._cancel_timers()  # already answered: nothing more to say, just close
             oldest.transport.close()
         else:
@@ -174,8 +180,21 @@ class BoundedHttpTools(HttpToolsProtocol):
         oldest.connections.discard(oldest)  # its descriptor goes with the close; count it out now
         return True
 
+    def _evict_oldest_limbo(self) -> bool:
+        waiting = self._limbo_waiting()
+        if not waiting:
+            return False
+        oldest = min(waiting, key=lambda c: c._sending_since or 0.0)
+        _note("evicted", "connection cap: the oldest connection waiting for its head gives way")
+        oldest._reject(RESPONSE_503, "connection cap: %s", 503)
+        oldest.connections.discard(oldest)
+        return True
+
+    def _limbo_waiting(self) -> list[BoundedHttpTools]:
+        return [c for c in self.connections if isinstance(c, BoundedHttpTools) and c._limbo and not _closing(c)]
+
     def _limbo_count(self) -> int:
-        return sum(1 for c in self.connections if isinstance(c, BoundedHttpTools) and c._limbo and not _closing(c))
+        return len(self._limbo_waiting())
 
     def _shed_for_own(self) -> None:
         """A reserved route's caller came in over the budget: close the oldest connection still
