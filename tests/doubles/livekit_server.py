@@ -395,8 +395,10 @@ class LiveKitDouble:
             if held:
                 await self._resume(ws, held[0])
                 return
-            # livekit-server: "trying to reconnect without keep subscribe state but missing from the room"
-            leave = rtc.LeaveRequest(can_reconnect=True, reason=models.DisconnectReason.STATE_MISMATCH,  # type: ignore[arg-type]
+            # livekit-server: "trying to reconnect without keep subscribe state but missing from the room";
+            # v1.13.5 says so with ``action`` alone (the deprecated ``can_reconnect`` stays false) —
+            # checked by the conformance suite
+            leave = rtc.LeaveRequest(reason=models.DisconnectReason.STATE_MISMATCH,  # type: ignore[arg-type]
                                      action=rtc.LeaveRequest.RECONNECT)
             with contextlib.suppress(*_SEND_ERRORS):
                 await ws.send_bytes(rtc.SignalResponse(leave=leave).SerializeToString())

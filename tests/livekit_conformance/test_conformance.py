@@ -18,7 +18,7 @@ import httpx
 import pytest
 import websockets
 from livekit.api import TokenVerifier, WebhookReceiver
-from livekit.protocol import rtc
+from livekit.protocol import models, rtc
 
 from helpers.lp import TEST_KEY, TEST_SECRET
 from livekit_conformance.harness import Target, first_response, join_request_param, signal_url, twirp
@@ -235,3 +235,30 @@ def test_config_with_an_unknown_field_is_refused(target: Target) -> None:
             rc, out = done.returncode, done.stdout + done.stderr
     assert rc != 0
     assert "node_ipp" in out
+
+
+# --- reconnect ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("v1", [False, True], ids=["rtc", "rtc-v1"])
+def test_reconnect_for_a_participant_the_room_does_not_hold_is_told_to_leave_and_rejoin(
+        target: Target, v1: bool) -> None:
+    """livekit-client's resume after a long outage (the phone back from the lift): the server no longer
+    holds that participant, so it answers ``leave`` with ``action: RECONNECT`` (the client then joins
+    anew; v1.13.5 leaves the deprecated ``can_reconnect`` false), never a ``join`` or ``reconnect``
+    answer for a session that is gone."""
+    room = room_name()
+    create_room(target, room)
+
+    async def go() -> rtc.SignalResponse:
+        url = signal_url(target, target.token(room, "phone"), v1=v1, reconnect_sid="PA_gone1234567")
+        async with websockets.connect(url) as ws:
+            while True:
+                res = rtc.SignalResponse()
+                res.ParseFromString(await asyncio.wait_for(ws.recv(), 10))
+                if res.WhichOneof("message") in ("leave", "join", "reconnect"):
+                    return res
+
+    res = asyncio.run(go())
+    assert res.WhichOneof("message") == "leave", res
+    assert res.leave.action == rtc.LeaveRequest.RECONNECT, res.leave
+    assert not res.leave.can_reconnect, res.leave
+    assert res.leave.reason == models.DisconnectReason.STATE_MISMATCH, res.leave
