@@ -73,3 +73,22 @@ def test_media_connected_participants_are_joined_counted_and_receive_video(lk: T
     assert sorted(joined) == ["pat", "pro"], events
     assert "participant_connection_aborted" not in events, events
     assert events[0] == "room_started" and events[-1] == "room_finished", events
+
+
+def test_track_webhooks_follow_the_publishers_media_and_precede_its_leaving(lk: Target) -> None:
+    """The double's ``track_*`` webhooks, checked here: ``track_published`` only after the publisher's
+    ``participant_joined`` (its media up); on leaving, its ``track_unpublished`` before its
+    ``participant_left`` — the order presence reads them in."""
+    room = f"trk-{uuid.uuid4().hex[:6]}"
+    assert twirp(lk, "CreateRoom", {"name": room}).status_code == 200
+    got = result(peer(lk, "pro", "198.18.150.11", room, publish=True, seconds=3))
+    assert got["connected"], (got, lk.log_tail())
+    lk.hooks.wait_for(room, "room_finished", 30)
+    mine = [h.event for h in lk.hooks.hooks if h.json().get("room", {}).get("name") == room
+            and h.json().get("participant", {}).get("identity") == "pro"]
+    assert "track_published" in mine and "track_unpublished" in mine, mine
+    assert mine.index("participant_joined") < mine.index("track_published"), mine
+    assert mine.index("track_unpublished") < mine.index("participant_left"), mine
+    track = next(h.json() for h in lk.hooks.hooks if h.event == "track_published"
+                 and h.json().get("room", {}).get("name") == room)
+    assert track["track"]["type"] == "VIDEO", track  # the published camera, named as the double names it
