@@ -1,3 +1,3 @@
 """linkpronto: consultation links that are proven to work before anyone receives them."""
 
-__version__ = "0.3.1"
+__version__ = "0.3.2"

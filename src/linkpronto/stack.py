@@ -55,7 +55,7 @@ from linkpronto.issuer import LinkIssuer
 from linkpronto.keys import InstanceSecrets
 from linkpronto.links.service import Credentials, LinkService
 from linkpronto.links.store import LinkStore
-from linkpronto.livekit.local import check_livekit_keys
+from linkpronto.livekit.local import advertised_node_ip, check_livekit_keys
 from linkpronto.livekit.reach import LivekitReach
 from linkpronto.livekit.remote import RemoteLivekit, RoomAdmin, ws_base
 from linkpronto.machine import (
@@ -678,11 +678,7 @@ class Stack:
 
     def _ladder_input(self) -> LadderInput:
         lk = self.settings.livekit
-        node_ip = lk.node_ip
-        if not node_ip and lk.mode != "cloud":
-            from linkpronto.platform import lan_address
-
-            node_ip = lan_address()
+        node_ip = advertised_node_ip(self.settings)
         return LadderInput(
             public_url=self.public_url,
             instance_id=self.secrets.instance_id,

@@ -17,10 +17,12 @@ import pytest
 import yaml
 
 from doubles.livekit_server import run_double
+from helpers.tiers import require
 from linkpronto.config import Settings, defaults
 from linkpronto.errors import BinaryNotFound, ConfigInvalid, InsecureLivekitKeys, PortInUse
 from linkpronto.livekit.local import (
     LocalLivekit,
+    advertised_node_ip,
     bind_addresses,
     check_livekit_keys,
     find_livekit_binary,
@@ -156,6 +158,40 @@ def test_node_ip_defaults_to_the_lan_address(tmp_path: Path) -> None:
     lk = LocalLivekit(s, KEY, SECRET, which=lambda _: "/usr/bin/true")
     _, path = lk.prepare()
     assert yaml.safe_load(path.read_text(encoding="utf-8"))["rtc"]["node_ip"] == platform.lan_address()
+
+
+
+@pytest.mark.slow  # runs the real ssh client (ssh -G)
+def test_node_ip_with_ssh_forward_media_is_the_ssh_servers_address(tmp_path: Path) -> None:
+    """The phone's ICE/TCP goes to the VPS (the forward listens there): LiveKit must advertise the
+    VPS's address without the user copying it into livekit.node_ip. The host is what the real
+    ``ssh -G`` says (``HostName`` from ssh_options / ~/.ssh/config applied; nothing is connected)."""
+    import shutil
+
+    from linkpronto import platform
+    from linkpronto.tunnels import ssh
+
+    require(shutil.which("ssh") is not None, "the OpenSSH client (apt-get install openssh-client)")
+    ssh._SERVER_ADDRESSES.clear()
+
+    def node_ip(**tunnel: object) -> str:
+        s = defaults(data_dir=tmp_path, livekit={"port": 7992},
+                     tunnel={"provider": "ssh", "ssh_forward_media": True, **tunnel})
+        _, path = LocalLivekit(s, KEY, SECRET, which=lambda _: "/usr/bin/true").prepare()
+        return str(yaml.safe_load(path.read_text(encoding="utf-8"))["rtc"]["node_ip"])
+
+    assert node_ip(ssh_target="deploy@203.0.113.7") == "203.0.113.7"
+    # an alias whose real address comes from ssh's own configuration (here ssh_options; ~/.ssh/config alike)
+    assert node_ip(ssh_target="deploy@consultas-vps", ssh_options=["-o", "HostName=198.51.100.23"]) == "198.51.100.23"
+    # a loopback ssh server reaches no phone: this machine's LAN address, and the media rung measures
+    assert node_ip(ssh_target="me@127.0.0.1") == platform.lan_address()
+    # without the media forward nothing changes: the LAN address
+    s = defaults(data_dir=tmp_path, livekit={"port": 7993}, tunnel={"provider": "ssh", "ssh_target": "d@203.0.113.7"})
+    assert advertised_node_ip(s) == platform.lan_address()
+    # and livekit.node_ip always wins
+    s = defaults(data_dir=tmp_path, livekit={"node_ip": "192.0.2.44"},
+                 tunnel={"provider": "ssh", "ssh_target": "d@203.0.113.7", "ssh_forward_media": True})
+    assert advertised_node_ip(s) == "192.0.2.44"
 
 
 # --- running the double --------------------------------------------------------------------------

@@ -6,7 +6,8 @@
   :class:`~linkpronto.errors.BinaryNotFound` whose fix is ``linkpronto install livekit``.
 * Config: ``<data_dir>/livekit.yaml`` (owner-only: it holds the secret) with the key pair,
   ``port``, ``rtc.tcp_port``, ``rtc.udp_port`` (one UDP mux port), ``rtc.node_ip`` = this machine's LAN
-  address (``livekit.node_ip`` overrides), ``rtc.use_external_ip: false`` and ``bind_addresses``.
+  address, or with ``ssh_forward_media`` the ssh server's (``livekit.node_ip`` overrides; see
+  :func:`advertised_node_ip`), ``rtc.use_external_ip: false`` and ``bind_addresses``.
   ``bind_addresses`` only concerns the HTTP/WebSocket port (signalling and the Twirp API); the
   ICE/TCP and UDP media ports listen on every interface and advertise ``node_ip``. So the
   signalling port binds ``127.0.0.1`` whenever a tunnel carries signalling (the gateway proxies
@@ -169,6 +170,22 @@ def forwards_media(settings: Settings) -> bool:
     return bool(t.ssh_forward_media) and t.provider in ("ssh", "auto")
 
 
+def advertised_node_ip(settings: Settings) -> str:
+    """``rtc.node_ip``, the address LiveKit hands devices for media: ``livekit.node_ip`` when set;
+    with ``ssh_forward_media`` the ssh server's own address (where the ICE/TCP forward listens —
+    no more copying the VPS's address by hand); else this machine's LAN address. LiveKit Cloud
+    advertises its own: only ``livekit.node_ip`` (normally empty) then."""
+    if settings.livekit.node_ip or settings.livekit.mode == "cloud":
+        return settings.livekit.node_ip
+    if forwards_media(settings):
+        from linkpronto.tunnels.ssh import server_address
+
+        found = server_address(settings.tunnel)
+        if found:
+            return found
+    return platform.lan_address()
+
+
 def render_config(settings: Settings, api_key: str, api_secret: str, node_ip: str) -> dict[str, Any]:
     lk = settings.livekit
     return {
@@ -311,7 +328,7 @@ class LocalLivekit(Observable):
         check_livekit_keys(self._api_key, self._api_secret, self.settings.tunnel.provider)
         if binary is None:
             binary = find_livekit_binary(self.settings, self.data_dir, self._which)
-        node_ip = self.settings.livekit.node_ip or platform.lan_address()
+        node_ip = advertised_node_ip(self.settings)
         config = render_config(self.settings, self._api_key, self._api_secret, node_ip)
         return binary, write_config(self.config_path, config)
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from linkpronto import schema
 from linkpronto.i18n import Lang
+from linkpronto.livekit.local import advertised_node_ip
 from linkpronto.media.result import PathFacts
 from linkpronto.media.rung import MediaKeeper, MediaRung, RungConfig, probe_url
 
@@ -20,11 +21,7 @@ def rung_config(stack: Stack, public_url: str) -> RungConfig:
     lk = stack.settings.livekit
     tunnel = stack.tunnel
     forwards = bool(tunnel.facts.forwards_media) if tunnel is not None else False
-    node_ip = lk.node_ip
-    if not node_ip and lk.mode != "cloud":
-        from linkpronto.platform import lan_address
-
-        node_ip = lan_address()
+    node_ip = advertised_node_ip(stack.settings)
     fallback = stack._assess_media(node_ip)
     api_url = stack.livekit_local_url or lk.url
     return RungConfig(
