@@ -3,7 +3,8 @@
 Run it inside a test namespace (``ip netns exec <ns> python rtc_peer.py ...``) so its media stays
 inside. It connects, optionally publishes a generated video (a moving gradient), counts the video
 frames it receives from others, holds for ``--seconds``, disconnects, and prints one JSON line:
-``{"connected": true, "identity": ..., "frames": N, "remote": [...]}`` (``connected`` false + ``error``
+``{"connected": true, "identity": ..., "sid": ..., "frames": N, "remote": [...], "reconnecting": N,
+"reconnected": N}`` (the SDK's own resumes) (``connected`` false + ``error``
 when the connection failed). Right after connecting it prints ``{"event": "connected"}`` (a test can
 act while it holds). ``--join BASE LINK_TOKEN`` joins as a patient first: POST ``BASE/_linkpronto/api/join``
 and use the grant's URL and token (``--url``/``--token`` are then not needed).
@@ -38,12 +39,23 @@ async def main(url: str, token: str, seconds: float, publish: bool, connect_time
         if track.kind == rtc.TrackKind.KIND_VIDEO:
             tasks.append(asyncio.ensure_future(count(track)))
 
+    resumes = {"reconnecting": 0, "reconnected": 0}
+
+    @room.on("reconnecting")
+    def on_reconnecting() -> None:
+        resumes["reconnecting"] += 1
+
+    @room.on("reconnected")
+    def on_reconnected() -> None:
+        resumes["reconnected"] += 1
+
     try:
         await asyncio.wait_for(room.connect(url, token, rtc.RoomOptions(auto_subscribe=True)), connect_timeout)
     except Exception as exc:
         return {"connected": False, "error": f"{type(exc).__name__}: {exc}"}
     print(json.dumps({"event": "connected"}), flush=True)
     identity = room.local_participant.identity
+    sid = room.local_participant.sid
     pusher = None
     if publish:
         source = rtc.VideoSource(W, H)
@@ -67,7 +79,8 @@ async def main(url: str, token: str, seconds: float, publish: bool, connect_time
     for t in tasks:
         t.cancel()
     await room.disconnect()
-    return {"connected": True, "identity": identity, "frames": frames, "remote": sorted(remote)}
+    return {"connected": True, "identity": identity, "frames": frames, "remote": sorted(remote),
+            "sid": sid, **resumes}
 
 
 if __name__ == "__main__":

@@ -92,3 +92,37 @@ def test_track_webhooks_follow_the_publishers_media_and_precede_its_leaving(lk: 
     track = next(h.json() for h in lk.hooks.hooks if h.event == "track_published"
                  and h.json().get("room", {}).get("name") == room)
     assert track["track"]["type"] == "VIDEO", track  # the published camera, named as the double names it
+
+
+def test_a_dropped_signalling_connection_is_resumed_not_a_departure(lk: Target) -> None:
+    """The phone's WebSocket dies (a lift, a Wi-Fi hand-over) while its media is up: livekit-server
+    keeps the participant for a resume — same sid, no ``participant_left``, no second
+    ``participant_joined`` — and the SDK resumes. The double models this with ``--resume-window``
+    (``presence/test_double_webhooks.py``); presence must not say "left" for a blip."""
+    from urllib.parse import urlsplit
+
+    room = f"res-{uuid.uuid4().hex[:6]}"
+    assert twirp(lk, "CreateRoom", {"name": room}).status_code == 200
+    pro = peer(lk, "pro", "198.18.150.11", room, publish=True, seconds=14)
+    pat = peer(lk, "pat", "198.18.150.12", room, publish=False, seconds=12)
+    assert pat.stdout is not None
+    assert '"connected"' in pat.stdout.readline()  # {"event": "connected"}
+    time.sleep(2)
+    port = urlsplit(lk.url).port
+    host = lk.topo.hosts["pat"]
+    killed = host.run(["ss", "-K", "dst", urlsplit(lk.url).hostname, "dport", "=", str(port)], timeout=10)
+    assert killed.returncode == 0 and "ESTAB" in killed.stdout, killed  # its signalling socket, aborted
+    time.sleep(1)
+    listed = twirp(lk, "ListParticipants", {"room": room}).json().get("participants", [])
+    got_pat, got_pro = result(pat), result(pro)
+    assert got_pat["connected"], (got_pat, lk.log_tail())
+    assert int(got_pat["reconnected"]) >= 1, got_pat  # the SDK resumed
+    assert int(got_pat["frames"]) > 0, got_pat
+    assert got_pat["sid"] in [p["sid"] for p in listed if p["identity"] == "pat"], listed  # held meanwhile
+    lk.hooks.wait_for(room, "room_finished", 30)
+    mine = [h.event for h in lk.hooks.hooks if h.json().get("room", {}).get("name") == room
+            and h.json().get("participant", {}).get("identity") == "pat"]
+    assert mine == ["participant_joined", "participant_left"], mine  # one session, one departure at the end
+    sids = {h.json()["participant"]["sid"] for h in lk.hooks.hooks if h.json().get("room", {}).get("name") == room
+            and h.json().get("participant", {}).get("identity") == "pat"}
+    assert sids == {got_pat["sid"]}, sids

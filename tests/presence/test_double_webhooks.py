@@ -187,3 +187,31 @@ async def test_presence_ends_the_call_when_the_double_drops_a_leave(tmp_path: Pa
             ["dropped", "dropped"]
         assert _presence_after(got[:-1]) == ("in_call", None)  # no leave arrived: still in the call
         assert _presence_after(got) == ("ended", None)  # the room's end closes it
+
+
+async def test_double_resumes_a_dropped_signalling_connection_like_the_real_server(tmp_path: Path) -> None:
+    """``--resume-window``: as livekit-server does (``livekit_real/test_active_participants.py``), an
+    active participant whose WebSocket drops is held; a reconnect with its sid resumes it (same sid,
+    a ``reconnect`` answer, no ``participant_left``); one never back leaves when the window ends."""
+    with run_receiver() as receiver:
+        args = [*_config(tmp_path, [receiver.url], departure=0.3), "--resume-window", "1.5"]
+        with run_double({}, extra_args=args) as double:
+            token = tokens.join_token(TEST_KEY, TEST_SECRET, room="consulta-res", identity="p-0101", name="Lia",
+                                      ttl=timedelta(minutes=5))
+            base = f"{double.ws_url}/rtc?access_token={token}&lp_active=1"
+            async with websockets.connect(base) as ws:
+                sid = rtc.SignalResponse.FromString(await ws.recv()).join.participant.sid  # type: ignore[arg-type]
+            # dropped (no leave request): held, not gone
+            await asyncio.sleep(0.5)
+            assert [p["sid"] for p in double.state()["participants"]] == [sid]
+            async with websockets.connect(f"{base}&reconnect=1&sid={sid}") as ws:
+                res = rtc.SignalResponse.FromString(await ws.recv())  # type: ignore[arg-type]
+                assert res.WhichOneof("message") == "reconnect", res
+                await asyncio.sleep(0.2)
+            # dropped again and never back: leaves once the window is over
+            got = await asyncio.to_thread(receiver.wait_for, lambda rs: any(b"room_finished" in r.body for r in rs))
+            assert _kinds(got) == ["room_started", "participant_joined", "participant_left", "room_finished"]
+            assert {json.loads(r.body)["participant"]["sid"] for r in got[1:3]} == {sid}
+            left_at = int(json.loads(got[2].body)["createdAt"])
+            joined_at = int(json.loads(got[1].body)["createdAt"])
+            assert left_at - joined_at >= 1  # held for the window, not dropped at once
