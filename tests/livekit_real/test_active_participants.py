@@ -118,6 +118,7 @@ def test_a_dropped_signalling_connection_is_resumed_not_a_departure(lk: Target) 
     assert got_pat["connected"], (got_pat, lk.log_tail())
     assert int(got_pat["reconnected"]) >= 1, got_pat  # the SDK resumed
     assert int(got_pat["frames"]) > 0, got_pat
+    assert got_pro["connected"] and int(got_pro["reconnected"]) == 0, got_pro  # the other side never noticed
     assert got_pat["sid"] in [p["sid"] for p in listed if p["identity"] == "pat"], listed  # held meanwhile
     lk.hooks.wait_for(room, "room_finished", 30)
     mine = [h.event for h in lk.hooks.hooks if h.json().get("room", {}).get("name") == room
