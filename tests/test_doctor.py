@@ -129,3 +129,18 @@ def test_doctor_never_says_all_good_below_a_warning(tmp_path: Path) -> None:
                          env=e, cwd=tmp_path, capture_output=True, text=True, timeout=60)
     last = res.stdout.strip().splitlines()[-1]
     assert "All good." not in res.stdout and ("warning" in last or "problems" in last), res.stdout
+
+
+def test_doctor_says_where_forwarded_video_goes(tmp_path: Path) -> None:
+    """``ssh_forward_media``: the address LiveKit will advertise (the ssh server's, as the real ``ssh -G``
+    names it), or a warning with the fix when there is none a phone could reach."""
+    ports = dict(LINKPRONTO_SERVER_ADMIN_PORT="17981", LINKPRONTO_SERVER_PUBLIC_PORT="17982",
+                 LINKPRONTO_LIVEKIT_PORT="17983", LINKPRONTO_LIVEKIT_TCP_PORT="17984",
+                 LINKPRONTO_LIVEKIT_UDP_PORT="17985", LINKPRONTO_TUNNEL_PROVIDER="ssh",
+                 LINKPRONTO_TUNNEL_SSH_FORWARD_MEDIA="true")
+    _, report = run_doctor(tmp_path, tmp_path, LINKPRONTO_TUNNEL_SSH_TARGET="deploy@203.0.113.7", **ports)
+    found = {c["name"]: c for c in report["checks"]}["media.node_ip"]
+    assert found["level"] == "ok" and "203.0.113.7" in found["message"] and "17984" in found["message"], found
+    _, report = run_doctor(tmp_path, tmp_path, LINKPRONTO_TUNNEL_SSH_TARGET="me@127.0.0.1", **ports)
+    found = {c["name"]: c for c in report["checks"]}["media.node_ip"]
+    assert found["level"] == "warn" and "livekit.node_ip" in found["fix"], found

@@ -220,11 +220,42 @@ def check_tunnel(settings: Settings) -> list[Finding]:
                 Text("Use --tunnel cloudflared (HTTPS sem conta) ou ngrok.", "Use --tunnel cloudflared (HTTPS, no account) or ngrok."),
             )
         )
+    out += _media_forward(settings)
     from linkpronto.tunnels import tradeoffs
 
     for name, line in tradeoffs().items():
         out.append(Finding(f"tunnel.option.{name}", "info", Text(f"{name}: {line.pt}", f"{name}: {line.en}")))
     return out
+
+
+def _media_forward(settings: Settings) -> list[Finding]:
+    """With ``ssh_forward_media``: the address LiveKit will hand phones for video (the ssh server's)."""
+    from linkpronto.livekit.local import forwards_media
+
+    if not forwards_media(settings) or settings.livekit.mode != "local" or not settings.tunnel.ssh_target:
+        return []
+    if settings.livekit.node_ip:
+        ip = settings.livekit.node_ip
+        return [Finding("media.node_ip", "info", Text(f"O vídeo vai para {ip} (livekit.node_ip).",
+                                                      f"Video goes to {ip} (livekit.node_ip)."))]
+    from linkpronto.tunnels.ssh import server_address
+
+    found = server_address(settings.tunnel)
+    if found:
+        return [Finding("media.node_ip", "ok", Text(
+            f"O vídeo vai para {found}, o endereço do servidor ssh: a porta {settings.livekit.tcp_port} "
+            "precisa estar aberta nele (GatewayPorts yes).",
+            f"Video goes to {found}, the ssh server's address: port {settings.livekit.tcp_port} must be open "
+            "there (GatewayPorts yes)."))]
+    return [Finding(
+        "media.node_ip", "warn",
+        Text(f"Não foi possível saber um endereço público de {settings.tunnel.ssh_target}: celulares de fora "
+             "não terão vídeo.",
+             f"Could not tell a public address of {settings.tunnel.ssh_target}: phones elsewhere will get no "
+             "video."),
+        Text("Coloque o endereço público do servidor em livekit.node_ip (ex.: node_ip = \"203.0.113.7\").",
+             "Put the server's public address in livekit.node_ip (e.g. node_ip = \"203.0.113.7\")."),
+    )]
 
 
 def check_assets() -> list[Finding]:
