@@ -33,7 +33,8 @@ from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from linkpronto.web.assets import STATIC_DIR, STATIC_URL_PREFIX, vendor_ready
+from linkpronto.paths import STATIC as STATIC_URL_PREFIX
+from linkpronto.web.assets import STATIC_DIR, vendor_ready
 from linkpronto.web.pages import patient_html
 
 CHROMIUM = "/usr/bin/chromium"

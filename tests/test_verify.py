@@ -83,8 +83,8 @@ class World:
                 return self.probe(url.params["nonce"])
             if url.path == paths.LIVEKIT + "/rtc/validate":
                 return httpx.Response(self.public_validate_status, text="validate")
-            if url.path.startswith(assets.STATIC_URL_PREFIX + "/"):
-                name = url.path[len(assets.STATIC_URL_PREFIX) + 1:]
+            if url.path.startswith(paths.STATIC + "/"):
+                name = url.path[len(paths.STATIC) + 1:]
                 return self.files.get(name, httpx.Response(200, headers={"content-length": "10"}))
             return self.page
         return httpx.Response(599, text=f"unexpected {request.method} {url}")

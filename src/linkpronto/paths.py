@@ -13,6 +13,10 @@ OWN_PREFIXES = (PREFIX + "/", WELL_KNOWN + "/")
 PROBE = "/.well-known/linkpronto/probe"  # = WELL_KNOWN + "/probe", spelled whole as CONTRACT.md does
 HEALTHZ = PREFIX + "/healthz"
 STATIC = PREFIX + "/static"
+#: The vendored livekit-client's file name (in ``node_modules/livekit-client/dist/`` and ``static/vendor/``).
+LIVEKIT_BUNDLE = "livekit-client.umd.js"
+#: What the patient page loads from :data:`STATIC` (the verification ladder checks each).
+PATIENT_FILES = ("app.css", "patient.js", "i18n.js", "livekit.js", "vendor/" + LIVEKIT_BUNDLE)
 JOIN = PREFIX + "/api/join"
 DEVICE_CHECK = PREFIX + "/api/device-check"
 RUNTIME_CONFIG = PREFIX + "/api/runtime-config"

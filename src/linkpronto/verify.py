@@ -400,14 +400,14 @@ class Ladder:
         budget = CHECK_TIMEOUT_S if own_page else max(CHECK_TIMEOUT_S, inp.app_budget_s)
 
         async def go() -> Outcome:
-            from linkpronto.web.assets import LIVEKIT_BUNDLE, vendor_ready
+            from linkpronto.web.assets import vendor_ready
 
             if not inp.public_url:
                 return False, NO_URL, FIX_NO_URL
             if own_page and not vendor_ready():
                 return False, Text(
-                    f"{errors.AssetsMissing.code}: {LIVEKIT_BUNDLE} não está instalado nesta cópia do linkpronto",
-                    f"{errors.AssetsMissing.code}: {LIVEKIT_BUNDLE} is not installed in this copy of linkpronto",
+                    f"{errors.AssetsMissing.code}: {paths.LIVEKIT_BUNDLE} não está instalado nesta cópia do linkpronto",
+                    f"{errors.AssetsMissing.code}: {paths.LIVEKIT_BUNDLE} is not installed in this copy of linkpronto",
                 ), FIX_ASSETS
             path = inp.link_path.replace("{token}", paths.PROBE_TOKEN)
             # A browser User-Agent, so a tunnel that shows browsers a warning page shows it to us too.
@@ -444,11 +444,9 @@ class Ladder:
         return _timed("link_route", go, budget)
 
     async def _missing_files(self, public_url: str) -> list[str]:
-        from linkpronto.web.assets import PATIENT_FILES, STATIC_URL_PREFIX
-
         async def one(name: str) -> str | None:
             res = await self.client.head(
-                f"{public_url}{STATIC_URL_PREFIX}/{name}",
+                f"{public_url}{paths.STATIC}/{name}",
                 headers={"User-Agent": BROWSER_UA, **SKIP_WARNING},
                 timeout=CHECK_TIMEOUT_S,
             )
@@ -456,5 +454,5 @@ class Ladder:
                 return f"{name} answered HTTP {res.status_code}"
             return None
 
-        found = await asyncio.gather(*(one(n) for n in PATIENT_FILES))
+        found = await asyncio.gather(*(one(n) for n in paths.PATIENT_FILES))
         return [m for m in found if m is not None]

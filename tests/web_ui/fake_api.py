@@ -41,7 +41,8 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ValidationError
 
 from linkpronto import schema
-from linkpronto.web.assets import STATIC_DIR, STATIC_URL_PREFIX
+from linkpronto.paths import STATIC as STATIC_URL_PREFIX
+from linkpronto.web.assets import STATIC_DIR
 from linkpronto.web.common import request_lang
 from linkpronto.web.pages import call_html, dashboard_html, patient_html
 

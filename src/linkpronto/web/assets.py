@@ -19,16 +19,12 @@ import sys
 from pathlib import Path
 
 from linkpronto.errors import AssetsMissing as AssetsMissing  # re-exported: it lives in the one error tree
+from linkpronto.paths import LIVEKIT_BUNDLE as LIVEKIT_BUNDLE  # re-exported: the names live in paths
+from linkpronto.paths import PATIENT_FILES as PATIENT_FILES
 
 STATIC_DIR: Path = Path(__file__).resolve().parent / "static"
 VENDOR_DIR: Path = STATIC_DIR / "vendor"
-LIVEKIT_BUNDLE = "livekit-client.umd.js"
-"""File name inside ``node_modules/livekit-client/dist/`` and inside ``static/vendor/``."""
 VERSION_FILE = "livekit-client.VERSION"
-STATIC_URL_PREFIX = "/_linkpronto/static"
-"""Where the web apps mount :data:`STATIC_DIR` (both listeners)."""
-PATIENT_FILES = ("app.css", "patient.js", "i18n.js", "livekit.js", "vendor/" + LIVEKIT_BUNDLE)
-"""What the patient page loads from :data:`STATIC_URL_PREFIX` (the verification ladder checks each)."""
 
 
 def vendor_ready() -> bool:

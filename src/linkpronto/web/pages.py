@@ -16,7 +16,8 @@ import json
 from typing import Literal
 
 from linkpronto.i18n import Lang, normalize_lang
-from linkpronto.web.assets import STATIC_DIR, STATIC_URL_PREFIX
+from linkpronto.paths import STATIC as STATIC_URL_PREFIX
+from linkpronto.web.assets import STATIC_DIR
 
 PatientState = Literal["ok", "not_found", "expired", "revoked", "exhausted"]
 DEVICE_TEST_TYPE = "teste-de-dispositivo"
