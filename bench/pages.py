@@ -33,7 +33,7 @@ from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from linkpronto.paths import STATIC as STATIC_URL_PREFIX
+from linkpronto.paths import STATIC
 from linkpronto.web.assets import STATIC_DIR, vendor_ready
 from linkpronto.web.pages import patient_html
 
@@ -57,7 +57,7 @@ def _local_server() -> tuple[str, uvicorn.Server, threading.Thread]:
     app = Starlette(routes=[
         Route("/c/{token}", page),
         Route("/_linkpronto/api/runtime-config", config),
-        Mount(STATIC_URL_PREFIX, StaticFiles(directory=STATIC_DIR)),
+        Mount(STATIC, StaticFiles(directory=STATIC_DIR)),
     ])
     app.add_middleware(GZipMiddleware, minimum_size=500)
     sock = socket.socket()

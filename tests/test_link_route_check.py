@@ -24,6 +24,7 @@ import pytest
 from doubles.livekit_server import RunningDouble
 from helpers.lp import LP, run_lp, settings_for
 from helpers.net import free_port
+from linkpronto import paths
 from linkpronto.web import assets
 
 pytestmark = pytest.mark.slow
@@ -107,8 +108,8 @@ async def test_own_page_without_livekit_client_is_never_ready(
         assert doc["state"] != "ready"
         # Once the file is there (reinstalled), the same stack becomes ready by itself.
         (static / "vendor").mkdir()
-        shutil.copyfile(Path(assets.__file__).parent / "static" / "vendor" / assets.LIVEKIT_BUNDLE,
-                        static / "vendor" / assets.LIVEKIT_BUNDLE)
+        shutil.copyfile(Path(assets.__file__).parent / "static" / "vendor" / paths.LIVEKIT_BUNDLE,
+                        static / "vendor" / paths.LIVEKIT_BUNDLE)
         monkeypatch.setattr(assets, "VENDOR_DIR", static / "vendor")
         lp.stack.poke()
         await lp.wait_state("ready", timeout=20)

@@ -261,12 +261,12 @@ async def test_own_page_missing_its_marker_is_link_route_failed(world: World) ->
     "broken", [httpx.Response(404), httpx.Response(200, headers={"content-length": "0"})], ids=["404", "empty"]
 )
 async def test_a_file_the_page_loads_missing_is_assets_missing(world: World, broken: httpx.Response) -> None:
-    world.files["vendor/" + assets.LIVEKIT_BUNDLE] = broken
+    world.files["vendor/" + paths.LIVEKIT_BUNDLE] = broken
     check = (await run(world, _input(world.public)))["link_route"]
     assert not check.ok and check.detail.en.startswith("ASSETS_MISSING: vendor/livekit-client.umd.js")
     assert check.fix == errors.AssetsMissing.ladder_fix
     heads = {r.url.path.rsplit("/static/", 1)[1] for r in world.seen if r.method == "HEAD"}
-    assert heads == set(assets.PATIENT_FILES)
+    assert heads == set(paths.PATIENT_FILES)
 
 
 async def test_bundle_not_installed_here_is_assets_missing_before_any_request(

@@ -160,7 +160,6 @@ def test_node_ip_defaults_to_the_lan_address(tmp_path: Path) -> None:
     assert yaml.safe_load(path.read_text(encoding="utf-8"))["rtc"]["node_ip"] == platform.lan_address()
 
 
-
 @pytest.mark.slow  # runs the real ssh client (ssh -G)
 def test_node_ip_with_ssh_forward_media_is_the_ssh_servers_address(tmp_path: Path) -> None:
     """The phone's ICE/TCP goes to the VPS (the forward listens there): LiveKit must advertise the
@@ -172,7 +171,7 @@ def test_node_ip_with_ssh_forward_media_is_the_ssh_servers_address(tmp_path: Pat
     from linkpronto.tunnels import ssh
 
     require(shutil.which("ssh") is not None, "the OpenSSH client (apt-get install openssh-client)")
-    ssh._SERVER_ADDRESSES.clear()
+    ssh._server_address.cache_clear()
 
     def node_ip(**tunnel: object) -> str:
         s = defaults(data_dir=tmp_path, livekit={"port": 7992},

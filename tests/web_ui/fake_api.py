@@ -41,7 +41,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ValidationError
 
 from linkpronto import schema
-from linkpronto.paths import STATIC as STATIC_URL_PREFIX
+from linkpronto.paths import STATIC
 from linkpronto.web.assets import STATIC_DIR
 from linkpronto.web.common import request_lang
 from linkpronto.web.pages import call_html, dashboard_html, patient_html
@@ -421,7 +421,7 @@ def admin_app(stack: FakeStack) -> FastAPI:
     async def drop_in_wrong_method() -> Response:
         return JSONResponse({"success": False, "error": "Use POST."}, 405, headers={"Allow": "POST"})
 
-    app.mount(STATIC_URL_PREFIX, StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount(STATIC, StaticFiles(directory=STATIC_DIR), name="static")
     return app
 
 
@@ -501,7 +501,7 @@ def public_app(stack: FakeStack) -> FastAPI:
     async def validate() -> Response:
         return Response("fake: no LiveKit behind this endpoint", status_code=503)
 
-    app.mount(STATIC_URL_PREFIX, StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount(STATIC, StaticFiles(directory=STATIC_DIR), name="static")
     return app
 
 

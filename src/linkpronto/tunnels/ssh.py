@@ -41,6 +41,7 @@ ssh never sees HTTP, so no request path (and no link token) can reach its log.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import shutil
@@ -532,33 +533,33 @@ def unmet_requirements(t: TunnelSettings, which: Callable[[str], str | None] = s
     return out
 
 
-def server_address(t: TunnelSettings, which: Callable[[str], str | None] = shutil.which,
-                   timeout_s: float = 5.0) -> str | None:
+def server_address(t: TunnelSettings, which: Callable[[str], str | None] = shutil.which) -> str | None:
     """The ssh server's IPv4 address, for LiveKit's ``rtc.node_ip`` under ``ssh_forward_media``.
 
     The phone's ICE/TCP goes to that address (the forward ends there), so LiveKit must advertise it.
     The host is what ``ssh -G`` says it is (``HostName`` from ``~/.ssh/config`` or ``ssh_options``
     applied — no connection is made), resolved by this machine. None when it cannot be told, or is
     a loopback address (no phone reaches that): the caller falls back and the media rung measures.
+    Asked once per target (LiveKit's config is written once): the ladder, asking at every run, gets
+    the address LiveKit advertises and never waits on ssh or DNS on the serving loop again.
     """
+    if not t.ssh_target:
+        return None
+    return _server_address(t.ssh_target, tuple(t.ssh_options), which("ssh"))
+
+
+@functools.cache
+def _server_address(ssh_target: str, options: tuple[str, ...], binary: str | None) -> str | None:
     import ipaddress
     import socket
     import subprocess
 
-    if not t.ssh_target:
-        return None
-    key = (t.ssh_target, tuple(t.ssh_options))
-    if key in _SERVER_ADDRESSES:
-        # Asked once (LiveKit's config is written once): the ladder, asking at every run, gets the
-        # address LiveKit advertises, and never waits on ssh or DNS on the serving loop again.
-        return _SERVER_ADDRESSES[key]
-    target = SshTarget.parse(t.ssh_target)
+    target = SshTarget.parse(ssh_target)
     host = target.host
-    binary = which("ssh")
     if binary:
-        argv = [binary, "-G", *t.ssh_options, *(["-p", str(target.port)] if target.port else []), target.destination]
+        argv = [binary, "-G", *options, *(["-p", str(target.port)] if target.port else []), target.destination]
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False,
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=5.0, check=False,
                                   stdin=subprocess.DEVNULL)
         except (OSError, subprocess.TimeoutExpired):
             done = None
@@ -577,9 +578,4 @@ def server_address(t: TunnelSettings, which: Callable[[str], str | None] = shuti
             log.warning("ssh_forward_media: could not resolve %s; set livekit.node_ip to the server's address", host)
             infos = []
         address = ipaddress.ip_address(infos[0][4][0]) if infos else None
-    found = str(address) if address is not None and not address.is_loopback and address.version == 4 else None
-    _SERVER_ADDRESSES[key] = found
-    return found
-
-
-_SERVER_ADDRESSES: dict[tuple[str, tuple[str, ...]], str | None] = {}
+    return str(address) if address is not None and not address.is_loopback and address.version == 4 else None

@@ -19,8 +19,7 @@ import sys
 from pathlib import Path
 
 from linkpronto.errors import AssetsMissing as AssetsMissing  # re-exported: it lives in the one error tree
-from linkpronto.paths import LIVEKIT_BUNDLE as LIVEKIT_BUNDLE  # re-exported: the names live in paths
-from linkpronto.paths import PATIENT_FILES as PATIENT_FILES
+from linkpronto.paths import LIVEKIT_BUNDLE
 
 STATIC_DIR: Path = Path(__file__).resolve().parent / "static"
 VENDOR_DIR: Path = STATIC_DIR / "vendor"

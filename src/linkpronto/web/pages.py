@@ -16,7 +16,7 @@ import json
 from typing import Literal
 
 from linkpronto.i18n import Lang, normalize_lang
-from linkpronto.paths import STATIC as STATIC_URL_PREFIX
+from linkpronto.paths import STATIC
 from linkpronto.web.assets import STATIC_DIR
 
 PatientState = Literal["ok", "not_found", "expired", "revoked", "exhausted"]
@@ -65,7 +65,7 @@ def _json_for_script(value: object) -> str:
 
 
 def _asset(name: str) -> str:
-    return f"{STATIC_URL_PREFIX}/{name}"
+    return f"{STATIC}/{name}"
 
 
 def _document(
